@@ -1,0 +1,1 @@
+"""SyncDesk's Qt-free core: domain model, connectors, storage, reconciliation, actions, audit."""

@@ -1,0 +1,290 @@
+"""Canonical domain model: what SyncDesk knows about a customer, independent of any vendor.
+
+Connectors map vendor payloads (Stripe, Tryton, Zendesk) onto these types; reconciliation,
+the timeline and actions work only with them. Money is always ``Decimal`` in major units
+with an upper-case ISO currency code; times are timezone-aware UTC ``datetime``.
+
+The cross-system key is the billing customer id (``cus_...``): the ERP party carries it in
+its ``code``, the support organization in its ``external_id``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+
+class System(enum.StrEnum):
+    BILLING = "billing"
+    ERP = "erp"
+    SUPPORT = "support"
+
+
+class Team(enum.StrEnum):
+    FINANCE = "finance"
+    SUPPORT = "support"
+
+
+class Severity(enum.StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class SubscriptionStatus(enum.StrEnum):
+    TRIALING = "trialing"
+    ACTIVE = "active"
+    PAST_DUE = "past_due"
+    UNPAID = "unpaid"
+    PAUSED = "paused"
+    INCOMPLETE = "incomplete"
+    INCOMPLETE_EXPIRED = "incomplete_expired"
+    CANCELED = "canceled"
+
+    @property
+    def is_active(self) -> bool:
+        """Active for entitlement purposes: the customer is (still) being served."""
+        return self in (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
+class InvoiceStatus(enum.StrEnum):
+    """Canonical invoice state; billing uses draft/open/paid/void/uncollectible, the ERP
+    draft/validated/posted/paid/cancelled."""
+
+    DRAFT = "draft"
+    OPEN = "open"
+    VALIDATED = "validated"
+    POSTED = "posted"
+    PAID = "paid"
+    VOID = "void"
+    UNCOLLECTIBLE = "uncollectible"
+    CANCELLED = "cancelled"
+
+
+class Tier(enum.StrEnum):
+    STANDARD = "standard"
+    PREMIUM = "premium"
+    ENTERPRISE = "enterprise"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalRef:
+    """One record in one system: e.g. ``ExternalRef(System.ERP, "party.party", "42")``."""
+
+    system: System
+    kind: str
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.system.value}:{self.kind}:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError(f"Money.amount must be Decimal, got {type(self.amount).__name__}")
+        if len(self.currency) != 3 or not self.currency.isalpha():
+            raise ValueError(f"not an ISO currency code: {self.currency!r}")
+        object.__setattr__(self, "currency", self.currency.upper())
+
+    def __str__(self) -> str:
+        return f"{self.amount:,.2f} {self.currency}"
+
+
+@dataclass(slots=True)
+class Customer:
+    """One customer as one system sees it. ``customer_id`` is the billing customer id when
+    the record is linked (``None`` for an unlinked ERP party or support organization)."""
+
+    ref: ExternalRef
+    customer_id: str | None
+    name: str
+    email: str | None = None
+    tax_id: str | None = None
+    country: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    """A sellable recurring price (billing price / ERP product)."""
+
+    ref: ExternalRef
+    key: str  # lookup key shared by billing and ERP (e.g. "pro_monthly")
+    name: str
+    unit_price: Money | None = None
+    interval: str | None = None  # "month" / "year"
+    tier: Tier | None = None
+
+
+@dataclass(slots=True)
+class Subscription:
+    ref: ExternalRef
+    customer_id: str | None
+    status: SubscriptionStatus
+    plan_key: str | None
+    quantity: int
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    created: datetime | None = None
+    canceled_at: datetime | None = None
+    trial_end: datetime | None = None
+    billing_subscription_id: str | None = None  # on the ERP copy: its reference
+
+
+@dataclass(slots=True)
+class InvoiceLine:
+    description: str
+    plan_key: str | None
+    quantity: Decimal
+    amount: Money
+
+
+@dataclass(slots=True)
+class Invoice:
+    ref: ExternalRef
+    customer_id: str | None
+    status: InvoiceStatus
+    total: Money
+    number: str | None = None
+    billing_invoice_id: str | None = None  # the ERP copy's reference; equals ref.id in billing
+    subscription_id: str | None = None
+    created: datetime | None = None
+    finalized_at: datetime | None = None
+    posted_at: datetime | None = None
+    paid_at: datetime | None = None
+    voided_at: datetime | None = None
+    invoice_date: date | None = None
+    lines: list[InvoiceLine] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Payment:
+    """Settlement of an invoice, as billing reports it and as the ERP records it."""
+
+    ref: ExternalRef
+    invoice_id: str
+    amount: Money
+    paid_at: datetime
+
+
+@dataclass(slots=True)
+class Entitlement:
+    """The support organization's view of what the customer is entitled to."""
+
+    ref: ExternalRef
+    customer_id: str | None
+    tier: Tier | None
+    sla_policy: str | None = None
+    ends_on: date | None = None
+    updated: datetime | None = None
+
+
+@dataclass(slots=True)
+class SupportCase:
+    ref: ExternalRef
+    customer_id: str | None
+    subject: str
+    status: str
+    priority: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+    solved_at: datetime | None = None
+
+
+class EventKind(enum.StrEnum):
+    CUSTOMER_CREATED = "customer.created"
+    SUBSCRIPTION_CREATED = "subscription.created"
+    SUBSCRIPTION_UPDATED = "subscription.updated"
+    SUBSCRIPTION_CANCELED = "subscription.canceled"
+    INVOICE_FINALIZED = "invoice.finalized"
+    INVOICE_PAID = "invoice.paid"
+    INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
+    INVOICE_VOIDED = "invoice.voided"
+    PARTY_CREATED = "party.created"
+    ERP_INVOICE_CREATED = "erp_invoice.created"
+    ERP_INVOICE_POSTED = "erp_invoice.posted"
+    ERP_INVOICE_PAID = "erp_invoice.paid"
+    ERP_SUBSCRIPTION_CHANGED = "erp_subscription.changed"
+    ORGANIZATION_CREATED = "organization.created"
+    TIER_CHANGED = "organization.tier_changed"
+    TICKET_OPENED = "ticket.opened"
+    TICKET_SOLVED = "ticket.solved"
+
+
+@dataclass(slots=True)
+class LifecycleEvent:
+    """One fact on a customer's timeline."""
+
+    at: datetime
+    system: System
+    kind: EventKind
+    customer_id: str | None
+    ref: ExternalRef
+    summary: str
+    correlation_key: str | None = None  # events with the same key belong together (e.g. "invoice:in_X")
+    exception_ids: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Side:
+    """The value(s) one system holds for a disagreement."""
+
+    system: System
+    ref: ExternalRef | None
+    values: dict[str, object]
+
+
+@dataclass(slots=True)
+class SyncException:
+    """One disagreement between systems, with an owner and the fixes it allows.
+
+    ``id`` is stable across refreshes: ``"<rule>:<key>"`` where the key names the objects
+    involved, so the same disagreement keeps its id, first-seen time and history.
+    """
+
+    id: str
+    rule: str
+    severity: Severity
+    owner: Team
+    customer_id: str | None
+    object_id: str
+    summary: str
+    sides: list[Side]
+    first_seen: datetime
+    last_seen: datetime
+    fix_actions: tuple[str, ...] = ()
+    closed_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    def age(self, now: datetime) -> float:
+        """Age in seconds at ``now``."""
+        return max(0.0, (now - self.first_seen).total_seconds())
+
+
+#: Rule catalogue (DESIGN.md "Mismatch rules"): rule id -> (owner team, fix actions).
+RULES: dict[str, tuple[Team, tuple[str, ...]]] = {
+    "customer.unmapped_erp": (Team.FINANCE, ("create", "link")),
+    "customer.unmapped_support": (Team.SUPPORT, ("create", "link")),
+    "customer.master_drift": (Team.FINANCE, ("push",)),
+    "invoice.missing_in_erp": (Team.FINANCE, ("retry",)),
+    "invoice.amount_mismatch": (Team.FINANCE, ("correct", "accept")),
+    "invoice.duplicate_in_erp": (Team.FINANCE, ("cancel", "flag")),
+    "invoice.payment_state": (Team.FINANCE, ("record", "flag")),
+    "invoice.orphan_in_erp": (Team.FINANCE, ("flag",)),
+    "subscription.terms_mismatch": (Team.FINANCE, ("push", "accept")),
+    "entitlement.missing": (Team.SUPPORT, ("push",)),
+    "entitlement.tier_mismatch": (Team.SUPPORT, ("push", "accept")),
+    "entitlement.orphan": (Team.SUPPORT, ("revoke", "accept")),
+}
