@@ -42,7 +42,7 @@ ErrorRenderer = Callable[[int, str, float | None], Response]
 CONTROL_PREFIX = "/_demo/"
 
 
-class DroppedConnection(Exception):  # noqa: N818 - it is an event, not an error of ours
+class DroppedConnection(Exception):
     """Raised inside the ASGI app after the response started: the server closes the socket."""
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 # --------------------------------------------------------------------------------------
 # Billing (Stripe-compatible)
@@ -239,7 +239,7 @@ class ErpStore:
     """Generic tables ``tables[model][id] -> record dict``. Ids are allocated per model,
     ascending from 1; ``indexes`` give O(1) lookups on the fields SyncDesk searches by."""
 
-    INDEXED: dict[str, tuple[str, ...]] = {
+    INDEXED: ClassVar[dict[str, tuple[str, ...]]] = {
         "party.party": ("code",),
         "account.invoice": ("reference", "party"),
         "sale.subscription": ("reference", "party"),

@@ -1,0 +1,187 @@
+"""Connection profiles: one TOML file, one table per profile and system.
+
+    [profiles.demo.billing]
+    kind = "stripe"
+    url = "http://127.0.0.1:8001"
+    api_key = "sk_test_..."
+
+    [profiles.demo.erp]
+    kind = "tryton"
+    url = "http://127.0.0.1:8002"
+    database = "syncdesk_demo"
+    login = "admin"
+    password = "..."
+
+    [profiles.demo.support]
+    kind = "zendesk"
+    url = "http://127.0.0.1:8003"
+    email = "agent@example.com"
+    api_token = "..."
+
+Any credential (``api_key``, ``password``, ``api_token``) may instead be given as
+``<key>_env = "VAR"`` (read from the environment at load time). Secrets are held in
+:class:`Secret`, whose ``repr``/``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from services.domain import System
+
+KINDS: dict[System, str] = {System.BILLING: "stripe", System.ERP: "tryton", System.SUPPORT: "zendesk"}
+SECRET_KEYS: dict[str, tuple[str, ...]] = {"stripe": ("api_key",), "tryton": ("password",),
+                                           "zendesk": ("api_token",)}
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "stripe": ("url",),
+    "tryton": ("url", "database", "login"),
+    "zendesk": ("url", "email"),
+}
+
+
+class ConfigError(Exception):
+    """The configuration file or a profile in it is missing or malformed."""
+
+
+class Secret:
+    """A credential that never shows itself in logs, reprs or exceptions."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass
+class SystemConnection:
+    system: System
+    kind: str
+    url: str
+    settings: dict[str, str] = field(default_factory=dict)  # non-secret keys (database, login, email...)
+    secrets: dict[str, Secret] = field(default_factory=dict)
+
+    def secret(self, key: str) -> str:
+        try:
+            return self.secrets[key].reveal()
+        except KeyError:
+            raise ConfigError(f"{self.system.value}: credential {key!r} is not configured") from None
+
+
+@dataclass
+class Profile:
+    name: str
+    connections: dict[System, SystemConnection]
+
+    def all_secrets(self) -> list[str]:
+        return [s.reveal() for c in self.connections.values() for s in c.secrets.values()]
+
+
+def _parse_connection(profile: str, system: System, table: dict[str, Any],
+                      environ: dict[str, str]) -> SystemConnection:
+    where = f"profile {profile!r}, {system.value}"
+    kind = table.get("kind")
+    if kind != KINDS[system]:
+        raise ConfigError(f"{where}: kind must be {KINDS[system]!r}, got {kind!r}")
+    for key in REQUIRED_KEYS[kind]:
+        if not isinstance(table.get(key), str) or not table[key].strip():
+            raise ConfigError(f"{where}: missing {key!r}")
+    url = str(table["url"]).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}: url must start with http:// or https://")
+    settings: dict[str, str] = {}
+    secrets: dict[str, Secret] = {}
+    for key, value in table.items():
+        if key in ("kind", "url"):
+            continue
+        if key.endswith("_env"):
+            base = key[: -len("_env")]
+            if base not in SECRET_KEYS[kind]:
+                raise ConfigError(f"{where}: {key!r} names no credential")
+            if not isinstance(value, str) or value not in environ:
+                raise ConfigError(f"{where}: environment variable {value!r} for {base!r} is not set")
+            secrets[base] = Secret(environ[value])
+        elif key in SECRET_KEYS[kind]:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}: {key!r} must be a string")
+            secrets[key] = Secret(value)
+        else:
+            settings[key] = str(value)
+    return SystemConnection(system, kind, url, settings, secrets)
+
+
+def parse_profiles(data: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Profile]:
+    env = dict(os.environ) if environ is None else environ
+    profiles = data.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise ConfigError("no [profiles.<name>.<system>] tables found")
+    out: dict[str, Profile] = {}
+    for name, systems in profiles.items():
+        if not isinstance(systems, dict):
+            raise ConfigError(f"profile {name!r} must be a table")
+        conns: dict[System, SystemConnection] = {}
+        for sys_name, table in systems.items():
+            try:
+                system = System(sys_name)
+            except ValueError:
+                raise ConfigError(f"profile {name!r}: unknown system {sys_name!r}") from None
+            if not isinstance(table, dict):
+                raise ConfigError(f"profile {name!r}: {sys_name} must be a table")
+            conns[system] = _parse_connection(name, system, table, env)
+        out[name] = Profile(name, conns)
+    return out
+
+
+def load_profiles(path: Path, environ: dict[str, str] | None = None) -> dict[str, Profile]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_profiles(data, environ)
+
+
+def load_profile(path: Path, name: str, environ: dict[str, str] | None = None) -> Profile:
+    profiles = load_profiles(path, environ)
+    if name not in profiles:
+        raise ConfigError(f"{path}: no profile {name!r} (have: {', '.join(sorted(profiles))})")
+    return profiles[name]
+
+
+def profile_to_toml(profile: Profile) -> dict[str, Any]:
+    tables: dict[str, Any] = {}
+    for system, conn in profile.connections.items():
+        table: dict[str, Any] = {"kind": conn.kind, "url": conn.url}
+        table.update(conn.settings)
+        table.update({k: v.reveal() for k, v in conn.secrets.items()})
+        tables[system.value] = table
+    return {"profiles": {profile.name: tables}}
+
+
+def write_profile(path: Path, profile: Profile) -> None:
+    """Write ``profile`` as the only profile of a TOML file, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(tomli_w.dumps(profile_to_toml(profile)), encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    tmp.replace(path)

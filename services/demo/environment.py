@@ -1,0 +1,143 @@
+"""The built-in demo environment: a generated company served by three local servers.
+
+``DemoEnvironment`` wires the dataset generator to the Stripe-, Tryton- and Zendesk-
+compatible apps, each behind its own :class:`FaultInjector`, and runs them either in the
+caller's event loop (``serve``: the ``demo-server`` command) or in a background thread
+(``start``/``stop``: the console and the tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+from starlette.types import ASGIApp
+
+from services.config import Profile, Secret, SystemConnection
+from services.demo import stripe_server, tryton_server, zendesk_server
+from services.demo.dataset import generate
+from services.demo.faults import FaultConfig, FaultInjector
+from services.demo.serving import ServedApp, ThreadedServers, bind_socket, serve_all
+from services.demo.store import DemoDataset
+from services.domain import System
+
+log = logging.getLogger(__name__)
+
+#: Default request-rate limits of the demo servers (requests per second; None = unlimited).
+#: Billing mirrors Stripe's test mode (25/s); support Zendesk's Enterprise plan (700/min).
+DEFAULT_RATE_LIMITS: dict[System, float | None] = {
+    System.BILLING: 25.0,
+    System.ERP: None,
+    System.SUPPORT: 700 / 60,
+}
+
+
+@dataclass
+class DemoOptions:
+    customers: int = 250
+    seed: int = 1
+    anchor: int | None = None
+    mismatch_rate: float | None = None
+    base_port: int = 0  # 0: free ports; else billing=base, erp=base+1, support=base+2
+    faults: dict[System, FaultConfig] = field(default_factory=dict)
+
+
+class DemoEnvironment:
+    def __init__(self, options: DemoOptions | None = None, dataset: DemoDataset | None = None) -> None:
+        self.options = options or DemoOptions()
+        o = self.options
+        self.dataset = dataset or generate(o.customers, o.seed, anchor=o.anchor, mismatch_rate=o.mismatch_rate)
+        self.injectors: dict[System, FaultInjector] = {}
+        for i, system in enumerate(System):
+            cfg = o.faults.get(system) or FaultConfig(rate_limit=DEFAULT_RATE_LIMITS[system])
+            self.injectors[system] = FaultInjector(system.value, cfg, seed=o.seed * 31 + i)
+        creds = self.dataset.credentials
+        self.apps: dict[System, ASGIApp] = {
+            System.BILLING: stripe_server.create_app(self.dataset.billing, self.injectors[System.BILLING],
+                                                     creds.stripe_api_key),
+            System.ERP: tryton_server.create_app(self.dataset.erp, self.injectors[System.ERP]),
+            System.SUPPORT: zendesk_server.create_app(self.dataset.support, self.injectors[System.SUPPORT]),
+        }
+        self._threaded: ThreadedServers | None = None
+        self._served: list[ServedApp] | None = None
+
+    def _ports(self) -> dict[str, int]:
+        base = self.options.base_port
+        return {s.value: (base + i if base else 0) for i, s in enumerate(System)}
+
+    # -- running ----------------------------------------------------------------------
+    def start(self) -> DemoEnvironment:
+        """Serve from a background thread (returns once all three answer)."""
+        self._threaded = ThreadedServers({s.value: app for s, app in self.apps.items()}, self._ports())
+        self._threaded.start()
+        return self
+
+    def stop(self) -> None:
+        if self._threaded is not None:
+            self._threaded.stop()
+            self._threaded = None
+
+    def __enter__(self) -> DemoEnvironment:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def prepare_foreground(self) -> list[ServedApp]:
+        """Bind the sockets for :meth:`serve` (so URLs are known before serving)."""
+        ports = self._ports()
+        self._served = [ServedApp(s.value, app, bind_socket(ports[s.value])) for s, app in self.apps.items()]
+        return self._served
+
+    async def serve(self, started: asyncio.Event | None = None) -> None:
+        """Serve in the running loop until :meth:`request_exit`."""
+        if self._served is None:
+            self.prepare_foreground()
+        assert self._served is not None
+        await serve_all(self._served, started)
+
+    def request_exit(self) -> None:
+        for a in self._served or []:
+            a.server.should_exit = True
+
+    # -- addresses and credentials -------------------------------------------------------
+    @property
+    def urls(self) -> dict[System, str]:
+        if self._threaded is not None:
+            return {System(n): u for n, u in self._threaded.urls.items()}
+        if self._served is not None:
+            return {System(a.name): a.url for a in self._served}
+        raise RuntimeError("demo environment is not running")
+
+    def profile(self, name: str = "demo") -> Profile:
+        urls = self.urls
+        c = self.dataset.credentials
+        return Profile(name, {
+            System.BILLING: SystemConnection(System.BILLING, "stripe", urls[System.BILLING], {},
+                                             {"api_key": Secret(c.stripe_api_key)}),
+            System.ERP: SystemConnection(System.ERP, "tryton", urls[System.ERP],
+                                         {"database": c.tryton_database, "login": c.tryton_login},
+                                         {"password": Secret(c.tryton_password)}),
+            System.SUPPORT: SystemConnection(System.SUPPORT, "zendesk", urls[System.SUPPORT],
+                                             {"email": c.zendesk_email},
+                                             {"api_token": Secret(c.zendesk_token)}),
+        })
+
+
+async def wait_until_answering(urls: dict[System, str], within: float = 10.0) -> None:
+    """Poll each server's control endpoint until it answers (or raise TimeoutError)."""
+    deadline = asyncio.get_running_loop().time() + within
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for system, url in urls.items():
+            while True:
+                try:
+                    r = await client.get(f"{url}/_demo/faults")
+                    if r.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    raise TimeoutError(f"the demo {system.value} server does not answer at {url}")
+                await asyncio.sleep(0.05)

@@ -1,0 +1,41 @@
+"""Where SyncDesk keeps its local files: ``SYNCDESK_HOME`` or the platform's user data folder.
+
+Layout inside the home folder::
+
+    config.toml        connection profiles (see services.config)
+    syncdesk.db        local snapshot and audit log (SQLite by default)
+    logs/syncdesk.log  rotating log file (never contains secrets)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "SyncDesk"
+ENV_VAR = "SYNCDESK_HOME"
+
+
+def syncdesk_home(create: bool = True) -> Path:
+    """The home folder: ``$SYNCDESK_HOME`` when set (``~`` expanded), else the user data dir."""
+    raw = os.environ.get(ENV_VAR, "").strip()
+    home = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    if create:
+        home.mkdir(parents=True, exist_ok=True)
+    return home.resolve() if home.exists() else home
+
+
+def config_path() -> Path:
+    return syncdesk_home() / "config.toml"
+
+
+def database_path() -> Path:
+    return syncdesk_home() / "syncdesk.db"
+
+
+def logs_dir() -> Path:
+    d = syncdesk_home() / "logs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

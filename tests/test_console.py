@@ -1,0 +1,72 @@
+"""The console window (pytest-qt, offscreen) and the full bootstrap through `screenshot`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QLabel
+from pytestqt.qtbot import QtBot
+
+from services.config import Profile, Secret, SystemConnection
+from services.domain import System
+from services.health import Health, HealthResult
+from views.main_window import MainWindow
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.gui
+
+
+def _profile(name: str) -> Profile:
+    return Profile(name, {System.BILLING: SystemConnection(System.BILLING, "stripe", "http://127.0.0.1:9",
+                                                            {}, {"api_key": Secret("sk_test_x")})})
+
+
+def test_health_lights_and_systems_table(qtbot: QtBot, tmp_path: Path) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window.set_profile(_profile("p"))
+    window.on_health("billing", HealthResult(Health.OK, "answering (HTTP 200)", 12.0))
+    window.on_health("erp", HealthResult(Health.DOWN, "unreachable: ConnectError"))
+    assert window.lights[System.BILLING].state is Health.OK
+    assert "unreachable" in window.lights[System.ERP].toolTip()
+    table = window.systems_page.table
+    assert table.item(0, 2).text() == "http://127.0.0.1:9"
+    assert table.item(1, 3).text() == "down"
+    assert table.item(2, 2).text() == "not configured"
+    assert window.grab().save(str(tmp_path / "main.png"))
+
+
+def test_external_text_is_plain(qtbot: QtBot) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.set_source("<b>x</b> & <i>y</i>")
+    label: QLabel = window.source_label
+    assert label.textFormat().name == "PlainText"
+    assert label.text() == "<b>x</b> & <i>y</i>"
+
+
+def test_keyboard_navigation_between_pages(qtbot: QtBot) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    for i, _title in enumerate(window.PAGES):
+        window.nav.setCurrentRow(i)
+        assert window.stack.currentIndex() == i
+
+
+def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) -> None:
+    out = tmp_path / "shots"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SYNCDESK_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "main.py", "screenshot", "--demo", "--customers", "40", "--out",
+                             str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == ["audit-log.png", "customers.png", "exceptions.png", "systems.png"]
+    assert all((out / p).stat().st_size > 2000 for p in pngs)
+    log = (tmp_path / "home" / "logs" / "syncdesk.log").read_text()
+    assert "sk_test" not in log and "demo-admin-password" not in log
