@@ -1,0 +1,133 @@
+"""Exceptions over time: each reconciliation's findings merged into the stored history.
+
+- a finding seen before keeps its id and first-seen time; ``last_seen`` moves on;
+- an open exception that a run no longer finds is closed (``closed_at``) — but only when its
+  rule actually ran, so an unreachable system never closes anything;
+- a closed exception that comes back is reopened with a new first-seen time; its earlier
+  occurrences stay in its history.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from services.domain import ExternalRef, Severity, Side, SyncException, System, Team
+from services.reconcile import ReconcileResult
+from services.storage import EXC, Storage
+
+
+@dataclass
+class TrackResult:
+    opened: list[str] = field(default_factory=list)
+    reopened: list[str] = field(default_factory=list)
+    still_open: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, ExternalRef):
+        return str(value)
+    return str(value)
+
+
+def _encode_payload(exc: SyncException, history: list[list[str | None]]) -> str:
+    return json.dumps({
+        "sides": [{"system": s.system.value, "ref": str(s.ref) if s.ref else None, "values": s.values}
+                  for s in exc.sides],
+        "fix_actions": list(exc.fix_actions),
+        "history": history,
+    }, default=_json_default, ensure_ascii=False)
+
+
+def _parse_ref(text: str | None) -> ExternalRef | None:
+    if not text:
+        return None
+    system, kind, ident = text.split(":", 2)
+    return ExternalRef(System(system), kind, ident)
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    return dt.replace(tzinfo=UTC) if dt is not None and dt.tzinfo is None else dt
+
+
+def _from_row(row: Any) -> SyncException:
+    payload = json.loads(row.payload)
+    first_seen = _aware(row.first_seen)
+    last_seen = _aware(row.last_seen)
+    assert first_seen is not None and last_seen is not None
+    return SyncException(
+        id=row.id, rule=row.rule, severity=Severity(row.severity), owner=Team(row.owner),
+        customer_id=row.customer_id, object_id=row.object_id, summary=row.summary,
+        sides=[Side(System(s["system"]), _parse_ref(s["ref"]), s["values"]) for s in payload["sides"]],
+        first_seen=first_seen, last_seen=last_seen,
+        fix_actions=tuple(payload.get("fix_actions", ())), closed_at=_aware(row.closed_at))
+
+
+class ExceptionTracker:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def update(self, result: ReconcileResult) -> TrackResult:
+        """Merge one run into the history, in one transaction."""
+        now = result.checked_at
+        found = {e.id: e for e in result.exceptions}
+        out = TrackResult()
+        with self.storage.engine.begin() as conn:
+            existing = {row.id: row for row in conn.execute(select(EXC))}
+            for exc_id, exc in found.items():
+                row = existing.get(exc_id)
+                if row is None:
+                    conn.execute(insert(EXC).values(
+                        id=exc.id, rule=exc.rule, severity=exc.severity.value, owner=exc.owner.value,
+                        customer_id=exc.customer_id, object_id=exc.object_id, summary=exc.summary,
+                        payload=_encode_payload(exc, []), first_seen=now, last_seen=now, closed_at=None))
+                    out.opened.append(exc_id)
+                    continue
+                history = json.loads(row.payload).get("history", [])
+                values: dict[str, Any] = {"severity": exc.severity.value, "summary": exc.summary,
+                                          "customer_id": exc.customer_id, "last_seen": now}
+                if row.closed_at is not None:
+                    history.append([_iso(row.first_seen), _iso(row.closed_at)])
+                    values.update(first_seen=now, closed_at=None)
+                    out.reopened.append(exc_id)
+                else:
+                    out.still_open.append(exc_id)
+                values["payload"] = _encode_payload(exc, history)
+                conn.execute(EXC.update().where(EXC.c.id == exc_id).values(**values))
+            for exc_id, row in existing.items():
+                if row.closed_at is None and exc_id not in found and row.rule in result.evaluated_rules:
+                    conn.execute(EXC.update().where(EXC.c.id == exc_id).values(closed_at=now))
+                    out.closed.append(exc_id)
+        return out
+
+    def open_exceptions(self) -> list[SyncException]:
+        with self.storage.engine.connect() as conn:
+            rows = conn.execute(select(EXC).where(EXC.c.closed_at.is_(None)).order_by(EXC.c.first_seen, EXC.c.id))
+            return [_from_row(r) for r in rows]
+
+    def all_exceptions(self) -> list[SyncException]:
+        with self.storage.engine.connect() as conn:
+            return [_from_row(r) for r in conn.execute(select(EXC).order_by(EXC.c.first_seen, EXC.c.id))]
+
+    def history(self, exc_id: str) -> list[tuple[datetime, datetime | None]]:
+        with self.storage.engine.connect() as conn:
+            row = conn.execute(select(EXC).where(EXC.c.id == exc_id)).first()
+        if row is None:
+            return []
+        past = [(datetime.fromisoformat(a), datetime.fromisoformat(b) if b else None)
+                for a, b in json.loads(row.payload).get("history", [])]
+        first_seen = _aware(row.first_seen)
+        assert first_seen is not None
+        return [*past, (first_seen, _aware(row.closed_at))]
+
+
+def _iso(dt: datetime | None) -> str | None:
+    aware = _aware(dt)
+    return aware.isoformat() if aware else None

@@ -1,0 +1,428 @@
+"""The reconciliation engine: every rule of DESIGN.md's catalogue over one snapshot.
+
+Pure and in-memory: indexes are built once per run (dict joins, no per-customer queries), so
+100,000 customers reconcile in seconds; call it from a worker thread. The definitions match
+``services/demo/dataset.py`` (the demo's ground truth) exactly:
+
+- active subscription = status trialing / active / past_due; finalized billing invoice =
+  open / paid / void / uncollectible; a "live" ERP invoice = any state but cancelled;
+- a customer unmapped in the ERP (or support) gets only the ``unmapped`` exception: the rules
+  that need the missing side are not evaluated for it (one root cause, one exception);
+- grace periods (``ReconcileConfig``) keep in-flight synchronization from being an error.
+
+Rules run only when the systems they compare have data (``available``); the tracker closes
+only exceptions of rules that ran, so an outage never "resolves" anything.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from services.domain import (
+    RULES,
+    Customer,
+    Entitlement,
+    Invoice,
+    InvoiceStatus,
+    Severity,
+    Side,
+    Subscription,
+    SyncException,
+    System,
+    Tier,
+)
+from services.sysdata import SystemData
+
+FINALIZED = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE})
+TIER_RANK = {Tier.STANDARD: 1, Tier.PREMIUM: 2, Tier.ENTERPRISE: 3}
+
+#: which systems each rule compares
+RULE_SYSTEMS: dict[str, frozenset[System]] = {
+    "customer.unmapped_erp": frozenset({System.BILLING, System.ERP}),
+    "customer.unmapped_support": frozenset({System.BILLING, System.SUPPORT}),
+    "customer.master_drift": frozenset({System.BILLING, System.ERP}),
+    "invoice.missing_in_erp": frozenset({System.BILLING, System.ERP}),
+    "invoice.amount_mismatch": frozenset({System.BILLING, System.ERP}),
+    "invoice.duplicate_in_erp": frozenset({System.BILLING, System.ERP}),
+    "invoice.payment_state": frozenset({System.BILLING, System.ERP}),
+    "invoice.orphan_in_erp": frozenset({System.BILLING, System.ERP}),
+    "subscription.terms_mismatch": frozenset({System.BILLING, System.ERP}),
+    "entitlement.missing": frozenset({System.BILLING, System.SUPPORT}),
+    "entitlement.tier_mismatch": frozenset({System.BILLING, System.SUPPORT}),
+    "entitlement.orphan": frozenset({System.BILLING, System.SUPPORT}),
+}
+
+DEFAULT_SEVERITY: dict[str, Severity] = {
+    "customer.unmapped_erp": Severity.HIGH,
+    "customer.unmapped_support": Severity.MEDIUM,
+    "customer.master_drift": Severity.LOW,
+    "invoice.missing_in_erp": Severity.HIGH,
+    "invoice.amount_mismatch": Severity.CRITICAL,
+    "invoice.duplicate_in_erp": Severity.CRITICAL,
+    "invoice.payment_state": Severity.MEDIUM,
+    "invoice.orphan_in_erp": Severity.MEDIUM,
+    "subscription.terms_mismatch": Severity.MEDIUM,
+    "entitlement.missing": Severity.HIGH,
+    "entitlement.tier_mismatch": Severity.MEDIUM,
+    "entitlement.orphan": Severity.HIGH,
+}
+
+#: System-of-record per field (DESIGN.md); corrections flow from the owner to the copies.
+DEFAULT_OWNERSHIP: dict[str, System] = {
+    "customer.name": System.ERP,
+    "customer.tax_id": System.ERP,
+    "customer.country": System.ERP,
+    "customer.email": System.BILLING,
+    "subscription.terms": System.BILLING,
+    "invoice.content": System.BILLING,
+    "invoice.posting": System.ERP,
+    "invoice.payment": System.BILLING,
+    "entitlement.tier": System.BILLING,
+}
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    invoice_grace: timedelta = timedelta(minutes=15)
+    payment_grace: timedelta = timedelta(minutes=60)
+    #: plan key -> tier; plans not listed use the tier billing reports for the plan
+    plan_tiers: dict[str, Tier] = field(default_factory=dict)
+    ownership: dict[str, System] = field(default_factory=lambda: dict(DEFAULT_OWNERSHIP))
+    severity: dict[str, Severity] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
+    max_candidates: int = 3
+
+
+@dataclass
+class Snapshot:
+    """The three systems' data; a system that has never been fetched is absent."""
+
+    systems: dict[System, SystemData]
+
+    def get(self, system: System) -> SystemData:
+        return self.systems.get(system) or SystemData(system)
+
+
+@dataclass
+class ReconcileResult:
+    exceptions: list[SyncException]
+    evaluated_rules: frozenset[str]
+    skipped_rules: dict[str, str]  # rule -> why it did not run
+    checked_at: datetime
+
+
+# -- normalisation ---------------------------------------------------------------------
+_WS = re.compile(r"\s+")
+_PUNCT = re.compile(r"[^\w\s]")
+_LEGAL = re.compile(r"\b(inc|incorporated|ltd|limited|llc|gmbh|ag|sa|sas|sarl|bv|nv|plc|co|corp|corporation|"
+                    r"company|oy|ab|as|srl|spa)\b")
+
+
+def norm_name(name: str | None) -> str:
+    """For drift: NFC, collapsed whitespace, stripped; case-sensitive."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", name or "")).strip()
+
+
+def norm_tax(tax: str | None) -> str:
+    return re.sub(r"[\s.\-]", "", (tax or "")).upper()
+
+
+def norm_country(country: str | None) -> str:
+    return (country or "").strip().upper()
+
+
+def match_name(name: str | None) -> str:
+    """For candidate matching: case- and accent-insensitive, punctuation and legal forms removed."""
+    text = unicodedata.normalize("NFKD", name or "")
+    text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
+    text = _LEGAL.sub(" ", _PUNCT.sub(" ", text))
+    return _WS.sub(" ", text).strip()
+
+
+def email_domain(email: str | None) -> str:
+    if not email or "@" not in email:
+        return ""
+    return email.rsplit("@", 1)[1].strip().lower()
+
+
+def money_str(amount: Decimal, currency: str) -> str:
+    return f"{amount:.2f} {currency}"
+
+
+# -- the engine --------------------------------------------------------------------------
+class _Run:
+    def __init__(self, snapshot: Snapshot, config: ReconcileConfig, now: datetime) -> None:
+        self.config = config
+        self.now = now
+        self.b = snapshot.get(System.BILLING)
+        self.e = snapshot.get(System.ERP)
+        self.s = snapshot.get(System.SUPPORT)
+        self.out: list[SyncException] = []
+        self._seen: set[str] = set()
+        # indexes: one pass each
+        self.parties_by_code: dict[str, Customer] = {}
+        self.unlinked_parties: list[Customer] = []
+        for party in self.e.customers.values():
+            if party.customer_id:
+                self.parties_by_code.setdefault(party.customer_id, party)
+            else:
+                self.unlinked_parties.append(party)
+        self.orgs_by_ext: dict[str, Customer] = {}
+        self.unlinked_orgs: list[Customer] = []
+        for org in self.s.customers.values():
+            if org.customer_id:
+                self.orgs_by_ext.setdefault(org.customer_id, org)
+            else:
+                self.unlinked_orgs.append(org)
+        self.ent_by_ext: dict[str, Entitlement] = {
+            ent.customer_id: ent for ent in self.s.entitlements.values() if ent.customer_id}
+        self.erp_invoices_by_ref: dict[str, list[Invoice]] = defaultdict(list)
+        for inv in self.e.invoices.values():
+            if inv.status is not InvoiceStatus.CANCELLED and inv.billing_invoice_id:
+                self.erp_invoices_by_ref[inv.billing_invoice_id].append(inv)
+        self.erp_subs_by_ref: dict[str, Subscription] = {}
+        for sub in self.e.subscriptions.values():
+            if sub.billing_subscription_id and sub.status.is_active:
+                self.erp_subs_by_ref.setdefault(sub.billing_subscription_id, sub)
+        self.active_subs: dict[str, list[Subscription]] = defaultdict(list)
+        for sub in self.b.subscriptions.values():
+            if sub.customer_id and sub.status.is_active:
+                self.active_subs[sub.customer_id].append(sub)
+        self.customers_with_invoice: set[str] = {
+            inv.customer_id for inv in self.b.invoices.values() if inv.customer_id and inv.status in FINALIZED}
+        self.plan_tier: dict[str, Tier] = {}
+        for plan in self.b.plans.values():
+            if plan.tier is not None:
+                self.plan_tier[plan.key] = plan.tier
+        self.plan_tier.update(config.plan_tiers)
+
+    # helpers
+    def add(self, rule: str, customer_id: str | None, object_id: str, summary: str, sides: list[Side]) -> None:
+        exc_id = f"{rule}:{object_id}"
+        if exc_id in self._seen:
+            return
+        self._seen.add(exc_id)
+        owner, fixes = RULES[rule]
+        self.out.append(SyncException(
+            id=exc_id, rule=rule, severity=self.config.severity.get(rule, Severity.MEDIUM), owner=owner,
+            customer_id=customer_id, object_id=object_id, summary=summary, sides=sides,
+            first_seen=self.now, last_seen=self.now, fix_actions=fixes))
+
+    def erp_mapped(self, customer_id: str | None) -> bool:
+        return bool(customer_id) and customer_id in self.parties_by_code
+
+    def support_mapped(self, customer_id: str | None) -> bool:
+        return bool(customer_id) and customer_id in self.orgs_by_ext
+
+    def granted_tier(self, customer_id: str) -> Tier | None:
+        tiers = [self.plan_tier.get(s.plan_key or "") for s in self.active_subs.get(customer_id, [])]
+        ranked = [t for t in tiers if t is not None]
+        return max(ranked, key=TIER_RANK.__getitem__) if ranked else None
+
+    # -- customers -------------------------------------------------------------------
+    def candidates(self, customer: Customer, pool: Iterable[Customer]) -> list[dict[str, object]]:
+        tax, domain, name = norm_tax(customer.tax_id), email_domain(customer.email), match_name(customer.name)
+        scored: list[tuple[int, str, dict[str, object]]] = []
+        for cand in pool:
+            reasons = []
+            score = 0
+            if tax and norm_tax(cand.tax_id) == tax:
+                score += 3
+                reasons.append("same tax id")
+            if domain and email_domain(cand.email) == domain:
+                score += 2
+                reasons.append("same email domain")
+            if name and match_name(cand.name) == name:
+                score += 1
+                reasons.append("same name")
+            if score:
+                scored.append((score, cand.ref.id, {"ref": str(cand.ref), "id": cand.ref.id, "name": cand.name,
+                                                    "score": score, "reasons": reasons}))
+        scored.sort(key=lambda t: (-t[0], t[1]))
+        return [c for _, _, c in scored[: self.config.max_candidates]]
+
+    def rule_unmapped_erp(self) -> None:
+        for cid, cust in self.b.customers.items():
+            if self.erp_mapped(cid):
+                continue
+            if cid not in self.active_subs and cid not in self.customers_with_invoice:
+                continue
+            self.add("customer.unmapped_erp", cid, cid, f"{cust.name}: no ERP party carries {cid}", [
+                Side(System.BILLING, cust.ref, {"name": cust.name, "tax_id": cust.tax_id, "email": cust.email,
+                                                "country": cust.country}),
+                Side(System.ERP, None, {"party": None,
+                                        "candidates": self.candidates(cust, self.unlinked_parties)}),
+            ])
+
+    def rule_unmapped_support(self) -> None:
+        for cid in self.active_subs:
+            cust = self.b.customers.get(cid)
+            if cust is None or self.support_mapped(cid):
+                continue
+            self.add("customer.unmapped_support", cid, cid, f"{cust.name}: no support organization carries {cid}", [
+                Side(System.BILLING, cust.ref, {"name": cust.name, "email": cust.email}),
+                Side(System.SUPPORT, None, {"organization": None,
+                                            "candidates": self.candidates(cust, self.unlinked_orgs)}),
+            ])
+
+    def rule_master_drift(self, with_support: bool) -> None:
+        for cid, party in self.parties_by_code.items():
+            cust = self.b.customers.get(cid)
+            if cust is None:
+                continue
+            diffs: dict[str, tuple[object, object]] = {}
+            if norm_name(cust.name) != norm_name(party.name):
+                diffs["name"] = (cust.name, party.name)
+            if norm_tax(cust.tax_id) != norm_tax(party.tax_id):
+                diffs["tax_id"] = (cust.tax_id, party.tax_id)
+            if norm_country(cust.country) != norm_country(party.country):
+                diffs["country"] = (cust.country, party.country)
+            org = self.orgs_by_ext.get(cid) if with_support else None
+            org_differs = org is not None and norm_name(org.name) != norm_name(party.name)
+            if not diffs and not org_differs:
+                continue
+            sides = [
+                Side(System.ERP, party.ref, {"name": party.name, "tax_id": party.tax_id, "country": party.country,
+                                             "owner": True}),
+                Side(System.BILLING, cust.ref, {k: v[0] for k, v in diffs.items()}),
+            ]
+            fields_ = sorted(diffs)
+            if org is not None and org_differs:
+                sides.append(Side(System.SUPPORT, org.ref, {"name": org.name}))
+                fields_.append("support name")
+            self.add("customer.master_drift", cid, cid,
+                     f"{party.name}: {', '.join(fields_)} differ from the ERP (owner)", sides)
+
+    # -- invoices --------------------------------------------------------------------
+    def rule_invoices(self) -> None:
+        grace, pay_grace, now = self.config.invoice_grace, self.config.payment_grace, self.now
+        for iid, inv in self.b.invoices.items():
+            if inv.status not in FINALIZED or not self.erp_mapped(inv.customer_id):
+                continue
+            erp = self.erp_invoices_by_ref.get(iid, [])
+            bside = Side(System.BILLING, inv.ref, {"status": inv.status.value, "total": str(inv.total.amount),
+                                                   "currency": inv.total.currency, "number": inv.number})
+            if not erp:
+                finalized = inv.finalized_at or inv.created
+                if (inv.status is not InvoiceStatus.VOID and inv.total.amount > 0 and finalized is not None
+                        and now - finalized > grace):
+                    self.add("invoice.missing_in_erp", inv.customer_id, iid,
+                             f"{inv.number or iid} ({money_str(inv.total.amount, inv.total.currency)}) "
+                             f"finalized {finalized:%Y-%m-%d %H:%M} UTC has not reached the ERP",
+                             [bside, Side(System.ERP, None, {"invoice": None})])
+                continue
+            if len(erp) > 1:
+                self.add("invoice.duplicate_in_erp", inv.customer_id, iid,
+                         f"{len(erp)} ERP invoices carry {iid}", [bside, *[
+                             Side(System.ERP, e.ref, {"state": e.status.value, "number": e.number,
+                                                      "total": str(e.total.amount)}) for e in erp]])
+                continue
+            e = erp[0]
+            eside = Side(System.ERP, e.ref, {"state": e.status.value, "total": str(e.total.amount),
+                                             "currency": e.total.currency, "number": e.number})
+            if e.total.amount != inv.total.amount or e.total.currency != inv.total.currency:
+                self.add("invoice.amount_mismatch", inv.customer_id, iid,
+                         f"{inv.number or iid}: billing {money_str(inv.total.amount, inv.total.currency)}, "
+                         f"ERP {money_str(e.total.amount, e.total.currency)} ({e.status.value})", [bside, eside])
+            paid_late = (inv.status is InvoiceStatus.PAID and e.status is InvoiceStatus.POSTED
+                         and inv.paid_at is not None and now - inv.paid_at > pay_grace)
+            void_posted = inv.status is InvoiceStatus.VOID and e.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)
+            if paid_late or void_posted:
+                what = ("paid in billing but unpaid in the ERP" if paid_late
+                        else f"void in billing but {e.status.value} in the ERP")
+                self.add("invoice.payment_state", inv.customer_id, iid, f"{inv.number or iid}: {what}",
+                         [bside, eside])
+
+    def rule_orphans(self) -> None:
+        for ref, invoices in self.erp_invoices_by_ref.items():
+            if not ref.startswith("in_") or ref in self.b.invoices:
+                continue
+            e = invoices[0]
+            self.add("invoice.orphan_in_erp", e.customer_id, ref,
+                     f"ERP invoice {e.number or e.ref.id} refers to {ref}, which billing does not have",
+                     [Side(System.ERP, e.ref, {"reference": ref, "state": e.status.value,
+                                               "total": str(e.total.amount), "number": e.number}),
+                      Side(System.BILLING, None, {"invoice": None})])
+
+    # -- subscriptions ---------------------------------------------------------------
+    def rule_terms(self) -> None:
+        for cid, subs in self.active_subs.items():
+            if not self.erp_mapped(cid):
+                continue
+            for sub in subs:
+                esub = self.erp_subs_by_ref.get(sub.ref.id)
+                if esub is None:
+                    continue
+                diffs: dict[str, tuple[object, object]] = {}
+                if sub.plan_key != esub.plan_key:
+                    diffs["plan"] = (sub.plan_key, esub.plan_key)
+                if sub.quantity != esub.quantity:
+                    diffs["quantity"] = (sub.quantity, esub.quantity)
+                bend = sub.current_period_end.astimezone(UTC).date() if sub.current_period_end else None
+                eend = esub.current_period_end.astimezone(UTC).date() if esub.current_period_end else None
+                if bend != eend:
+                    diffs["period_end"] = (bend.isoformat() if bend else None, eend.isoformat() if eend else None)
+                if diffs:
+                    self.add("subscription.terms_mismatch", cid, sub.ref.id,
+                             f"{sub.ref.id}: {', '.join(sorted(diffs))} differ in the ERP",
+                             [Side(System.BILLING, sub.ref, {k: v[0] for k, v in diffs.items()}),
+                              Side(System.ERP, esub.ref, {k: v[1] for k, v in diffs.items()})])
+
+    # -- entitlements ----------------------------------------------------------------
+    def rule_entitlements(self) -> None:
+        for cid in self.active_subs:
+            if not self.support_mapped(cid):
+                continue
+            org = self.orgs_by_ext[cid]
+            ent = self.ent_by_ext.get(cid)
+            granted = self.granted_tier(cid)
+            have = ent.tier if ent else None
+            bside = Side(System.BILLING, None, {"plans": sorted(s.plan_key or "?" for s in self.active_subs[cid]),
+                                                "tier": granted.value if granted else None})
+            sside = Side(System.SUPPORT, org.ref, {"tier": have.value if have else None})
+            if have is None:
+                self.add("entitlement.missing", cid, cid, f"{org.name}: active subscription but no support tier",
+                         [bside, sside])
+            elif granted is not None and have != granted:
+                self.add("entitlement.tier_mismatch", cid, cid,
+                         f"{org.name}: support tier {have.value}, the plan grants {granted.value}", [bside, sside])
+        for cid, ent in self.ent_by_ext.items():
+            if ent.tier is None or cid in self.active_subs:
+                continue
+            orphan_org = self.orgs_by_ext.get(cid)
+            self.add("entitlement.orphan", cid, cid,
+                     f"{orphan_org.name if orphan_org else cid}: support tier {ent.tier.value} "
+                     "without an active subscription",
+                     [Side(System.BILLING, None, {"active_subscription": None}),
+                      Side(System.SUPPORT, ent.ref, {"tier": ent.tier.value})])
+
+
+def reconcile(snapshot: Snapshot, config: ReconcileConfig | None = None,
+              now: datetime | None = None) -> ReconcileResult:
+    """Evaluate every rule whose systems have data; return the open disagreements."""
+    config = config or ReconcileConfig()
+    now = now or datetime.now(UTC)
+    run = _Run(snapshot, config, now)
+    have = set(snapshot.systems)
+    skipped = {rule: f"no data from {', '.join(sorted(s.value for s in needs - have))}"
+               for rule, needs in RULE_SYSTEMS.items() if not needs <= have}
+    ok = lambda rule: rule not in skipped  # noqa: E731
+    if ok("customer.unmapped_erp"):
+        run.rule_unmapped_erp()
+    if ok("customer.unmapped_support"):
+        run.rule_unmapped_support()
+    if ok("customer.master_drift"):
+        run.rule_master_drift(with_support=System.SUPPORT in have)
+    if ok("invoice.missing_in_erp"):
+        run.rule_invoices()
+        run.rule_orphans()
+    if ok("subscription.terms_mismatch"):
+        run.rule_terms()
+    if ok("entitlement.missing"):
+        run.rule_entitlements()
+    return ReconcileResult(run.out, frozenset(r for r in RULE_SYSTEMS if ok(r)), skipped, now)

@@ -1,0 +1,265 @@
+"""Local storage (sqlmodel; SQLite in SYNCDESK_HOME by default, any SQLAlchemy URL).
+
+Tables (schema managed by Alembic, ``services/migrations``):
+
+- ``snapshot_record``: every canonical record fetched, per (system, kind, key), as a JSON
+  array (services.codec);
+- ``system_state``: per system, when it was refreshed, from where, its resume cursor, the
+  last error;
+- ``sync_exception``: every exception ever raised, open or closed, with first/last seen.
+
+A refresh commits whole per system (one transaction) or leaves the previous snapshot as it
+was. Opening a database migrates it to the current schema; an SQLite file is copied to a
+``.bak-<revision>`` file first; a database written by a newer SyncDesk is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, Table, delete, event, func, insert, select
+from sqlmodel import Field, Session, SQLModel, create_engine
+
+from services import codec
+from services.domain import System
+from services.errors import SyncDeskError
+from services.sysdata import KIND_TYPES, Delta, Kind, SystemData
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class StorageError(SyncDeskError):
+    """The local database cannot be opened or written."""
+
+
+class SnapshotRecord(SQLModel, table=True):
+    __tablename__ = "snapshot_record"
+    system: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    customer_id: str | None = Field(default=None, index=True)
+    payload: str
+
+
+class SystemState(SQLModel, table=True):
+    __tablename__ = "system_state"
+    system: str = Field(primary_key=True)
+    source: str = ""
+    refreshed_at: datetime | None = None
+    full_refreshed_at: datetime | None = None
+    cursor: str = "{}"
+    record_count: int = 0
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+
+class ExceptionRow(SQLModel, table=True):
+    __tablename__ = "sync_exception"
+    id: str = Field(primary_key=True)
+    rule: str = Field(index=True)
+    severity: str
+    owner: str
+    customer_id: str | None = Field(default=None, index=True)
+    object_id: str
+    summary: str
+    payload: str  # JSON: sides, fix actions
+    first_seen: datetime
+    last_seen: datetime
+    closed_at: datetime | None = Field(default=None, index=True)
+
+
+REC: Table = SnapshotRecord.__table__  # type: ignore[attr-defined]
+STATE: Table = SystemState.__table__  # type: ignore[attr-defined]
+EXC: Table = ExceptionRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class StateInfo:
+    system: System
+    source: str
+    refreshed_at: datetime | None
+    full_refreshed_at: datetime | None
+    cursor: dict[str, Any]
+    record_count: int
+    last_error: str | None
+    last_error_at: datetime | None
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    """SQLite drops the time zone; every stored time is UTC."""
+    if dt is not None and dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    return dt
+
+
+def _alembic_config(connection: Any) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def database_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Storage:
+    """One database. Methods are synchronous: call them from a worker thread
+    (``asyncio.to_thread``) so the UI thread never waits on disk."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False}
+                                            if url.startswith("sqlite") else {})
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._migrate()
+
+    @classmethod
+    def open_path(cls, path: Path) -> Storage:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(database_url(path))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------
+    def _migrate(self) -> None:
+        script = ScriptDirectory(str(MIGRATIONS))
+        head = script.get_current_head()
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        if current == head:
+            return
+        known = {rev.revision for rev in script.walk_revisions()}
+        if current is not None and current not in known:
+            raise StorageError(f"the database {self._where()} was written by a newer SyncDesk "
+                               f"(schema {current}); refusing to open it")
+        if current is not None:
+            self._backup(current)
+        with self.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+        log.info("database %s migrated %s -> %s", self._where(), current or "(empty)", head)
+
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _backup(self, revision: str) -> None:
+        db = self.engine.url.database
+        if self.engine.url.get_backend_name() == "sqlite" and db and db != ":memory:":
+            target = Path(f"{db}.bak-{revision}")
+            self.engine.dispose()
+            shutil.copy2(db, target)
+            log.info("backed up the database to %s before migrating", target)
+
+    # -- snapshot ---------------------------------------------------------------------
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine) as s:
+            yield s
+
+    def replace_system(self, data: SystemData, cursor: dict[str, Any], source: str, at: datetime) -> None:
+        """A full refresh: the system's records are replaced whole, in one transaction."""
+        rows = [_row(data.system, kind, key, rec) for kind, key, rec in data.items()]
+        with self.engine.begin() as conn:
+            conn.execute(delete(REC).where(REC.c.system == data.system.value))
+            if rows:
+                conn.execute(insert(REC), rows)
+            self._save_state(conn, data.system, source, at, cursor, full=True, count=len(rows))
+
+    def apply_delta(self, system: System, delta: Delta, cursor: dict[str, Any], source: str,
+                    at: datetime) -> None:
+        """An incremental refresh: upserts and deletions, in one transaction."""
+        rows = [_row(system, kind, key, rec) for kind, key, rec in delta.upserts.items()]
+        with self.engine.begin() as conn:
+            for kind, keys in delta.deletions.items():
+                for chunk in _chunks(sorted(keys), 500):
+                    conn.execute(delete(REC).where(
+                        REC.c.system == system.value, REC.c.kind == kind.value,
+                        REC.c.key.in_(chunk)))
+            for row in rows:  # upsert = delete + insert keeps this portable across databases
+                conn.execute(delete(REC).where(
+                    REC.c.system == row["system"], REC.c.kind == row["kind"],
+                    REC.c.key == row["key"]))
+            if rows:
+                conn.execute(insert(REC), rows)
+            count = conn.execute(select(func.count()).select_from(REC).where(
+                REC.c.system == system.value)).scalar_one()
+            self._save_state(conn, system, source, at, cursor, full=False, count=int(count))
+
+    def record_error(self, system: System, message: str, at: datetime) -> None:
+        """Remember a failed refresh without touching the system's records."""
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(STATE.c.system).where(STATE.c.system == system.value)).first()
+            if existing is None:
+                conn.execute(insert(STATE).values(system=system.value, last_error=message,
+                                                        last_error_at=at))
+            else:
+                conn.execute(STATE.update().where(STATE.c.system == system.value)
+                             .values(last_error=message, last_error_at=at))
+
+    def _save_state(self, conn: Any, system: System, source: str, at: datetime, cursor: dict[str, Any],
+                    *, full: bool, count: int) -> None:
+        values: dict[str, Any] = {"source": source, "refreshed_at": at, "cursor": json.dumps(cursor),
+                                  "record_count": count, "last_error": None, "last_error_at": None}
+        if full:
+            values["full_refreshed_at"] = at
+        existing = conn.execute(select(STATE.c.system).where(STATE.c.system == system.value)).first()
+        if existing is None:
+            conn.execute(insert(STATE).values(system=system.value, **values))
+        else:
+            conn.execute(STATE.update().where(STATE.c.system == system.value).values(**values))
+
+    def state(self, system: System) -> StateInfo | None:
+        with self.session() as s:
+            row = s.get(SystemState, system.value)
+            if row is None:
+                return None
+            return StateInfo(system, row.source, _aware(row.refreshed_at), _aware(row.full_refreshed_at),
+                             json.loads(row.cursor or "{}"), row.record_count, row.last_error,
+                             _aware(row.last_error_at))
+
+    def load_system(self, system: System) -> SystemData:
+        data = SystemData(system)
+        with self.engine.connect() as conn:
+            for kind in Kind:
+                result = conn.execute(select(REC.c.key, REC.c.payload).where(
+                    REC.c.system == system.value, REC.c.kind == kind.value))
+                pairs = result.all()
+                if not pairs:
+                    continue
+                records = codec.loads_many(KIND_TYPES[kind], [p for _, p in pairs])
+                data.table(kind).update(zip((k for k, _ in pairs), records, strict=True))
+        return data
+
+
+def _row(system: System, kind: Kind, key: str, record: Any) -> dict[str, Any]:
+    return {"system": system.value, "kind": kind.value, "key": key,
+            "customer_id": getattr(record, "customer_id", None), "payload": codec.dumps(record)}
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
