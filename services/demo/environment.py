@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import httpx
 from starlette.types import ASGIApp
@@ -54,14 +56,23 @@ class DemoEnvironment:
             cfg = o.faults.get(system) or FaultConfig(rate_limit=DEFAULT_RATE_LIMITS[system])
             self.injectors[system] = FaultInjector(system.value, cfg, seed=o.seed * 31 + i)
         creds = self.dataset.credentials
+        # The servers share one virtual clock: the dataset's anchor plus the time elapsed since
+        # start, so a dataset generated "as of" a past moment still behaves as if it were now.
+        self._started = time.monotonic()
         self.apps: dict[System, ASGIApp] = {
             System.BILLING: stripe_server.create_app(self.dataset.billing, self.injectors[System.BILLING],
-                                                     creds.stripe_api_key),
-            System.ERP: tryton_server.create_app(self.dataset.erp, self.injectors[System.ERP]),
-            System.SUPPORT: zendesk_server.create_app(self.dataset.support, self.injectors[System.SUPPORT]),
+                                                     creds.stripe_api_key, clock=lambda: int(self.now().timestamp())),
+            System.ERP: tryton_server.create_app(self.dataset.erp, self.injectors[System.ERP],
+                                                 clock=lambda: self.now().replace(tzinfo=None)),
+            System.SUPPORT: zendesk_server.create_app(self.dataset.support, self.injectors[System.SUPPORT],
+                                                      clock=self.now),
         }
         self._threaded: ThreadedServers | None = None
         self._served: list[ServedApp] | None = None
+
+    def now(self) -> datetime:
+        """The demo's "now" (aware UTC): the anchor plus the time elapsed since creation."""
+        return datetime.fromtimestamp(self.dataset.anchor + (time.monotonic() - self._started), UTC)
 
     def _ports(self) -> dict[str, int]:
         base = self.options.base_port

@@ -1,0 +1,1 @@
+"""Connectors: one per protocol (Stripe billing, Tryton ERP, Zendesk support)."""

@@ -1,0 +1,92 @@
+"""The connector contract: one class per protocol, over one shared ResilientClient.
+
+A connector reads everything reconciliation and the timeline need, validates every answer
+(pydantic models of the vendor's payloads) and maps it onto the canonical model:
+
+- ``full_refresh`` returns a whole :class:`SystemData` and a resume cursor;
+- ``incremental_refresh(cursor, known)`` returns a :class:`Delta` whose cost grows with the
+  number of changes, not with the data size (``known`` is the current snapshot of the
+  system, for lookups such as organization -> customer);
+- ``list_ids`` returns the ids of every record it holds (cheaply where the protocol allows):
+  the periodic id reconciliation that discovers deletions;
+- malformed answers and schema-violating objects raise :class:`ProtocolError` naming the
+  object; nothing is silently coerced.
+
+Mapping conventions the reconciliation engine relies on (``services/reconcile.py``):
+
+- records are keyed by the native id as text; ``ExternalRef(system, kind, id)`` with kind
+  ``customer``/``price``/``subscription``/``invoice``/``event`` (billing),
+  ``party.party``/``product.product``/``sale.subscription``/``account.invoice`` (ERP),
+  ``organization``/``ticket`` (support);
+- ``customer_id`` is always the billing customer id (ERP: party code, support: organization
+  external_id), or ``None`` when the record is not linked;
+- money is ``Money(Decimal major units, "USD")``; times are aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from services.config import SystemConnection
+from services.domain import System
+from services.errors import ProtocolError
+from services.http import HttpPolicy, ResilientClient
+from services.sysdata import Kind, ProgressCallback, RefreshResult, SystemData, no_progress
+
+Clock = Callable[[], datetime]
+M = TypeVar("M", bound=BaseModel)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def from_unix(ts: int | float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class Connector(abc.ABC):
+    system: System
+
+    def __init__(self, conn: SystemConnection, client: ResilientClient, clock: Clock = utc_now) -> None:
+        self.conn = conn
+        self.client = client
+        self.clock = clock
+
+    @classmethod
+    @abc.abstractmethod
+    def create(cls, conn: SystemConnection, *, policy: HttpPolicy | None = None,
+               transport: Any = None, clock: Clock = utc_now) -> Connector:
+        """Build the connector and its ResilientClient from a profile's connection."""
+
+    @abc.abstractmethod
+    async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult: ...
+
+    @abc.abstractmethod
+    async def incremental_refresh(self, cursor: dict[str, Any], known: SystemData,
+                                  progress: ProgressCallback = no_progress) -> RefreshResult: ...
+
+    @abc.abstractmethod
+    async def list_ids(self, progress: ProgressCallback = no_progress) -> dict[Kind, set[str]]: ...
+
+    @property
+    def requests_made(self) -> int:
+        return self.client.stats.requests
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def parse(self, model: type[M], data: Any, what: str) -> M:
+        """Validate one vendor object; a violation is a ProtocolError naming the object."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "(object)"
+            raise ProtocolError(self.system, f"read {what}",
+                                f"{what} does not match the protocol: {where}: {first.get('msg')}") from None
