@@ -4,6 +4,8 @@
     syncdesk demo-server [--customers N] [--seed S] [--port 0] [--write-config FILE] [--fault SYS:KEY=VALUE ...]
     syncdesk demo-manifest [--customers N] [--seed S]
     syncdesk screenshot (--demo | --config FILE --profile NAME) --out DIR
+    syncdesk reconcile (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) [--format ...]
+    syncdesk timeline CUSTOMER_ID (same source options) [--format table|json]
 """
 
 from __future__ import annotations
@@ -93,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
     shot = sub.add_parser("screenshot", help="render the console's main views to PNG files (offscreen)")
     _add_console_options(shot)
     shot.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
+
+    from app.headless import add_source_options
+
+    rec = sub.add_parser("reconcile", help="refresh, reconcile and print the open exceptions")
+    add_source_options(rec)
+    rec.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    rec.add_argument("--output", type=Path, help="write to FILE instead of standard output")
+
+    tl = sub.add_parser("timeline", help="refresh and print one customer's lifecycle timeline")
+    tl.add_argument("customer_id", help="billing customer id (cus_...)")
+    add_source_options(tl)
+    tl.add_argument("--format", choices=("table", "json"), default="table")
+    tl.add_argument("--oldest-first", action="store_true", help="oldest event first (default: newest first)")
+    tl.add_argument("--output", type=Path, help="write to FILE instead of standard output")
 
     manifest = sub.add_parser("demo-manifest", help="print the demo dataset's planted mismatches as JSON")
     _add_dataset_options(manifest)
@@ -186,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*argv, "console"])
     setup_logging(verbose=args.verbose)
-    commands = {"console": cmd_console, "screenshot": cmd_screenshot,
-                "demo-server": cmd_demo_server, "demo-manifest": cmd_demo_manifest}
+    from app.headless import cmd_reconcile, cmd_timeline
+
+    commands = {"console": cmd_console, "screenshot": cmd_screenshot, "reconcile": cmd_reconcile,
+                "timeline": cmd_timeline, "demo-server": cmd_demo_server, "demo-manifest": cmd_demo_manifest}
     return commands[args.command](args)

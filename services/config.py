@@ -19,7 +19,8 @@
     api_token = "..."
 
 Any credential (``api_key``, ``password``, ``api_token``) may instead be given as
-``<key>_env = "VAR"`` (read from the environment at load time). Secrets are held in
+``<key>_env = "VAR"`` (read from the environment at load time), or left out to be read from
+the OS keyring (service ``SyncDesk``, user ``<profile>/<system>/<key>``). Secrets are held in
 :class:`Secret`, whose ``repr``/``str`` never show the value.
 """
 
@@ -126,7 +127,34 @@ def _parse_connection(profile: str, system: System, table: dict[str, Any],
             secrets[key] = Secret(value)
         else:
             settings[key] = str(value)
+    for key in SECRET_KEYS[kind]:
+        if key not in secrets:
+            stored = _keyring_secret(profile, system, key)
+            if stored is not None:
+                secrets[key] = Secret(stored)
     return SystemConnection(system, kind, url, settings, secrets)
+
+
+KEYRING_SERVICE = "SyncDesk"
+
+
+def keyring_username(profile: str, system: System, key: str) -> str:
+    return f"{profile}/{system.value}/{key}"
+
+
+def _keyring_secret(profile: str, system: System, key: str) -> str | None:
+    """A credential left out of the file is looked up in the OS keyring (service "SyncDesk",
+    user "<profile>/<system>/<key>"). No keyring backend (e.g. a headless server) = not found."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+
+        try:
+            return keyring.get_password(KEYRING_SERVICE, keyring_username(profile, system, key))
+        except KeyringError:
+            return None
+    except Exception:  # a broken keyring backend must not stop the console from starting
+        return None
 
 
 def parse_profiles(data: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Profile]:

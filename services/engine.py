@@ -1,0 +1,212 @@
+"""The engine: snapshot + connectors + reconciliation, as one async service.
+
+- ``load()`` reads the local snapshot (in a worker thread) so the console opens at once;
+- ``refresh(mode)`` refreshes every system concurrently; each system commits whole or
+  not at all, a failing system is reported and does not stop the others, cancellation
+  (``task.cancel()``) leaves every system's snapshot as it was or fully updated;
+- ``reconcile()`` evaluates the rules off the event-loop thread and merges the findings
+  into the exception history.
+
+It knows nothing of Qt; the console's adapter turns its progress callbacks into signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import importlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.config import Profile, SystemConnection
+from services.connectors.base import Clock, Connector, utc_now
+from services.domain import SyncException, System
+from services.errors import ConnectorError, SyncDeskError
+from services.exceptions import ExceptionTracker, TrackResult
+from services.http import HttpPolicy
+from services.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
+from services.storage import Storage
+from services.sysdata import Delta, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
+
+log = logging.getLogger(__name__)
+
+CONNECTOR_CLASSES: dict[str, str] = {
+    "stripe": "services.connectors.stripe:StripeConnector",
+    "tryton": "services.connectors.tryton:TrytonConnector",
+    "zendesk": "services.connectors.zendesk:ZendeskConnector",
+}
+
+
+def connector_for(conn: SystemConnection, *, policy: HttpPolicy | None = None, transport: Any = None,
+                  clock: Clock = utc_now) -> Connector:
+    module_name, _, cls_name = CONNECTOR_CLASSES[conn.kind].partition(":")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    connector: Connector = cls.create(conn, policy=policy, transport=transport, clock=clock)
+    return connector
+
+
+class RefreshMode(enum.StrEnum):
+    FULL = "full"
+    INCREMENTAL = "incremental"
+    AUTO = "auto"  # incremental when a cursor exists, else full
+
+
+@dataclass
+class SystemOutcome:
+    system: System
+    ok: bool
+    mode: str = ""
+    records: int = 0
+    changes: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: ConnectorError | SyncDeskError | None = None
+
+    @property
+    def error_text(self) -> str:
+        return str(self.error) if self.error else ""
+
+
+@dataclass
+class RefreshReport:
+    outcomes: dict[System, SystemOutcome] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes.values())
+
+    @property
+    def failed(self) -> list[SystemOutcome]:
+        return [o for o in self.outcomes.values() if not o.ok]
+
+
+class Engine:
+    def __init__(self, storage: Storage, connectors: dict[System, Connector], *,
+                 config: ReconcileConfig | None = None, clock: Clock = utc_now,
+                 id_check_every: timedelta = timedelta(hours=6)) -> None:
+        self.storage = storage
+        self.connectors = connectors
+        self.config = config or ReconcileConfig()
+        self.clock = clock
+        self.id_check_every = id_check_every
+        self.data: dict[System, SystemData] = {}
+        self.tracker = ExceptionTracker(storage)
+        self.last_result: ReconcileResult | None = None
+        self._locks = {s: asyncio.Lock() for s in System}
+
+    @classmethod
+    def from_profile(cls, profile: Profile, storage: Storage, *, policies: dict[System, HttpPolicy] | None = None,
+                     config: ReconcileConfig | None = None, clock: Clock = utc_now) -> Engine:
+        connectors = {s: connector_for(c, policy=(policies or {}).get(s), clock=clock)
+                      for s, c in profile.connections.items()}
+        return cls(storage, connectors, config=config, clock=clock)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.connectors.values()), return_exceptions=True)
+
+    # -- snapshot -----------------------------------------------------------------------
+    async def load(self) -> None:
+        """Read every system's snapshot from storage (worker thread)."""
+        def read() -> dict[System, SystemData]:
+            loaded: dict[System, SystemData] = {}
+            for system in System:
+                state = self.storage.state(system)
+                if state is not None and state.refreshed_at is not None:
+                    loaded[system] = self.storage.load_system(system)
+            return loaded
+
+        self.data = await asyncio.to_thread(read)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(dict(self.data))
+
+    def snapshot_age(self, system: System) -> timedelta | None:
+        state = self.storage.state(system)
+        if state is None or state.refreshed_at is None:
+            return None
+        return self.clock() - state.refreshed_at
+
+    # -- refresh ------------------------------------------------------------------------
+    async def refresh(self, mode: RefreshMode = RefreshMode.AUTO, progress: ProgressCallback = no_progress,
+                      systems: list[System] | None = None) -> RefreshReport:
+        targets = [s for s in (systems or list(self.connectors)) if s in self.connectors]
+        results = await asyncio.gather(*(self._refresh_one(s, mode, progress) for s in targets))
+        return RefreshReport({o.system: o for o in results})
+
+    async def _refresh_one(self, system: System, mode: RefreshMode, progress: ProgressCallback) -> SystemOutcome:
+        connector = self.connectors[system]
+        started = time.perf_counter()
+        before = connector.requests_made
+        async with self._locks[system]:
+            state = await asyncio.to_thread(self.storage.state, system)
+            cursor = state.cursor if state else {}
+            known = self.data.get(system)
+            use_full = mode is RefreshMode.FULL or not cursor or known is None or (
+                state is not None and state.refreshed_at is None)
+            try:
+                if use_full:
+                    result = await connector.full_refresh(progress)
+                else:
+                    assert known is not None
+                    result = await connector.incremental_refresh(cursor, known, progress)
+                    if result.delta is not None and state is not None and self._id_check_due(state.full_refreshed_at):
+                        await self._add_deletions(connector, known, result.delta, progress)
+                outcome = await self._commit(system, connector, result)
+            except ConnectorError as exc:
+                log.warning("%s refresh failed: %s", system.value, exc)
+                await asyncio.to_thread(self.storage.record_error, system, str(exc), self.clock())
+                return SystemOutcome(system, False, "full" if use_full else "incremental",
+                                     requests=connector.requests_made - before,
+                                     seconds=time.perf_counter() - started, error=exc)
+        outcome.requests = connector.requests_made - before
+        outcome.seconds = time.perf_counter() - started
+        progress(Progress(system, "done", outcome.records, outcome.records,
+                          f"{outcome.mode}: {outcome.changes} changes"))
+        return outcome
+
+    def _id_check_due(self, last_full: datetime | None) -> bool:
+        return last_full is None or self.clock() - last_full > self.id_check_every
+
+    async def _add_deletions(self, connector: Connector, known: SystemData, delta: Delta,
+                             progress: ProgressCallback) -> None:
+        """The periodic id reconciliation: whatever we hold that the system no longer lists."""
+        ids = await connector.list_ids(progress)
+        for kind, present in ids.items():
+            gone = set(known.table(kind)) - present - set(delta.upserts.table(kind))
+            if gone:
+                delta.deletions.setdefault(kind, set()).update(gone)
+
+    async def _commit(self, system: System, connector: Connector, result: RefreshResult) -> SystemOutcome:
+        source = connector.conn.url
+        at = result.fetched_at
+        if result.full is not None:
+            data = result.full
+            await asyncio.to_thread(self.storage.replace_system, data, result.cursor, source, at)
+            self.data[system] = data
+            return SystemOutcome(system, True, "full", records=data.count(), changes=data.count())
+        assert result.delta is not None
+        delta = result.delta
+        await asyncio.to_thread(self.storage.apply_delta, system, delta, result.cursor, source, at)
+        current = self.data.get(system) or SystemData(system)
+        current.apply(delta)
+        self.data[system] = current
+        return SystemOutcome(system, True, "incremental", records=current.count(), changes=delta.count())
+
+    # -- reconciliation -------------------------------------------------------------------
+    async def reconcile(self, now: datetime | None = None) -> tuple[ReconcileResult, TrackResult]:
+        snapshot = self.snapshot()
+        when = now or self.clock()
+
+        def run() -> tuple[ReconcileResult, TrackResult]:
+            result = reconcile(snapshot, self.config, when)
+            return result, self.tracker.update(result)
+
+        result, tracked = await asyncio.to_thread(run)
+        self.last_result = result
+        return result, tracked
+
+    async def open_exceptions(self) -> list[SyncException]:
+        return await asyncio.to_thread(self.tracker.open_exceptions)
