@@ -21,7 +21,7 @@ from pathlib import Path
 from app.logsetup import setup_logging
 from services.domain import System
 
-FAULT_KEYS = ("latency_ms", "error_rate", "rate_limit", "outage", "drop_after_commit_rate")
+FAULT_KEYS = ("latency_ms", "error_rate", "rate_limit", "outage", "drop_after_commit_rate", "malformed_rate")
 
 
 def _positive_int(text: str) -> int:

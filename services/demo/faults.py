@@ -14,6 +14,7 @@ Modes (all combinable):
 - ``rate_limit``: requests per second allowed (token bucket, one second of burst); excess
   requests get the vendor's 429 with ``Retry-After``;
 - ``outage``: every request answered 503;
+- ``malformed_rate``: fraction of requests answered 200 with a truncated, unparsable JSON body;
 - ``drop_after_commit_rate``: fraction of *committed writes* whose connection is dropped
   after the write is applied and before the response is complete. A server marks a request
   as a committed write by setting ``request.state.write = True`` (``scope["state"]["write"]``).
@@ -53,6 +54,7 @@ class FaultConfig:
     rate_limit: float | None = None
     outage: bool = False
     drop_after_commit_rate: float = 0.0
+    malformed_rate: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -183,6 +185,12 @@ class FaultMiddleware:
             inj.injected["5xx"] += 1
             await self.render_error(500, "An unexpected error occurred (demo fault).", None)(
                 scope, receive, send)
+            return
+
+        if inj.roll(cfg.malformed_rate):
+            inj.injected["malformed"] += 1
+            await Response(b'{"object": "list", "data": [{"id": ', status_code=200,
+                           media_type="application/json")(scope, receive, send)
             return
 
         drop = cfg.drop_after_commit_rate
