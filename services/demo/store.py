@@ -261,8 +261,11 @@ class ErpStore:
         }
         #: login -> password (plain text: this is a demo server; never logged)
         self.passwords: dict[str, str] = {}
+        #: per-model change counter, bumped by insert/update/delete (servers cache derived indexes on it)
+        self.versions: dict[str, int] = {m: 0 for m in ERP_MODELS}
 
     def insert(self, model: str, values: dict[str, Any]) -> int:
+        self.versions[model] += 1
         rid = self.next_ids[model]
         self.next_ids[model] = rid + 1
         rec = dict(values)
@@ -274,6 +277,7 @@ class ErpStore:
         return rid
 
     def update(self, model: str, rid: int, values: dict[str, Any]) -> None:
+        self.versions[model] += 1
         rec = self.tables[model][rid]
         for f in self.INDEXED.get(model, ()):
             if f in values and values[f] != rec.get(f):
@@ -282,6 +286,7 @@ class ErpStore:
         rec.update(values)
 
     def delete(self, model: str, rid: int) -> None:
+        self.versions[model] += 1
         rec = self.tables[model].pop(rid)
         for f in self.INDEXED.get(model, ()):
             self.indexes[(model, f)][rec.get(f)].discard(rid)
