@@ -11,11 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_linter_contracts_hold() -> None:
-    result = subprocess.run([sys.executable, "-m", "importlinter.cli", "--config", "pyproject.toml"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    if "No module named importlinter.cli" in result.stderr:
-        result = subprocess.run([str(Path(sys.executable).with_name("lint-imports"))], cwd=ROOT,
-                                capture_output=True, text=True, timeout=120)
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
 
@@ -31,7 +28,8 @@ def test_services_import_with_qt_unavailable() -> None:
         sys.meta_path.insert(0, Block())
         import services
         for mod in pkgutil.walk_packages(services.__path__, 'services.'):
-            importlib.import_module(mod.name)
+            if not mod.name.startswith('services.migrations'):  # run by Alembic only
+                importlib.import_module(mod.name)
         print('ok')
     """)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
