@@ -181,10 +181,13 @@ async def test_cancelled_refresh_leaves_snapshot_whole(demo: DemoEnvironment, tm
     engine = await make_engine(demo, tmp_path)
     assert (await engine.refresh(RefreshMode.FULL)).ok
     counts = {s: engine.storage.load_system(s).count() for s in System}
-    seen: list[Progress] = []
-    task = asyncio.create_task(engine.refresh(RefreshMode.FULL, seen.append))
-    while not seen:
-        await asyncio.sleep(0.005)
+    started = asyncio.Event()
+
+    def on_progress(_: Progress) -> None:
+        started.set()
+
+    task = asyncio.create_task(engine.refresh(RefreshMode.FULL, on_progress))
+    await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -1,0 +1,155 @@
+"""Per-customer overview rows for the console's customer list (Qt-free, fast).
+
+``build_customer_rows`` joins the three systems once (dict lookups, no per-customer
+queries); ``RowFilter`` answers "which rows match this search text, in this order" over
+precomputed lower-case search strings and sort keys, so a 100,000-row list filters and sorts
+in tens of milliseconds and the Qt model only has to show the resulting index list.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.domain import Severity, SubscriptionStatus, SyncException, System, Tier
+from services.reconcile import TIER_RANK, Snapshot
+
+SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
+
+
+class Health(enum.StrEnum):
+    OK = "ok"
+    ATTENTION = "attention"
+    CRITICAL = "critical"
+
+
+@dataclass(slots=True)
+class CustomerRow:
+    customer_id: str
+    name: str
+    email: str = ""
+    tax_id: str = ""
+    country: str = ""
+    erp_party: str | None = None  # party id in the ERP
+    erp_code: str | None = None
+    support_org: str | None = None  # organization id in support
+    support_name: str | None = None
+    status: str = "none"  # subscription status: active / trialing / past_due / canceled / none
+    plan: str = ""
+    tier: str = ""  # support tier as the helpdesk holds it
+    open_exceptions: int = 0
+    worst: Severity | None = None
+    rules: tuple[str, ...] = ()
+    search: str = ""
+
+    @property
+    def health(self) -> Health:
+        if self.worst in (Severity.CRITICAL, Severity.HIGH):
+            return Health.CRITICAL
+        if self.worst is not None:
+            return Health.ATTENTION
+        return Health.OK
+
+    def mapped(self, system: System) -> bool:
+        if system is System.BILLING:
+            return True
+        return (self.erp_party if system is System.ERP else self.support_org) is not None
+
+
+_STATUS_RANK = {SubscriptionStatus.ACTIVE: 5, SubscriptionStatus.PAST_DUE: 4, SubscriptionStatus.TRIALING: 3,
+                SubscriptionStatus.UNPAID: 2, SubscriptionStatus.PAUSED: 2, SubscriptionStatus.INCOMPLETE: 1}
+
+
+def build_customer_rows(snapshot: Snapshot, exceptions: Sequence[SyncException] = ()) -> list[CustomerRow]:
+    b, e, s = snapshot.get(System.BILLING), snapshot.get(System.ERP), snapshot.get(System.SUPPORT)
+    parties = {p.customer_id: p for p in e.customers.values() if p.customer_id}
+    orgs = {o.customer_id: o for o in s.customers.values() if o.customer_id}
+    ents = {x.customer_id: x for x in s.entitlements.values() if x.customer_id}
+    subs: dict[str, list[Any]] = defaultdict(list)
+    for sub in b.subscriptions.values():
+        if sub.customer_id:
+            subs[sub.customer_id].append(sub)
+    by_customer: dict[str, list[SyncException]] = defaultdict(list)
+    for exc in exceptions:
+        if exc.customer_id and exc.is_open:
+            by_customer[exc.customer_id].append(exc)
+    rows: list[CustomerRow] = []
+    for cid, cust in b.customers.items():
+        party, org, ent = parties.get(cid), orgs.get(cid), ents.get(cid)
+        status, plan = "none", ""
+        if subs.get(cid):
+            best = max(subs[cid], key=lambda x: (_STATUS_RANK.get(x.status, 0), x.created or 0))
+            status, plan = best.status.value, best.plan_key or ""
+        excs = by_customer.get(cid, [])
+        worst = max((x.severity for x in excs), key=SEVERITY_RANK.__getitem__, default=None)
+        row = CustomerRow(
+            customer_id=cid, name=cust.name, email=cust.email or "", tax_id=cust.tax_id or "",
+            country=cust.country or "", erp_party=party.ref.id if party else None,
+            erp_code=party.customer_id if party else None, support_org=org.ref.id if org else None,
+            support_name=org.name if org else None, status=status, plan=plan,
+            tier=ent.tier.value if ent and ent.tier else "", open_exceptions=len(excs), worst=worst,
+            rules=tuple(sorted({x.rule for x in excs})))
+        row.search = "\x00".join([cid, cust.name, row.email, row.tax_id, row.erp_party or "", row.erp_code or "",
+                                  row.support_org or "", row.support_name or ""]).casefold()
+        rows.append(row)
+    return rows
+
+
+# -- filtering and sorting ---------------------------------------------------------------
+def _key_text(v: str | None) -> str:
+    return (v or "").casefold()
+
+
+SORT_KEYS: dict[str, Callable[[CustomerRow], Any]] = {
+    "customer_id": lambda r: r.customer_id,
+    "name": lambda r: _key_text(r.name),
+    "email": lambda r: _key_text(r.email),
+    "erp": lambda r: (r.erp_party is None, int(r.erp_party) if r.erp_party and r.erp_party.isdigit() else 0),
+    "support": lambda r: (r.support_org is None, r.support_org or ""),
+    "status": lambda r: r.status,
+    "plan": lambda r: r.plan,
+    "tier": lambda r: TIER_RANK.get(Tier(r.tier), 0) if r.tier else 0,
+    "open_exceptions": lambda r: r.open_exceptions,
+    "health": lambda r: SEVERITY_RANK.get(r.worst, 0) if r.worst else 0,
+    "country": lambda r: r.country,
+    "tax_id": lambda r: r.tax_id,
+}
+
+
+@dataclass
+class RowFilter:
+    """Search + sort over a fixed list of rows; returns row indices."""
+
+    rows: list[CustomerRow]
+    _orders: dict[str, list[int]] = field(default_factory=dict)
+
+    def order(self, key: str) -> list[int]:
+        """All row indices sorted by ``key`` (cached per key)."""
+        if key not in self._orders:
+            fn = SORT_KEYS[key]
+            rows = self.rows
+            self._orders[key] = sorted(range(len(rows)), key=lambda i: (fn(rows[i]), rows[i].customer_id))
+        return self._orders[key]
+
+    def apply(self, query: str = "", sort_key: str = "name", descending: bool = False,
+              only_with_exceptions: bool = False) -> list[int]:
+        order = self.order(sort_key)
+        if descending:
+            order = order[::-1]
+        terms = query.casefold().split()
+        rows = self.rows
+        if not terms and not only_with_exceptions:
+            return list(order)
+        selected = order
+        if only_with_exceptions:
+            selected = [i for i in selected if rows[i].open_exceptions]
+        for term in terms:  # each term narrows the previous result: later terms scan fewer rows
+            selected = [i for i in selected if term in rows[i].search]
+        return list(selected)
+
+
+def exception_counts(exceptions: Sequence[SyncException]) -> Counter[str]:
+    return Counter(e.rule for e in exceptions if e.is_open)
