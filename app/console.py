@@ -119,6 +119,8 @@ def run_console(demo: bool = False, config: Path | None = None, profile: str | N
     app = QApplication.instance() or QApplication(sys.argv)
     app.setApplicationName("SyncDesk")
     app.setOrganizationName("SyncDesk")
+    # the loop must outlive the window: _main closes clients and servers after it is closed
+    app.setQuitOnLastWindowClosed(False)
     windows: list[MainWindow] = []
     sys.excepthook = _excepthook(windows)  # type: ignore[assignment]
     with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:

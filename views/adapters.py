@@ -1,17 +1,89 @@
-"""Thin adapters: service results and progress become Qt signals (views connect to them)."""
+"""Thin adapters: service results and progress become Qt signals (views connect to them).
+
+The adapters own the background tasks they start (strong references, latest-wins by name,
+failures logged and reported), so widgets never carry async business logic.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from services.config import Profile
+from services.domain import SyncException, System
+from services.engine import Engine, RefreshMode, RefreshReport
 from services.health import HealthMonitor, HealthResult
+from services.overview import CustomerRow, build_customer_rows
+from services.sysdata import Progress
+from services.timeline import Timeline, TimelineIndex
 
 log = logging.getLogger(__name__)
+
+
+class TaskRegistry:
+    """Named background tasks: strong references, latest wins, failures logged."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+
+    def start(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        self.cancel(name)
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks[name] = task
+        task.add_done_callback(lambda t: self._done(name, t))
+        return task
+
+    def _done(self, name: str, task: asyncio.Task[Any]) -> None:
+        if self._tasks.get(name) is task:
+            del self._tasks[name]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", name, exc_info=task.exception())
+
+    def running(self, name: str) -> bool:
+        task = self._tasks.get(name)
+        return task is not None and not task.done()
+
+    def cancel(self, name: str) -> bool:
+        task = self._tasks.get(name)
+        if task is not None and not task.done():
+            task.cancel()
+            return True
+        return False
+
+    async def aclose(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+
+@dataclass
+class ConsoleState:
+    """Everything the views show, computed off the UI thread after each load or refresh."""
+
+    rows: list[CustomerRow]
+    exceptions: list[SyncException]
+    now: datetime
+    timelines: TimelineIndex
+    ages: dict[System, datetime | None] = field(default_factory=dict)  # when each system was refreshed
+    errors: dict[System, str] = field(default_factory=dict)  # last refresh error per system
+
+    def timeline(self, customer_id: str) -> Timeline:
+        return self.timelines.build(customer_id, exceptions=self.exceptions, now=self.now)
+
+    def exceptions_of(self, customer_id: str) -> list[SyncException]:
+        return [e for e in self.exceptions if e.customer_id == customer_id]
 
 
 class HealthAdapter(QObject):
@@ -20,15 +92,15 @@ class HealthAdapter(QObject):
     #: system value ("billing"/"erp"/"support"), HealthResult
     checked = Signal(str, object)
 
-    def __init__(self, parent: QObject | None = None, interval: float = 15.0) -> None:
+    def __init__(self, parent: QObject | None = None, interval: float = 30.0) -> None:
         super().__init__(parent)
         self.interval = interval
         self._monitor: HealthMonitor | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskRegistry()
 
     def start(self, profile: Profile) -> None:
         self._monitor = HealthMonitor(profile.connections)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="health-monitor")
+        self._tasks.start("health", self._run())
 
     async def check_now(self) -> dict[str, HealthResult]:
         if self._monitor is None:
@@ -47,11 +119,104 @@ class HealthAdapter(QObject):
             await asyncio.sleep(self.interval)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.aclose()
         if self._monitor is not None:
             await self._monitor.aclose()
             self._monitor = None
+
+
+class EngineAdapter(QObject):
+    """The console's view of :class:`Engine`: load, refresh (cancellable), state updates."""
+
+    loading = Signal(str)  # what is being done
+    state_changed = Signal(object)  # ConsoleState
+    refresh_started = Signal(str)  # mode
+    progress = Signal(str, str, int, object)  # system, phase, done, total (int | None)
+    system_refreshed = Signal(str, bool, str)  # system, ok, error text
+    refresh_finished = Signal(object)  # RefreshReport
+    refresh_cancelled = Signal()
+    failed = Signal(str)
+
+    PROGRESS_INTERVAL = 0.1  # seconds between progress signals per system and phase
+
+    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.engine = engine
+        self.tasks = TaskRegistry()
+        self.state: ConsoleState | None = None
+        self._last_emit: dict[tuple[str, str], float] = {}
+
+    # -- load -----------------------------------------------------------------------------
+    async def load(self) -> ConsoleState:
+        """Open from the local snapshot (worker threads), no network."""
+        self.loading.emit("Opening the local snapshot…")
+        await self.engine.load()
+        return await self._publish(reconcile=bool(self.engine.data))
+
+    async def _publish(self, reconcile: bool) -> ConsoleState:
+        engine = self.engine
+        if reconcile:
+            await engine.reconcile()
+        exceptions = await engine.open_exceptions()
+        snapshot = engine.snapshot()
+        now = engine.clock()
+
+        def build() -> ConsoleState:
+            ages: dict[System, datetime | None] = {}
+            errors: dict[System, str] = {}
+            for system in engine.connectors:
+                st = engine.storage.state(system)
+                ages[system] = st.refreshed_at if st else None
+                if st and st.last_error:
+                    errors[system] = st.last_error
+            return ConsoleState(build_customer_rows(snapshot, exceptions), exceptions, now,
+                                TimelineIndex(snapshot), ages, errors)
+
+        state = await asyncio.to_thread(build)
+        self.state = state
+        self.state_changed.emit(state)
+        return state
+
+    # -- refresh ----------------------------------------------------------------------------
+    def start_refresh(self, mode: RefreshMode = RefreshMode.AUTO) -> asyncio.Task[Any]:
+        """Start a refresh in the background; a refresh already running is cancelled first."""
+        return self.tasks.start("refresh", self._refresh(mode))
+
+    def cancel_refresh(self) -> bool:
+        return self.tasks.cancel("refresh")
+
+    @property
+    def refreshing(self) -> bool:
+        return self.tasks.running("refresh")
+
+    def _on_progress(self, p: Progress) -> None:
+        key = (p.system.value, p.phase)
+        now = time.monotonic()
+        if p.phase != "done" and now - self._last_emit.get(key, 0.0) < self.PROGRESS_INTERVAL:
+            return
+        self._last_emit[key] = now
+        self.progress.emit(p.system.value, p.phase, p.done, p.total)
+
+    async def _refresh(self, mode: RefreshMode) -> RefreshReport | None:
+        self.refresh_started.emit(mode.value)
+        try:
+            report = await self.engine.refresh(mode, self._on_progress)
+        except asyncio.CancelledError:
+            self.refresh_cancelled.emit()
+            raise
+        for system, outcome in report.outcomes.items():
+            self.system_refreshed.emit(system.value, outcome.ok, outcome.error_text)
+        try:
+            await self._publish(reconcile=True)
+        except asyncio.CancelledError:
+            self.refresh_cancelled.emit()
+            raise
+        except Exception as exc:
+            log.exception("reconciliation failed")
+            self.failed.emit(f"Reconciliation failed: {exc}")
+        self.refresh_finished.emit(report)
+        return report
+
+    async def aclose(self) -> None:
+        await self.tasks.aclose()
+
