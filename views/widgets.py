@@ -1,0 +1,134 @@
+"""Small shared view helpers: plain-text labels, system colours and icons, an empty state.
+
+Everything that may carry text from an external system goes through ``plain_label`` (or an
+item model's DisplayRole, which Qt never interprets as markup): a customer named
+``<b>x</b>`` is shown as those eight characters.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from services.domain import Severity, System
+
+SYSTEM_COLORS: dict[System, str] = {
+    System.BILLING: "#635bff",
+    System.ERP: "#e07a1f",
+    System.SUPPORT: "#1f9d8a",
+}
+SYSTEM_TITLES: dict[System, str] = {System.BILLING: "Billing", System.ERP: "ERP", System.SUPPORT: "Support"}
+
+SEVERITY_COLORS: dict[Severity, str] = {
+    Severity.LOW: "#8a8f98",
+    Severity.MEDIUM: "#d99a1c",
+    Severity.HIGH: "#e0603a",
+    Severity.CRITICAL: "#c62f2f",
+}
+
+#: Accent colours for states (used on icons and foreground accents only, never as text colour
+#: for long runs of text, so both light and dark palettes stay readable).
+OK_COLOR = "#2e9d5b"
+LATE_COLOR = "#d99a1c"
+MISSING_COLOR = "#d0453b"
+PENDING_COLOR = "#8a8f98"
+
+
+def plain_label(text: str = "") -> QLabel:
+    """A label that never interprets its text as rich text (external data is shown as typed)."""
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+def set_muted(label: QLabel) -> QLabel:
+    """Secondary text: the palette's placeholder colour (readable in light and dark themes,
+    unlike a disabled label)."""
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+@cache
+def dot_icon(color: str, size: int = 12, hollow: bool = False) -> QIcon:
+    """A filled (or hollow) coloured circle."""
+    pix = QPixmap(size, size)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    if hollow:
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(color), 2))
+        p.drawEllipse(2, 2, size - 4, size - 4)
+    else:
+        p.setBrush(QColor(color))
+        p.setPen(Qt.PenStyle.NoPen)
+        p.drawEllipse(1, 1, size - 2, size - 2)
+    p.end()
+    return QIcon(pix)
+
+
+def system_icon(system: System) -> QIcon:
+    """A dot in the system's colour (billing violet, ERP orange, support teal)."""
+    return dot_icon(SYSTEM_COLORS[system])
+
+
+def unlinked_icon() -> QIcon:
+    """A hollow red ring: the record has no counterpart in that system."""
+    return dot_icon(MISSING_COLOR, hollow=True)
+
+
+@cache
+def _diamond_icon(color: str, size: int = 12) -> QIcon:
+    pix = QPixmap(size, size)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setBrush(QColor(color))
+    p.setPen(Qt.PenStyle.NoPen)
+    h = size / 2
+    from PySide6.QtCore import QPointF
+
+    p.drawPolygon([QPointF(h, 0.5), QPointF(size - 0.5, h), QPointF(h, size - 0.5), QPointF(0.5, h)])
+    p.end()
+    return QIcon(pix)
+
+
+def severity_icon(severity: Severity) -> QIcon:
+    """A diamond coloured by severity (grey low … red critical)."""
+    return _diamond_icon(SEVERITY_COLORS[severity])
+
+
+class EmptyState(QWidget):
+    """A centred title and explanation shown instead of an empty table."""
+
+    def __init__(self, title: str = "", text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title_label = plain_label(title)
+        font = self.title_label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.4)
+        font.setBold(True)
+        self.title_label.setFont(font)
+        self.text_label = plain_label(text)
+        self.text_label.setWordWrap(True)
+        for label in (self.title_label, self.text_label):
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+        set_muted(self.text_label)
+        self.text_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        lay = QVBoxLayout(self)
+        lay.addStretch(1)
+        lay.addWidget(self.title_label)
+        lay.addWidget(self.text_label)
+        lay.addStretch(2)
+
+    def set_message(self, title: str, text: str = "") -> None:
+        self.title_label.setText(title)
+        self.text_label.setText(text)
+
+    def title(self) -> str:
+        return self.title_label.text()
+
+    def text(self) -> str:
+        return self.text_label.text()
