@@ -8,6 +8,7 @@ Shutdown is explicit: tracked tasks cancelled, HTTP clients closed, demo servers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import traceback
@@ -17,11 +18,15 @@ from types import TracebackType
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.sources import open_storage
 from services.config import ConfigError, Profile, load_profile, load_profiles
+from services.connectors.base import utc_now
 from services.demo.environment import DemoEnvironment, DemoOptions
+from services.engine import Engine, RefreshMode
 from services.home import config_path
 from services.redaction import register_secret
-from views.adapters import HealthAdapter
+from services.storage import StorageError
+from views.adapters import EngineAdapter, HealthAdapter
 from views.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -56,19 +61,48 @@ def _choose_profile(config: Path | None, profile: str | None) -> Profile | None:
     return profiles.get("default") or next(iter(profiles.values()))
 
 
-async def _save_screenshots(window: MainWindow, adapter: HealthAdapter, out: Path) -> list[Path]:
-    """Wait for one round of health checks, then render every page to ``out/<page>.png``."""
+async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path) -> list[Path]:
+    """Render the main views to ``out/*.png``: the customer list, the customer with the most
+    open exceptions, the exceptions queue (first exception selected), the audit log, the systems."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    await adapter.check_now()
+    await health.check_now()
     saved: list[Path] = []
-    for row, title in enumerate(window.PAGES):
-        window.nav.setCurrentRow(row)
-        await asyncio.sleep(0.05)  # let the page lay itself out
-        path = out / f"{title.lower().replace(' ', '-')}.png"
+
+    async def shot(name: str) -> None:
+        await asyncio.sleep(0.1)  # let the page lay itself out
+        path = out / f"{name}.png"
         if not window.grab().save(str(path)):
             raise OSError(f"could not write {path}")
         saved.append(path)
+
+    window.nav.setCurrentRow(0)
+    await shot("customers")
+    state = window.state
+    if state is not None and state.rows:
+        worst = max(state.rows, key=lambda r: (r.open_exceptions, r.customer_id))
+        window.open_customer(worst.customer_id)
+        await shot("customer")
+        window.show_customer_list()
+    window.nav.setCurrentRow(1)
+    window.exceptions_page.next_exception()
+    await shot("exceptions")
+    window.nav.setCurrentRow(2)
+    await shot("audit-log")
+    window.nav.setCurrentRow(3)
+    await shot("systems")
     return saved
+
+
+def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
+    adapter.state_changed.connect(window.set_state)
+    adapter.refresh_started.connect(window.on_refresh_started)
+    adapter.progress.connect(window.on_refresh_progress)
+    adapter.system_refreshed.connect(window.on_system_refreshed)
+    adapter.refresh_finished.connect(window.on_refresh_ended)
+    adapter.refresh_cancelled.connect(window.on_refresh_ended)
+    adapter.failed.connect(window.show_error)
+    window.refresh_requested.connect(lambda mode: adapter.start_refresh(RefreshMode(mode)))
+    window.cancel_requested.connect(adapter.cancel_refresh)
 
 
 async def _main(app: QApplication, demo: bool, config: Path | None, profile_name: str | None,
@@ -77,38 +111,55 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     loop.set_exception_handler(_loop_exception_handler)
     closed = asyncio.Event()
     env: DemoEnvironment | None = None
+    engine: Engine | None = None
+    adapter: EngineAdapter | None = None
     window = MainWindow()
     windows.append(window)
     window.closed.connect(closed.set)
     window.show()
-    adapter = HealthAdapter(window)
-    window.attach_health(adapter)
+    health = HealthAdapter(window)
+    window.attach_health(health)
     try:
         profile = None if demo else _choose_profile(config, profile_name)
+        clock = utc_now
         if profile is None:
-            window.set_source("Built-in demo environment (starting...)")
+            window.set_source("Built-in demo environment (starting…)")
             env = await asyncio.to_thread(lambda: DemoEnvironment(DemoOptions(customers=customers, seed=seed)).start())
             profile = env.profile()
-            window.set_source(f"Built-in demo environment: {customers} customers, seed {seed}")
+            clock = env.now
+            window.set_source(f"Built-in demo: {customers} customers, seed {seed}")
         else:
-            window.set_source(f"Profile '{profile.name}'")
+            window.set_source(f"Profile “{profile.name}”")
         for secret in profile.all_secrets():
             register_secret(secret)
         window.set_profile(profile)
-        adapter.start(profile)
+        storage = await asyncio.to_thread(open_storage, None if env else profile.name)
+        engine = Engine.from_profile(profile, storage, clock=clock)
+        adapter = EngineAdapter(engine, window)
+        _wire(window, adapter)
+        health.start(profile)
+        await adapter.load()  # opens at once from the local snapshot
+        refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
         if screenshot_dir is not None:
-            for path in await _save_screenshots(window, adapter, screenshot_dir):
+            with contextlib.suppress(Exception):
+                await refresh
+            for path in await _save_screenshots(window, health, screenshot_dir):
                 print(path, flush=True)
             window.close()
         await closed.wait()
-    except ConfigError as exc:
+    except (ConfigError, StorageError) as exc:
         window.show_error(str(exc))
         if screenshot_dir is not None:
             log.error("%s", exc)
             return 2
         await closed.wait()
     finally:
-        await adapter.aclose()
+        if adapter is not None:
+            await adapter.aclose()
+        await health.aclose()
+        if engine is not None:
+            await engine.aclose()
+            await asyncio.to_thread(engine.storage.close)
         if env is not None:
             await asyncio.to_thread(env.stop)
     return 0
@@ -116,12 +167,23 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
 
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,
                 customers: int = 250, seed: int = 1, screenshot_dir: Path | None = None) -> int:
-    app = QApplication.instance() or QApplication(sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName("SyncDesk")
     app.setOrganizationName("SyncDesk")
     # the loop must outlive the window: _main closes clients and servers after it is closed
     app.setQuitOnLastWindowClosed(False)
     windows: list[MainWindow] = []
     sys.excepthook = _excepthook(windows)  # type: ignore[assignment]
-    with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
-        return runner.run(_main(app, demo, config, profile, customers, seed, windows, screenshot_dir))  # type: ignore[arg-type]
+    try:
+        with asyncio.Runner(loop_factory=qasync.QEventLoop) as runner:
+            return runner.run(_main(app, demo, config, profile, customers, seed, windows, screenshot_dir))
+    finally:
+        # Destroy Qt objects while Python is fully alive (not during interpreter finalization).
+        for window in windows:
+            window.deleteLater()
+        windows.clear()
+        app.processEvents()
+        sys.excepthook = sys.__excepthook__
+        if existing is None:
+            app.shutdown()

@@ -20,14 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from app.sources import open_storage
 from services.config import ConfigError, Profile, load_profile
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode, RefreshReport
 from services.errors import AuthenticationError
-from services.home import config_path, syncdesk_home
+from services.home import config_path
 from services.redaction import register_secret
-from services.storage import Storage, StorageError
+from services.storage import StorageError
 from services.sysdata import Progress
 
 
@@ -53,12 +54,6 @@ class Source:
     demo: DemoEnvironment | None
 
 
-def _fresh_sqlite(path: Path) -> Storage:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return Storage.open_path(path)
-
-
 @asynccontextmanager
 async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
     demo: DemoEnvironment | None = None
@@ -68,15 +63,14 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         demo = await asyncio.to_thread(
             lambda: DemoEnvironment(DemoOptions(customers=args.customers, seed=args.seed)).start())
         profile = demo.profile("demo")
-        storage = Storage(args.db) if args.db else _fresh_sqlite(syncdesk_home() / "demo.db")
+        storage = open_storage(None, args.db)
         clock = demo.now
     else:
         if not args.profile:
             raise CommandError("choose a source: --demo, or --profile NAME (with --config FILE)")
         try:
             profile = load_profile(args.config or config_path(), args.profile)
-            storage = Storage(args.db) if args.db else Storage.open_path(
-                syncdesk_home() / f"snapshot-{args.profile}.db")
+            storage = open_storage(args.profile, args.db)
         except (ConfigError, StorageError) as exc:
             raise CommandError(str(exc)) from None
         from services.connectors.base import utc_now

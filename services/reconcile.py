@@ -296,7 +296,8 @@ class _Run:
                 sides.append(Side(System.SUPPORT, org.ref, {"name": org.name}))
                 fields_.append("support name")
             self.add("customer.master_drift", cid, cid,
-                     f"{party.name}: {', '.join(fields_)} differ from the ERP (owner)", sides)
+                     f"{party.name}: {', '.join(fields_)} {'differs' if len(fields_) == 1 else 'differ'} "
+                     "from the ERP (owner)", sides)
 
     # -- invoices --------------------------------------------------------------------
     def rule_invoices(self) -> None:
@@ -369,7 +370,8 @@ class _Run:
                     diffs["period_end"] = (bend.isoformat() if bend else None, eend.isoformat() if eend else None)
                 if diffs:
                     self.add("subscription.terms_mismatch", cid, sub.ref.id,
-                             f"{sub.ref.id}: {', '.join(sorted(diffs))} differ in the ERP",
+                             f"{sub.ref.id}: {', '.join(sorted(diffs))} "
+                             f"{'differs' if len(diffs) == 1 else 'differ'} in the ERP",
                              [Side(System.BILLING, sub.ref, {k: v[0] for k, v in diffs.items()}),
                               Side(System.ERP, esub.ref, {k: v[1] for k, v in diffs.items()})])
 

@@ -607,9 +607,20 @@ class _Build:
         if not known:
             last.notes.append("its plan grants no known support tier")
         elif have == expected:
-            if state is not None and state.at >= last.at:
+            reported = {_utc(ev.at) for ev in self.ix.events.get(self.cid, [])
+                        if ev.system is System.SUPPORT and ev.kind is EventKind.TIER_CHANGED}
+            bounded = state is not None and (state.source is not None or state.at in reported
+                                             or state.at - last.at <= self.cfg.tier_grace)
+            if state is not None and state.at >= last.at and bounded:
                 state.group = group
                 self.downstream(state, last, self.cfg.tier_grace, self.trigger_label(last))
+                used.add(id(state))
+            elif state is not None and state.at >= last.at:
+                # only the organization's last-update time is known, an upper bound that any edit
+                # moves: the tier agrees with the plan, but "late" cannot be concluded (no lag)
+                state.group = group
+                state.notes.append("tier agrees with the plan; shown at the organization's last update, "
+                                   "which may be later than the tier change")
                 used.add(id(state))
             else:
                 last.notes.append(f"support tier already {have.value if have else 'none'}")

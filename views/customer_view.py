@@ -666,7 +666,7 @@ class CustomerPage(QWidget):
             counts += f" · {flagged} need attention"
         self.timeline_counts.setText(counts)
         self._set_cards(self._exceptions)
-        self.stack.setCurrentWidget(self.stack.widget(0))
+        self.stack.setCurrentIndex(0)
         self._balance_splitter()
 
     def clear(self) -> None:

@@ -660,7 +660,9 @@ class ExceptionDetail(QWidget):
         self._fill_candidates(exc)
         self._fill_fixes(exc)
         self.stack.setCurrentWidget(self.content)
-        self.content.widget().adjustSize()
+        inner = self.content.widget()
+        if inner is not None:
+            inner.adjustSize()
         bar.setValue(scroll)  # a refresh of the same exception keeps the reader's place
 
     def side_header(self, side: Side, owner: System, flagged: bool) -> str:
@@ -1031,15 +1033,15 @@ class ExceptionsPage(QWidget):
         self.rule_combo.setItemText(0, f"All rules ({total})")
         muted = _muted_brush(self.rule_list)
         normal = self.rule_list.palette().brush(QPalette.ColorGroup.Active, QPalette.ColorRole.Text)
-        for rule, item in self._rule_items.items():
-            count = total if rule is None else self.rule_counts.get(rule, 0)
+        for key, item in self._rule_items.items():
+            count = total if key is None else self.rule_counts.get(key, 0)
             item.setText(1, str(count))
             brush = muted if count == 0 else normal
             item.setForeground(0, brush)
             item.setForeground(1, brush)
-            if rule is not None:
-                self.rule_combo.setItemText(self.rule_combo.findData(rule), f"{rule} ({count})")
-                sev = worst.get(rule)
+            if key is not None:
+                self.rule_combo.setItemText(self.rule_combo.findData(key), f"{key} ({count})")
+                sev = worst.get(key)
                 item.setIcon(0, severity_icon(sev) if sev else QIcon())
                 item.setToolTip(1, f"{count} open; worst severity {sev.value}" if sev else "none open")
 

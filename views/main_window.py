@@ -1,23 +1,30 @@
-"""The main window: navigation, pages, and a status bar with one health light per system.
+"""The main window: navigation, pages, a toolbar, and a status bar with one health light per
+system, the snapshot's age, and refresh progress with a cancel button.
 
-F1 ships the frame and the Systems page (connections and their live health); the
-Customers, Exceptions and Audit log pages are filled by later work.
+The window only draws: it emits ``refresh_requested`` / ``cancel_requested`` and receives
+:class:`ConsoleState` objects (computed off the UI thread) through :meth:`set_state`.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QColor, QIcon, QKeySequence, QPainter, QPixmap
+from datetime import UTC, datetime
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
+    QHBoxLayout,
     QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QSplitter,
+    QProgressBar,
+    QPushButton,
     QStackedWidget,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -25,6 +32,11 @@ from PySide6.QtWidgets import (
 from services.config import Profile
 from services.domain import System
 from services.health import Health, HealthResult
+from views.adapters import ConsoleState
+from views.customer_view import CustomerPage
+from views.customers import CustomersPage
+from views.exceptions import ExceptionsPage
+from views.widgets import EmptyState, dot_icon, plain_label, set_muted
 
 HEALTH_COLORS: dict[Health, str] = {
     Health.OK: "#2e9d5b",
@@ -35,57 +47,58 @@ HEALTH_COLORS: dict[Health, str] = {
 SYSTEM_TITLES = {System.BILLING: "Billing", System.ERP: "ERP", System.SUPPORT: "Support"}
 
 
-def dot_icon(color: str, size: int = 12) -> QIcon:
-    pix = QPixmap(size, size)
-    pix.fill(Qt.GlobalColor.transparent)
-    p = QPainter(pix)
-    p.setRenderHint(QPainter.RenderHint.Antialiasing)
-    p.setBrush(QColor(color))
-    p.setPen(Qt.PenStyle.NoPen)
-    p.drawEllipse(1, 1, size - 2, size - 2)
-    p.end()
-    return QIcon(pix)
-
-
-def plain_label(text: str = "") -> QLabel:
-    """A label that never interprets text as rich text (external data is shown as typed)."""
-    label = QLabel(text)
-    label.setTextFormat(Qt.TextFormat.PlainText)
-    return label
+def human_age(seconds: float) -> str:
+    if seconds < 90:
+        return "just now" if seconds < 10 else f"{int(seconds)} s ago"
+    minutes = seconds / 60
+    if minutes < 90:
+        return f"{int(minutes)} min ago"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{hours:.0f} h ago"
+    return f"{hours / 24:.0f} d ago"
 
 
 class HealthLight(QWidget):
+    """One system's light: ok / degraded / down / not configured, the last error as tooltip."""
+
     def __init__(self, system: System) -> None:
         super().__init__()
         self.system = system
         self.icon = QLabel()
         self.text = plain_label(SYSTEM_TITLES[system])
-        from PySide6.QtWidgets import QHBoxLayout
-
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 0, 6, 0)
         lay.setSpacing(4)
         lay.addWidget(self.icon)
         lay.addWidget(self.text)
-        self.set_result(HealthResult(Health.NOT_CONFIGURED, "not checked yet"))
+        self.probe: HealthResult = HealthResult(Health.NOT_CONFIGURED, "not checked yet")
+        self.refresh_error: str | None = None
+        self._render()
+
+    @property
+    def state(self) -> Health:
+        if self.refresh_error and self.probe.state is Health.OK:
+            return Health.DEGRADED
+        return self.probe.state
 
     def set_result(self, result: HealthResult) -> None:
-        self.state = result.state
-        self.icon.setPixmap(dot_icon(HEALTH_COLORS[result.state]).pixmap(QSize(12, 12)))
-        self.setToolTip(f"{SYSTEM_TITLES[self.system]}: {result.state.value}\n{result.detail}")
+        self.probe = result
+        self._render()
 
+    def set_refresh_outcome(self, ok: bool, error: str) -> None:
+        self.refresh_error = None if ok else (error or "refresh failed")
+        if not ok and ("unavailable" in error or "timed out" in error or "connection failed" in error
+                       or "circuit" in error or "credentials" in error or "HTTP 401" in error):
+            self.probe = HealthResult(Health.DOWN, error)
+        self._render()
 
-class PlaceholderPage(QWidget):
-    def __init__(self, title: str, text: str) -> None:
-        super().__init__()
-        lay = QVBoxLayout(self)
-        heading = plain_label(title)
-        heading.setStyleSheet("font-size: 16pt; font-weight: 600;")
-        body = plain_label(text)
-        body.setWordWrap(True)
-        body.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        lay.addWidget(heading)
-        lay.addWidget(body, 1)
+    def _render(self) -> None:
+        self.icon.setPixmap(dot_icon(HEALTH_COLORS[self.state]).pixmap(QSize(12, 12)))
+        tip = f"{SYSTEM_TITLES[self.system]}: {self.state.value}\n{self.probe.detail}"
+        if self.refresh_error:
+            tip += f"\nLast refresh failed: {self.refresh_error}"
+        self.setToolTip(tip)
 
 
 class SystemsPage(QWidget):
@@ -94,9 +107,9 @@ class SystemsPage(QWidget):
     def __init__(self) -> None:
         super().__init__()
         lay = QVBoxLayout(self)
-        self.heading = plain_label("Connections")
-        self.heading.setStyleSheet("font-size: 16pt; font-weight: 600;")
-        self.source = plain_label("")
+        heading = plain_label("Connections")
+        heading.setStyleSheet("font-size: 16pt; font-weight: 600;")
+        self.source = set_muted(plain_label(""))
         self.table = QTableWidget(len(System), len(self.COLUMNS))
         self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.table.verticalHeader().setVisible(False)
@@ -108,12 +121,12 @@ class SystemsPage(QWidget):
         for row, system in enumerate(System):
             self._set(row, 0, SYSTEM_TITLES[system])
             self._set(row, 3, Health.NOT_CONFIGURED.value)
-        lay.addWidget(self.heading)
+        lay.addWidget(heading)
         lay.addWidget(self.source)
         lay.addWidget(self.table, 1)
 
     def _set(self, row: int, col: int, text: str, icon: QIcon | None = None) -> None:
-        item = QTableWidgetItem(text)  # QTableWidgetItem text is always plain
+        item = QTableWidgetItem(text)  # item text is always plain
         if icon is not None:
             item.setIcon(icon)
         self.table.setItem(row, col, item)
@@ -124,57 +137,212 @@ class SystemsPage(QWidget):
             self._set(row, 1, conn.kind if conn else "—")
             self._set(row, 2, conn.url if conn else "not configured")
 
-    def set_health(self, system: System, result: HealthResult) -> None:
+    def set_health(self, system: System, state: Health, detail: str) -> None:
         row = list(System).index(system)
-        self._set(row, 3, result.state.value, dot_icon(HEALTH_COLORS[result.state]))
-        latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
-        self._set(row, 4, result.detail + latency)
+        self._set(row, 3, state.value, dot_icon(HEALTH_COLORS[state]))
+        self._set(row, 4, detail)
+
+
+class RefreshStatus(QWidget):
+    """Status-bar block: a progress bar, a per-system progress line and a Cancel button."""
+
+    cancel_clicked = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 0)  # busy: totals are rarely known up front
+        self.bar.setFixedWidth(110)
+        self.bar.setMaximumHeight(14)
+        self.bar.setTextVisible(False)
+        self.label = plain_label("")
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Cancel the refresh (Esc); each system keeps its last complete snapshot")
+        self.cancel.clicked.connect(self.cancel_clicked)
+        lay.addWidget(self.bar)
+        lay.addWidget(self.label)
+        lay.addWidget(self.cancel)
+        self.parts: dict[str, str] = {}
+        self.setVisible(False)
+
+    def start(self, mode: str) -> None:
+        self.parts = {}
+        self.label.setText(f"{mode.capitalize()} refresh…")
+        self.setVisible(True)
+
+    def update_progress(self, system: str, phase: str, done: int, total: object) -> None:
+        count = f"{done:,}" + (f"/{total:,}" if isinstance(total, int) and total else "")
+        self.parts[system] = "done" if phase == "done" else f"{phase} {count}"
+        self.label.setText(" · ".join(f"{s}: {t}" for s, t in self.parts.items()))
+
+    def stop(self) -> None:
+        self.setVisible(False)
 
 
 class MainWindow(QMainWindow):
     closed = Signal()
+    refresh_requested = Signal(str)  # "auto" | "full"
+    cancel_requested = Signal()
 
     PAGES = ("Customers", "Exceptions", "Audit log", "Systems")
 
     def __init__(self) -> None:
         super().__init__()
         self.setWindowTitle("SyncDesk")
-        self.resize(1200, 760)
+        self.resize(1400, 860)
+        self.state: ConsoleState | None = None
+
+        # pages
+        self.customers_page = CustomersPage()
+        self.customer_page = CustomerPage()
+        self.customers_stack = QStackedWidget()
+        self.customers_stack.addWidget(self.customers_page)
+        self.customers_stack.addWidget(self.customer_page)
+        self.exceptions_page = ExceptionsPage()
+        self.audit_page = EmptyState("Audit log", "The tamper-evident audit log of every action arrives "
+                                                  "with actions ([F5]).")
+        self.systems_page = SystemsPage()
+        self.customers_page.open_customer.connect(self.open_customer)
+        self.exceptions_page.open_customer.connect(self.open_customer)
+        self.customer_page.back.connect(self.show_customer_list)
+
         self.nav = QListWidget()
         self.nav.setFixedWidth(170)
         self.nav.setIconSize(QSize(18, 18))
         self.stack = QStackedWidget()
-        self.systems_page = SystemsPage()
-        pages: list[QWidget] = [
-            PlaceholderPage("Customers", "The customer list and lifecycle timelines arrive with the console "
-                                         "work ([F4]). The connections below are live."),
-            PlaceholderPage("Exceptions", "The exception queue arrives with the reconciliation engine "
-                                          "([F2]) and the console ([F4])."),
-            PlaceholderPage("Audit log", "The tamper-evident audit log arrives with actions ([F5])."),
-            self.systems_page,
-        ]
-        for title, page in zip(self.PAGES, pages, strict=True):
-            QListWidgetItem(title, self.nav)
+        style = self.style()
+        icons = [QStyle.StandardPixmap.SP_FileDialogDetailedView, QStyle.StandardPixmap.SP_MessageBoxWarning,
+                 QStyle.StandardPixmap.SP_FileDialogContentsView, QStyle.StandardPixmap.SP_DriveNetIcon]
+        for title, page, icon in zip(self.PAGES, [self.customers_stack, self.exceptions_page, self.audit_page,
+                                                  self.systems_page], icons, strict=True):
+            QListWidgetItem(style.standardIcon(icon), title, self.nav)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
-        splitter = QSplitter()
-        splitter.addWidget(self.nav)
-        splitter.addWidget(self.stack)
-        splitter.setStretchFactor(1, 1)
-        splitter.setChildrenCollapsible(False)
-        self.setCentralWidget(splitter)
-        self.nav.setCurrentRow(self.PAGES.index("Systems"))
+        central = QWidget()
+        body = QHBoxLayout(central)
+        body.setContentsMargins(4, 4, 4, 0)
+        body.addWidget(self.nav)
+        body.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.nav.setCurrentRow(0)
 
+        # status bar
         self.source_label = plain_label("")
+        self.age_label = set_muted(plain_label(""))
+        self.refresh_status = RefreshStatus()
+        self.refresh_status.cancel_clicked.connect(self.cancel_requested)
         self.lights = {s: HealthLight(s) for s in System}
-        self.statusBar().addWidget(self.source_label, 1)
+        bar = self.statusBar()
+        bar.addWidget(self.source_label)
+        bar.addWidget(self.age_label, 1)
+        bar.addPermanentWidget(self.refresh_status)
         for light in self.lights.values():
-            self.statusBar().addPermanentWidget(light)
+            bar.addPermanentWidget(light)
+        self._age_timer = QTimer(self)
+        self._age_timer.setInterval(15_000)
+        self._age_timer.timeout.connect(self._update_age)
+        self._age_timer.start()
+
+        self._build_actions()
+        self.customers_page.set_loading(True)
+        self.exceptions_page.set_loading(True)
+
+    # -- actions and shortcuts ---------------------------------------------------------------
+    def _build_actions(self) -> None:
+        toolbar = QToolBar("Main")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.addToolBar(toolbar)
+        style = self.style()
+
+        def action(text: str, shortcut: str | QKeySequence.StandardKey | None, tip: str,
+                   icon: QStyle.StandardPixmap | None = None, in_toolbar: bool = True) -> QAction:
+            act = QAction(text, self)
+            if icon is not None:
+                act.setIcon(style.standardIcon(icon))
+            if shortcut is not None:
+                act.setShortcut(QKeySequence(shortcut))
+            act.setToolTip(f"{tip} ({act.shortcut().toString()})" if shortcut else tip)
+            if in_toolbar:
+                toolbar.addAction(act)
+            self.addAction(act)
+            return act
+
+        self.refresh_action = action("Refresh", "F5", "Fetch what changed in the three systems",
+                                     QStyle.StandardPixmap.SP_BrowserReload)
+        self.refresh_action.triggered.connect(lambda: self.refresh_requested.emit("auto"))
+        self.full_refresh_action = action("Full refresh", "Shift+F5", "Fetch everything again",
+                                          QStyle.StandardPixmap.SP_DialogResetButton)
+        self.full_refresh_action.triggered.connect(lambda: self.refresh_requested.emit("full"))
+        self.cancel_action = action("Cancel", "Esc", "Cancel the running refresh",
+                                    QStyle.StandardPixmap.SP_BrowserStop)
+        self.cancel_action.triggered.connect(self.cancel_requested)
+        self.cancel_action.setEnabled(False)
+        toolbar.addSeparator()
+        search = action("Search customers", QKeySequence.StandardKey.Find, "Search customers",
+                        QStyle.StandardPixmap.SP_FileDialogContentsView)
+        search.triggered.connect(self.focus_search)
+        nxt = action("Next exception", "F8", "Select the next exception", QStyle.StandardPixmap.SP_ArrowDown)
+        nxt.triggered.connect(self.next_exception)
+        prev = action("Previous exception", "Shift+F8", "Select the previous exception", in_toolbar=False)
+        prev.triggered.connect(self.previous_exception)
         for i, title in enumerate(self.PAGES):
-            action = QAction(title, self)
-            action.setShortcut(QKeySequence(f"Ctrl+{i + 1}"))
-            action.triggered.connect(lambda _=False, row=i: self.nav.setCurrentRow(row))
-            self.addAction(action)
+            go = action(f"Go to {title}", f"Ctrl+{i + 1}", f"Show {title}", in_toolbar=False)
+            go.triggered.connect(lambda _=False, row=i: self.nav.setCurrentRow(row))
+
+    def focus_search(self) -> None:
+        self.nav.setCurrentRow(0)
+        self.show_customer_list()
+        self.customers_page.focus_search()
+
+    def next_exception(self) -> None:
+        self.nav.setCurrentRow(1)
+        self.exceptions_page.next_exception()
+
+    def previous_exception(self) -> None:
+        self.nav.setCurrentRow(1)
+        self.exceptions_page.previous_exception()
+
+    # -- navigation ---------------------------------------------------------------------------
+    def open_customer(self, customer_id: str) -> None:
+        if self.state is None:
+            return
+        row = next((r for r in self.state.rows if r.customer_id == customer_id), None)
+        self.customer_page.show_customer(self.state.timeline(customer_id), self.state.exceptions_of(customer_id),
+                                         row)
+        self.nav.setCurrentRow(0)
+        self.customers_stack.setCurrentWidget(self.customer_page)
+
+    def show_customer_list(self) -> None:
+        self.customers_stack.setCurrentWidget(self.customers_page)
+        self.customers_page.table.setFocus()
+
+    # -- state ----------------------------------------------------------------------------------
+    def set_state(self, state: ConsoleState) -> None:
+        """Show a new snapshot in place: selections, filters and scroll positions are kept."""
+        self.state = state
+        self.customers_page.set_loading(False)
+        self.exceptions_page.set_loading(False)
+        self.customers_page.set_rows(state.rows)
+        self.exceptions_page.set_exceptions(state.exceptions, state.now)
+        shown = self.customer_page.customer_id()
+        if shown is not None and self.customers_stack.currentWidget() is self.customer_page:
+            self.open_customer(shown)
+        for system, error in state.errors.items():
+            self.lights[system].set_refresh_outcome(False, error)
+        self._update_age()
+
+    def _update_age(self) -> None:
+        if self.state is None:
+            self.age_label.setText("No snapshot yet")
+            return
+        now = datetime.now(UTC)
+        parts = []
+        for system, at in self.state.ages.items():
+            parts.append(f"{SYSTEM_TITLES[system]} {human_age((now - at).total_seconds()) if at else 'never'}")
+        self.age_label.setText("Snapshot: " + ", ".join(parts))
 
     def set_source(self, text: str) -> None:
         self.source_label.setText(text)
@@ -183,16 +351,41 @@ class MainWindow(QMainWindow):
     def set_profile(self, profile: Profile) -> None:
         self.systems_page.set_profile(profile)
 
+    # -- refresh and health ---------------------------------------------------------------------
+    def on_refresh_started(self, mode: str) -> None:
+        self.refresh_status.start(mode)
+        self.cancel_action.setEnabled(True)
+        self.refresh_action.setEnabled(False)
+        self.full_refresh_action.setEnabled(False)
+
+    def on_refresh_progress(self, system: str, phase: str, done: int, total: object) -> None:
+        self.refresh_status.update_progress(system, phase, done, total)
+
+    def on_system_refreshed(self, system: str, ok: bool, error: str) -> None:
+        light = self.lights[System(system)]
+        light.set_refresh_outcome(ok, error)
+        self.systems_page.set_health(light.system, light.state, error or light.probe.detail)
+
+    def on_refresh_ended(self, *_: object) -> None:
+        self.refresh_status.stop()
+        self.cancel_action.setEnabled(False)
+        self.refresh_action.setEnabled(True)
+        self.full_refresh_action.setEnabled(True)
+        self._update_age()
+
     def attach_health(self, adapter: object) -> None:
         adapter.checked.connect(self.on_health)  # type: ignore[attr-defined]
 
     def on_health(self, system_value: str, result: HealthResult) -> None:
-        system = System(system_value)
-        self.lights[system].set_result(result)
-        self.systems_page.set_health(system, result)
+        light = self.lights[System(system_value)]
+        light.set_result(result)
+        latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
+        self.systems_page.set_health(light.system, light.state, result.detail + latency)
 
     def show_error(self, text: str) -> None:
-        self.set_source(f"Configuration problem: {text}")
+        self.set_source(f"Problem: {text}")
+        self.customers_page.set_loading(False)
+        self.exceptions_page.set_loading(False)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.closed.emit()

@@ -314,10 +314,19 @@ def test_plan_change_to_tier_change_lag_late_and_missing() -> None:
     assert change.event.summary == "Subscription sub_cus_1 changed plan from Pro to Ent"  # connector text kept
     assert tier.lag == 12 * MIN and tier.status == "ok"
     assert tl.missing == []
-    # the tier arrived three hours later: late
+    # the organization was last updated three hours later: any edit moves that time, so it only
+    # bounds the tier change from above — no "late" verdict, no lag, and a note saying why
     ent.updated = change_at + timedelta(hours=3)
     tier = group(w.timeline(), "tier:sub_cus_1")[1]
+    assert tier.status == "ok" and tier.lag is None
+    assert "last update" in tier.note
+    # a reported tier change (support connector event) three hours later is evidence: late
+    w.s.events["tier-changed:ocus_1"] = LifecycleEvent(change_at + timedelta(hours=3), S, EventKind.TIER_CHANGED,
+                                                      "cus_1", ref(S, "organization", "ocus_1"),
+                                                      "Support tier changed to enterprise")
+    tier = next(e for e in group(w.timeline(), "tier:sub_cus_1") if e.event.kind is EventKind.TIER_CHANGED)
     assert tier.status == "late" and tier.lag == timedelta(hours=3)
+    del w.s.events["tier-changed:ocus_1"]
     # the tier never moved: missing after the tier grace, pending inside it
     ent.tier, ent.updated = Tier.PREMIUM, T0 + 10 * MIN
     (miss,) = w.timeline().missing
