@@ -82,9 +82,64 @@ class ExceptionRow(SQLModel, table=True):
     closed_at: datetime | None = Field(default=None, index=True)
 
 
+class AuditRow(SQLModel, table=True):
+    __tablename__ = "audit_entry"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: str
+    operator: str
+    role: str
+    action_id: str = Field(index=True)
+    action_kind: str
+    phase: str
+    exception_id: str | None = None
+    customer_id: str | None = Field(default=None, index=True)
+    target_system: str | None = None
+    request: str
+    before: str
+    after: str
+    outcome: str
+    error: str | None = None
+    reason: str | None = None
+    prev_hash: str
+    hash: str
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "action_outbox"
+    action_id: str = Field(primary_key=True)
+    idempotency_key: str = Field(unique=True)
+    kind: str
+    status: str = Field(index=True)
+    operator: str
+    role: str
+    exception_id: str | None = None
+    customer_id: str | None = None
+    target_system: str | None = None
+    payload: str
+    reason: str | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    result: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class AcceptedRow(SQLModel, table=True):
+    __tablename__ = "accepted_difference"
+    exception_id: str = Field(primary_key=True)
+    fingerprint: str
+    reason: str
+    operator: str
+    accepted_at: str
+    expires_at: str
+
+
 REC: Table = SnapshotRecord.__table__  # type: ignore[attr-defined]
 STATE: Table = SystemState.__table__  # type: ignore[attr-defined]
 EXC: Table = ExceptionRow.__table__  # type: ignore[attr-defined]
+AUDIT: Table = AuditRow.__table__  # type: ignore[attr-defined]
+OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
+ACCEPTED: Table = AcceptedRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -121,18 +176,22 @@ class Storage:
     """One database. Methods are synchronous: call them from a worker thread
     (``asyncio.to_thread``) so the UI thread never waits on disk."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, durable: bool = False) -> None:
+        """``durable``: every commit reaches the disk before it returns (SQLite
+        ``synchronous=FULL``), for the audit log and the outbox; the snapshot, a cache that can
+        be fetched again, uses ``NORMAL``."""
         self.url = url
         self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False}
                                             if url.startswith("sqlite") else {})
         if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            sync = "FULL" if durable else "NORMAL"
+            event.listen(self.engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, sync))
         self._migrate()
 
     @classmethod
-    def open_path(cls, path: Path) -> Storage:
+    def open_path(cls, path: Path, *, durable: bool = False) -> Storage:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(database_url(path))
+        return cls(database_url(path), durable=durable)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -257,9 +316,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
         yield items[i:i + size]
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, synchronous: str) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -1,0 +1,181 @@
+"""Benchmark of the engine: prints figures, asserts nothing (not a timed test).
+
+    python tests/bench/bench_engine.py refresh --customers 10000            # no server rate limit
+    python tests/bench/bench_engine.py refresh --customers 10000 --limited  # Stripe 25/s, Zendesk 700/min
+    python tests/bench/bench_engine.py reconcile --customers 100000         # from a stored snapshot
+
+The demo servers run in a separate ``demo-server`` process, so the figures (and the peak RSS)
+are SyncDesk's own. ``reconcile`` builds its snapshot once with a full refresh and keeps it in
+``--cache`` (default: a folder under the system temp dir) for later runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from services.config import load_profile  # noqa: E402
+from services.domain import System  # noqa: E402
+from services.engine import Engine, RefreshMode  # noqa: E402
+from services.http import DEFAULT_POLICIES, HttpPolicy  # noqa: E402
+from services.overview import RowFilter, build_customer_rows  # noqa: E402
+from services.reconcile import reconcile  # noqa: E402
+from services.storage import Storage  # noqa: E402
+from services.timeline import TimelineIndex  # noqa: E402
+
+ANCHOR = 1_780_000_000
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class DemoServer:
+    def __init__(self, customers: int, seed: int, limited: bool, workdir: Path) -> None:
+        self.config = workdir / f"demo-{customers}-{seed}.toml"
+        self.config.unlink(missing_ok=True)
+        cmd = [sys.executable, str(ROOT / "main.py"), "demo-server", "--customers", str(customers), "--seed",
+               str(seed), "--anchor", str(ANCHOR), "--port", "0", "--write-config", str(self.config)]
+        if not limited:
+            cmd += ["--fault", "billing:rate_limit=off", "--fault", "support:rate_limit=off"]
+        env = {**os.environ, "SYNCDESK_HOME": str(workdir / "server-home")}
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        while not self.config.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError("demo-server exited")
+            time.sleep(0.2)
+        self.startup = time.perf_counter() - started
+
+    def stats(self, url: str) -> dict[str, object]:
+        result: dict[str, object] = httpx.get(f"{url}/_demo/stats", timeout=30).json()
+        return result
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def full_refresh(profile_path: Path, db: Path, limited: bool) -> tuple[Engine, float]:
+    profile = load_profile(profile_path, "demo")
+    storage = Storage.open_path(db)
+    policies = None if limited else {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP
+                                                   else 2) for s in System}
+    engine = Engine.from_profile(profile, storage, policies=policies)
+    started = time.perf_counter()
+    report = await engine.refresh(RefreshMode.FULL)
+    took = time.perf_counter() - started
+    for o in report.outcomes.values():
+        print(f"  {o.system.value:8} {'ok' if o.ok else 'FAILED ' + o.error_text:4} {o.records:>9,} records "
+              f"{o.requests:>6,} requests {o.seconds:7.1f} s  ({o.requests / max(o.seconds, 1e-9):5.1f} req/s)")
+    return engine, took
+
+
+def cmd_refresh(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="syncdesk-bench-"))
+    print(f"full refresh of {args.customers:,} customers, server rate limits "
+          f"{'ON (billing 25/s, support 700/min)' if args.limited else 'off'}")
+    server = DemoServer(args.customers, args.seed, args.limited, work)
+    print(f"  demo-server generated and answering in {server.startup:.1f} s (separate process)")
+    try:
+        engine, took = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited))
+        print(f"  total wall time {took:.1f} s; SyncDesk peak RSS {rss_mb():.0f} MB")
+        profile = load_profile(server.config, "demo")
+        for system in (System.BILLING, System.SUPPORT):
+            st = server.stats(profile.connections[system].url)
+            injected = st.get("injected", {})
+            total = st.get("total", 0)
+            allowed = DEFAULT_POLICIES[system].rate_per_second
+            outcome_s = None
+            print(f"  {system.value:8} server saw {total:,} requests; 429s sent: "
+                  f"{injected.get('429', 0) if isinstance(injected, dict) else '?'}"
+                  + (f"; allowed {allowed:.1f}/s" if args.limited and allowed else ""))
+            del outcome_s
+        engine.storage.close()
+    finally:
+        server.stop()
+
+
+def cmd_reconcile(args: argparse.Namespace) -> None:
+    cache = Path(args.cache or Path(tempfile.gettempdir()) / "syncdesk-bench-cache")
+    cache.mkdir(parents=True, exist_ok=True)
+    db = cache / f"snapshot-{args.customers}-{args.seed}-{ANCHOR}.db"
+    marker = db.with_suffix(".ok")
+    if not marker.exists():
+        print(f"building the {args.customers:,}-customer snapshot once (full refresh, no rate limits)…")
+        db.unlink(missing_ok=True)
+        server = DemoServer(args.customers, args.seed, False, cache)
+        print(f"  demo-server ready in {server.startup:.1f} s")
+        try:
+            engine, took = asyncio.run(full_refresh(server.config, db, False))
+            engine.storage.close()
+            print(f"  full refresh {took:.1f} s; peak RSS {rss_mb():.0f} MB")
+            marker.write_text(json.dumps({"refresh_seconds": took}))
+        finally:
+            server.stop()
+        print("run again to measure reconciliation in a fresh process")
+        return
+    storage = Storage.open_path(db)
+    started = time.perf_counter()
+    engine = Engine(storage, {})
+    asyncio.run(engine.load())
+    load_s = time.perf_counter() - started
+    snap = engine.snapshot()
+    counts = {s.value: d.count() for s, d in snap.systems.items()}
+    print(f"snapshot of {args.customers:,} customers loaded in {load_s:.1f} s: {counts}; RSS {rss_mb():.0f} MB")
+    gc.collect()
+    times = []
+    result = None
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        result = reconcile(snap)
+        times.append(time.perf_counter() - t0)
+    assert result is not None
+    print(f"reconcile: {len(result.exceptions):,} exceptions; best {min(times):.2f} s, "
+          f"median {sorted(times)[len(times) // 2]:.2f} s over {args.repeat} runs (one core)")
+    t0 = time.perf_counter()
+    rows = build_customer_rows(snap, result.exceptions)
+    rows_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    RowFilter(rows).order("name")
+    sort_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    TimelineIndex(snap)
+    tl_s = time.perf_counter() - t0
+    print(f"customer rows {rows_s:.2f} s, name order {sort_s:.2f} s, timeline index {tl_s:.2f} s")
+    print(f"peak RSS {rss_mb():.0f} MB")
+    storage.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("refresh")
+    r.add_argument("--customers", type=int, default=10_000)
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--limited", action="store_true", help="keep the servers' default rate limits")
+    c = sub.add_parser("reconcile")
+    c.add_argument("--customers", type=int, default=100_000)
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--repeat", type=int, default=3)
+    c.add_argument("--cache", help="folder for the cached snapshot")
+    args = p.parse_args()
+    {"refresh": cmd_refresh, "reconcile": cmd_reconcile}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
