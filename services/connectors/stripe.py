@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from typing import Annotated, Any, Literal, TypeVar
 
 import httpx
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "2023-08-16"
 PAGE_LIMIT = 100
+#: concurrent cursor chains (monthly ``created`` windows) for the large lists of a full refresh
+LIST_WINDOWS = 13
 EVENT_RETENTION = timedelta(days=30)
 #: a cursor this close to the retention limit is treated as expired (clock skew, slow refresh)
 RETENTION_MARGIN = timedelta(hours=1)
@@ -406,6 +409,36 @@ class StripeConnector(Connector):
             last = page.raw_ids[-1]
             page = await self._fetch_page(path, phase, parse, params, starting_after=last)
 
+    async def _list_windowed(self, path: str, phase: str, parse: Callable[[dict[str, Any]], T],
+                             progress: ProgressCallback, bounds: list[int],
+                             params: dict[str, Any] | None = None) -> list[T]:
+        """Like :meth:`_list`, but over disjoint ``created`` windows listed concurrently.
+
+        One cursor chain is bound by its round trips (each page waits for the previous one);
+        several chains over ``(-∞, b0), [b0, b1) … [bn, ∞)`` keep the request pipeline full, so
+        the system's rate limit — not latency — sets the pace. Newest first, like one list.
+        """
+        edges = sorted(set(bounds))
+        windows: list[dict[str, Any]] = []
+        for lo, hi in pairwise([None, *edges, None]):
+            window: dict[str, Any] = {}
+            if lo is not None:
+                window["created[gte]"] = lo
+            if hi is not None:
+                window["created[lt]"] = hi
+            windows.append(window)
+        counts = [0] * len(windows)
+
+        def reporter(i: int) -> ProgressCallback:
+            def report(p: Progress) -> None:
+                counts[i] = p.done
+                progress(Progress(self.system, phase, sum(counts)))
+            return report
+
+        parts = await asyncio.gather(*(self._list(path, phase, parse, reporter(i), {**(params or {}), **w})
+                                       for i, w in enumerate(windows)))
+        return [item for part in reversed(parts) for item in part]
+
     async def _fetch_page(self, path: str, phase: str, parse: Callable[[dict[str, Any]], T],
                           params: dict[str, Any] | None, *, starting_after: str | None = None,
                           ending_before: str | None = None) -> _Page:
@@ -560,19 +593,27 @@ class StripeConnector(Connector):
         async def prices() -> None:
             parts.prices = await self._list("/v1/prices", "prices", self.parse_price, progress)
 
+        # large lists run as several concurrent cursor chains over monthly ``created`` windows
+        months = [int((now - timedelta(days=30 * k)).timestamp()) for k in range(1, LIST_WINDOWS)]
+
         async def customers() -> None:
-            parts.customers = await self._list("/v1/customers", "customers", self.parse_customer, progress)
+            parts.customers = await self._list_windowed("/v1/customers", "customers", self.parse_customer,
+                                                        progress, months)
 
         async def subscriptions() -> None:
-            parts.subscriptions = await self._list("/v1/subscriptions", "subscriptions", self.subscription_from,
-                                                   progress, {"status": "all"})
+            parts.subscriptions = await self._list_windowed("/v1/subscriptions", "subscriptions",
+                                                            self.subscription_from, progress, months,
+                                                            {"status": "all"})
 
         async def invoices() -> None:
-            parts.invoices = await self._list("/v1/invoices", "invoices", self.invoice_from, progress)
+            parts.invoices = await self._list_windowed("/v1/invoices", "invoices", self.invoice_from, progress,
+                                                       months)
 
         async def events() -> None:
-            parts.events = await self._list("/v1/events", "events", self.parse_event, progress, ev_params,
-                                            first=first_events)
+            # the first page above only fixed the cursor; the 30 days are listed in weekly windows
+            weeks = [since + k * 7 * 86400 for k in range(1, 5)]
+            parts.events = await self._list_windowed("/v1/events", "events", self.parse_event, progress, weeks,
+                                                     ev_params)
 
         await _run_all([products(), prices(), customers(), subscriptions(), invoices(), events()])
 
