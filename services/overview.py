@@ -44,6 +44,8 @@ class CustomerRow:
     worst: Severity | None = None
     rules: tuple[str, ...] = ()
     search: str = ""
+    #: systems whose data has never been fetched: "not linked" cannot be told for them
+    unknown: frozenset[System] = frozenset()
 
     @property
     def health(self) -> Health:
@@ -76,6 +78,7 @@ def build_customer_rows(snapshot: Snapshot, exceptions: Sequence[SyncException] 
     for exc in exceptions:
         if exc.customer_id and exc.is_open:
             by_customer[exc.customer_id].append(exc)
+    unknown = frozenset(x for x in (System.ERP, System.SUPPORT) if x not in snapshot.systems)
     rows: list[CustomerRow] = []
     for cid, cust in b.customers.items():
         party, org, ent = parties.get(cid), orgs.get(cid), ents.get(cid)
@@ -91,7 +94,7 @@ def build_customer_rows(snapshot: Snapshot, exceptions: Sequence[SyncException] 
             erp_code=party.customer_id if party else None, support_org=org.ref.id if org else None,
             support_name=org.name if org else None, status=status, plan=plan,
             tier=ent.tier.value if ent and ent.tier else "", open_exceptions=len(excs), worst=worst,
-            rules=tuple(sorted({x.rule for x in excs})))
+            rules=tuple(sorted({x.rule for x in excs})), unknown=unknown)
         row.search = "\x00".join([cid, cust.name, row.email, row.tax_id, row.erp_party or "", row.erp_code or "",
                                   row.support_org or "", row.support_name or ""]).casefold()
         rows.append(row)

@@ -58,6 +58,7 @@ ModelIndex = QModelIndex | QPersistentModelIndex
 HEALTH_COLORS: dict[Health, str] = {Health.OK: OK_COLOR, Health.ATTENTION: LATE_COLOR,
                                     Health.CRITICAL: MISSING_COLOR}
 UNMAPPED = "unmapped"
+NOT_LOADED = "not loaded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,8 @@ class CustomersModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tooltip(r, col)
         if role == Qt.ItemDataRole.ForegroundRole:
-            if (col == COL_ERP and r.erp_party is None) or (col == COL_SUPPORT and r.support_org is None):
+            if (col == COL_ERP and r.erp_party is None and System.ERP not in r.unknown) or (
+                    col == COL_SUPPORT and r.support_org is None and System.SUPPORT not in r.unknown):
                 return QColor(MISSING_COLOR)
             return None
         if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_EXC:
@@ -193,9 +195,11 @@ class CustomersModel(QAbstractTableModel):
         if col == COL_EMAIL:
             return r.email
         if col == COL_ERP:
-            return r.erp_party if r.erp_party is not None else UNMAPPED
+            return r.erp_party if r.erp_party is not None else (
+                NOT_LOADED if System.ERP in r.unknown else UNMAPPED)
         if col == COL_SUPPORT:
-            return r.support_org if r.support_org is not None else UNMAPPED
+            return r.support_org if r.support_org is not None else (
+                NOT_LOADED if System.SUPPORT in r.unknown else UNMAPPED)
         if col == COL_STATUS:
             return r.status.replace("_", " ")
         if col == COL_PLAN:
@@ -211,8 +215,12 @@ class CustomersModel(QAbstractTableModel):
     @staticmethod
     def _decoration(r: CustomerRow, col: int) -> Any:
         if col == COL_ERP:
+            if System.ERP in r.unknown:
+                return None
             return system_icon(System.ERP) if r.erp_party is not None else unlinked_icon()
         if col == COL_SUPPORT:
+            if System.SUPPORT in r.unknown:
+                return None
             return system_icon(System.SUPPORT) if r.support_org is not None else unlinked_icon()
         if col == COL_ID:
             return system_icon(System.BILLING)
@@ -224,6 +232,8 @@ class CustomersModel(QAbstractTableModel):
 
     @staticmethod
     def _tooltip(r: CustomerRow, col: int) -> str:
+        if col in (COL_ERP, COL_SUPPORT) and (System.ERP if col == COL_ERP else System.SUPPORT) in r.unknown:
+            return "No data from this system yet: whether the customer is linked there is unknown"
         if col == COL_ERP:
             if r.erp_party is None:
                 return f"No ERP party carries {r.customer_id}"

@@ -74,6 +74,7 @@ class HealthLight(QWidget):
         lay.addWidget(self.text)
         self.probe: HealthResult = HealthResult(Health.NOT_CONFIGURED, "not checked yet")
         self.refresh_error: str | None = None
+        self._down_from_refresh = False
         self._render()
 
     @property
@@ -84,13 +85,18 @@ class HealthLight(QWidget):
 
     def set_result(self, result: HealthResult) -> None:
         self.probe = result
+        self._down_from_refresh = False
         self._render()
 
     def set_refresh_outcome(self, ok: bool, error: str) -> None:
         self.refresh_error = None if ok else (error or "refresh failed")
+        if ok and self._down_from_refresh:
+            self.probe = HealthResult(Health.OK, "answering (last refresh succeeded)")
+            self._down_from_refresh = False
         if not ok and ("unavailable" in error or "timed out" in error or "connection failed" in error
                        or "circuit" in error or "credentials" in error or "HTTP 401" in error):
             self.probe = HealthResult(Health.DOWN, error)
+            self._down_from_refresh = True
         self._render()
 
     def _render(self) -> None:

@@ -1,0 +1,142 @@
+"""The real main window, engine adapter and engine on the demo environment, run on a qasync
+loop as the console runs them: refresh with one system down, cancel a refresh, search, open a
+customer, and external text shown as plain text."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
+from pytestqt.qtbot import QtBot
+
+import qasync  # noqa: I001 - after PySide6
+
+from app.console import _wire
+from services.demo.environment import DemoEnvironment, DemoOptions
+from services.demo.faults import FaultConfig
+from services.domain import System
+from services.engine import Engine, RefreshMode
+from services.health import Health
+from services.http import HttpPolicy
+from services.storage import Storage
+from views.adapters import EngineAdapter
+from views.main_window import MainWindow
+
+pytestmark = pytest.mark.gui
+ANCHOR = 1_780_000_000
+FAST = {s: HttpPolicy(max_retries=0, backoff_base=0.01, read_timeout=2.0, breaker_threshold=50) for s in System}
+
+
+@pytest.fixture(scope="module")
+def qloop() -> Iterator[asyncio.AbstractEventLoop]:
+    """One qasync loop for the module, as the console has one per process (creating and
+    closing several qasync loops in one process is not something the console ever does)."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)  # as the console does: the loop outlives the window
+    loop = qasync.QEventLoop(app)
+    yield loop
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+
+
+def run_qasync(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
+    return loop.run_until_complete(coro)
+
+
+async def console(tmp_path: Path, scenario: Callable[[MainWindow, EngineAdapter, DemoEnvironment], Awaitable[None]],
+                  customers: int = 80) -> None:
+    opts = DemoOptions(customers=customers, seed=3, anchor=ANCHOR, faults={s: FaultConfig() for s in System})
+    env = await asyncio.to_thread(lambda: DemoEnvironment(opts).start())
+    storage = Storage.open_path(tmp_path / "snap.db")
+    engine = Engine.from_profile(env.profile(), storage, policies=FAST, clock=env.now)
+    window = MainWindow()
+    adapter = EngineAdapter(engine, window)
+    _wire(window, adapter)
+    window.show()
+    try:
+        await adapter.load()
+        await scenario(window, adapter, env)
+    finally:
+        await adapter.aclose()
+        await engine.aclose()
+        storage.close()
+        window.close()
+        window.deleteLater()
+        await asyncio.to_thread(env.stop)
+
+
+def test_refresh_with_one_system_down_shows_it_and_keeps_the_others(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
+        assert window.state is not None and window.state.rows == []  # nothing fetched yet: empty snapshot
+        env.injectors[System.ERP].config.update({"outage": True})
+        await adapter.start_refresh(RefreshMode.FULL)
+        assert window.lights[System.ERP].state is Health.DOWN
+        assert "unavailable" in window.lights[System.ERP].toolTip()
+        assert window.lights[System.BILLING].state is not Health.DOWN
+        state = window.state
+        assert state is not None and len(state.rows) > 50  # billing and support arrived regardless
+        model = window.customers_page.model
+        erp_col = next(c for c in range(model.columnCount()) if model.headerData(c, Qt.Orientation.Horizontal) == "ERP")
+        assert model.index(0, erp_col).data() == "not loaded"  # never "unmapped" for a system we could not read
+        assert not window.refresh_status.isVisible()
+        assert window.refresh_action.isEnabled()
+        # the ERP comes back: the next refresh fills it in and the light turns green again
+        env.injectors[System.ERP].config.update({"outage": False})
+        await adapter.start_refresh(RefreshMode.AUTO)
+        assert window.lights[System.ERP].state is not Health.DOWN
+        assert model.index(0, erp_col).data() != "not loaded"
+        assert window.exceptions_page.model.total_count() == len(env.dataset.manifest)
+
+    run_qasync(qloop, console(tmp_path, scenario))
+
+
+def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
+        await adapter.start_refresh(RefreshMode.FULL)
+        before = {s: d.count() for s, d in adapter.engine.data.items()}
+        rows_before = len(window.state.rows) if window.state else 0
+        for injector in env.injectors.values():
+            injector.config.update({"latency_ms": 150})
+        progressed = asyncio.Event()
+        adapter.progress.connect(lambda *_: progressed.set())
+        task = adapter.start_refresh(RefreshMode.FULL)
+        await progressed.wait()
+        assert window.refresh_status.isVisible() and window.cancel_action.isEnabled()
+        window.cancel_action.trigger()  # what Esc or the Cancel button does
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not window.refresh_status.isVisible()
+        assert window.refresh_action.isEnabled() and not window.cancel_action.isEnabled()
+        assert {s: d.count() for s, d in adapter.engine.data.items()} == before
+        assert window.state is not None and len(window.state.rows) == rows_before
+
+    run_qasync(qloop, console(tmp_path, scenario))
+
+
+def test_search_open_customer_and_hostile_names_as_plain_text(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
+        hostile = "<b>Bold</b> & <img src=x> Ltd"
+        first = next(iter(env.dataset.billing.customers.values()))
+        first.name = hostile
+        await adapter.start_refresh(RefreshMode.FULL)
+        page = window.customers_page
+        page.search_edit.setText("<img")
+        page.apply_filter()
+        assert page.model.rowCount() == 1
+        assert page.model.index(0, 1).data() == hostile
+        window.open_customer(first.id)
+        assert window.customers_stack.currentWidget() is window.customer_page
+        labels = [w for w in window.customer_page.findChildren(QLabel) if w.text() == hostile]
+        assert labels and all(label.textFormat() == Qt.TextFormat.PlainText for label in labels)
+        window.grab().save(str(tmp_path / "customer.png"))
+        assert (tmp_path / "customer.png").stat().st_size > 10_000
+
+    run_qasync(qloop, console(tmp_path, scenario))
