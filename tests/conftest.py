@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_API", "pyside6")  # qasync binds to PySide6 whatever the import order
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
@@ -48,6 +48,7 @@ from views.widgets import (
     MISSING_COLOR,
     OK_COLOR,
     PENDING_COLOR,
+    ROW_FLAGS,
     SEVERITY_COLORS,
     SYSTEM_COLORS,
     SYSTEM_TITLES,
@@ -60,7 +61,7 @@ from views.widgets import (
     unlinked_icon,
 )
 
-ModelIndex = QModelIndex | QPersistentModelIndex
+ModelIndex: TypeAlias = QModelIndex | QPersistentModelIndex
 
 FIX_TOOLTIP = "Fixing arrives with actions ([F5])"
 STATUS_COLORS: dict[str, str] = {"ok": OK_COLOR, "late": LATE_COLOR, "missing": MISSING_COLOR,
@@ -238,7 +239,7 @@ class TimelineModel(QAbstractTableModel):
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return ROW_FLAGS
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._entries):

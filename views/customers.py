@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -44,6 +44,7 @@ from views.widgets import (
     LATE_COLOR,
     MISSING_COLOR,
     OK_COLOR,
+    ROW_FLAGS,
     SYSTEM_TITLES,
     EmptyState,
     dot_icon,
@@ -53,7 +54,7 @@ from views.widgets import (
     unlinked_icon,
 )
 
-ModelIndex = QModelIndex | QPersistentModelIndex
+ModelIndex: TypeAlias = QModelIndex | QPersistentModelIndex
 
 HEALTH_COLORS: dict[Health, str] = {Health.OK: OK_COLOR, Health.ATTENTION: LATE_COLOR,
                                     Health.CRITICAL: MISSING_COLOR}
@@ -157,7 +158,7 @@ class CustomersModel(QAbstractTableModel):
     def flags(self, index: ModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return ROW_FLAGS
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._view):

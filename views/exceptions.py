@@ -60,7 +60,7 @@ from PySide6.QtWidgets import (
 from services.domain import RULES, Severity, Side, SyncException, System, Team
 from services.overview import SEVERITY_RANK, exception_counts
 from services.reconcile import DEFAULT_OWNERSHIP, RULE_SYSTEMS
-from views.widgets import SEVERITY_COLORS, SYSTEM_TITLES, EmptyState, plain_label, severity_icon, system_icon
+from views.widgets import ROW_FLAGS, SEVERITY_COLORS, SYSTEM_TITLES, EmptyState, plain_label, severity_icon, system_icon
 
 #: Role carrying the raw value a column sorts by (seconds for age, rank for severity, ...).
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -414,7 +414,7 @@ class ExceptionsModel(QAbstractTableModel):
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return ROW_FLAGS
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._visible):

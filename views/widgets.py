@@ -29,6 +29,10 @@ SEVERITY_COLORS: dict[Severity, str] = {
     Severity.CRITICAL: "#c62f2f",
 }
 
+#: Flags of a read-only, selectable table cell: built once (combining enum flags on every
+#: ``flags()`` call is measurable when a 100,000-row table repaints)
+ROW_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
 #: Accent colours for states (used on icons and foreground accents only, never as text colour
 #: for long runs of text, so both light and dark palettes stay readable).
 OK_COLOR = "#2e9d5b"

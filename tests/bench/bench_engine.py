@@ -45,13 +45,16 @@ def rss_mb() -> float:
 
 
 class DemoServer:
-    def __init__(self, customers: int, seed: int, limited: bool, workdir: Path) -> None:
+    def __init__(self, customers: int, seed: int, limited: bool, workdir: Path,
+                 billing_rate: float | None = None) -> None:
         self.config = workdir / f"demo-{customers}-{seed}.toml"
         self.config.unlink(missing_ok=True)
         cmd = [sys.executable, str(ROOT / "main.py"), "demo-server", "--customers", str(customers), "--seed",
                str(seed), "--anchor", str(ANCHOR), "--port", "0", "--write-config", str(self.config)]
         if not limited:
             cmd += ["--fault", "billing:rate_limit=off", "--fault", "support:rate_limit=off"]
+        elif billing_rate:
+            cmd += ["--fault", f"billing:rate_limit={billing_rate}"]
         env = {**os.environ, "SYNCDESK_HOME": str(workdir / "server-home")}
         started = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -70,14 +73,20 @@ class DemoServer:
         self.proc.wait(30)
 
 
-async def full_refresh(profile_path: Path, db: Path, limited: bool) -> tuple[Engine, float]:
+async def full_refresh(profile_path: Path, db: Path, limited: bool, billing_rate: float | None = None,
+                       only: list[System] | None = None) -> tuple[Engine, float]:
     profile = load_profile(profile_path, "demo")
     storage = Storage.open_path(db)
-    policies = None if limited else {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP
-                                                   else 2) for s in System}
+    if limited:
+        policies = dict(DEFAULT_POLICIES)
+        if billing_rate:
+            policies[System.BILLING] = HttpPolicy(rate_per_second=billing_rate, concurrency=8)
+    else:
+        policies = {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP else 2)
+                    for s in System}
     engine = Engine.from_profile(profile, storage, policies=policies)
     started = time.perf_counter()
-    report = await engine.refresh(RefreshMode.FULL)
+    report = await engine.refresh(RefreshMode.FULL, systems=only)
     took = time.perf_counter() - started
     for o in report.outcomes.values():
         print(f"  {o.system.value:8} {'ok' if o.ok else 'FAILED ' + o.error_text:4} {o.records:>9,} records "
@@ -89,22 +98,23 @@ def cmd_refresh(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="syncdesk-bench-"))
     print(f"full refresh of {args.customers:,} customers, server rate limits "
           f"{'ON (billing 25/s, support 700/min)' if args.limited else 'off'}")
-    server = DemoServer(args.customers, args.seed, args.limited, work)
+    server = DemoServer(args.customers, args.seed, args.limited, work, args.billing_rate)
     print(f"  demo-server generated and answering in {server.startup:.1f} s (separate process)")
+    only = [System(x) for x in args.only] if args.only else None
     try:
-        engine, took = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited))
+        engine, took = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited, args.billing_rate,
+                                                only))
         print(f"  total wall time {took:.1f} s; SyncDesk peak RSS {rss_mb():.0f} MB")
         profile = load_profile(server.config, "demo")
         for system in (System.BILLING, System.SUPPORT):
             st = server.stats(profile.connections[system].url)
             injected = st.get("injected", {})
             total = st.get("total", 0)
-            allowed = DEFAULT_POLICIES[system].rate_per_second
-            outcome_s = None
+            allowed = (args.billing_rate if system is System.BILLING and args.billing_rate
+                       else DEFAULT_POLICIES[system].rate_per_second)
             print(f"  {system.value:8} server saw {total:,} requests; 429s sent: "
                   f"{injected.get('429', 0) if isinstance(injected, dict) else '?'}"
                   + (f"; allowed {allowed:.1f}/s" if args.limited and allowed else ""))
-            del outcome_s
         engine.storage.close()
     finally:
         server.stop()
@@ -168,6 +178,8 @@ def main() -> None:
     r.add_argument("--customers", type=int, default=10_000)
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--limited", action="store_true", help="keep the servers' default rate limits")
+    r.add_argument("--billing-rate", type=float, help="with --limited: the billing server's limit (requests/s)")
+    r.add_argument("--only", nargs="*", choices=[s.value for s in System], help="refresh only these systems")
     c = sub.add_parser("reconcile")
     c.add_argument("--customers", type=int, default=100_000)
     c.add_argument("--seed", type=int, default=1)

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
-
-import qasync  # noqa: I001 - after PySide6
 
 from app.console import _wire
 from services.demo.environment import DemoEnvironment, DemoOptions
@@ -73,7 +72,8 @@ async def console(tmp_path: Path, scenario: Callable[[MainWindow, EngineAdapter,
         await asyncio.to_thread(env.stop)
 
 
-def test_refresh_with_one_system_down_shows_it_and_keeps_the_others(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+def test_refresh_with_one_system_down_shows_it_and_keeps_the_others(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
         assert window.state is not None and window.state.rows == []  # nothing fetched yet: empty snapshot
         env.injectors[System.ERP].config.update({"outage": True})
@@ -98,7 +98,8 @@ def test_refresh_with_one_system_down_shows_it_and_keeps_the_others(qtbot: QtBot
     run_qasync(qloop, console(tmp_path, scenario))
 
 
-def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
         await adapter.start_refresh(RefreshMode.FULL)
         before = {s: d.count() for s, d in adapter.engine.data.items()}
@@ -121,7 +122,8 @@ def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(qtbot: QtBot, q
     run_qasync(qloop, console(tmp_path, scenario))
 
 
-def test_search_open_customer_and_hostile_names_as_plain_text(qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+def test_search_open_customer_and_hostile_names_as_plain_text(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
     async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
         hostile = "<b>Bold</b> & <img src=x> Ltd"
         first = next(iter(env.dataset.billing.customers.values()))

@@ -1,0 +1,247 @@
+"""Benchmark of the console's responsiveness: prints figures, asserts nothing.
+
+    QT_QPA_PLATFORM=offscreen python tests/bench/bench_ui.py stall --customers 10000
+    QT_QPA_PLATFORM=offscreen python tests/bench/bench_ui.py filter --rows 100000
+    QT_QPA_PLATFORM=offscreen python tests/bench/bench_ui.py launch --customers 10000
+
+- stall: the longest gap between ticks of a 5 ms QTimer heartbeat on the UI thread while the
+  real window, adapter and engine run a full refresh of N customers from a ``demo-server``
+  process (no server rate limits, so the work is as dense as it gets), including the
+  reconciliation and the in-place update of every view. Target ≤ 50 ms.
+- filter: time from a search text to the customer table showing the result, at 100,000 rows.
+  Target ≤ 100 ms.
+- launch: a fresh process opens the console from a stored N-customer snapshot: time from
+  process start (the kernel's start time) to the window showing every customer. Target ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_API", "pyside6")  # qasync: use PySide6 whatever the import order
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import qasync  # noqa: E402
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from services.config import load_profile  # noqa: E402
+from services.domain import System  # noqa: E402
+from services.engine import Engine, RefreshMode  # noqa: E402
+from services.http import HttpPolicy  # noqa: E402
+from services.storage import Storage  # noqa: E402
+from tests.bench.bench_engine import DemoServer  # noqa: E402
+
+UNLIMITED = {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP else 2) for s in System}
+
+
+class Heartbeat:
+    def __init__(self, interval_ms: int = 5) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.clock = QElapsedTimer()
+        self.gaps: list[float] = []
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.clock.start()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.gaps.append(self.clock.restart())
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+
+def _app() -> QApplication:
+    app = QApplication.instance() or QApplication([])
+    assert isinstance(app, QApplication)
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+def cmd_stall(args: argparse.Namespace) -> None:
+    from app.console import _wire
+    from views.adapters import EngineAdapter
+    from views.main_window import MainWindow
+
+    work = Path(tempfile.mkdtemp(prefix="syncdesk-uibench-"))
+    server = DemoServer(args.customers, 1, False, work)
+    app = _app()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+
+    async def run() -> None:
+        profile = load_profile(server.config, "demo")
+        storage = Storage.open_path(work / "ui.db")
+        engine = Engine.from_profile(profile, storage, policies=UNLIMITED)
+        window = MainWindow()
+        adapter = EngineAdapter(engine, window)
+        _wire(window, adapter)
+        window.show()
+        await adapter.load()
+        beat = Heartbeat()
+        beat.start()
+        started = time.perf_counter()
+        await adapter.start_refresh(RefreshMode.FULL)
+        await asyncio.sleep(0.3)  # let the views settle after the update
+        beat.stop()
+        took = time.perf_counter() - started
+        gaps = sorted(beat.gaps)
+        print(f"full refresh of {args.customers:,} customers with the window open: {took:.1f} s, "
+              f"{len(window.state.rows) if window.state else 0:,} rows shown")
+        print(f"UI heartbeat (5 ms): longest stall {gaps[-1]:.0f} ms, p99 {gaps[int(len(gaps) * 0.99)]:.0f} ms, "
+              f"median {statistics.median(gaps):.0f} ms over {len(gaps):,} ticks")
+        await adapter.aclose()
+        await engine.aclose()
+        storage.close()
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        server.stop()
+
+
+def cmd_filter(args: argparse.Namespace) -> None:
+    from services.domain import Severity
+    from services.overview import CustomerRow
+    from views.customers import CustomersPage
+
+    _app()
+    rng = random.Random(7)
+    words = ["Alpine", "Birch", "Canyon", "Delta", "Summit", "Harbor", "Quantum", "Nimbus", "Golden", "Urban"]
+    kinds = ["Logistics", "Software", "Clinics", "Foods", "Apparel", "Energy", "Works", "Capital"]
+    rows = []
+    for i in range(args.rows):
+        name = f"{rng.choice(words)} {rng.choice(kinds)} {i}"
+        cid = f"cus_{i:010d}"
+        row = CustomerRow(cid, name, email=f"ap@{name.split()[0].lower()}{i % 500}.example", tax_id=f"DE{i:09d}",
+                          erp_party=str(i), erp_code=cid, support_org=str(360000000 + i), status="active",
+                          plan="pro_monthly_usd", tier="premium", open_exceptions=i % 17 == 0,
+                          worst=Severity.HIGH if i % 17 == 0 else None)
+        row.search = "\x00".join([cid, name, row.email, row.tax_id, row.erp_party or "", cid,
+                                  row.support_org or ""]).casefold()
+        rows.append(row)
+    page = CustomersPage()
+    page.resize(1300, 800)
+    page.show()
+    t0 = time.perf_counter()
+    page.set_rows(rows)
+    QApplication.processEvents()
+    print(f"{args.rows:,} rows: first set_rows + paint {(time.perf_counter() - t0) * 1000:.0f} ms")
+    for query in ["alpine", "summit energy", "cus_00000", "de0000123", "360001", "zzz", ""]:
+        times = []
+        for _ in range(5):
+            page.search_edit.setText(query)
+            t0 = time.perf_counter()
+            page.apply_filter()
+            QApplication.processEvents()
+            times.append((time.perf_counter() - t0) * 1000)
+        print(f"  filter {query!r:18} -> {page.model.rowCount():>7,} rows: median {statistics.median(times):5.1f} ms, "
+              f"max {max(times):5.1f} ms")
+
+
+def _build_snapshot(customers: int, db: Path) -> Path:
+    from tests.bench.bench_engine import full_refresh
+
+    work = db.parent
+    server = DemoServer(customers, 1, False, work)
+    try:
+        engine, took = asyncio.run(full_refresh(server.config, db, False))
+        engine.storage.close()
+    finally:
+        server.stop()
+    print(f"(built a {customers:,}-customer snapshot in {took:.0f} s)")
+    return server.config
+
+
+def cmd_launch(args: argparse.Namespace) -> None:
+    cache = Path(tempfile.gettempdir()) / "syncdesk-uibench-cache"
+    cache.mkdir(exist_ok=True)
+    db = cache / f"launch-{args.customers}.db"
+    cfg = cache / f"demo-{args.customers}-1.toml"
+    if not db.exists() or not cfg.exists():
+        _build_snapshot(args.customers, db)
+    results = []
+    for _ in range(args.repeat):
+        out = subprocess.run([sys.executable, __file__, "_launch_child", str(db), str(cfg)], capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+        line = [x for x in out.stdout.splitlines() if x.startswith("interactive")]
+        if not line:
+            print(out.stdout, out.stderr)
+            raise SystemExit("child failed")
+        results.append(float(line[0].split()[1]))
+        print("  " + line[0])
+    print(f"launch to interactive with {args.customers:,} customers: median {statistics.median(results):.2f} s "
+          f"(best {min(results):.2f} s) over {len(results)} launches")
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux: /proc)."""
+    ticks = os.sysconf(os.sysconf_names["SC_CLK_TCK"])
+    start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - start
+
+
+def launch_child(db: str, cfg: str) -> None:
+    from app.console import _wire
+    from views.adapters import EngineAdapter
+    from views.main_window import MainWindow
+
+    app = _app()
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+
+    async def run() -> None:
+        profile = load_profile(Path(cfg), "demo")
+        storage = await asyncio.to_thread(Storage.open_path, Path(db))
+        engine = Engine.from_profile(profile, storage)
+        window = MainWindow()
+        adapter = EngineAdapter(engine, window)
+        _wire(window, adapter)
+        window.show()
+        shown = _process_age()
+        await adapter.load()
+        QApplication.processEvents()
+        rows = window.customers_page.model.rowCount()
+        print(f"interactive {_process_age():.2f} s after process start (window shown at {shown:.2f} s; "
+              f"{rows:,} customers, {window.exceptions_page.model.total_count():,} exceptions)")
+        await adapter.aclose()
+        await engine.aclose()
+        storage.close()
+
+    loop.run_until_complete(run())
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_launch_child":
+        launch_child(sys.argv[2], sys.argv[3])
+        return
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("stall")
+    s.add_argument("--customers", type=int, default=10_000)
+    f = sub.add_parser("filter")
+    f.add_argument("--rows", type=int, default=100_000)
+    la = sub.add_parser("launch")
+    la.add_argument("--customers", type=int, default=10_000)
+    la.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args()
+    {"stall": cmd_stall, "filter": cmd_filter, "launch": cmd_launch}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
