@@ -74,7 +74,7 @@ class DemoServer:
 
 
 async def full_refresh(profile_path: Path, db: Path, limited: bool, billing_rate: float | None = None,
-                       only: list[System] | None = None) -> tuple[Engine, float]:
+                       only: list[System] | None = None) -> tuple[Engine, float, bool]:
     profile = load_profile(profile_path, "demo")
     storage = Storage.open_path(db)
     if limited:
@@ -91,7 +91,7 @@ async def full_refresh(profile_path: Path, db: Path, limited: bool, billing_rate
     for o in report.outcomes.values():
         print(f"  {o.system.value:8} {'ok' if o.ok else 'FAILED ' + o.error_text:4} {o.records:>9,} records "
               f"{o.requests:>6,} requests {o.seconds:7.1f} s  ({o.requests / max(o.seconds, 1e-9):5.1f} req/s)")
-    return engine, took
+    return engine, took, report.ok
 
 
 def cmd_refresh(args: argparse.Namespace) -> None:
@@ -102,8 +102,8 @@ def cmd_refresh(args: argparse.Namespace) -> None:
     print(f"  demo-server generated and answering in {server.startup:.1f} s (separate process)")
     only = [System(x) for x in args.only] if args.only else None
     try:
-        engine, took = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited, args.billing_rate,
-                                                only))
+        engine, took, _ = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited,
+                                                   args.billing_rate, only))
         print(f"  total wall time {took:.1f} s; SyncDesk peak RSS {rss_mb():.0f} MB")
         profile = load_profile(server.config, "demo")
         for system in (System.BILLING, System.SUPPORT):
@@ -131,9 +131,11 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
         server = DemoServer(args.customers, args.seed, False, cache)
         print(f"  demo-server ready in {server.startup:.1f} s")
         try:
-            engine, took = asyncio.run(full_refresh(server.config, db, False))
+            engine, took, ok = asyncio.run(full_refresh(server.config, db, False))
             engine.storage.close()
             print(f"  full refresh {took:.1f} s; peak RSS {rss_mb():.0f} MB")
+            if not ok:
+                raise SystemExit("a system failed: the snapshot is incomplete and not kept")
             marker.write_text(json.dumps({"refresh_seconds": took}))
         finally:
             server.stop()

@@ -159,7 +159,7 @@ def _build_snapshot(customers: int, db: Path) -> Path:
     work = db.parent
     server = DemoServer(customers, 1, False, work)
     try:
-        engine, took = asyncio.run(full_refresh(server.config, db, False))
+        engine, took, _ = asyncio.run(full_refresh(server.config, db, False))
         engine.storage.close()
     finally:
         server.stop()

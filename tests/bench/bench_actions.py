@@ -1,0 +1,144 @@
+"""Benchmarks of the action path ([F5]).
+
+    python -m tests.bench.bench_actions [--appends 20000] [--writers 64] [--entries 1000000]
+                                        [--rate 20] [--invoices 80]
+
+1. Audit append rate: ``--writers`` concurrent tasks append ``--appends`` entries in total
+   through :class:`GroupCommitter` on a durable database (SQLite ``synchronous=FULL``: each
+   group commit reaches the disk). Target >= 2,000 appends/s.
+2. Verify time for ``--entries`` entries (the log is built with large ``append_many``
+   batches first; building is not timed). Target <= 10 s for 1,000,000.
+3. Bulk retry throughput: the demo ERP limited to ``--rate`` requests/s (429 beyond), the
+   client paced at the same rate; ``--invoices`` missing postings retried in bulk; the ERP
+   requests/s achieved during the run as a share of the limit. Target >= 90 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.actions import ActionKind, ActionRequest, ActionService, ActionStatus
+from services.audit import AuditEntry, AuditLog, GroupCommitter
+from services.demo.environment import DemoEnvironment, DemoOptions
+from services.demo.faults import FaultConfig
+from services.domain import System
+from services.engine import Engine, RefreshMode
+from services.http import HttpPolicy
+from services.storage import Storage
+from tests.services.actions_rig import ANCHOR, FINANCE, delete_posted_invoices
+
+
+def _entry(i: int) -> AuditEntry:
+    return AuditEntry(operator="bench", role="finance", action_id=f"a{i}", action_kind="retry", phase="intent",
+                      outcome="pending", exception_id=f"invoice.missing_in_erp:in_{i}", customer_id=f"cus_{i % 997}",
+                      target_system="erp",
+                      request={"calls": [{"method": "POST", "path": "/db/rpc/", "body": {"reference": f"in_{i}"}}]},
+                      before={"erp": None}, after={}, reason="bench", at=datetime.now(UTC))
+
+
+async def bench_appends(tmp: Path, total: int, writers: int) -> float:
+    storage = Storage.open_path(tmp / "appends.db", durable=True)
+    committer = GroupCommitter(AuditLog(storage))
+    per = total // writers
+
+    async def writer(w: int) -> None:
+        for i in range(per):
+            await committer.append(_entry(w * per + i))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    took = time.perf_counter() - started
+    rate = per * writers / took
+    ok = AuditLog(storage).verify().ok
+    print(f"audit appends: {per * writers} entries by {writers} concurrent writers in {took:.2f} s = "
+          f"{rate:,.0f}/s durable ({committer.batches} group commits; chain ok: {ok})  [target >= 2,000/s]")
+    storage.close()
+    return rate
+
+
+def bench_verify(tmp: Path, entries: int) -> float:
+    storage = Storage.open_path(tmp / "verify.db", durable=False)
+    log = AuditLog(storage)
+    started = time.perf_counter()
+    batch = 20_000
+    for start in range(0, entries, batch):
+        log.append_many([_entry(i) for i in range(start, min(entries, start + batch))])
+    built = time.perf_counter() - started
+    started = time.perf_counter()
+    result = log.verify()
+    took = time.perf_counter() - started
+    print(f"audit verify: {result.checked:,} entries in {took:.2f} s ({result}; building took {built:.0f} s)  "
+          "[target <= 10 s for 1,000,000]")
+    storage.close()
+    return took
+
+
+async def bench_bulk(tmp: Path, rate: float, invoices: int) -> float:
+    faults = {s: FaultConfig() for s in System}
+    faults[System.ERP] = FaultConfig(rate_limit=rate)
+    opts = DemoOptions(customers=200, seed=7, anchor=ANCHOR, faults=faults)
+
+    def start() -> DemoEnvironment:
+        env = DemoEnvironment(opts)
+        delete_posted_invoices(env, invoices)
+        return env.start()
+
+    env = await asyncio.to_thread(start)
+    # the client paces itself at the vendor's published rate (its policy), as in production
+    policies = {s: HttpPolicy(concurrency=4, rate_per_second=rate if s is System.ERP else None) for s in System}
+    engine = Engine.from_profile(env.profile(), Storage.open_path(tmp / "snap.db"), policies=policies, clock=env.now)
+    audit = AuditLog(Storage.open_path(tmp / "bulk-audit.db", durable=True))
+    try:
+        await engine.load()
+        env.injectors[System.ERP].config.rate_limit = None  # the initial full refresh is not measured
+        assert (await engine.refresh(RefreshMode.FULL)).ok
+        await engine.reconcile()
+        env.injectors[System.ERP].config.rate_limit = rate
+        service = ActionService(engine, audit, FINANCE, clock=env.now)
+        missing = [e for e in await engine.open_exceptions() if e.rule == "invoice.missing_in_erp"]
+        await asyncio.sleep(1.0)  # let the server's bucket fill: we measure the steady state
+        env.injectors[System.ERP].reset_stats()
+        started = time.perf_counter()
+        result = await service.bulk([ActionRequest(ActionKind.RETRY, e.id) for e in missing])
+        took = time.perf_counter() - started
+        stats = env.injectors[System.ERP].stats()
+        achieved = stats["total"] / took
+        ok = sum(1 for r in result.results if r.status is ActionStatus.SUCCEEDED)
+        print(f"bulk retry: {len(missing)} missing postings in {took:.1f} s, {ok} succeeded; {stats['total']} ERP "
+              f"requests = {achieved:.1f}/s of the configured {rate:.0f}/s = {achieved / rate:.0%} "
+              f"(429s: {stats['injected'].get('429', 0)}; {len(missing) / took:.2f} actions/s)  [target >= 90 %]")
+        await service.aclose()
+        return achieved / rate
+    finally:
+        await engine.aclose()
+        engine.storage.close()
+        audit.storage.close()
+        await asyncio.to_thread(env.stop)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--appends", type=int, default=20_000)
+    p.add_argument("--writers", type=int, default=64)
+    p.add_argument("--entries", type=int, default=1_000_000)
+    p.add_argument("--rate", type=float, default=20.0)
+    p.add_argument("--invoices", type=int, default=80)
+    p.add_argument("--skip", action="append", default=[], choices=("appends", "verify", "bulk"))
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if "appends" not in args.skip:
+            asyncio.run(bench_appends(tmp, args.appends, args.writers))
+        if "verify" not in args.skip:
+            bench_verify(tmp, args.entries)
+        if "bulk" not in args.skip:
+            asyncio.run(bench_bulk(tmp, args.rate, args.invoices))
+
+
+if __name__ == "__main__":
+    main()
