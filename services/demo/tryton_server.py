@@ -198,6 +198,11 @@ BASE_FIELDS: dict[str, str] = {
     "id": "integer", "create_date": "datetime", "write_date": "datetime",
     "create_uid": "many2one:res.user", "write_uid": "many2one:res.user", "rec_name": "char",
 }
+#: fields trytond has beyond ``ERP_MODELS`` that clients must be able to send: an invoice line
+#: carries its own company and currency (default: the company's), which must be the invoice's
+EXTRA_FIELDS: dict[str, dict[str, str]] = {
+    "account.invoice.line": {"company": "many2one:company.company", "currency": "many2one:currency.currency"},
+}
 #: fields the server computes on read (Function fields without setter: ignored on write)
 COMPUTED: set[tuple[str, str]] = {
     ("party.party", "email"), ("party.party", "tax_identifier"), ("product.product", "name"),
@@ -236,7 +241,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "party.contact_mechanism": ("party", "type", "value"),
     "product.template": ("name", "type"),
     "product.product": ("template",),
-    "account.invoice": ("type", "party", "company", "currency"),
+    "account.invoice": ("type", "party", "company", "currency", "invoice_address"),
     "sale.subscription.service": ("product",),
     "sale.subscription": ("party", "company", "currency", "start_date"),
     "sale.subscription.line": ("subscription", "service", "quantity", "unit_price"),
@@ -272,7 +277,7 @@ class Schema:
         self.parents: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for model, spec in ERP_MODELS.items():
             fields: dict[str, FieldDef] = {}
-            for name, typ in {**BASE_FIELDS, **spec}.items():
+            for name, typ in {**BASE_FIELDS, **spec, **EXTRA_FIELDS.get(model, {})}.items():
                 fields[name] = self._parse(model, name, typ)
             self.models[model] = fields
         for model, fields in self.models.items():
@@ -347,6 +352,10 @@ def _to_datetime(value: Any) -> datetime:
     if isinstance(value, str):
         return _to_datetime(datetime.fromisoformat(value))
     raise TypeError(f"invalid DateTime value {value!r}")
+
+
+def _sqlite_bool(value: Any) -> Any:
+    return None if value is None else int(bool(value))
 
 
 def coerce(fd: FieldDef, value: Any) -> Any:
@@ -462,6 +471,9 @@ class FieldValues:
         computed = self._computed.get((model, name))
         if computed is not None:
             return computed
+        if fd.kind == "boolean":
+            # trytond on SQLite answers stored booleans as the integers SQLite keeps (1 / 0)
+            return lambda rec: _sqlite_bool(rec.get(name))
         return lambda rec: rec.get(name)
 
     def _rec_name_getter(self, model: str) -> Getter:
@@ -1527,6 +1539,30 @@ class ModelHooks:
     def before_create(self, call: ModelCall, model: str, record: Record) -> None:
         if model == "account.invoice.line" and record.get("invoice") is not None:
             self._check_invoices_modifiable(call, [record["invoice"]], line=True)
+            self._check_line_currency(call, record)
+        elif model == "party.party" and not record.get("code"):
+            # the code is required: trytond takes the next number of the party sequence
+            record["code"] = self._next_party_code(call)
+
+    @staticmethod
+    def _next_party_code(call: ModelCall) -> str:
+        numbers = [int(p["code"]) for p in call.store.tables["party.party"].values()
+                   if isinstance(p.get("code"), str) and p["code"].isdigit()]
+        return str(max(numbers, default=0) + 1)
+
+    @staticmethod
+    def _check_line_currency(call: ModelCall, line: Record) -> None:
+        """The invoice's ``lines`` domain: a line's company and currency are the invoice's."""
+        invoice = call.store.tables["account.invoice"].get(line["invoice"])
+        if invoice is None:
+            return
+        if line.get("currency") != invoice.get("currency") or line.get("company") != invoice.get("company"):
+            product = call.values.rec_name("product.product", line.get("product"))
+            qty = line.get("quantity")
+            value = f"{qty:g}\xa0u {product} @ [{invoice.get('reference') or ''}]" if qty is not None else product
+            raise UserError(f'The value "{value}" for field "Lines" in record '
+                            f'"{call.values.rec_name("account.invoice", invoice["id"])}" of "Account Invoice" '
+                            f'is not valid according to its domain.')
 
     def before_write(self, call: ModelCall, model: str, ids: list[int], values: Record) -> None:
         if model == "account.invoice":
@@ -1680,11 +1716,12 @@ def invoice_post(call: ModelCall, ids: Any) -> None:
         if rec.get("journal") is None or rec.get("account") is None:
             raise AttributeError("'NoneType' object has no attribute 'id'")  # trytond crashes likewise
         due = invoice_date + timedelta(days=PAYMENT_TERM_DAYS)
-        if due < today:
-            warning = _warning_name("account.invoice", rid, "invoice_due_date_past")
+        if type_ == "out" and due < today:
+            # raised by the invoice's move (after numbering, in the same transaction: rolled back)
+            warning = _warning_name("account.invoice", rid, "invoice_payment_term")
             if _check_warning(call, warning):
-                raise TrytonUserWarning(warning, f'The due date "{due.isoformat()}" of invoice "{name}" '
-                                                 f'is in the past.')
+                raise TrytonUserWarning(warning, f'The invoice "{name}" generates a payment date '
+                                                 f'"{due:%m/%d/%Y}" in the past.')
         number = sequence.next_number()
         call.write_records("account.invoice", [rid], {"state": "posted", "number": number,
                                                      "invoice_date": invoice_date}, check=False)

@@ -551,7 +551,8 @@ def test_create_needs_company_in_context_and_required_fields(env: Env) -> None:
     assert "Unit Price" in _user_error(err.value)
     assert rpc.model("account.invoice", "search", [["reference", "=", "in_bad"]]) == []
     with pytest.raises(RpcError) as err:
-        rpc.model("account.invoice", "create", [{"party": ids["cus_A"], "state": "bogus"}])
+        rpc.model("account.invoice", "create", [{"party": ids["cus_A"], "invoice_address": ids["addr_cus_A"],
+                                                 "state": "bogus"}])
     assert "allowed options" in _user_error(err.value)
     with pytest.raises(RpcError) as err:
         rpc.model("account.invoice", "create", [{"party": 777}])
@@ -689,7 +690,9 @@ def test_user_warning_acknowledged_then_post_succeeds(env: Env) -> None:
     with pytest.raises(RpcError) as err:
         rpc.model("account.invoice", "post", [iid])
     kind, (name, message, _desc) = err.value.error
-    assert kind == "UserWarning" and "past" in message
+    # as trytond's account_invoice (verified against a real 8.2 server): the payment term's warning
+    assert kind == "UserWarning" and name.endswith(".invoice_payment_term")
+    assert message.startswith('The invoice "[in_late]" generates a payment date') and "in the past" in message
     with pytest.raises(RpcError) as again:  # deterministic name
         rpc.model("account.invoice", "post", [iid])
     assert again.value.error[1][0] == name
@@ -697,6 +700,33 @@ def test_user_warning_acknowledged_then_post_succeeds(env: Env) -> None:
     rpc.model("account.invoice", "post", [iid])
     assert rpc.model("account.invoice", "read", [iid], ["state"])[0]["state"] == "posted"
     assert wid not in env.store.tables["res.user.warning"]  # consumed
+
+
+def test_behaviour_of_a_real_trytond_on_sqlite(env: Env) -> None:
+    """Differences a real trytond 8.2 (tests/erp) showed: booleans read as SQLite integers, a
+    party without code takes the party sequence's next number, an invoice line's currency
+    must be the invoice's, an invoice needs an address."""
+    rpc, ids = env.rpc, env.ids
+    [row] = rpc.model("party.party", "read", [ids["cus_A"]], ["active"])
+    assert row["active"] == 1 and type(row["active"]) is int
+    [row] = rpc.model("party.party", "search_read", [["id", "=", ids["inactive"]], ["active", "=", False]],
+                      0, None, None, ["active"])
+    assert row["active"] == 0 and type(row["active"]) is int
+    first, second = rpc.model("party.party", "create", [{"name": "No Code One"}, {"name": "No Code Two"}])
+    codes = {r["id"]: r["code"] for r in rpc.model("party.party", "read", [first, second], ["code"])}
+    assert codes[first].isdigit() and int(codes[second]) == int(codes[first]) + 1
+    with pytest.raises(RpcError) as err:  # a EUR invoice whose line defaults to the company's USD
+        _new_invoice(rpc, ids, reference="in_eur", currency=ids["eur"])
+    assert 'for field "Lines"' in _user_error(err.value) and "not valid according to its domain" in _user_error(
+        err.value)
+    assert rpc.model("account.invoice", "search", [["reference", "=", "in_eur"]]) == []
+    line = {"product": ids["pro_monthly"], "quantity": 1, "unit_price": Decimal("45.00"), "unit": 1, "account": 2,
+            "currency": ids["eur"], "company": ids["company"]}
+    iid = _new_invoice(rpc, ids, reference="in_eur", currency=ids["eur"], lines=[["create", [line]]])
+    assert rpc.model("account.invoice", "read", [iid], ["total_amount"])[0]["total_amount"] == Decimal("45.00")
+    with pytest.raises(RpcError) as err:  # an invoice needs an address (a party created without one has none)
+        _new_invoice(rpc, ids, reference="in_noaddr", invoice_address=None)
+    assert 'A value is required for field "Invoice Address"' in _user_error(err.value)
 
 
 def test_on_change(env: Env) -> None:

@@ -606,7 +606,7 @@ async def test_user_warning_needs_an_acknowledgement(erp: Erp, conn: TrytonConne
     with pytest.raises(RemoteWarning) as err:
         await conn.ensure_invoice_posted("in_LATE", erp.ids["cus_A"], "USD", late, lines)
     name = err.value.warning_name
-    assert name.endswith("invoice_due_date_past") and "in the past" in err.value.message
+    assert name.endswith(".invoice_payment_term") and "in the past" in err.value.message
     [iid] = erp.invoices_referenced("in_LATE")
     assert invoices[iid]["state"] == "draft"
     with pytest.raises(RemoteWarning):  # never acknowledged silently

@@ -1,0 +1,71 @@
+"""A real trytond 8.2 server (SQLite) seeded with the demo company's ERP side.
+
+The template database is built once per (customers, seed, anchor, module versions) under
+``$SYNCDESK_TRYTON_CACHE`` (default ``~/.cache/syncdesk-tryton``) and copied per test module,
+so state never leaks between modules. Everything here skips when trytond is not installed
+(the ``erp-test`` extra)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from services.demo.dataset import DemoDataset, generate
+from services.tryton_sandbox import (
+    DEFAULT_ANCHOR,
+    TrytonSandbox,
+    build_template,
+    copy_database,
+    default_cache_dir,
+    template_meta,
+    trytond_available,
+)
+
+CUSTOMERS = 60
+SEED = 1
+ANCHOR = DEFAULT_ANCHOR  # 2024-05-01T12:00:00Z
+SKIP_REASON = "trytond 8.2 is not installed (pip install -e '.[erp-test]')"
+
+
+@dataclass
+class Timings:
+    template_seconds: float = 0.0
+    template_cached: bool = False
+
+
+TIMINGS = Timings()
+
+
+@pytest.fixture(scope="session")
+def tryton_template() -> Path:
+    if not trytond_available():
+        pytest.skip(SKIP_REASON)
+    started = time.perf_counter()
+    messages: list[str] = []
+    path = build_template(default_cache_dir(), CUSTOMERS, SEED, ANCHOR, progress=messages.append)
+    TIMINGS.template_seconds = time.perf_counter() - started
+    TIMINGS.template_cached = any("cached" in m for m in messages)
+    return path
+
+
+@pytest.fixture(scope="session")
+def erp_dataset() -> DemoDataset:
+    """The dataset the template was seeded from (the real ERP holds its ``ds.erp``)."""
+    return generate(CUSTOMERS, SEED, anchor=ANCHOR)
+
+
+@pytest.fixture(scope="module")
+def real_tryton(tryton_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrytonSandbox]:
+    """A private copy of the template, served by trytond for one test module."""
+    folder = tmp_path_factory.mktemp("tryton")
+    sandbox = TrytonSandbox(copy_database(tryton_template, folder))
+    with sandbox:
+        yield sandbox
+
+
+def template_info(path: Path) -> dict[str, object]:
+    return template_meta(path)
