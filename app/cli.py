@@ -21,7 +21,8 @@ from pathlib import Path
 from app.logsetup import setup_logging
 from services.domain import System
 
-FAULT_KEYS = ("latency_ms", "error_rate", "rate_limit", "outage", "drop_after_commit_rate", "malformed_rate")
+FAULT_KEYS = ("latency_ms", "error_rate", "rate_limit", "outage", "drop_after_commit_rate", "malformed_rate",
+              "throttle_rate")
 
 
 def _positive_int(text: str) -> int:
@@ -112,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     manifest = sub.add_parser("demo-manifest", help="print the demo dataset's planted mismatches as JSON")
     _add_dataset_options(manifest)
+    from app.fix import add_audit_parser, add_fix_parser
+    from app.sandbox_cli import add_sandbox_parser
+
+    add_fix_parser(sub)
+    add_audit_parser(sub)
+    add_sandbox_parser(sub)
     return parser
 
 
@@ -202,8 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*argv, "console"])
     setup_logging(verbose=args.verbose)
+    from app.fix import cmd_audit, cmd_fix
     from app.headless import cmd_reconcile, cmd_timeline
+    from app.sandbox_cli import cmd_sandbox
 
     commands = {"console": cmd_console, "screenshot": cmd_screenshot, "reconcile": cmd_reconcile,
-                "timeline": cmd_timeline, "demo-server": cmd_demo_server, "demo-manifest": cmd_demo_manifest}
+                "timeline": cmd_timeline, "demo-server": cmd_demo_server, "demo-manifest": cmd_demo_manifest,
+                "fix": cmd_fix, "audit": cmd_audit, "tryton-sandbox": cmd_sandbox}
     return commands[args.command](args)

@@ -51,8 +51,12 @@ def redact_body(value: Any) -> Any:
     return value
 
 
+#: one encoder for every entry (``json.dumps`` with options builds a new one per call)
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODER.encode(value)
 
 
 @dataclass
@@ -90,7 +94,12 @@ class AuditEntry:
 
 
 def entry_hash(row: dict[str, Any]) -> str:
-    return hashlib.sha256(_canonical([row[f] for f in FIELDS]).encode()).hexdigest()
+    return _values_hash([row[f] for f in FIELDS])
+
+
+def _values_hash(values: list[Any]) -> str:
+    """The hash of an entry's ``FIELDS`` values, in that order."""
+    return hashlib.sha256(_ENCODER.encode(values).encode()).hexdigest()
 
 
 def _from_row(row: Any) -> AuditEntry:
@@ -189,21 +198,69 @@ class AuditLog:
                 select(AUDIT).order_by(AUDIT.c.seq))
             yield from result
 
+    def _chain_rows(self, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
+        """``(*FIELDS, hash)`` tuples in sequence order, streamed through the DB-API cursor and
+        read ahead by a worker thread (SQLite steps without the GIL while the caller hashes)."""
+        import queue
+        import threading
+
+        columns = ", ".join([*FIELDS, "hash"])
+        batches: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def read() -> None:
+            try:
+                with self.storage.engine.connect() as conn:
+                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                    try:
+                        cursor.execute(f"SELECT {columns} FROM audit_entry ORDER BY seq")
+                        while not stop.is_set():
+                            rows = cursor.fetchmany(batch)
+                            if not rows:
+                                break
+                            batches.put(rows)
+                    finally:
+                        cursor.close()
+                batches.put(None)
+            except BaseException as exc:  # handed to the reader
+                batches.put(exc)
+
+        worker = threading.Thread(target=read, name="audit-verify-reader", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = batches.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield from item
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a reader waiting on a full queue
+                try:
+                    batches.get_nowait()
+                except queue.Empty:
+                    worker.join(0.01)
+
     def verify(self) -> VerifyResult:
         expected_seq, prev, checked = 1, GENESIS, 0
-        for r in self._rows():
-            row = {f: getattr(r, f) for f in FIELDS}
-            if r.seq != expected_seq:
-                what = "removed" if r.seq > expected_seq else "duplicated or reordered"
+        seq_at, prev_at = FIELDS.index("seq"), FIELDS.index("prev_hash")
+        encode, sha256 = _ENCODER.encode, hashlib.sha256  # the hot loop: locals
+        for r in self._chain_rows():
+            seq = r[seq_at]
+            if seq != expected_seq:
+                what = "removed" if seq > expected_seq else "duplicated or reordered"
                 return VerifyResult(False, checked, expected_seq,
-                                    f"entry {expected_seq} is {what} (found entry {r.seq} in its place)")
-            if r.prev_hash != prev:
-                return VerifyResult(False, checked, r.seq,
-                                    f"entry {r.seq} does not follow entry {r.seq - 1}: "
+                                    f"entry {expected_seq} is {what} (found entry {seq} in its place)")
+            if r[prev_at] != prev:
+                return VerifyResult(False, checked, seq,
+                                    f"entry {seq} does not follow entry {seq - 1}: "
                                     "an earlier entry was altered, removed or reordered")
-            if entry_hash(row) != r.hash:
-                return VerifyResult(False, checked, r.seq, f"entry {r.seq} was altered after it was written")
-            prev = r.hash
+            digest = r[-1]
+            if sha256(encode(r[:-1]).encode()).hexdigest() != digest:  # == _values_hash: a tuple encodes as a list
+                return VerifyResult(False, checked, seq, f"entry {seq} was altered after it was written")
+            prev = digest
             expected_seq += 1
             checked += 1
         if self.head_file is not None and self.head_file.exists():

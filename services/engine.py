@@ -17,6 +17,7 @@ import enum
 import importlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -96,6 +97,14 @@ class Engine:
         self.tracker = ExceptionTracker(storage)
         self.last_result: ReconcileResult | None = None
         self._locks = {s: asyncio.Lock() for s in System}
+        #: held while the rules read ``data`` in a worker thread and while ``data`` is changed
+        #: in place, so a reconciliation never sees a dictionary change under it
+        self._data_lock = asyncio.Lock()
+        #: predicates hiding open exceptions from :meth:`open_exceptions` (e.g. accepted
+        #: differences, registered by the action service); the tracker keeps them open
+        self.hide_hooks: list[Callable[[SyncException], bool]] = []
+        #: bumped whenever ``data`` changes (load, refresh, applied records): caches key on it
+        self.data_version = 0
 
     @classmethod
     def from_profile(cls, profile: Profile, storage: Storage, *, policies: dict[System, HttpPolicy] | None = None,
@@ -119,6 +128,7 @@ class Engine:
             return loaded
 
         self.data = await asyncio.to_thread(read)
+        self.data_version += 1
 
     def snapshot(self) -> Snapshot:
         return Snapshot(dict(self.data))
@@ -186,13 +196,16 @@ class Engine:
             data = result.full
             await asyncio.to_thread(self.storage.replace_system, data, result.cursor, source, at)
             self.data[system] = data
+            self.data_version += 1
             return SystemOutcome(system, True, "full", records=data.count(), changes=data.count())
         assert result.delta is not None
         delta = result.delta
         await asyncio.to_thread(self.storage.apply_delta, system, delta, result.cursor, source, at)
-        current = self.data.get(system) or SystemData(system)
-        current.apply(delta)
-        self.data[system] = current
+        async with self._data_lock:
+            current = self.data.get(system) or SystemData(system)
+            current.apply(delta)
+            self.data[system] = current
+            self.data_version += 1
         return SystemOutcome(system, True, "incremental", records=current.count(), changes=delta.count())
 
     # -- reconciliation -------------------------------------------------------------------
@@ -204,9 +217,42 @@ class Engine:
             result = reconcile(snapshot, self.config, when)
             return result, self.tracker.update(result)
 
-        result, tracked = await asyncio.to_thread(run)
+        async with self._data_lock:
+            result, tracked = await asyncio.to_thread(run)
         self.last_result = result
         return result, tracked
 
-    async def open_exceptions(self) -> list[SyncException]:
-        return await asyncio.to_thread(self.tracker.open_exceptions)
+    async def evaluate(self, now: datetime | None = None) -> ReconcileResult:
+        """The rules over the current data (off the loop), without touching the exception
+        history: for checks such as an action's verification."""
+        snapshot = self.snapshot()
+        async with self._data_lock:
+            return await asyncio.to_thread(reconcile, snapshot, self.config, now or self.clock())
+
+    async def close_exceptions(self, exc_ids: list[str]) -> list[str]:
+        """Close exceptions verified gone (by an action) without a full reconciliation."""
+        return await asyncio.to_thread(self.tracker.close, exc_ids, self.clock())
+
+    async def open_exceptions(self, *, include_hidden: bool = False) -> list[SyncException]:
+        """Open exceptions, without those a hide hook hides (accepted differences) unless
+        ``include_hidden``."""
+        found = await asyncio.to_thread(self.tracker.open_exceptions)
+        if include_hidden or not self.hide_hooks:
+            return found
+        return [e for e in found if not any(hook(e) for hook in self.hide_hooks)]
+
+    async def exception(self, exc_id: str) -> SyncException | None:
+        """One exception by id (open or closed), or ``None``."""
+        return await asyncio.to_thread(self.tracker.get, exc_id)
+
+    async def apply_records(self, system: System, upserts: SystemData) -> None:
+        """Fold records just re-read from ``system`` (an action's verification) into the
+        in-memory data and the stored snapshot, without moving the refresh cursor or the
+        refresh time: the next refresh reads them again anyway."""
+        async with self._locks[system]:
+            async with self._data_lock:
+                current = self.data.get(system) or SystemData(system)
+                current.apply(Delta(upserts))
+                self.data[system] = current
+                self.data_version += 1
+            await asyncio.to_thread(self.storage.upsert_records, upserts)

@@ -112,6 +112,22 @@ class ExceptionTracker:
             rows = conn.execute(select(EXC).where(EXC.c.closed_at.is_(None)).order_by(EXC.c.first_seen, EXC.c.id))
             return [_from_row(r) for r in rows]
 
+    def close(self, exc_ids: list[str], at: datetime) -> list[str]:
+        """Close these open exceptions now (an action verified them gone); answers those closed."""
+        closed: list[str] = []
+        with self.storage.engine.begin() as conn:
+            for exc_id in exc_ids:
+                done = conn.execute(EXC.update().where(EXC.c.id == exc_id, EXC.c.closed_at.is_(None))
+                                    .values(closed_at=at, last_seen=at))
+                if done.rowcount:
+                    closed.append(exc_id)
+        return closed
+
+    def get(self, exc_id: str) -> SyncException | None:
+        with self.storage.engine.connect() as conn:
+            row = conn.execute(select(EXC).where(EXC.c.id == exc_id)).first()
+        return None if row is None else _from_row(row)
+
     def all_exceptions(self) -> list[SyncException]:
         with self.storage.engine.connect() as conn:
             return [_from_row(r) for r in conn.execute(select(EXC).order_by(EXC.c.first_seen, EXC.c.id))]

@@ -4,6 +4,7 @@ Layout inside the home folder::
 
     config.toml        connection profiles (see services.config)
     syncdesk.db        local snapshot and audit log (SQLite by default)
+    audit.db           the audit log and the action outbox (durable commits; audit-demo.db for the demo)
     logs/syncdesk.log  rotating log file (never contains secrets)
 """
 
@@ -33,6 +34,12 @@ def config_path() -> Path:
 
 def database_path() -> Path:
     return syncdesk_home() / "syncdesk.db"
+
+
+def audit_path(demo: bool = False) -> Path:
+    """The audit log and action outbox (durable SQLite): ``audit.db``, or ``audit-demo.db``
+    for actions taken on the built-in demo."""
+    return syncdesk_home() / ("audit-demo.db" if demo else "audit.db")
 
 
 def logs_dir() -> Path:

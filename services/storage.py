@@ -260,6 +260,18 @@ class Storage:
                 REC.c.system == system.value)).scalar_one()
             self._save_state(conn, system, source, at, cursor, full=False, count=int(count))
 
+    def upsert_records(self, data: SystemData) -> None:
+        """Insert or replace single records (re-read after an action) without touching the
+        system's refresh state."""
+        rows = [_row(data.system, kind, key, rec) for kind, key, rec in data.items()]
+        if not rows:
+            return
+        with self.engine.begin() as conn:
+            for row in rows:
+                conn.execute(delete(REC).where(REC.c.system == row["system"], REC.c.kind == row["kind"],
+                                               REC.c.key == row["key"]))
+            conn.execute(insert(REC), rows)
+
     def record_error(self, system: System, message: str, at: datetime) -> None:
         """Remember a failed refresh without touching the system's records."""
         with self.engine.begin() as conn:

@@ -45,7 +45,10 @@ Writes (the F5 actions): :meth:`TrytonConnector.ensure_party`,
 :meth:`TrytonConnector.ensure_invoice_posted` (idempotent: both look up by code / reference
 first, and again when a create's answer is lost), :meth:`TrytonConnector.acknowledge_warning`,
 :meth:`TrytonConnector.get_invoice`, :meth:`TrytonConnector.get_party`,
-:meth:`TrytonConnector.write_party`.
+:meth:`TrytonConnector.write_party`, :meth:`TrytonConnector.cancel_invoice` (draft only, idempotent),
+:meth:`TrytonConnector.replace_draft_invoice_lines` (draft only: a posted invoice is never
+edited in place), :meth:`TrytonConnector.get_subscription` and
+:meth:`TrytonConnector.write_subscription_terms` (absolute values: repeatable).
 """
 
 from __future__ import annotations
@@ -60,11 +63,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from services.config import ConfigError, SystemConnection
 from services.connectors.base import Clock, Connector, utc_now
@@ -197,10 +200,22 @@ class _Record(_Model):
         return max(self.create_date, self.write_date) if self.write_date else self.create_date
 
 
+def _flag(value: object) -> bool:
+    """Tryton booleans: ``true``/``false`` on PostgreSQL, ``1``/``0`` on SQLite."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+TrytonBool = Annotated[bool, BeforeValidator(_flag)]
+
+
 class TParty(_Record):
     name: StrictStr
     code: StrictStr | None = None
-    active: bool = True
+    active: TrytonBool = True
     identifiers: list[StrictInt] = []
     addresses: list[StrictInt] = []
     contact_mechanisms: list[StrictInt] = []
@@ -227,7 +242,7 @@ class TContact(_Record):
 class TProduct(_Record):
     code: StrictStr | None = None
     name: StrictStr | None = None
-    active: bool = True
+    active: TrytonBool = True
 
 
 class TInvoice(_Record):
@@ -269,6 +284,10 @@ class TService(_Record):
 class _State(_Model):
     id: StrictInt
     state: StrictStr
+
+
+class _StateParty(_State):
+    party: StrictInt
 
 
 class TCompany(_Model):
@@ -319,6 +338,16 @@ def midnight(value: date | None) -> datetime | None:
 def _code(value: str | None) -> str | None:
     value = (value or "").strip()
     return value or None
+
+
+#: A party code links the party to a billing customer only when it is a billing id: a real
+#: Tryton numbers every party ("1", "2", …), so an unlinked party never has an empty code.
+CUSTOMER_CODE = re.compile(r"^cus_[A-Za-z0-9]+$")
+
+
+def _customer_id(code: str | None) -> str | None:
+    value = _code(code)
+    return value if value is not None and CUSTOMER_CODE.match(value) else None
 
 
 def _chunks(ids: Iterable[int], size: int = ID_CHUNK) -> list[list[int]]:
@@ -414,6 +443,7 @@ class TrytonConnector(Connector):
         self.uid: int | None = None
         self.context: dict[str, Any] | None = None
         self._currency_ids: dict[str, int] = {}
+        self._product_cache: dict[str, int] = {}
 
     @classmethod
     def create(cls, conn: SystemConnection, *, policy: HttpPolicy | None = None,
@@ -605,7 +635,7 @@ class TrytonConnector(Connector):
                 break
         email = next((_code(emails[c].value) for c in party.contact_mechanisms
                       if c in emails and emails[c].type == "email" and _code(emails[c].value)), None)
-        return Customer(ref=ExternalRef(self.system, PARTY, str(party.id)), customer_id=_code(party.code),
+        return Customer(ref=ExternalRef(self.system, PARTY, str(party.id)), customer_id=_customer_id(party.code),
                         name=party.name, email=email, tax_id=tax_id, country=country,
                         created=aware(party.create_date), updated=aware(party.stamp))
 
@@ -625,7 +655,7 @@ class TrytonConnector(Connector):
         except (TypeError, ValueError) as exc:
             raise ProtocolError(self.system, f"read {INVOICE}", f"{what}: {exc}") from None
         return Invoice(ref=ExternalRef(self.system, INVOICE, str(inv.id)),
-                       customer_id=_code(inv.party_.code) if inv.party_ else None, status=status, total=total,
+                       customer_id=_customer_id(inv.party_.code) if inv.party_ else None, status=status, total=total,
                        number=_code(inv.number), billing_invoice_id=_code(inv.reference),
                        created=aware(inv.create_date), invoice_date=inv.invoice_date)
 
@@ -644,7 +674,7 @@ class TrytonConnector(Connector):
             quantity = round(first.quantity)
         canceled = status is SubscriptionStatus.CANCELED
         return Subscription(ref=ExternalRef(self.system, SUBSCRIPTION, str(sub.id)),
-                            customer_id=_code(sub.party_.code) if sub.party_ else None, status=status,
+                            customer_id=_customer_id(sub.party_.code) if sub.party_ else None, status=status,
                             plan_key=plan_key, quantity=quantity,
                             current_period_end=midnight(sub.next_invoice_date), created=aware(sub.create_date),
                             canceled_at=midnight(sub.end_date) if canceled else None,
@@ -874,6 +904,8 @@ class TrytonConnector(Connector):
                 raise RemoteValidationError(self.system, "create party",
                                             f"the ERP has no country with code {country_code!r}")
             values["addresses"] = [["create", [{"country": countries[0]}]]]
+        else:  # an invoice needs an address: create one even when the country is unknown
+            values["addresses"] = [["create", [{}]]]
         if email:
             values["contact_mechanisms"] = [["create", [{"type": "email", "value": email}]]]
         return await self._create_one(PARTY, values, lambda: self.find_party(customer_id))
@@ -928,24 +960,58 @@ class TrytonConnector(Connector):
             raise ProtocolError(self.system, operation, "on_change did not answer an object of values")
         return answer
 
+    async def _product_ids(self, codes: Iterable[str], operation: str) -> dict[str, int]:
+        """Product ids by code (cached: a code names the same product for the session)."""
+        wanted = sorted(set(codes))
+        todo = [c for c in wanted if c not in self._product_cache]
+        if todo:
+            found = await self.search_read_all(PRODUCT, [["code", "in", todo], BOTH_ACTIVE],
+                                               fields=["code", "name", "active", *STAMPS], phase="products")
+            for rec in sorted(found.records.values(), key=lambda r: r.id):
+                if rec.code:
+                    self._product_cache.setdefault(rec.code, rec.id)
+        products = {c: self._product_cache[c] for c in wanted if c in self._product_cache}
+        unknown = [c for c in wanted if c not in products]
+        if unknown:
+            raise RemoteValidationError(self.system, operation,
+                                        f"the ERP has no product with code {', '.join(unknown)}")
+        return products
+
+    async def _line_values(self, party_id: int, currency: int, company: int,
+                           lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
+                           products: dict[str, int]) -> list[dict[str, Any]]:
+        """``account.invoice.line`` values for ``lines`` (product code, quantity, unit price,
+        description), completed by the ERP's on_change (unit, account, taxes)."""
+        per_product: dict[int, dict[str, Any]] = {}
+        created_lines: list[dict[str, Any]] = []
+        for code, quantity, unit_price, description in lines:
+            product = products[code]
+            if product not in per_product:
+                per_product[product] = await self._on_change(
+                    "account.invoice.line",
+                    {"product": product, "type": "line", "invoice_type": "out", "party": party_id,
+                     "currency": currency, "company": company, "quantity": float(quantity)}, ["product"])
+            line_changes = per_product[product]
+            # a real Tryton requires each line's currency and company to be the invoice's
+            line: dict[str, Any] = {"type": "line", "product": product, "description": description,
+                                    "quantity": float(quantity), "unit_price": Decimal(unit_price),
+                                    "currency": currency, "company": company}
+            for key in LINE_ONCHANGE_KEEP:
+                if isinstance(line_changes.get(key), int) and not isinstance(line_changes.get(key), bool):
+                    line[key] = line_changes[key]
+            taxes = _many2many_ids(line_changes.get("taxes"))
+            if taxes:
+                line["taxes"] = [["add", taxes]]
+            created_lines.append(line)
+        return created_lines
+
     async def _create_invoice(self, billing_invoice_id: str, party_id: int, currency_code: str,
                               invoice_date: date | None,
                               lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
         await self._ensure_session()
         company = self.company
         currency = await self._currency_id(currency_code)
-        codes = sorted({line[0] for line in lines})
-        products: dict[str, int] = {}
-        if codes:
-            found = await self.search_read_all(PRODUCT, [["code", "in", codes], BOTH_ACTIVE],
-                                               fields=["code", "name", "active", *STAMPS], phase="products")
-            for rec in found.records.values():
-                if rec.code:
-                    products.setdefault(rec.code, rec.id)
-        unknown = [c for c in codes if c not in products]
-        if unknown:
-            raise RemoteValidationError(self.system, "create invoice",
-                                        f"the ERP has no product with code {', '.join(unknown)}")
+        products = await self._product_ids((line[0] for line in lines), "create invoice")
         header: dict[str, Any] = {"type": "out", "party": party_id, "company": company, "currency": currency}
         if invoice_date is not None:
             header["invoice_date"] = invoice_date
@@ -957,25 +1023,7 @@ class TrytonConnector(Connector):
         if "journal" not in values or "account" not in values:
             raise RemoteValidationError(self.system, "create invoice",
                                         f"the ERP proposes no journal or receivable account for party {party_id}")
-        per_product: dict[int, dict[str, Any]] = {}
-        created_lines: list[dict[str, Any]] = []
-        for code, quantity, unit_price, description in lines:
-            product = products[code]
-            if product not in per_product:
-                per_product[product] = await self._on_change(
-                    "account.invoice.line",
-                    {"product": product, "type": "line", "invoice_type": "out", "party": party_id,
-                     "currency": currency, "company": company, "quantity": float(quantity)}, ["product"])
-            line_changes = per_product[product]
-            line: dict[str, Any] = {"type": "line", "product": product, "description": description,
-                                    "quantity": float(quantity), "unit_price": Decimal(unit_price)}
-            for key in LINE_ONCHANGE_KEEP:
-                if isinstance(line_changes.get(key), int) and not isinstance(line_changes.get(key), bool):
-                    line[key] = line_changes[key]
-            taxes = _many2many_ids(line_changes.get("taxes"))
-            if taxes:
-                line["taxes"] = [["add", taxes]]
-            created_lines.append(line)
+        created_lines = await self._line_values(party_id, currency, company, lines, products)
         if created_lines:
             values["lines"] = [["create", created_lines]]
 
@@ -1033,3 +1081,102 @@ class TrytonConnector(Connector):
         if inv is None:
             raise NotFoundError(self.system, "read invoice", f"invoice {invoice_id} does not exist")
         return self.map_invoice(inv)
+
+    async def invoice_state(self, invoice_id: int) -> str | None:
+        """The invoice's state (``None`` when it does not exist)."""
+        return await self._invoice_state(invoice_id)
+
+    async def cancel_invoice(self, invoice_id: int) -> None:
+        """Cancel a draft or validated invoice (the ``cancel`` button). Idempotent: an
+        invoice already cancelled is left as it is. A posted invoice is refused (the ERP
+        never cancels a posted invoice in place)."""
+        state = await self._invoice_state(invoice_id)
+        if state is None:
+            raise NotFoundError(self.system, "cancel invoice", f"invoice {invoice_id} does not exist")
+        if state == "cancelled":
+            return
+        if state in ("posted", "paid"):
+            raise RemoteValidationError(self.system, "cancel invoice",
+                                        f"invoice {invoice_id} is {state}: a posted invoice is never cancelled in "
+                                        "place (credit it instead)")
+        try:
+            await self.call(INVOICE, "cancel", [invoice_id], operation="cancel invoice")
+        except UnavailableError as exc:
+            if isinstance(exc, CircuitOpenError):
+                raise
+            try:
+                state = await self._invoice_state(invoice_id)
+            except ConnectorError:
+                raise exc from None
+            if state != "cancelled":
+                raise
+
+    async def replace_draft_invoice_lines(self, invoice_id: int, currency_code: str,
+                                          lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> None:
+        """Set a draft (or validated) invoice's currency and replace its lines with ``lines``
+        (product code, quantity, unit price, description). A posted invoice is never edited
+        in place: refused with :class:`RemoteValidationError`. Repeating the call gives the
+        same invoice (the lines are replaced, not added)."""
+        operation = "correct invoice"
+        rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]], fields=["state", "party"],
+                                          schema=_StateParty, phase="invoice lookup")
+        found = rows.records.get(invoice_id)
+        if found is None:
+            raise NotFoundError(self.system, operation, f"invoice {invoice_id} does not exist")
+        if found.state not in ("draft", "validated"):
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {invoice_id} is {found.state}: a posted invoice is never edited "
+                                        "in place")
+        await self._ensure_session()
+        company = self.company
+        currency = await self._currency_id(currency_code)
+        products = await self._product_ids((line[0] for line in lines), operation)
+        new_lines = await self._line_values(found.party, currency, company, lines, products)
+        old = await self._ids("account.invoice.line", [["invoice", "=", invoice_id]])
+        actions: list[Any] = []
+        if old:
+            actions.append(["delete", old])
+        if new_lines:
+            actions.append(["create", new_lines])
+        await self.call(INVOICE, "write", [invoice_id], {"currency": currency, "lines": actions},
+                        operation=operation)
+
+    async def get_subscription(self, subscription_id: int) -> Subscription:
+        subs = await self.read_ids(SUBSCRIPTION, [subscription_id])
+        sub = subs.records.get(subscription_id)
+        if sub is None:
+            raise NotFoundError(self.system, "read subscription", f"subscription {subscription_id} does not exist")
+        lines = await self.read_ids(SUB_LINE, sub.lines)
+        services = await self.read_ids(SERVICE, {line.service for line in lines.records.values()})
+        return self.map_subscription(sub, lines.records, services.records)
+
+    async def write_subscription_terms(self, subscription_id: int, *, plan_key: str | None = None,
+                                       quantity: int | None = None,
+                                       next_invoice_date: date | None = None) -> Subscription:
+        """Write billing's terms on the ERP subscription: the first line's service (the
+        subscription service of the product coded ``plan_key``) and quantity, and the next
+        invoice date. Writes are absolute values, so repeating the call is harmless. Answers
+        the subscription as read back."""
+        operation = "write subscription"
+        subs = await self.read_ids(SUBSCRIPTION, [subscription_id])
+        sub = subs.records.get(subscription_id)
+        if sub is None:
+            raise NotFoundError(self.system, operation, f"subscription {subscription_id} does not exist")
+        line_values: dict[str, Any] = {}
+        if plan_key is not None:
+            services = await self.search_read_all(SERVICE, [["product.code", "=", plan_key]], phase="services")
+            if not services.records:
+                raise RemoteValidationError(self.system, operation,
+                                            f"the ERP has no subscription service for product {plan_key!r}")
+            line_values["service"] = min(services.records)
+        if quantity is not None:
+            line_values["quantity"] = float(quantity)
+        if line_values:
+            if not sub.lines:
+                raise RemoteValidationError(self.system, operation,
+                                            f"subscription {subscription_id} has no line to write")
+            await self.call(SUB_LINE, "write", [sub.lines[0]], line_values, operation=operation)
+        if next_invoice_date is not None:
+            await self.call(SUBSCRIPTION, "write", [subscription_id], {"next_invoice_date": next_invoice_date},
+                            operation=operation)
+        return await self.get_subscription(subscription_id)

@@ -555,6 +555,14 @@ class ZendeskConnector(Connector):
                                              json={"organization": {"organization_fields": dict(fields)}})
         return self._organization(ResilientClient.json_body(response, self.system, operation), operation)
 
+    async def update_organization(self, org_id: int | str, values: dict[str, Any]) -> SupportOrganization:
+        """Set standard organization attributes (``name``, ``external_id``...) with a PUT
+        (idempotent, retried on outages)."""
+        operation = "update organization"
+        response = await self.client.request("PUT", f"{API}/organizations/{int(org_id)}.json", operation=operation,
+                                             json={"organization": dict(values)})
+        return self._organization(ResilientClient.json_body(response, self.system, operation), operation)
+
     async def find_organization_by_external_id(self, external_id: str) -> SupportOrganization | None:
         operation = "find organization"
         body = await self._get(f"{API}/organizations/search.json", operation, {"external_id": external_id})

@@ -15,6 +15,8 @@ Modes (all combinable):
   requests get the vendor's 429 with ``Retry-After``;
 - ``outage``: every request answered 503;
 - ``malformed_rate``: fraction of requests answered 200 with a truncated, unparsable JSON body;
+- ``throttle_rate``: fraction of requests answered 429 (``Retry-After: 1``) at random, whatever
+  the load (``rate_limit`` only answers 429 when the load exceeds it);
 - ``drop_after_commit_rate``: fraction of *committed writes* whose connection is dropped
   after the write is applied and before the response is complete. A server marks a request
   as a committed write by setting ``request.state.write = True`` (``scope["state"]["write"]``).
@@ -55,6 +57,7 @@ class FaultConfig:
     outage: bool = False
     drop_after_commit_rate: float = 0.0
     malformed_rate: float = 0.0
+    throttle_rate: float = 0.0
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name: f for f in fields(self)}
@@ -180,6 +183,10 @@ class FaultMiddleware:
                 response.headers["X-Rate-Limit"] = str(per_minute)
                 response.headers["X-Rate-Limit-Remaining"] = "0"
             await response(scope, receive, send)
+            return
+        if inj.roll(cfg.throttle_rate):
+            inj.injected["429"] += 1
+            await self.render_error(429, "Too many requests (demo throttle); slow down.", 1.0)(scope, receive, send)
             return
         if inj.roll(cfg.error_rate):
             inj.injected["5xx"] += 1

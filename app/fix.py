@@ -1,0 +1,285 @@
+"""Headless fixing and the audit log on the command line.
+
+    syncdesk fix (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) --rule RULE
+                 [--customer ID] [--action retry|accept|push|create|link|correct|cancel|revoke|flag]
+                 [--reason TEXT] [--value JSON] [--expires ISO|Nd|Nh] [--operator NAME]
+                 [--role finance|support|auditor] [--dry-run] [--resume] [--audit-db FILE] [--limit N]
+                 [--format text|json]
+    syncdesk fix --resume [--config FILE] --profile NAME        (replay pending actions only)
+    syncdesk audit verify [--db FILE]
+    syncdesk audit export --format csv|json [--output FILE] [--db FILE]
+
+``fix`` refreshes, reconciles, then runs the rule's fix (``--action``, default: the rule's first
+fix) over every open exception of the rule (optionally one customer's) as one bulk action,
+printing one line per action and a summary. ``--resume`` first replays the actions a previous
+run left queued or executing (a crash, an outage). ``--dry-run`` prints each plan (checks and
+the exact calls) and writes nothing. Exit status: 0 when every action succeeded (or there was
+nothing to fix), 1 when any action failed or was refused, 3 when some are still queued (the
+target is unreachable; they replay on the next ``--resume`` run or in the console), 2 for a
+usage or source error.
+
+``audit verify`` exits 0 when the chain is intact, else names the first altered, removed or
+reordered entry and exits 1. The audit log lives in SYNCDESK_HOME/audit.db
+(``audit-demo.db`` for actions on the built-in demo), or ``--audit-db`` / ``--db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from app.headless import CommandError, _run, add_source_options, open_source, refresh_or_fail
+from services.actions import (
+    RULE_ACTIONS,
+    ActionKind,
+    ActionRequest,
+    ActionResult,
+    ActionService,
+    ActionStatus,
+    BulkProgress,
+    Operator,
+    Plan,
+    Role,
+)
+from services.audit import AuditLog
+from services.domain import SyncException
+from services.home import audit_path
+from services.storage import Storage, StorageError, database_url
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUEUED = 0, 1, 2, 3
+
+
+def _default_operator() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name (containers): a neutral label
+        return "headless"
+
+
+def add_fix_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "fix", help="run a rule's fix over its open exceptions (scheduled jobs); exits non-zero on failure")
+    add_source_options(p)
+    p.add_argument("--rule", choices=sorted(RULE_ACTIONS), help="the rule whose exceptions to fix")
+    p.add_argument("--customer", help="only this customer's exceptions (billing customer id)")
+    p.add_argument("--action", choices=[k.value for k in ActionKind],
+                   help="the fix (default: the rule's first fix)")
+    p.add_argument("--reason", default="", help="why (required for accept, correct and flag)")
+    p.add_argument("--value", help="operator-chosen values as a JSON object (correct, link, retry)")
+    p.add_argument("--expires", help="accept: until when (ISO date/time, or e.g. 30d, 12h)")
+    p.add_argument("--operator", default=_default_operator(), help="operator name recorded in the audit log")
+    p.add_argument("--role", choices=[r.value for r in Role], default=Role.FINANCE.value,
+                   help="operator role (default finance); auditors never act")
+    p.add_argument("--dry-run", action="store_true", help="print the plans (checks, exact calls); write nothing")
+    p.add_argument("--resume", action="store_true",
+                   help="first replay actions left queued or executing by an earlier run")
+    p.add_argument("--audit-db", type=Path, help="audit log / outbox database (default: SYNCDESK_HOME/audit.db)")
+    p.add_argument("--limit", type=int, help="at most N exceptions")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    return p
+
+
+def add_audit_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser("audit", help="verify or export the tamper-evident audit log")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = asub.add_parser("verify", help="check the hash chain; names the first bad entry")
+    verify.add_argument("--db", type=Path, help="audit database (default: SYNCDESK_HOME/audit.db)")
+    export = asub.add_parser("export", help="write every entry as CSV or JSON")
+    export.add_argument("--format", choices=("csv", "json"), required=True)
+    export.add_argument("--output", type=Path, help="write to FILE instead of standard output")
+    export.add_argument("--db", type=Path, help="audit database (default: SYNCDESK_HOME/audit.db)")
+    return p
+
+
+# -- fix ---------------------------------------------------------------------------------
+def _expiry(text: str | None) -> str | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"(\d+)\s*([dh])", text.strip())
+    if m:
+        n = int(m.group(1))
+        delta = timedelta(days=n) if m.group(2) == "d" else timedelta(hours=n)
+        return (datetime.now(UTC) + delta).isoformat()
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise CommandError(f"--expires {text!r}: an ISO date/time or a duration such as 30d or 12h") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).isoformat()
+
+
+def _value_for(kind: ActionKind, exc: SyncException, base: dict[str, Any] | None,
+               expires: str | None) -> dict[str, Any] | None:
+    value = dict(base or {})
+    if kind is ActionKind.ACCEPT and expires and "expires_at" not in value:
+        value["expires_at"] = expires
+    if kind is ActionKind.LINK and "candidate" not in value:
+        for side in exc.sides:
+            cands = side.values.get("candidates")
+            if isinstance(cands, list) and cands:
+                value["candidate"] = cands[0]["id"]  # the best-scored suggestion
+                break
+    return value or None
+
+
+def _plan_text(plan: Plan) -> str:
+    lines = [f"{plan.request.kind.value} {plan.exception.id}: {'ready' if plan.ok else 'REFUSED'}"]
+    for c in plan.checks:
+        lines.append(f"    [{'ok' if c.ok else 'NO'}] {c.name}: {c.detail}")
+    for n in plan.notes:
+        lines.append(f"    note: {n}")
+    for call in plan.calls:
+        lines.append(f"    {call.system.value} {call.method} {call.path} "
+                     f"{json.dumps(call.body, ensure_ascii=False, default=str)}")
+        if call.description:
+            lines.append(f"        ({call.description})")
+    return "\n".join(lines)
+
+
+def _plan_dict(plan: Plan) -> dict[str, Any]:
+    return {"exception": plan.exception.id, "kind": plan.request.kind.value, "ok": plan.ok,
+            "explanation": plan.explanation, "idempotency_key": plan.idempotency_key,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in plan.checks],
+            "calls": [{"system": c.system.value, "method": c.method, "path": c.path, "body": c.body,
+                       "description": c.description} for c in plan.calls],
+            "notes": plan.notes, "before": plan.before, "expected_after": plan.expected_after}
+
+
+def _result_dict(r: ActionResult) -> dict[str, Any]:
+    return {"action_id": r.action_id, "kind": r.kind.value, "exception": r.exception_id, "status": r.status.value,
+            "message": r.message, "verified": r.verified}
+
+
+def _exit_code(results: list[ActionResult]) -> int:
+    if any(r.status in (ActionStatus.FAILED, ActionStatus.REFUSED, ActionStatus.CANCELLED) for r in results):
+        return EXIT_FAILED
+    if any(r.status in (ActionStatus.QUEUED, ActionStatus.EXECUTING) for r in results):
+        return EXIT_QUEUED
+    return EXIT_OK
+
+
+def _summary(results: list[ActionResult]) -> str:
+    counts = {s: sum(1 for r in results if r.status is s) for s in ActionStatus}
+    return (f"{len(results)} actions: {counts[ActionStatus.SUCCEEDED]} succeeded, "
+            f"{counts[ActionStatus.FAILED]} failed, {counts[ActionStatus.QUEUED] + counts[ActionStatus.EXECUTING]} "
+            f"queued, {counts[ActionStatus.REFUSED]} refused, {counts[ActionStatus.CANCELLED]} cancelled")
+
+
+def _open_audit(path: Path) -> AuditLog:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return AuditLog(Storage(database_url(path), durable=True))
+    except StorageError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _fix(args: argparse.Namespace) -> int:
+    if not args.rule and not args.resume:
+        raise CommandError("choose --rule RULE (or --resume to replay pending actions)")
+    if args.demo and args.resume and not args.rule:
+        raise CommandError("--resume replays actions against a configured profile; the demo restarts fresh")
+    operator = Operator(args.operator, Role(args.role))
+    if operator.role is Role.AUDITOR and not args.dry_run:
+        raise CommandError(f"{operator.name} is an auditor: auditors read, verify and export; they never act "
+                           "(use --dry-run to see the plans)")
+    try:
+        base_value = json.loads(args.value) if args.value else None
+    except ValueError as exc:
+        raise CommandError(f"--value is not JSON: {exc}") from None
+    if base_value is not None and not isinstance(base_value, dict):
+        raise CommandError("--value must be a JSON object")
+    expires = _expiry(args.expires)
+    quiet = args.quiet or args.format == "json"
+    async with open_source(args) as source:
+        engine = source.engine
+        audit = _open_audit(args.audit_db or audit_path(demo=bool(args.demo)))
+        service = ActionService(engine, audit, operator, clock=engine.clock)
+        results: list[ActionResult] = []
+        try:
+            await refresh_or_fail(source, args)
+            await engine.reconcile()
+            if args.resume and not args.demo and not args.dry_run:
+                replayed = await service.replay_pending()
+                results.extend(replayed)
+                if not quiet:
+                    for r in replayed:
+                        print(f"replayed {r.status.value:9} {r.exception_id}: {r.message}", file=sys.stderr)
+                await engine.reconcile()
+            if args.rule:
+                exceptions = [e for e in await engine.open_exceptions() if e.rule == args.rule
+                              and (not args.customer or e.customer_id == args.customer)]
+                exceptions.sort(key=lambda e: e.id)
+                if args.limit:
+                    exceptions = exceptions[: args.limit]
+                kind = ActionKind(args.action) if args.action else RULE_ACTIONS[args.rule][0]
+                reqs = [ActionRequest(kind, e.id, args.reason, _value_for(kind, e, base_value, expires))
+                        for e in exceptions]
+                if args.dry_run:
+                    plans = [await service.plan(r) for r in reqs]
+                    if args.format == "json":
+                        print(json.dumps([_plan_dict(p) for p in plans], indent=2, ensure_ascii=False, default=str))
+                    else:
+                        for plan in plans:
+                            print(_plan_text(plan))
+                        print(f"dry run: {len(plans)} plans, {sum(p.ok for p in plans)} ready, "
+                              f"{sum(not p.ok for p in plans)} refused; nothing written")
+                    return EXIT_OK if all(p.ok for p in plans) else EXIT_FAILED
+
+                def show(p: BulkProgress) -> None:
+                    if not quiet and (p.done % 50 == 0 or p.done == p.total):
+                        print(f"  {p.done}/{p.total}: {p.succeeded} succeeded, {p.failed} failed, {p.queued} queued",
+                              file=sys.stderr, flush=True)
+
+                bulk = await service.bulk(reqs, show)
+                results.extend(bulk.results)
+        finally:
+            await service.aclose()
+            audit.storage.close()
+    if args.format == "json":
+        print(json.dumps({"summary": _summary(results), "results": [_result_dict(r) for r in results]}, indent=2,
+                         ensure_ascii=False))
+    else:
+        for r in results:
+            print(f"{r.status.value:9} {r.exception_id}: {r.message}")
+        print(f"fix: {_summary(results)}")
+    return _exit_code(results)
+
+
+def cmd_fix(args: argparse.Namespace) -> int:
+    return _run(_fix(args), "fix")
+
+
+# -- audit -------------------------------------------------------------------------------
+def cmd_audit(args: argparse.Namespace) -> int:
+    path: Path = args.db or audit_path()
+    if not path.exists():
+        print(f"audit: no audit log at {path}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        storage = Storage(database_url(path), durable=True)
+    except StorageError as exc:
+        print(f"audit: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log = AuditLog(storage)
+    try:
+        if args.audit_command == "verify":
+            result = log.verify()
+            print(str(result), file=sys.stdout if result.ok else sys.stderr)
+            return EXIT_OK if result.ok else EXIT_FAILED
+        text = log.export(args.format)
+        if args.output:
+            args.output.write_text(text, encoding="utf-8")
+            print(f"audit: wrote {log.count()} entries to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+    finally:
+        storage.close()
+
+
+__all__ = ["add_audit_parser", "add_fix_parser", "cmd_audit", "cmd_fix"]
