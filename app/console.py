@@ -1,6 +1,6 @@
 """Composition root of the desktop console: QApplication, the qasync loop, wiring, shutdown.
 
-The order matters (STYLE.md): PySide6 is imported before qasync, the QApplication exists
+The order matters (STYLE.md): qasync is bound to PySide6 (QT_API, set in app/__init__), the QApplication exists
 before the loop, and the loop runs under ``asyncio.Runner(loop_factory=qasync.QEventLoop)``.
 Shutdown is explicit: tracked tasks cancelled, HTTP clients closed, demo servers stopped.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import sys
 import traceback
@@ -19,13 +20,16 @@ import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.sources import open_storage
+from services.actions import ActionService, Operator, Role
+from services.audit import AuditLog
 from services.config import ConfigError, Profile, load_profile, load_profiles
 from services.connectors.base import utc_now
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.engine import Engine, RefreshMode
-from services.home import config_path
+from services.home import audit_path, config_path
 from services.redaction import register_secret
-from services.storage import StorageError
+from services.storage import Storage, StorageError
+from views.action_adapter import ActionAdapter
 from views.adapters import EngineAdapter, HealthAdapter
 from views.main_window import MainWindow
 
@@ -86,11 +90,20 @@ async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path
     window.nav.setCurrentRow(1)
     window.exceptions_page.next_exception()
     await shot("exceptions")
-    window.nav.setCurrentRow(2)
+    window.nav.setCurrentRow(window.PAGES.index("Pending actions"))
+    await shot("pending-actions")
+    window.nav.setCurrentRow(window.PAGES.index("Audit log"))
     await shot("audit-log")
-    window.nav.setCurrentRow(3)
+    window.nav.setCurrentRow(window.PAGES.index("Systems"))
     await shot("systems")
     return saved
+
+
+def _wire_actions(window: MainWindow, adapter: EngineAdapter, actions: ActionAdapter) -> None:
+    window.attach_actions(actions)
+    # an action closes or changes exceptions: show the engine's state again
+    actions.result.connect(lambda _result: adapter.republish())
+    actions.bulk_done.connect(lambda _result: adapter.republish())
 
 
 def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
@@ -113,6 +126,9 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     env: DemoEnvironment | None = None
     engine: Engine | None = None
     adapter: EngineAdapter | None = None
+    service: ActionService | None = None
+    actions: ActionAdapter | None = None
+    audit_storage: Storage | None = None
     window = MainWindow()
     windows.append(window)
     window.closed.connect(closed.set)
@@ -137,9 +153,15 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         engine = Engine.from_profile(profile, storage, clock=clock)
         adapter = EngineAdapter(engine, window)
         _wire(window, adapter)
+        audit_storage = await asyncio.to_thread(Storage.open_path, audit_path(demo=env is not None), durable=True)
+        service = ActionService(engine, AuditLog(audit_storage), default_operator(), clock=clock)
+        actions = ActionAdapter(service, service.audit, window)
+        _wire_actions(window, adapter, actions)
         health.start(profile)
         await adapter.load()  # opens at once from the local snapshot
         refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
+        service.start_auto_replay()  # queued actions replay by themselves when a system returns
+        adapter.tasks.start("replay", _replay_after(refresh, service))
         if screenshot_dir is not None:
             with contextlib.suppress(Exception):
                 await refresh
@@ -154,15 +176,39 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             return 2
         await closed.wait()
     finally:
+        if actions is not None:
+            await actions.aclose()
+        if service is not None:
+            await service.aclose()
         if adapter is not None:
             await adapter.aclose()
         await health.aclose()
         if engine is not None:
             await engine.aclose()
             await asyncio.to_thread(engine.storage.close)
+        if audit_storage is not None:
+            await asyncio.to_thread(audit_storage.close)
         if env is not None:
             await asyncio.to_thread(env.stop)
     return 0
+
+
+def default_operator() -> Operator:
+    """The person at the keyboard (switchable in the toolbar): the login name, finance role."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "operator"
+    return Operator(name, Role.FINANCE)
+
+
+async def _replay_after(refresh: asyncio.Task[object], service: ActionService) -> None:
+    """Resume actions a previous session left queued or executing, once the data is fresh."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await refresh
+    results = await service.replay_pending()
+    if results:
+        log.info("replayed %d pending actions from an earlier session", len(results))
 
 
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,

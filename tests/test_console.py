@@ -66,7 +66,8 @@ def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) ->
                              str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["audit-log.png", "customer.png", "customers.png", "exceptions.png", "systems.png"]
+    assert pngs == ["audit-log.png", "customer.png", "customers.png", "exceptions.png", "pending-actions.png",
+                    "systems.png"]
     assert all((out / p).stat().st_size > 2000 for p in pngs)
     log = (tmp_path / "home" / "logs" / "syncdesk.log").read_text()
     assert "sk_test" not in log and "demo-admin-password" not in log

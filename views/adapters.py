@@ -177,6 +177,10 @@ class EngineAdapter(QObject):
         self.state_changed.emit(state)
         return state
 
+    def republish(self) -> None:
+        """Show what the engine holds now (after an action closed or changed exceptions)."""
+        self.tasks.start("publish", self._publish(reconcile=False))
+
     # -- refresh ----------------------------------------------------------------------------
     def start_refresh(self, mode: RefreshMode = RefreshMode.AUTO) -> asyncio.Task[Any]:
         """Start a refresh in the background; a refresh already running is cancelled first."""

@@ -15,7 +15,7 @@ Everything from external systems is shown as plain text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeAlias
 
@@ -411,10 +411,16 @@ class SideBySideTable(QTableWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
 
+#: (action, allowed, why not) per fix of an exception, e.g. ``views.actions_ui.fix_policy(adapter)``
+FixPolicy: TypeAlias = Callable[[SyncException], Sequence[tuple[str, bool, str]]]
+
+
 class ExceptionCard(QFrame):
     """One open exception: severity, rule, summary, the side-by-side values and fix actions."""
 
-    def __init__(self, exc: SyncException, parent: QWidget | None = None) -> None:
+    fix_requested = Signal(str, str)  # exception id, action
+
+    def __init__(self, exc: SyncException, parent: QWidget | None = None, policy: FixPolicy | None = None) -> None:
         super().__init__(parent)
         self.exception = exc
         self.setObjectName("exceptionCard")
@@ -435,10 +441,14 @@ class ExceptionCard(QFrame):
         self.table = SideBySideTable(exc)
         self.fix_buttons: list[QPushButton] = []
         actions = QHBoxLayout()
-        for action in exc.fix_actions:
+        verdicts = [(str(a), ok, why) for a, ok, why in policy(exc)] if policy is not None else \
+            [(a, False, FIX_TOOLTIP) for a in exc.fix_actions]
+        for action, ok, why in verdicts:
             button = QPushButton(action.capitalize())
-            button.setEnabled(False)
-            button.setToolTip(FIX_TOOLTIP)
+            button.setProperty("action", action)
+            button.setEnabled(ok)
+            button.setToolTip(why if not ok else "Opens a preview: nothing is written until you confirm")
+            button.clicked.connect(lambda _checked=False, a=action: self.fix_requested.emit(exc.id, a))
             self.fix_buttons.append(button)
             actions.addWidget(button)
         actions.addStretch(1)
@@ -490,11 +500,13 @@ class IdentityChip(QFrame):
 
 class CustomerPage(QWidget):
     back = Signal()
+    fix_requested = Signal(str, str)  # exception id, action
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._timeline: Timeline | None = None
         self._exceptions: list[SyncException] = []
+        self.fix_policy: FixPolicy | None = None
 
         self.back_button = QToolButton()
         self.back_button.setText("← Customers")
@@ -670,6 +682,12 @@ class CustomerPage(QWidget):
         self.stack.setCurrentIndex(0)
         self._balance_splitter()
 
+    def set_fix_policy(self, policy: FixPolicy | None) -> None:
+        """Enable the fix buttons as ``policy`` allows (call again when the operator changes)."""
+        self.fix_policy = policy
+        if self.cards:
+            self._set_cards(self._exceptions)
+
     def clear(self) -> None:
         self._timeline = None
         self.timeline_model.set_timeline(None)
@@ -734,7 +752,8 @@ class CustomerPage(QWidget):
         else:
             self.exceptions_empty.hide()
             for exc in exceptions:
-                card = ExceptionCard(exc)
+                card = ExceptionCard(exc, policy=self.fix_policy)
+                card.fix_requested.connect(self.fix_requested)
                 self.cards.append(card)
                 self.exceptions_layout.addWidget(card)
         self.exceptions_layout.addStretch(1)

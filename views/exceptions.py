@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +72,10 @@ EMPTY_TITLE = "No open exceptions — everything agrees"
 
 _SYSTEM_ORDER = (System.BILLING, System.ERP, System.SUPPORT)
 _SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+
+#: what a fix policy says per action of an exception: (action, allowed, why not) — e.g.
+#: ``views.actions_ui.fix_policy(adapter)``; without one the buttons stay disabled
+FixPolicy = Callable[[SyncException], Sequence[tuple[str, bool, str]]]
 
 #: fix action id -> button text
 FIX_LABELS: dict[str, str] = {
@@ -486,10 +490,12 @@ class ExceptionDetail(QWidget):
     """One exception: what disagrees, on which sides, who owns it and what fixes it allows."""
 
     open_customer = Signal(str)
+    fix_requested = Signal(str, str)  # exception id, action ("retry", "correct", ...)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.exception: SyncException | None = None
+        self.fix_policy: FixPolicy | None = None
         self.stack = QStackedWidget()
         self.empty = EmptyState("Select an exception", "Its sides, owner and fixes are shown here.")
         self.stack.addWidget(self.empty)
@@ -759,16 +765,31 @@ class ExceptionDetail(QWidget):
             self.fix_row.removeWidget(button)
             button.deleteLater()
         self.fix_buttons = []
-        for action in exc.fix_actions:
+        policy = list(self.fix_policy(exc)) if self.fix_policy is not None else None
+        actions = [str(a) for a, _, _ in policy] if policy is not None else list(exc.fix_actions)
+        verdicts = {str(a): (ok, why) for a, ok, why in policy or ()}
+        for action in actions:
             button = QPushButton(_mnemonic_safe(FIX_LABELS.get(action, action.capitalize())))
             button.setObjectName(f"fix_{action}")
             button.setProperty("action", action)
-            button.setEnabled(False)
-            button.setToolTip(FIX_DISABLED_TIP)
+            ok, why = verdicts.get(action, (False, FIX_DISABLED_TIP))
+            button.setEnabled(ok)
+            button.setToolTip(plain_tooltip(why) if not ok else "Opens a preview: nothing is written until you confirm")
+            button.clicked.connect(lambda _checked=False, a=action: self._fix_clicked(a))
             self.fix_row.insertWidget(len(self.fix_buttons), button)
             button.show()
             self.fix_buttons.append(button)
-        self.no_fixes.setVisible(not exc.fix_actions)
+        self.no_fixes.setVisible(not actions)
+
+    def _fix_clicked(self, action: str) -> None:
+        if self.exception is not None:
+            self.fix_requested.emit(self.exception.id, action)
+
+    def set_fix_policy(self, policy: FixPolicy | None) -> None:
+        """Enable the fix buttons as ``policy`` allows (call again when the operator changes)."""
+        self.fix_policy = policy
+        if self.exception is not None:
+            self._fill_fixes(self.exception)
 
 
 def _bold_font(base: QFont) -> QFont:
@@ -795,6 +816,7 @@ class ExceptionsPage(QWidget):
     """Filter bar, counts per rule, the exception table and the detail pane."""
 
     open_customer = Signal(str)
+    fix_requested = Signal(str, str)  # exception id, action
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -918,6 +940,7 @@ class ExceptionsPage(QWidget):
         # -- detail ------------------------------------------------------------------
         self.detail = ExceptionDetail()
         self.detail.open_customer.connect(self.open_customer)
+        self.detail.fix_requested.connect(self.fix_requested)
 
         # the queue on top, the selected exception below it; the counts per rule on the left
         self.detail_splitter = QSplitter(Qt.Orientation.Vertical)

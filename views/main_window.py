@@ -18,21 +18,28 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
+    QMenu,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QStyle,
     QTableWidget,
     QTableWidgetItem,
     QToolBar,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from services.actions import ActionKind
 from services.config import Profile
-from services.domain import System
+from services.domain import SyncException, System
 from services.health import Health, HealthResult
+from views.action_adapter import ActionAdapter
+from views.actions_ui import FixLauncher, OperatorWidget, PendingActionsPage, fix_policy
 from views.adapters import ConsoleState
+from views.audit_page import AuditPage
 from views.customer_view import CustomerPage
 from views.customers import CustomersPage
 from views.exceptions import ExceptionsPage
@@ -192,7 +199,7 @@ class MainWindow(QMainWindow):
     refresh_requested = Signal(str)  # "auto" | "full"
     cancel_requested = Signal()
 
-    PAGES = ("Customers", "Exceptions", "Audit log", "Systems")
+    PAGES = ("Customers", "Exceptions", "Pending actions", "Audit log", "Systems")
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,9 +214,12 @@ class MainWindow(QMainWindow):
         self.customers_stack.addWidget(self.customers_page)
         self.customers_stack.addWidget(self.customer_page)
         self.exceptions_page = ExceptionsPage()
-        self.audit_page = EmptyState("Audit log", "The tamper-evident audit log of every action arrives "
-                                                  "with actions ([F5]).")
+        self.pending_page: QWidget = EmptyState("Pending actions", "Actions appear here once the action "
+                                                                    "service is connected.")
+        self.audit_page: QWidget = EmptyState("Audit log", "The audit log appears here once the action "
+                                                            "service is connected.")
         self.systems_page = SystemsPage()
+        self.launcher: FixLauncher | None = None
         self.customers_page.open_customer.connect(self.open_customer)
         self.exceptions_page.open_customer.connect(self.open_customer)
         self.customer_page.back.connect(self.show_customer_list)
@@ -220,9 +230,10 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         style = self.style()
         icons = [QStyle.StandardPixmap.SP_FileDialogDetailedView, QStyle.StandardPixmap.SP_MessageBoxWarning,
-                 QStyle.StandardPixmap.SP_FileDialogContentsView, QStyle.StandardPixmap.SP_DriveNetIcon]
-        for title, page, icon in zip(self.PAGES, [self.customers_stack, self.exceptions_page, self.audit_page,
-                                                  self.systems_page], icons, strict=True):
+                 QStyle.StandardPixmap.SP_BrowserReload, QStyle.StandardPixmap.SP_FileDialogContentsView,
+                 QStyle.StandardPixmap.SP_DriveNetIcon]
+        for title, page, icon in zip(self.PAGES, [self.customers_stack, self.exceptions_page, self.pending_page,
+                                                  self.audit_page, self.systems_page], icons, strict=True):
             QListWidgetItem(style.standardIcon(icon), title, self.nav)
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -258,6 +269,7 @@ class MainWindow(QMainWindow):
     # -- actions and shortcuts ---------------------------------------------------------------
     def _build_actions(self) -> None:
         toolbar = QToolBar("Main")
+        self.toolbar = toolbar
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(toolbar)
@@ -297,6 +309,68 @@ class MainWindow(QMainWindow):
         for i, title in enumerate(self.PAGES):
             go = action(f"Go to {title}", f"Ctrl+{i + 1}", f"Show {title}", in_toolbar=False)
             go.triggered.connect(lambda _=False, row=i: self.nav.setCurrentRow(row))
+
+    # -- fixing (actions, [F5]) -----------------------------------------------------------------
+    def attach_actions(self, actions: ActionAdapter) -> None:
+        """Connect the action service: operator switch, fix buttons, bulk, pending, audit."""
+        self.actions = actions
+        self.launcher = FixLauncher(actions, self)
+        self.operator_widget = OperatorWidget(actions.operator)
+        self.operator_widget.setToolTip("Who acts, and in which role; recorded with every audit entry")
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.toolbar.addWidget(spacer)
+        self.bulk_button = QToolButton()
+        self.bulk_button.setText("Bulk fix")
+        self.bulk_button.setToolTip("Apply one fix to every exception the queue currently shows (its filters)")
+        self.bulk_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.bulk_button)
+        for kind in (ActionKind.RETRY, ActionKind.PUSH, ActionKind.CREATE, ActionKind.REVOKE, ActionKind.CANCEL,
+                     ActionKind.FLAG, ActionKind.ACCEPT):
+            act = menu.addAction(f"{kind.value.capitalize()} every shown exception…")
+            act.triggered.connect(lambda _=False, k=kind: self.bulk_fix(k))
+        self.bulk_button.setMenu(menu)
+        self.toolbar.addWidget(self.bulk_button)
+        self.toolbar.addWidget(self.operator_widget)
+        self.operator_widget.operator_changed.connect(actions.set_operator)
+        actions.operator_changed.connect(self.operator_widget.set_operator)
+        actions.operator_changed.connect(lambda _op: self._apply_fix_policy())
+        actions.error.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        self.exceptions_page.fix_requested.connect(self.request_fix)
+        self.customer_page.fix_requested.connect(self.request_fix)
+        self._apply_fix_policy()
+        pending = PendingActionsPage()
+        pending.bind(actions)
+        audit = AuditPage()
+        audit.bind(actions)
+        for old, new in ((self.pending_page, pending), (self.audit_page, audit)):
+            index = self.stack.indexOf(old)
+            self.stack.insertWidget(index, new)
+            self.stack.removeWidget(old)
+            old.deleteLater()
+        self.pending_page, self.audit_page = pending, audit
+        self.stack.setCurrentIndex(self.nav.currentRow())
+
+    def _apply_fix_policy(self) -> None:
+        policy = fix_policy(self.actions)
+        self.exceptions_page.detail.set_fix_policy(policy)
+        self.customer_page.set_fix_policy(policy)
+
+    def _exception(self, exc_id: str) -> SyncException | None:
+        if self.state is None:
+            return None
+        return next((e for e in self.state.exceptions if e.id == exc_id), None)
+
+    def request_fix(self, exc_id: str, kind: str) -> None:
+        exc = self._exception(exc_id)
+        if exc is not None and self.launcher is not None:
+            self.launcher.open_fix(exc, kind)
+
+    def bulk_fix(self, kind: ActionKind) -> None:
+        if self.launcher is None or self.state is None:
+            return
+        shown = set(self.exceptions_page.model.visible_ids())
+        self.launcher.open_bulk([e for e in self.state.exceptions if e.id in shown], kind)
 
     def focus_search(self) -> None:
         self.nav.setCurrentRow(0)

@@ -1,0 +1,575 @@
+"""The Audit log page: who changed what, where, when, why and with what result.
+
+Filters (operator, customer, system, action, outcome, dates, text) become an
+:class:`~services.audit.AuditFilter` that the page emits; the adapter reads the log in a worker
+thread and hands the entries back. The page also verifies the hash chain (green "intact", or
+red naming the first bad entry) and exports the filtered log as CSV or JSON through a
+non-modal file dialog. Every value is shown as plain text (item views, a plain-text detail box).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from datetime import UTC, datetime, time
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QDate,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.actions import ActionKind
+from services.audit import AuditEntry, AuditFilter, VerifyResult
+from services.domain import System
+from services.redaction import redact
+from views.action_adapter import AUDIT_PAGE_LIMIT, ActionAdapter
+from views.actions_ui import STATUS_COLORS, Banner, kind_title, mono_font, pretty_json
+from views.exceptions import plain_tooltip
+from views.widgets import PENDING_COLOR, SYSTEM_TITLES, EmptyState, dot_icon, plain_label, set_muted, system_icon
+
+OUTCOMES = ("pending", "queued", "succeeded", "failed", "refused", "cancelled")
+SEQ_ROLE = Qt.ItemDataRole.UserRole
+
+
+class AuditColumn(enum.IntEnum):
+    SEQ = 0
+    TIME = 1
+    OPERATOR = 2
+    ROLE = 3
+    ACTION = 4
+    OUTCOME = 5
+    EXCEPTION = 6
+    CUSTOMER = 7
+    SYSTEM = 8
+    REQUEST = 9
+    ERROR = 10
+
+
+AUDIT_HEADERS = ("#", "Time (UTC)", "Operator", "Role", "Action", "Phase / outcome", "Exception", "Customer",
+                 "System", "Request", "Error")
+
+
+def request_summary(entry: AuditEntry) -> str:
+    """``"POST /v1/customers/cus_1"`` (``"… (+2 more)"`` for several calls); ``""`` for none."""
+    calls = entry.request.get("calls") if isinstance(entry.request, dict) else None
+    if not isinstance(calls, list) or not calls:
+        return ""
+    first = calls[0] if isinstance(calls[0], dict) else {}
+    text = f"{first.get('method', '')} {first.get('path', '')}".strip()
+    return text + (f" (+{len(calls) - 1} more)" if len(calls) > 1 else "")
+
+
+def entry_time(entry: AuditEntry) -> str:
+    at = entry.at.astimezone(UTC) if entry.at.tzinfo is not None else entry.at
+    return f"{at:%Y-%m-%d %H:%M:%S}"
+
+
+def entry_detail(entry: AuditEntry) -> str:
+    """Everything recorded for one entry, as plain text for a read-only box."""
+    at = entry.at.astimezone(UTC) if entry.at.tzinfo is not None else entry.at
+    lines = [
+        f"Entry {entry.seq} · {at.isoformat(timespec='microseconds')}",
+        f"Operator: {entry.operator} ({entry.role})",
+        f"Action: {entry.action_kind} · id {entry.action_id} · {entry.phase} → {entry.outcome}",
+        f"Exception: {entry.exception_id or '—'} · customer {entry.customer_id or '—'} · "
+        f"system {entry.target_system or '—'}",
+    ]
+    if entry.reason:
+        lines.append(f"Reason: {entry.reason}")
+    if entry.error:
+        lines.append(f"Error: {entry.error}")
+    calls = entry.request.get("calls") if isinstance(entry.request, dict) else None
+    if isinstance(calls, list) and calls:
+        lines.append("")
+        lines.append("Request:")
+        for call in calls:
+            if isinstance(call, dict):
+                lines.append(f"{call.get('method', '')} {call.get('path', '')}")
+                if call.get("body") not in (None, {}, ""):
+                    lines.append(pretty_json(call.get("body")))
+    elif entry.request:
+        lines += ["", "Request:", pretty_json(entry.request)]
+    if entry.before:
+        lines += ["", "Before:", pretty_json(entry.before)]
+    if entry.after:
+        lines += ["", "After:", pretty_json(entry.after)]
+    lines += ["", f"Previous hash: {entry.prev_hash}", f"Hash:          {entry.hash}"]
+    return redact("\n".join(lines))
+
+
+class AuditModel(QAbstractTableModel):
+    """Audit entries, newest first as loaded (plain data; tested with qtmodeltester)."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._entries: list[AuditEntry] = []
+        self._row_of: dict[int, int] = {}
+
+    def set_entries(self, entries: Sequence[AuditEntry]) -> None:
+        self.beginResetModel()
+        self._entries = list(entries)
+        self._row_of = {e.seq: i for i, e in enumerate(self._entries)}
+        self.endResetModel()
+
+    def entries(self) -> list[AuditEntry]:
+        return list(self._entries)
+
+    def entry_at(self, row: int) -> AuditEntry | None:
+        return self._entries[row] if 0 <= row < len(self._entries) else None
+
+    def row_of(self, seq: int) -> int | None:
+        return self._row_of.get(seq)
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._entries)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(AuditColumn)
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
+                and 0 <= section < len(AUDIT_HEADERS):
+            return AUDIT_HEADERS[section]
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+            return None
+        entry = self._entries[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._display(entry, col)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            text = self._display(entry, col)
+            if col == AuditColumn.ACTION:
+                text = f"action {entry.action_id}"
+            return plain_tooltip(text) if text else None
+        if role == Qt.ItemDataRole.DecorationRole:
+            if col == AuditColumn.OUTCOME:
+                return dot_icon(STATUS_COLORS.get(entry.outcome, PENDING_COLOR), hollow=entry.phase == "intent")
+            if col == AuditColumn.SYSTEM and entry.target_system in {s.value for s in System}:
+                return system_icon(System(entry.target_system))
+            return None
+        if role == Qt.ItemDataRole.ForegroundRole and col == AuditColumn.ERROR and entry.error:
+            return QColor(STATUS_COLORS["failed"])
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == AuditColumn.SEQ:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == SEQ_ROLE:
+            return entry.seq
+        return None
+
+    @staticmethod
+    def _display(entry: AuditEntry, col: int) -> str:
+        if col == AuditColumn.SEQ:
+            return str(entry.seq)
+        if col == AuditColumn.TIME:
+            return entry_time(entry)
+        if col == AuditColumn.OPERATOR:
+            return entry.operator
+        if col == AuditColumn.ROLE:
+            return entry.role
+        if col == AuditColumn.ACTION:
+            return kind_title(entry.action_kind)
+        if col == AuditColumn.OUTCOME:
+            return f"{entry.phase} · {entry.outcome}"
+        if col == AuditColumn.EXCEPTION:
+            return entry.exception_id or ""
+        if col == AuditColumn.CUSTOMER:
+            return entry.customer_id or ""
+        if col == AuditColumn.SYSTEM:
+            t = entry.target_system or ""
+            return SYSTEM_TITLES[System(t)] if t in {s.value for s in System} else t
+        if col == AuditColumn.REQUEST:
+            return redact(request_summary(entry))
+        return redact(entry.error or "").replace("\n", " ")
+
+
+class _OptionalDate(QWidget):
+    """A check box that enables a date edit: "from" / "to" may be left open."""
+
+    changed = Signal()
+
+    def __init__(self, text: str, default: QDate, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.check = QCheckBox(text)
+        self.edit = QDateEdit(default)
+        self.edit.setCalendarPopup(True)
+        self.edit.setDisplayFormat("yyyy-MM-dd")
+        self.edit.setEnabled(False)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.check)
+        lay.addWidget(self.edit)
+        self.check.toggled.connect(self.edit.setEnabled)
+        self.check.toggled.connect(self.changed)
+        self.edit.dateChanged.connect(self.changed)
+
+    def value(self) -> QDate | None:
+        return self.edit.date() if self.check.isChecked() else None
+
+    def set_value(self, date: QDate | None) -> None:
+        if date is not None:
+            self.edit.setDate(date)
+        self.check.setChecked(date is not None)
+
+
+class AuditPage(QWidget):
+    """Filter bar, the entries table, the detail pane, Export… and Verify."""
+
+    filter_changed = Signal(object)  # AuditFilter
+    verify_requested = Signal()
+    export_requested = Signal(str, str, object)  # fmt, path, AuditFilter
+
+    FILTER_DELAY_MS = 250
+
+    def __init__(self, parent: QWidget | None = None, today: datetime | None = None) -> None:
+        super().__init__(parent)
+        self.model = AuditModel(self)
+        self.limit = AUDIT_PAGE_LIMIT
+        self.file_dialog: QFileDialog | None = None
+        self.last_verify: VerifyResult | None = None
+        self._loaded = False
+        now = (today or datetime.now(UTC)).astimezone(UTC).date()
+        qtoday = QDate(now.year, now.month, now.day)
+
+        # -- filters -----------------------------------------------------------------------------
+        self.operator_edit = QLineEdit()
+        self.operator_edit.setObjectName("operatorFilter")
+        self.operator_edit.setPlaceholderText("Operator")
+        self.operator_edit.setClearButtonEnabled(True)
+        self.customer_edit = QLineEdit()
+        self.customer_edit.setObjectName("customerFilter")
+        self.customer_edit.setPlaceholderText("Customer (cus_…)")
+        self.customer_edit.setClearButtonEnabled(True)
+        self.system_combo = QComboBox()
+        self.system_combo.setObjectName("systemFilter")
+        self.system_combo.addItem("All systems", None)
+        for system in System:
+            self.system_combo.addItem(system_icon(system), SYSTEM_TITLES[system], system.value)
+        self.kind_combo = QComboBox()
+        self.kind_combo.setObjectName("kindFilter")
+        self.kind_combo.addItem("All actions", None)
+        for kind in ActionKind:
+            self.kind_combo.addItem(kind_title(kind), kind.value)
+        self.outcome_combo = QComboBox()
+        self.outcome_combo.setObjectName("outcomeFilter")
+        self.outcome_combo.addItem("Any outcome", None)
+        for outcome in OUTCOMES:
+            self.outcome_combo.addItem(dot_icon(STATUS_COLORS.get(outcome, PENDING_COLOR)), outcome, outcome)
+        self.since_edit = _OptionalDate("From", qtoday.addDays(-30))
+        self.since_edit.setObjectName("sinceFilter")
+        self.until_edit = _OptionalDate("To", qtoday)
+        self.until_edit.setObjectName("untilFilter")
+        self.text_edit = QLineEdit()
+        self.text_edit.setObjectName("textFilter")
+        self.text_edit.setPlaceholderText("Text in request, error, reason, exception…")
+        self.text_edit.setClearButtonEnabled(True)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear_filters)
+
+        filters = QHBoxLayout()
+        filters.setSpacing(6)
+        for widget in (self.operator_edit, self.customer_edit):
+            widget.setMaximumWidth(150)
+        for widget in (self.operator_edit, self.customer_edit, self.system_combo, self.kind_combo,
+                       self.outcome_combo, self.since_edit, self.until_edit):
+            filters.addWidget(widget)
+        filters.addWidget(self.text_edit, 1)
+        filters.addWidget(self.clear_button)
+
+        # -- actions: verify, export ----------------------------------------------------------
+        self.count_label = set_muted(plain_label(""))
+        self.count_label.setObjectName("auditCount")
+        self.verify_label = Banner()
+        self.verify_label.setObjectName("verifyResult")
+        self.verify_label.hide()
+        self.verify_button = QPushButton("Verify")
+        self.verify_button.setObjectName("verify")
+        self.verify_button.setToolTip("Check the hash chain of the whole log: any edited, removed or reordered "
+                                      "entry is found and named")
+        self.format_combo = QComboBox()
+        self.format_combo.setObjectName("exportFormat")
+        self.format_combo.addItem("CSV", "csv")
+        self.format_combo.addItem("JSON", "json")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setObjectName("export")
+        self.export_button.setToolTip("Write every entry matching the filters (not only the ones shown)")
+        self.refresh_button = QPushButton("Refresh")
+        self.verify_button.clicked.connect(self._verify_clicked)
+        self.export_button.clicked.connect(self.choose_export_file)
+        self.refresh_button.clicked.connect(self.emit_filter)
+        actions = QHBoxLayout()
+        actions.addWidget(self.count_label, 1)
+        actions.addWidget(self.refresh_button)
+        actions.addWidget(self.format_combo)
+        actions.addWidget(self.export_button)
+        actions.addWidget(self.verify_button)
+
+        # -- table and detail ------------------------------------------------------------------
+        self.table = QTableView()
+        self.table.setObjectName("auditTable")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 10)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(AuditColumn.REQUEST, QHeaderView.ResizeMode.Stretch)
+        for col, width in {AuditColumn.SEQ: 50, AuditColumn.TIME: 140, AuditColumn.OPERATOR: 90,
+                           AuditColumn.ROLE: 70, AuditColumn.ACTION: 110, AuditColumn.OUTCOME: 175,
+                           AuditColumn.EXCEPTION: 220, AuditColumn.CUSTOMER: 100, AuditColumn.SYSTEM: 80,
+                           AuditColumn.ERROR: 180}.items():
+            self.table.setColumnWidth(col, width)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
+        self.empty = EmptyState("Loading the audit log…")
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.table)
+        self.stack.addWidget(self.empty)
+
+        self.detail = QPlainTextEdit()
+        self.detail.setObjectName("auditDetail")
+        self.detail.setReadOnly(True)
+        self.detail.setFont(mono_font())
+        self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.detail.setPlaceholderText("Select an entry to see its request, before and after values and hashes.")
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 8, 8, 8)
+        lay.addLayout(filters)
+        lay.addLayout(actions)
+        lay.addWidget(self.verify_label)
+        lay.addWidget(self.splitter, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(self.FILTER_DELAY_MS)
+        self._timer.timeout.connect(self.emit_filter)
+        for edit in (self.operator_edit, self.customer_edit, self.text_edit):
+            edit.textChanged.connect(self._schedule)
+        for combo in (self.system_combo, self.kind_combo, self.outcome_combo):
+            combo.currentIndexChanged.connect(self.emit_filter)
+        self.since_edit.changed.connect(self._schedule)
+        self.until_edit.changed.connect(self._schedule)
+        self._update_states()
+
+    # -- filters -----------------------------------------------------------------------------
+    def current_filter(self) -> AuditFilter:
+        since, until = self.since_edit.value(), self.until_edit.value()
+        return AuditFilter(
+            operator=self.operator_edit.text().strip() or None,
+            customer_id=self.customer_edit.text().strip() or None,
+            target_system=self.system_combo.currentData(),
+            action_kind=self.kind_combo.currentData(),
+            outcome=self.outcome_combo.currentData(),
+            since=datetime.combine(since.toPython(), time.min, UTC) if since is not None else None,
+            until=datetime.combine(until.toPython(), time.max, UTC) if until is not None else None,
+            text=self.text_edit.text().strip() or None,
+        )
+
+    def _schedule(self, *_: object) -> None:
+        self._timer.start()
+
+    def emit_filter(self, *_: object) -> None:
+        """Ask for the entries matching the filters now (typing waits for a short pause)."""
+        self._timer.stop()
+        self.filter_changed.emit(self.current_filter())
+
+    def clear_filters(self) -> None:
+        widgets = (self.operator_edit, self.customer_edit, self.text_edit, self.system_combo, self.kind_combo,
+                   self.outcome_combo, self.since_edit, self.until_edit)
+        for w in widgets:
+            w.blockSignals(True)
+        for edit in (self.operator_edit, self.customer_edit, self.text_edit):
+            edit.clear()
+        for combo in (self.system_combo, self.kind_combo, self.outcome_combo):
+            combo.setCurrentIndex(0)
+        for date in (self.since_edit, self.until_edit):
+            date.check.blockSignals(True)
+            date.set_value(None)
+            date.check.blockSignals(False)
+        for w in widgets:
+            w.blockSignals(False)
+        self.emit_filter()
+
+    def filter_for_customer(self, customer_id: str) -> None:
+        """Show one customer's entries (e.g. from the customer view)."""
+        self.customer_edit.setText(customer_id)
+        self.emit_filter()
+
+    # -- data in -----------------------------------------------------------------------------
+    def set_entries(self, entries: Sequence[AuditEntry]) -> None:
+        selected = self.selected_entry()
+        self._loaded = True
+        self.model.set_entries(entries)
+        if selected is not None:
+            self.select_seq(selected.seq)
+        self._show_selected()
+        self._update_states()
+
+    def selected_entry(self) -> AuditEntry | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.entry_at(rows[0].row()) if rows else None
+
+    def select_seq(self, seq: int) -> bool:
+        row = self.model.row_of(seq)
+        if row is None:
+            return False
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index(row, 0))
+        return True
+
+    def _show_selected(self) -> None:
+        entry = self.selected_entry()
+        self.detail.setPlainText(entry_detail(entry) if entry is not None else "")
+
+    def _update_states(self) -> None:
+        n = self.model.rowCount()
+        if not self._loaded:
+            self.empty.set_message("Loading the audit log…")
+            self.stack.setCurrentWidget(self.empty)
+            self.count_label.setText("")
+            return
+        if n == 0:
+            flt = self.current_filter()
+            active = any(v for v in vars(flt).values())
+            self.empty.set_message("No entry matches the filters" if active else "The audit log is empty",
+                                   "Clear the filters to see every entry." if active
+                                   else "Every action writes an intent and an outcome entry here.")
+            self.stack.setCurrentWidget(self.empty)
+        else:
+            self.stack.setCurrentWidget(self.table)
+        more = " (the newest; narrow the filters to see older ones — Export writes them all)" \
+            if n >= self.limit else ""
+        self.count_label.setText(f"{n:,} entr{'y' if n == 1 else 'ies'} shown{more}")
+
+    # -- verify ------------------------------------------------------------------------------
+    def _verify_clicked(self) -> None:
+        self.verify_button.setEnabled(False)
+        self.verify_label.show_message("Verifying the hash chain…", "busy")
+        self.verify_label.show()
+        self.verify_requested.emit()
+
+    def show_verify(self, result: VerifyResult) -> None:
+        self.last_verify = result
+        self.verify_button.setEnabled(True)
+        if result.ok:
+            self.verify_label.show_message(f"✓ Intact: {result.checked:,} entries verified — no entry was edited, "
+                                           "removed or reordered.", "ok")
+        else:
+            where = f" First bad entry: {result.first_bad}." if result.first_bad is not None else ""
+            self.verify_label.show_message(f"✗ NOT intact: {result.problem}.{where} "
+                                           f"({result.checked:,} entries before it verified.)", "bad")
+            if result.first_bad is not None:
+                self.select_seq(result.first_bad)
+        self.verify_label.show()
+
+    # -- export ------------------------------------------------------------------------------
+    def export_format(self) -> str:
+        return str(self.format_combo.currentData())
+
+    def choose_export_file(self) -> QFileDialog:
+        """Ask where to write, non-modally (``open()`` + ``fileSelected``; never a static dialog)."""
+        fmt = self.export_format()
+        if self.file_dialog is not None:
+            self.file_dialog.close()
+            self.file_dialog.deleteLater()
+        dialog = QFileDialog(self, "Export the audit log")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+        dialog.setNameFilter("CSV files (*.csv)" if fmt == "csv" else "JSON files (*.json)")
+        dialog.setDefaultSuffix(fmt)
+        dialog.selectFile(f"syncdesk-audit-{datetime.now(UTC):%Y%m%d-%H%M%S}.{fmt}")
+        dialog.fileSelected.connect(lambda path: self.export_to(path, fmt))
+        self.file_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export_to(self, path: str, fmt: str | None = None) -> None:
+        fmt = fmt or self.export_format()
+        self.export_button.setEnabled(False)
+        self.verify_label.show_message(f"Exporting to {path}…", "busy")
+        self.verify_label.show()
+        self.export_requested.emit(fmt, path, self.current_filter())
+
+    def show_exported(self, path: str) -> None:
+        self.export_button.setEnabled(True)
+        self.verify_label.show_message(f"Exported to {path}", "ok")
+        self.verify_label.show()
+
+    def show_error(self, text: str) -> None:
+        self.verify_button.setEnabled(True)
+        self.export_button.setEnabled(True)
+        self.verify_label.show_message(redact(text), "bad")
+        self.verify_label.show()
+
+    # -- wiring ------------------------------------------------------------------------------
+    def bind(self, adapter: ActionAdapter) -> None:
+        """Filters, verify and export through ``adapter``; buttons come back when it is done."""
+        self.limit = AUDIT_PAGE_LIMIT
+        self.filter_changed.connect(lambda flt: adapter.load_audit(flt, self.limit))
+        self.verify_requested.connect(adapter.verify_audit)
+        self.export_requested.connect(adapter.export_audit)
+        adapter.audit_loaded.connect(self.set_entries)
+        adapter.verify_done.connect(self.show_verify)
+        adapter.export_done.connect(self.show_exported)
+        adapter.busy.connect(self._busy)
+        adapter.result.connect(lambda *_: self.emit_filter() if self.isVisible() else None)
+
+    def _busy(self, what: str, running: bool) -> None:
+        # whatever happened (done, failed, cancelled), the buttons come back: adapter.busy(…, False)
+        # is emitted from a ``finally``
+        if not running and what == "verify":
+            self.verify_button.setEnabled(True)
+            if self.verify_label.tone == "busy":
+                self.verify_label.show_message("Verification did not finish (see the status bar).", "bad")
+        if not running and what == "export":
+            self.export_button.setEnabled(True)
+            if self.verify_label.tone == "busy":
+                self.verify_label.show_message("Export did not finish (see the status bar).", "bad")
+
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        if not self._loaded:
+            self.emit_filter()
