@@ -20,7 +20,7 @@ import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.sources import open_storage
-from services.actions import ActionService, Operator, Role
+from services.actions import ActionKind, ActionRequest, ActionService, Operator, Role
 from services.audit import AuditLog
 from services.config import ConfigError, Profile, load_profile, load_profiles
 from services.connectors.base import utc_now
@@ -93,6 +93,10 @@ async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path
     window.nav.setCurrentRow(window.PAGES.index("Pending actions"))
     await shot("pending-actions")
     window.nav.setCurrentRow(window.PAGES.index("Audit log"))
+    await asyncio.sleep(0.5)  # the page loads its entries off the UI thread
+    audit_table = getattr(window.audit_page, "table", None)
+    if audit_table is not None and audit_table.model() is not None and audit_table.model().rowCount():
+        audit_table.selectRow(0)
     await shot("audit-log")
     window.nav.setCurrentRow(window.PAGES.index("Systems"))
     await shot("systems")
@@ -165,6 +169,8 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         if screenshot_dir is not None:
             with contextlib.suppress(Exception):
                 await refresh
+            if env is not None and service is not None:
+                await _demo_fix(service, adapter)
             for path in await _save_screenshots(window, health, screenshot_dir):
                 print(path, flush=True)
             window.close()
@@ -200,6 +206,25 @@ def default_operator() -> Operator:
     except (KeyError, OSError):
         name = "operator"
     return Operator(name, Role.FINANCE)
+
+
+async def _demo_fix(service: ActionService, adapter: EngineAdapter) -> None:
+    """On the built-in demo only, for the screenshots: push one support tier, so the audit log
+    and the customer views show a real action (intent, outcome, closed exception)."""
+    exceptions = await service.engine.open_exceptions()
+    target = next((e for e in exceptions if e.rule == "entitlement.missing"), None)
+    if target is None:
+        return
+    support = Operator("demo-lead", Role.SUPPORT)
+    previous, service.operator = service.operator, support
+    try:
+        plan = await service.plan(ActionRequest(ActionKind.PUSH, target.id, reason="tier from the plan"))
+        result = await service.execute(plan)
+        log.info("screenshot demo fix: %s %s", result.status.value, result.message)
+    finally:
+        service.operator = previous
+    adapter.republish()
+    await asyncio.sleep(0.3)
 
 
 async def _replay_after(refresh: asyncio.Task[object], service: ActionService) -> None:

@@ -378,7 +378,7 @@ class FixDialog(QDialog):
         self.allowed = allowed and text_of(operator.role) != Role.AUDITOR.value
         self.why_not = AUDITOR_TIP if text_of(operator.role) == Role.AUDITOR.value else why_not
         self.plan: Plan | None = None
-        self.result: ActionResult | None = None
+        self.outcome: ActionResult | None = None
         self.state = "idle"  # idle | planning | ready | busy | done
         self._stale = True  # the preview does not match the editors (yet)
         self._shown_calls: list[tuple[str, str, str, str]] = []
@@ -925,7 +925,7 @@ class FixDialog(QDialog):
         self._update_buttons()
 
     def show_result(self, result: ActionResult) -> None:
-        self.result = result
+        self.outcome = result
         self.state = "done"
         self.busy_bar.hide()
         self._set_editable(False)  # the record of what was done; "acknowledge" re-opens the editors
@@ -971,11 +971,11 @@ class FixDialog(QDialog):
 
     @property
     def awaiting_acknowledgement(self) -> bool:
-        return self.state == "done" and bool(self.warning_name(self.result))
+        return self.state == "done" and bool(self.warning_name(self.outcome))
 
     def _acknowledge_clicked(self) -> None:
         """Back to reviewing, with the warning acknowledged in the next request."""
-        warning = self.warning_name(self.result)
+        warning = self.warning_name(self.outcome)
         if not warning:
             return
         self.acknowledge = warning
@@ -1141,7 +1141,7 @@ class BulkDialog(QDialog):
         self.skipped = list(skipped)
         self.operator = operator
         self.state = "setup"  # setup | running | cancelling | done
-        self.result: BulkResult | None = None
+        self.outcome: BulkResult | None = None
         self.last_progress: BulkProgress | None = None
         self._adapter: ActionAdapter | None = None
         self._today = (today or datetime.now(UTC)).astimezone(UTC).date()
@@ -1364,7 +1364,7 @@ class BulkDialog(QDialog):
 
     def show_summary(self, result: BulkResult) -> None:
         """The end: counts per outcome and a table of what failed or was refused (with why)."""
-        self.result = result
+        self.outcome = result
         self.state = "done"
         counts: dict[str, int] = {}
         for r in result.results:
@@ -1808,12 +1808,12 @@ class OperatorWidget(QToolButton):
         self.name_edit.returnPressed.connect(self.apply)
         self.apply_button.clicked.connect(self.apply)
 
-        self.menu = QMenu(self)
-        action = QWidgetAction(self.menu)
+        self._menu = QMenu(self)
+        action = QWidgetAction(self._menu)
         action.setDefaultWidget(self.form)
-        self.menu.addAction(action)
-        self.menu.aboutToShow.connect(self._fill_form)
-        self.setMenu(self.menu)
+        self._menu.addAction(action)
+        self._menu.aboutToShow.connect(self._fill_form)
+        self.setMenu(self._menu)
         self.set_operator(operator)
 
     def set_operator(self, operator: Operator) -> None:
@@ -1846,7 +1846,7 @@ class OperatorWidget(QToolButton):
         if not name:
             return
         new = Operator(name=name, role=Role(self.role_combo.currentData()))
-        self.menu.hide()
+        self._menu.hide()
         if new != self.operator:
             self.set_operator(new)
             self.operator_changed.emit(new)

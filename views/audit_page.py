@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from PySide6.QtCore import (
@@ -303,9 +303,10 @@ class AuditPage(QWidget):
         filters.setSpacing(6)
         for widget in (self.operator_edit, self.customer_edit):
             widget.setMaximumWidth(150)
-        for widget in (self.operator_edit, self.customer_edit, self.system_combo, self.kind_combo,
-                       self.outcome_combo, self.since_edit, self.until_edit):
-            filters.addWidget(widget)
+        row: list[QWidget] = [self.operator_edit, self.customer_edit, self.system_combo, self.kind_combo,
+                              self.outcome_combo, self.since_edit, self.until_edit]
+        for item in row:
+            filters.addWidget(item)
         filters.addWidget(self.text_edit, 1)
         filters.addWidget(self.clear_button)
 
@@ -403,8 +404,8 @@ class AuditPage(QWidget):
             target_system=self.system_combo.currentData(),
             action_kind=self.kind_combo.currentData(),
             outcome=self.outcome_combo.currentData(),
-            since=datetime.combine(since.toPython(), time.min, UTC) if since is not None else None,
-            until=datetime.combine(until.toPython(), time.max, UTC) if until is not None else None,
+            since=datetime.combine(_day(since), time.min, UTC) if since is not None else None,
+            until=datetime.combine(_day(until), time.max, UTC) if until is not None else None,
             text=self.text_edit.text().strip() or None,
         )
 
@@ -425,10 +426,10 @@ class AuditPage(QWidget):
             edit.clear()
         for combo in (self.system_combo, self.kind_combo, self.outcome_combo):
             combo.setCurrentIndex(0)
-        for date in (self.since_edit, self.until_edit):
-            date.check.blockSignals(True)
-            date.set_value(None)
-            date.check.blockSignals(False)
+        for date_edit in (self.since_edit, self.until_edit):
+            date_edit.check.blockSignals(True)
+            date_edit.set_value(None)
+            date_edit.check.blockSignals(False)
         for w in widgets:
             w.blockSignals(False)
         self.emit_filter()
@@ -573,3 +574,7 @@ class AuditPage(QWidget):
         super().showEvent(event)
         if not self._loaded:
             self.emit_filter()
+
+
+def _day(value: QDate) -> date:
+    return date(value.year(), value.month(), value.day())

@@ -313,7 +313,7 @@ class MainWindow(QMainWindow):
     # -- fixing (actions, [F5]) -----------------------------------------------------------------
     def attach_actions(self, actions: ActionAdapter) -> None:
         """Connect the action service: operator switch, fix buttons, bulk, pending, audit."""
-        self.actions = actions
+        self.action_adapter = actions
         self.launcher = FixLauncher(actions, self)
         self.operator_widget = OperatorWidget(actions.operator)
         self.operator_widget.setToolTip("Who acts, and in which role; recorded with every audit entry")
@@ -352,7 +352,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(self.nav.currentRow())
 
     def _apply_fix_policy(self) -> None:
-        policy = fix_policy(self.actions)
+        policy = fix_policy(self.action_adapter)
         self.exceptions_page.detail.set_fix_policy(policy)
         self.customer_page.set_fix_policy(policy)
 

@@ -801,7 +801,7 @@ async def test_bulk_progress_cancel_and_summary(qtbot: QtBot, service: FakeActio
     assert dialog.isVisible()  # stays until the summary
     await settle()
     assert dialog.state == "done"
-    assert dialog.result is not None and dialog.result.cancelled
+    assert dialog.outcome is not None and dialog.outcome.cancelled
     assert "Cancelled after 3 of 6" in dialog.summary_label.text()
     assert "3 not started" in dialog.summary_label.text()
     assert dialog.failures.rowCount() == 1
