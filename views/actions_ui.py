@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
     QModelIndex,
     QObject,
@@ -91,6 +90,7 @@ from views.widgets import (
     PENDING_COLOR,
     SYSTEM_TITLES,
     EmptyState,
+    RowsTableModel,
     dot_icon,
     plain_label,
     set_muted,
@@ -1466,46 +1466,30 @@ STATUS_ROLE = Qt.ItemDataRole.UserRole + 2
 ACTION_ID_ROLE = Qt.ItemDataRole.UserRole
 
 
-class PendingModel(QAbstractTableModel):
+class PendingModel(RowsTableModel):
     """The outbox items, one row each (data in plain Python, tested with qtmodeltester)."""
+
+    HEADERS = PENDING_HEADERS
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._items: list[OutboxItem] = []
+        self._rows: list[OutboxItem] = []
 
     def set_items(self, items: Sequence[OutboxItem]) -> None:
         self.beginResetModel()
-        self._items = list(items)
+        self._rows = list(items)
         self.endResetModel()
 
     def items(self) -> list[OutboxItem]:
-        return list(self._items)
+        return list(self._rows)
 
     def item_at(self, row: int) -> OutboxItem | None:
-        return self._items[row] if 0 <= row < len(self._items) else None
-
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._items)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(PendingColumn)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
-                and 0 <= section < len(PENDING_HEADERS):
-            return PENDING_HEADERS[section]
-        return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return self._rows[row] if 0 <= row < len(self._rows) else None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._items):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        item = self._items[index.row()]
+        item = self._rows[index.row()]
         col = index.column()
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             text = self._display(item, col)

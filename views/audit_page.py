@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QDate,
     QModelIndex,
     QObject,
@@ -50,7 +49,16 @@ from services.redaction import redact
 from views.action_adapter import AUDIT_PAGE_LIMIT, ActionAdapter
 from views.actions_ui import STATUS_COLORS, Banner, kind_title, mono_font, pretty_json
 from views.exceptions import plain_tooltip
-from views.widgets import PENDING_COLOR, SYSTEM_TITLES, EmptyState, dot_icon, plain_label, set_muted, system_icon
+from views.widgets import (
+    PENDING_COLOR,
+    SYSTEM_TITLES,
+    EmptyState,
+    RowsTableModel,
+    dot_icon,
+    plain_label,
+    set_muted,
+    system_icon,
+)
 
 OUTCOMES = ("pending", "queued", "succeeded", "failed", "refused", "cancelled")
 SEQ_ROLE = Qt.ItemDataRole.UserRole
@@ -122,51 +130,35 @@ def entry_detail(entry: AuditEntry) -> str:
     return redact("\n".join(lines))
 
 
-class AuditModel(QAbstractTableModel):
+class AuditModel(RowsTableModel):
     """Audit entries, newest first as loaded (plain data; tested with qtmodeltester)."""
+
+    HEADERS = AUDIT_HEADERS
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._entries: list[AuditEntry] = []
+        self._rows: list[AuditEntry] = []
         self._row_of: dict[int, int] = {}
 
     def set_entries(self, entries: Sequence[AuditEntry]) -> None:
         self.beginResetModel()
-        self._entries = list(entries)
-        self._row_of = {e.seq: i for i, e in enumerate(self._entries)}
+        self._rows = list(entries)
+        self._row_of = {e.seq: i for i, e in enumerate(self._rows)}
         self.endResetModel()
 
     def entries(self) -> list[AuditEntry]:
-        return list(self._entries)
+        return list(self._rows)
 
     def entry_at(self, row: int) -> AuditEntry | None:
-        return self._entries[row] if 0 <= row < len(self._entries) else None
+        return self._rows[row] if 0 <= row < len(self._rows) else None
 
     def row_of(self, seq: int) -> int | None:
         return self._row_of.get(seq)
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(AuditColumn)
-
-    def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole \
-                and 0 <= section < len(AUDIT_HEADERS):
-            return AUDIT_HEADERS[section]
-        return None
-
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
-
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        entry = self._entries[index.row()]
+        entry = self._rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(entry, col)
