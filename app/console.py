@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import getpass
 import logging
 import sys
@@ -238,6 +239,12 @@ async def _replay_after(refresh: asyncio.Task[object], service: ActionService) -
 
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,
                 customers: int = 250, seed: int = 1, screenshot_dir: Path | None = None) -> int:
+    # Worker threads (storage, reconciliation, page parsing) share the GIL with the UI thread: a
+    # short switch interval hands it back to the UI thread sooner (the default 5 ms lets a busy
+    # worker delay every repaint).
+    sys.setswitchinterval(0.001)
+    # fewer young-generation passes while pages of records are parsed (each pass costs GIL time)
+    gc.set_threshold(50_000, 20, 20)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName("SyncDesk")

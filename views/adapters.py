@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Coroutine
@@ -174,6 +175,9 @@ class EngineAdapter(QObject):
 
         state = await asyncio.to_thread(build)
         self.state = state
+        # The snapshot is hundreds of thousands of long-lived objects: keep the cyclic collector
+        # from walking them again and again (a full pass holds the GIL, so the UI would stall).
+        gc.freeze()
         self.state_changed.emit(state)
         return state
 

@@ -463,7 +463,10 @@ class TrytonConnector(Connector):
                                              json={"id": rid, "method": method, "params": tryton_rpc.encode(params)},
                                              headers=headers)
         try:
-            body = tryton_rpc.loads(response.content)
+            content = response.content
+            # large answers (pages of 500 records) are decoded off the event loop: it also draws the UI
+            body = (await asyncio.to_thread(tryton_rpc.loads, content) if len(content) > 64_000
+                    else tryton_rpc.loads(content))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(self.system, operation, f"answer is not Tryton JSON ({type(exc).__name__}): "
                                 f"{response.content[:80]!r}", status=response.status_code) from None
@@ -600,7 +603,7 @@ class TrytonConnector(Connector):
             page_domain = [*domain, ["id", ">", last]] if last else list(domain)
             raw = await self.call(model, "search_read", page_domain, 0, PAGE_SIZE, ORDER_BY_ID, fields,
                                   operation=operation, safe=True)
-            page = self._rows(model, raw, operation, schema)
+            page = await asyncio.to_thread(self._rows, model, raw, operation, schema)  # validation: CPU work
             ids = list(page.records)
             if ids and (min(ids) <= last or len(ids) != len(raw)):
                 raise ProtocolError(self.system, operation, f"{model}: page ids are not ascending after {last}")

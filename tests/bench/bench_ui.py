@@ -66,6 +66,10 @@ class Heartbeat:
 
 
 def _app() -> QApplication:
+    sys.setswitchinterval(0.001)  # as the console does (app/console.py)
+    import gc
+
+    gc.set_threshold(50_000, 20, 20)
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
