@@ -152,7 +152,9 @@ class EngineAdapter(QObject):
         """Open from the local snapshot (worker threads), no network."""
         self.loading.emit("Opening the local snapshot…")
         await self.engine.load()
-        return await self._publish(reconcile=bool(self.engine.data))
+        # the stored exceptions are the last reconciliation's result; the background refresh
+        # that follows reconciles again, so opening does not pay for it
+        return await self._publish(reconcile=False)
 
     async def _publish(self, reconcile: bool) -> ConsoleState:
         engine = self.engine
