@@ -193,8 +193,10 @@ class _Run:
         for sub in self.b.subscriptions.values():
             if sub.customer_id and sub.status.is_active:
                 self.active_subs[sub.customer_id].append(sub)
+        draft = InvoiceStatus.DRAFT  # billing's only non-finalized state (identity test: no Enum.__hash__)
         self.customers_with_invoice: set[str] = {
-            inv.customer_id for inv in self.b.invoices.values() if inv.customer_id and inv.status in FINALIZED}
+            inv.customer_id for inv in self.b.invoices.values()
+            if inv.customer_id and inv.status is not draft and inv.status in FINALIZED}
         self.plan_tier: dict[str, Tier] = {}
         for plan in self.b.plans.values():
             if plan.tier is not None:
@@ -276,14 +278,16 @@ class _Run:
             if cust is None:
                 continue
             diffs: dict[str, tuple[object, object]] = {}
-            if norm_name(cust.name) != norm_name(party.name):
+            # equal raw values need no normalising (the common case: most customers agree)
+            if cust.name != party.name and norm_name(cust.name) != norm_name(party.name):
                 diffs["name"] = (cust.name, party.name)
-            if norm_tax(cust.tax_id) != norm_tax(party.tax_id):
+            if cust.tax_id != party.tax_id and norm_tax(cust.tax_id) != norm_tax(party.tax_id):
                 diffs["tax_id"] = (cust.tax_id, party.tax_id)
-            if norm_country(cust.country) != norm_country(party.country):
+            if cust.country != party.country and norm_country(cust.country) != norm_country(party.country):
                 diffs["country"] = (cust.country, party.country)
             org = self.orgs_by_ext.get(cid) if with_support else None
-            org_differs = org is not None and norm_name(org.name) != norm_name(party.name)
+            org_differs = (org is not None and org.name != party.name
+                           and norm_name(org.name) != norm_name(party.name))
             if not diffs and not org_differs:
                 continue
             sides = [
@@ -301,43 +305,59 @@ class _Run:
 
     # -- invoices --------------------------------------------------------------------
     def rule_invoices(self) -> None:
+        # The hot loop of a reconciliation (one pass over every billing invoice): the common,
+        # agreeing case does identity and value comparisons only; sides are built only when an
+        # exception fires (enum ``in``-tests would go through Python-level ``Enum.__hash__``).
         grace, pay_grace, now = self.config.invoice_grace, self.config.payment_grace, self.now
+        open_, paid, void, uncollectible = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID,
+                                            InvoiceStatus.UNCOLLECTIBLE)
+        posted = InvoiceStatus.POSTED
+        parties, erp_by_ref = self.parties_by_code, self.erp_invoices_by_ref
         for iid, inv in self.b.invoices.items():
-            if inv.status not in FINALIZED or not self.erp_mapped(inv.customer_id):
+            st = inv.status
+            if not (st is paid or st is open_ or st is void or st is uncollectible):
                 continue
-            erp = self.erp_invoices_by_ref.get(iid, [])
-            bside = Side(System.BILLING, inv.ref, {"status": inv.status.value, "total": str(inv.total.amount),
-                                                   "currency": inv.total.currency, "number": inv.number})
+            if inv.customer_id not in parties:
+                continue
+            erp = erp_by_ref.get(iid)
             if not erp:
                 finalized = inv.finalized_at or inv.created
-                if (inv.status is not InvoiceStatus.VOID and inv.total.amount > 0 and finalized is not None
-                        and now - finalized > grace):
+                if st is not void and inv.total.amount > 0 and finalized is not None and now - finalized > grace:
                     self.add("invoice.missing_in_erp", inv.customer_id, iid,
                              f"{inv.number or iid} ({money_str(inv.total.amount, inv.total.currency)}) "
                              f"finalized {finalized:%Y-%m-%d %H:%M} UTC has not reached the ERP",
-                             [bside, Side(System.ERP, None, {"invoice": None})])
+                             [self._billing_side(inv), Side(System.ERP, None, {"invoice": None})])
                 continue
             if len(erp) > 1:
                 self.add("invoice.duplicate_in_erp", inv.customer_id, iid,
-                         f"{len(erp)} ERP invoices carry {iid}", [bside, *[
+                         f"{len(erp)} ERP invoices carry {iid}", [self._billing_side(inv), *[
                              Side(System.ERP, e.ref, {"state": e.status.value, "number": e.number,
                                                       "total": str(e.total.amount)}) for e in erp]])
                 continue
             e = erp[0]
-            eside = Side(System.ERP, e.ref, {"state": e.status.value, "total": str(e.total.amount),
-                                             "currency": e.total.currency, "number": e.number})
             if e.total.amount != inv.total.amount or e.total.currency != inv.total.currency:
                 self.add("invoice.amount_mismatch", inv.customer_id, iid,
                          f"{inv.number or iid}: billing {money_str(inv.total.amount, inv.total.currency)}, "
-                         f"ERP {money_str(e.total.amount, e.total.currency)} ({e.status.value})", [bside, eside])
-            paid_late = (inv.status is InvoiceStatus.PAID and e.status is InvoiceStatus.POSTED
-                         and inv.paid_at is not None and now - inv.paid_at > pay_grace)
-            void_posted = inv.status is InvoiceStatus.VOID and e.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)
+                         f"ERP {money_str(e.total.amount, e.total.currency)} ({e.status.value})",
+                         [self._billing_side(inv), self._erp_side(e)])
+            est = e.status
+            paid_late = st is paid and est is posted and inv.paid_at is not None and now - inv.paid_at > pay_grace
+            void_posted = st is void and (est is posted or est is paid)
             if paid_late or void_posted:
                 what = ("paid in billing but unpaid in the ERP" if paid_late
-                        else f"void in billing but {e.status.value} in the ERP")
+                        else f"void in billing but {est.value} in the ERP")
                 self.add("invoice.payment_state", inv.customer_id, iid, f"{inv.number or iid}: {what}",
-                         [bside, eside])
+                         [self._billing_side(inv), self._erp_side(e)])
+
+    @staticmethod
+    def _billing_side(inv: Invoice) -> Side:
+        return Side(System.BILLING, inv.ref, {"status": inv.status.value, "total": str(inv.total.amount),
+                                              "currency": inv.total.currency, "number": inv.number})
+
+    @staticmethod
+    def _erp_side(e: Invoice) -> Side:
+        return Side(System.ERP, e.ref, {"state": e.status.value, "total": str(e.total.amount),
+                                        "currency": e.total.currency, "number": e.number})
 
     def rule_orphans(self) -> None:
         for ref, invoices in self.erp_invoices_by_ref.items():
