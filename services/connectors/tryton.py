@@ -1036,11 +1036,12 @@ class TrytonConnector(Connector):
 
         return await self._create_one(INVOICE, values, recover)
 
-    async def post_invoice(self, invoice_id: int) -> None:
-        """Post (number) a draft or validated invoice. A UserWarning surfaces as
-        :class:`RemoteWarning`; acknowledge it with :meth:`acknowledge_warning` and post again."""
+    async def _invoice_button(self, invoice_id: int, button: str, operation: str, done: tuple[str, ...]) -> None:
+        """Press an invoice button. When the answer is lost (the connection dropped after the
+        server may have committed), the invoice is read again: a state in ``done`` means the
+        button took effect, so pressing it is not repeated."""
         try:
-            await self.call(INVOICE, "post", [invoice_id], operation="post invoice")
+            await self.call(INVOICE, button, [invoice_id], operation=operation)
         except UnavailableError as exc:
             if isinstance(exc, CircuitOpenError):
                 raise
@@ -1048,8 +1049,13 @@ class TrytonConnector(Connector):
                 state = await self._invoice_state(invoice_id)
             except ConnectorError:
                 raise exc from None
-            if state not in ("posted", "paid"):
+            if state not in done:
                 raise
+
+    async def post_invoice(self, invoice_id: int) -> None:
+        """Post (number) a draft or validated invoice. A UserWarning surfaces as
+        :class:`RemoteWarning`; acknowledge it with :meth:`acknowledge_warning` and post again."""
+        await self._invoice_button(invoice_id, "post", "post invoice", ("posted", "paid"))
 
     async def ensure_invoice_posted(self, billing_invoice_id: str, party_id: int, currency_code: str,
                                     invoice_date: date | None,
@@ -1102,17 +1108,7 @@ class TrytonConnector(Connector):
             raise RemoteValidationError(self.system, "cancel invoice",
                                         f"invoice {invoice_id} is {state}: a posted invoice is never cancelled in "
                                         "place (credit it instead)")
-        try:
-            await self.call(INVOICE, "cancel", [invoice_id], operation="cancel invoice")
-        except UnavailableError as exc:
-            if isinstance(exc, CircuitOpenError):
-                raise
-            try:
-                state = await self._invoice_state(invoice_id)
-            except ConnectorError:
-                raise exc from None
-            if state != "cancelled":
-                raise
+        await self._invoice_button(invoice_id, "cancel", "cancel invoice", ("cancelled",))
 
     async def replace_draft_invoice_lines(self, invoice_id: int, currency_code: str,
                                           lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> None:
