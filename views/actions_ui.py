@@ -94,6 +94,7 @@ from views.widgets import (
     dot_icon,
     plain_label,
     set_muted,
+    setup_readonly_table,
     system_icon,
 )
 
@@ -1603,21 +1604,11 @@ class PendingActionsPage(QWidget):
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(PendingColumn.CREATED, Qt.SortOrder.DescendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 10)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(PendingColumn.ERROR, QHeaderView.ResizeMode.Stretch)
-        for col, width in {PendingColumn.STATUS: 95, PendingColumn.KIND: 110, PendingColumn.EXCEPTION: 220,
-                           PendingColumn.CUSTOMER: 90, PendingColumn.TARGET: 80, PendingColumn.OPERATOR: 120,
-                           PendingColumn.ATTEMPTS: 65, PendingColumn.CREATED: 135,
-                           PendingColumn.UPDATED: 135}.items():
-            self.table.setColumnWidth(col, width)
+        setup_readonly_table(
+            self.table, stretch=PendingColumn.ERROR, selection=QAbstractItemView.SelectionMode.ExtendedSelection,
+            widths={PendingColumn.STATUS: 95, PendingColumn.KIND: 110, PendingColumn.EXCEPTION: 220,
+                    PendingColumn.CUSTOMER: 90, PendingColumn.TARGET: 80, PendingColumn.OPERATOR: 120,
+                    PendingColumn.ATTEMPTS: 65, PendingColumn.CREATED: 135, PendingColumn.UPDATED: 135})
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
 
         self.empty = EmptyState("No pending action", "Queued, executing and failed actions are listed here.")

@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QDateEdit,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
@@ -57,6 +56,7 @@ from views.widgets import (
     dot_icon,
     plain_label,
     set_muted,
+    setup_readonly_table,
     system_icon,
 )
 
@@ -334,21 +334,11 @@ class AuditPage(QWidget):
         self.table = QTableView()
         self.table.setObjectName("auditTable")
         self.table.setModel(self.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 10)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(AuditColumn.REQUEST, QHeaderView.ResizeMode.Stretch)
-        for col, width in {AuditColumn.SEQ: 50, AuditColumn.TIME: 140, AuditColumn.OPERATOR: 90,
-                           AuditColumn.ROLE: 70, AuditColumn.ACTION: 110, AuditColumn.OUTCOME: 175,
-                           AuditColumn.EXCEPTION: 220, AuditColumn.CUSTOMER: 100, AuditColumn.SYSTEM: 80,
-                           AuditColumn.ERROR: 180}.items():
-            self.table.setColumnWidth(col, width)
+        setup_readonly_table(
+            self.table, stretch=AuditColumn.REQUEST, selection=QAbstractItemView.SelectionMode.SingleSelection,
+            widths={AuditColumn.SEQ: 50, AuditColumn.TIME: 140, AuditColumn.OPERATOR: 90, AuditColumn.ROLE: 70,
+                    AuditColumn.ACTION: 110, AuditColumn.OUTCOME: 175, AuditColumn.EXCEPTION: 220,
+                    AuditColumn.CUSTOMER: 100, AuditColumn.SYSTEM: 80, AuditColumn.ERROR: 180})
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
         self.empty = EmptyState("Loading the audit log…")
         self.stack = QStackedWidget()

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeAlias
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -48,11 +48,11 @@ from views.widgets import (
     MISSING_COLOR,
     OK_COLOR,
     PENDING_COLOR,
-    ROW_FLAGS,
     SEVERITY_COLORS,
     SYSTEM_COLORS,
     SYSTEM_TITLES,
     EmptyState,
+    RowsTableModel,
     dot_icon,
     plain_label,
     set_muted,
@@ -130,13 +130,15 @@ def _lag_text(lag: timedelta | None) -> str:
     return ("−" if lag < timedelta(0) else "+") + human_duration(lag)
 
 
-class TimelineModel(QAbstractTableModel):
+class TimelineModel(RowsTableModel):
     """One customer's timeline entries (real and synthetic) in the chosen order."""
+
+    HEADERS = TIMELINE_COLUMNS
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._timeline: Timeline | None = None
-        self._entries: list[TimelineEntry] = []
+        self._rows: list[TimelineEntry] = []
         self._synthetic: set[int] = set()
         self._group_color: dict[str, str] = {}
         self._group_size: dict[str, int] = {}
@@ -170,7 +172,7 @@ class TimelineModel(QAbstractTableModel):
                     object_color[key] = GROUP_COLORS[len(object_color) % len(GROUP_COLORS)]
                 if key in object_color:
                     self._group_color[entry.group] = object_color[key]
-        self._entries = self._ordered()
+        self._rows = self._ordered()
         self.endResetModel()
 
     def set_newest_first(self, newest_first: bool) -> None:
@@ -178,10 +180,10 @@ class TimelineModel(QAbstractTableModel):
             return
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
-        ids = [id(self._entries[i.row()]) if i.isValid() else None for i in old]
+        ids = [id(self._rows[i.row()]) if i.isValid() else None for i in old]
         self._newest_first = newest_first
-        self._entries = self._ordered()
-        pos = {id(e): r for r, e in enumerate(self._entries)}
+        self._rows = self._ordered()
+        pos = {id(e): r for r, e in enumerate(self._rows)}
         self.changePersistentIndexList(
             old, [self.index(pos[k], i.column()) if k is not None else QModelIndex() for i, k in zip(old, ids,
                                                                                                        strict=True)])
@@ -198,8 +200,8 @@ class TimelineModel(QAbstractTableModel):
         if group == self._focus_group:
             return
         self._focus_group = group
-        if self._entries:
-            self.dataChanged.emit(self.index(0, 0), self.index(len(self._entries) - 1, len(TIMELINE_COLUMNS) - 1),
+        if self._rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self._rows) - 1, len(TIMELINE_COLUMNS) - 1),
                                   [Qt.ItemDataRole.BackgroundRole])
 
     def _ordered(self) -> list[TimelineEntry]:
@@ -209,10 +211,10 @@ class TimelineModel(QAbstractTableModel):
 
     # -- lookups ---------------------------------------------------------------------------
     def entry(self, row: int) -> TimelineEntry:
-        return self._entries[row]
+        return self._rows[row]
 
     def entries(self) -> list[TimelineEntry]:
-        return list(self._entries)
+        return list(self._rows)
 
     def is_synthetic(self, entry: TimelineEntry) -> bool:
         return id(entry) in self._synthetic
@@ -224,27 +226,10 @@ class TimelineModel(QAbstractTableModel):
         return self._group_color.get(group) if group else None
 
     # -- Qt model API ----------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._entries)
-
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(TIMELINE_COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if (orientation is Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole
-                and 0 <= section < len(TIMELINE_COLUMNS)):
-            return TIMELINE_COLUMNS[section]
-        return None
-
-    def flags(self, index: ModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return ROW_FLAGS
-
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
             return None
-        e = self._entries[index.row()]
+        e = self._rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(e, col)
