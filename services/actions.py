@@ -1361,7 +1361,7 @@ class _PlanBuilder:
         if inv is None:
             raise _Refuse("source", f"billing invoice {iid} is not in the snapshot: refresh first")
         party = self.party(inv.customer_id)
-        if self.idx.erp_invoices_by_ref.get(iid):
+        if self.idx.erp_invoices(iid):
             raise _Refuse("target", f"the ERP already holds an invoice for {iid}: refresh")
         currency = inv.total.currency
         self.check_currency(currency)

@@ -11,9 +11,11 @@ its ``code``, the support organization in its ``external_id``.
 from __future__ import annotations
 
 import enum
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 
 class System(enum.StrEnum):
@@ -84,6 +86,11 @@ class ExternalRef:
 
 @dataclass(frozen=True, slots=True)
 class Money:
+    """An amount in a currency. Immutable and shared: the snapshot decodes each distinct value
+    once (see ``services.codec``), so equal amounts are often the same object."""
+
+    __codec_shared__: ClassVar[bool] = True
+
     amount: Decimal
     currency: str
 
@@ -92,7 +99,7 @@ class Money:
             raise TypeError(f"Money.amount must be Decimal, got {type(self.amount).__name__}")
         if len(self.currency) != 3 or not self.currency.isalpha():
             raise ValueError(f"not an ISO currency code: {self.currency!r}")
-        object.__setattr__(self, "currency", self.currency.upper())
+        object.__setattr__(self, "currency", sys.intern(self.currency.upper()))
 
     def __str__(self) -> str:
         return f"{self.amount:,.2f} {self.currency}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -155,7 +154,43 @@ def money_str(amount: Decimal, currency: str) -> str:
 
 
 # -- the engine --------------------------------------------------------------------------
+class _Pool:
+    """Unlinked records (ERP parties, support organizations) indexed by the keys candidates
+    are ranked on, normalised once per run rather than once per unmapped customer."""
+
+    def __init__(self, records: list[Customer]) -> None:
+        self.by_tax: dict[str, list[Customer]] = defaultdict(list)
+        self.by_domain: dict[str, list[Customer]] = defaultdict(list)
+        self.by_name: dict[str, list[Customer]] = defaultdict(list)
+        for rec in records:
+            if tax := norm_tax(rec.tax_id):
+                self.by_tax[tax].append(rec)
+            if domain := email_domain(rec.email):
+                self.by_domain[domain].append(rec)
+            if name := match_name(rec.name):
+                self.by_name[name].append(rec)
+
+    def rank(self, customer: Customer, limit: int) -> list[dict[str, object]]:
+        weights = ((self.by_tax, norm_tax(customer.tax_id), 3, "same tax id"),
+                   (self.by_domain, email_domain(customer.email), 2, "same email domain"),
+                   (self.by_name, match_name(customer.name), 1, "same name"))
+        found: dict[int, tuple[Customer, int, list[str]]] = {}
+        for index, key, weight, reason in weights:
+            if not key:
+                continue
+            for cand in index.get(key, ()):
+                _, score, reasons = found.get(id(cand), (cand, 0, []))
+                found[id(cand)] = (cand, score + weight, [*reasons, reason])
+        ranked = sorted(found.values(), key=lambda t: (-t[1], t[0].ref.id))
+        return [{"ref": str(c.ref), "id": c.ref.id, "name": c.name, "score": score, "reasons": reasons}
+                for c, score, reasons in ranked[:limit]]
+
+
 class _Run:
+    """One evaluation. The hot loops (one pass per table, hundreds of thousands of records at
+    100,000 customers) do identity tests and dictionary look-ups only; sides and summaries are
+    built only when an exception fires. Set differences (``keys() - keys()``) run in C."""
+
     def __init__(self, snapshot: Snapshot, config: ReconcileConfig, now: datetime) -> None:
         self.config = config
         self.now = now
@@ -166,37 +201,45 @@ class _Run:
         self._seen: set[str] = set()
         # indexes: one pass each
         self.parties_by_code: dict[str, Customer] = {}
-        self.unlinked_parties: list[Customer] = []
+        unlinked_parties: list[Customer] = []
         for party in self.e.customers.values():
             if party.customer_id:
                 self.parties_by_code.setdefault(party.customer_id, party)
             else:
-                self.unlinked_parties.append(party)
+                unlinked_parties.append(party)
         self.orgs_by_ext: dict[str, Customer] = {}
-        self.unlinked_orgs: list[Customer] = []
+        unlinked_orgs: list[Customer] = []
         for org in self.s.customers.values():
             if org.customer_id:
                 self.orgs_by_ext.setdefault(org.customer_id, org)
             else:
-                self.unlinked_orgs.append(org)
+                unlinked_orgs.append(org)
+        self.unlinked_parties = _Pool(unlinked_parties)
+        self.unlinked_orgs = _Pool(unlinked_orgs)
         self.ent_by_ext: dict[str, Entitlement] = {
             ent.customer_id: ent for ent in self.s.entitlements.values() if ent.customer_id}
-        self.erp_invoices_by_ref: dict[str, list[Invoice]] = defaultdict(list)
+        # ERP invoices by the billing invoice they carry: the first live one, and every copy
+        # only for the (rare) references carried more than once
+        cancelled = InvoiceStatus.CANCELLED
+        self.erp_invoice_by_ref: dict[str, Invoice] = {}
+        self.erp_copies: dict[str, list[Invoice]] = {}
+        first = self.erp_invoice_by_ref.setdefault
         for inv in self.e.invoices.values():
-            if inv.status is not InvoiceStatus.CANCELLED and inv.billing_invoice_id:
-                self.erp_invoices_by_ref[inv.billing_invoice_id].append(inv)
+            ref = inv.billing_invoice_id
+            if ref and inv.status is not cancelled:
+                kept = first(ref, inv)
+                if kept is not inv:
+                    self.erp_copies.setdefault(ref, [kept]).append(inv)
         self.erp_subs_by_ref: dict[str, Subscription] = {}
         for sub in self.e.subscriptions.values():
             if sub.billing_subscription_id and sub.status.is_active:
                 self.erp_subs_by_ref.setdefault(sub.billing_subscription_id, sub)
-        self.active_subs: dict[str, list[Subscription]] = defaultdict(list)
+        self.active_subs: dict[str, list[Subscription]] = {}
         for sub in self.b.subscriptions.values():
             if sub.customer_id and sub.status.is_active:
-                self.active_subs[sub.customer_id].append(sub)
-        draft = InvoiceStatus.DRAFT  # billing's only non-finalized state (identity test: no Enum.__hash__)
-        self.customers_with_invoice: set[str] = {
-            inv.customer_id for inv in self.b.invoices.values()
-            if inv.customer_id and inv.status is not draft and inv.status in FINALIZED}
+                self.active_subs.setdefault(sub.customer_id, []).append(sub)
+        #: billing customers with a finalized invoice but no ERP party (filled by scan_invoices)
+        self.unmapped_with_invoice: set[str] = set()
         self.plan_tier: dict[str, Tier] = {}
         for plan in self.b.plans.values():
             if plan.tier is not None:
@@ -221,38 +264,31 @@ class _Run:
     def support_mapped(self, customer_id: str | None) -> bool:
         return bool(customer_id) and customer_id in self.orgs_by_ext
 
+    def erp_invoices(self, billing_invoice_id: str) -> list[Invoice]:
+        """The live (not cancelled) ERP invoices carrying this billing invoice id."""
+        if copies := self.erp_copies.get(billing_invoice_id):
+            return list(copies)
+        inv = self.erp_invoice_by_ref.get(billing_invoice_id)
+        return [inv] if inv is not None else []
+
     def granted_tier(self, customer_id: str) -> Tier | None:
-        tiers = [self.plan_tier.get(s.plan_key or "") for s in self.active_subs.get(customer_id, [])]
+        subs = self.active_subs.get(customer_id, ())
+        if len(subs) == 1:  # the common case
+            return self.plan_tier.get(subs[0].plan_key or "")
+        tiers = [self.plan_tier.get(s.plan_key or "") for s in subs]
         ranked = [t for t in tiers if t is not None]
         return max(ranked, key=TIER_RANK.__getitem__) if ranked else None
 
     # -- customers -------------------------------------------------------------------
-    def candidates(self, customer: Customer, pool: Iterable[Customer]) -> list[dict[str, object]]:
-        tax, domain, name = norm_tax(customer.tax_id), email_domain(customer.email), match_name(customer.name)
-        scored: list[tuple[int, str, dict[str, object]]] = []
-        for cand in pool:
-            reasons = []
-            score = 0
-            if tax and norm_tax(cand.tax_id) == tax:
-                score += 3
-                reasons.append("same tax id")
-            if domain and email_domain(cand.email) == domain:
-                score += 2
-                reasons.append("same email domain")
-            if name and match_name(cand.name) == name:
-                score += 1
-                reasons.append("same name")
-            if score:
-                scored.append((score, cand.ref.id, {"ref": str(cand.ref), "id": cand.ref.id, "name": cand.name,
-                                                    "score": score, "reasons": reasons}))
-        scored.sort(key=lambda t: (-t[0], t[1]))
-        return [c for _, _, c in scored[: self.config.max_candidates]]
+    def candidates(self, customer: Customer, pool: _Pool) -> list[dict[str, object]]:
+        return pool.rank(customer, self.config.max_candidates)
 
     def rule_unmapped_erp(self) -> None:
+        """Needs :meth:`scan_invoices` first (customers with a finalized invoice)."""
         for cid, cust in self.b.customers.items():
-            if self.erp_mapped(cid):
+            if cid in self.parties_by_code:
                 continue
-            if cid not in self.active_subs and cid not in self.customers_with_invoice:
+            if cid not in self.active_subs and cid not in self.unmapped_with_invoice:
                 continue
             self.add("customer.unmapped_erp", cid, cid, f"{cust.name}: no ERP party carries {cid}", [
                 Side(System.BILLING, cust.ref, {"name": cust.name, "tax_id": cust.tax_id, "email": cust.email,
@@ -262,9 +298,12 @@ class _Run:
             ])
 
     def rule_unmapped_support(self) -> None:
+        unmapped = self.active_subs.keys() - self.orgs_by_ext.keys()
         for cid in self.active_subs:
+            if cid not in unmapped:
+                continue
             cust = self.b.customers.get(cid)
-            if cust is None or self.support_mapped(cid):
+            if cust is None:
                 continue
             self.add("customer.unmapped_support", cid, cid, f"{cust.name}: no support organization carries {cid}", [
                 Side(System.BILLING, cust.ref, {"name": cust.name, "email": cust.email}),
@@ -273,19 +312,23 @@ class _Run:
             ])
 
     def rule_master_drift(self, with_support: bool) -> None:
+        customers, orgs = self.b.customers, (self.orgs_by_ext if with_support else {})
         for cid, party in self.parties_by_code.items():
-            cust = self.b.customers.get(cid)
+            cust = customers.get(cid)
             if cust is None:
                 continue
-            diffs: dict[str, tuple[object, object]] = {}
+            org = orgs.get(cid)
             # equal raw values need no normalising (the common case: most customers agree)
+            if (cust.name == party.name and cust.tax_id == party.tax_id and cust.country == party.country
+                    and (org is None or org.name == party.name)):
+                continue
+            diffs: dict[str, tuple[object, object]] = {}
             if cust.name != party.name and norm_name(cust.name) != norm_name(party.name):
                 diffs["name"] = (cust.name, party.name)
             if cust.tax_id != party.tax_id and norm_tax(cust.tax_id) != norm_tax(party.tax_id):
                 diffs["tax_id"] = (cust.tax_id, party.tax_id)
             if cust.country != party.country and norm_country(cust.country) != norm_country(party.country):
                 diffs["country"] = (cust.country, party.country)
-            org = self.orgs_by_ext.get(cid) if with_support else None
             org_differs = (org is not None and org.name != party.name
                            and norm_name(org.name) != norm_name(party.name))
             if not diffs and not org_differs:
@@ -304,23 +347,30 @@ class _Run:
                      "from the ERP (owner)", sides)
 
     # -- invoices --------------------------------------------------------------------
-    def rule_invoices(self) -> None:
-        # The hot loop of a reconciliation (one pass over every billing invoice): the common,
-        # agreeing case does identity and value comparisons only; sides are built only when an
-        # exception fires (enum ``in``-tests would go through Python-level ``Enum.__hash__``).
+    def scan_invoices(self, check: bool) -> None:
+        """One pass over every billing invoice: the invoice rules (when ``check``) for customers
+        the ERP knows, and, for those it does not, whether they have a finalized invoice (for
+        ``customer.unmapped_erp``). The common, agreeing case does identity tests and look-ups
+        only (enum ``in``-tests would go through Python-level ``Enum.__hash__``; ``Money``
+        values are shared, so equal totals are usually the same object)."""
         grace, pay_grace, now = self.config.invoice_grace, self.config.payment_grace, self.now
         open_, paid, void, uncollectible = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID,
                                             InvoiceStatus.UNCOLLECTIBLE)
         posted = InvoiceStatus.POSTED
-        parties, erp_by_ref = self.parties_by_code, self.erp_invoices_by_ref
+        parties, erp_by_ref, copies = self.parties_by_code, self.erp_invoice_by_ref, self.erp_copies
+        unmapped_with_invoice = self.unmapped_with_invoice
         for iid, inv in self.b.invoices.items():
             st = inv.status
             if not (st is paid or st is open_ or st is void or st is uncollectible):
                 continue
             if inv.customer_id not in parties:
+                if inv.customer_id:
+                    unmapped_with_invoice.add(inv.customer_id)
                 continue
-            erp = erp_by_ref.get(iid)
-            if not erp:
+            if not check:
+                continue
+            e = erp_by_ref.get(iid)
+            if e is None:
                 finalized = inv.finalized_at or inv.created
                 if st is not void and inv.total.amount > 0 and finalized is not None and now - finalized > grace:
                     self.add("invoice.missing_in_erp", inv.customer_id, iid,
@@ -328,25 +378,28 @@ class _Run:
                              f"finalized {finalized:%Y-%m-%d %H:%M} UTC has not reached the ERP",
                              [self._billing_side(inv), Side(System.ERP, None, {"invoice": None})])
                 continue
-            if len(erp) > 1:
+            if copies and iid in copies:
+                erp = copies[iid]
                 self.add("invoice.duplicate_in_erp", inv.customer_id, iid,
                          f"{len(erp)} ERP invoices carry {iid}", [self._billing_side(inv), *[
-                             Side(System.ERP, e.ref, {"state": e.status.value, "number": e.number,
-                                                      "total": str(e.total.amount)}) for e in erp]])
+                             Side(System.ERP, x.ref, {"state": x.status.value, "number": x.number,
+                                                      "total": str(x.total.amount)}) for x in erp]])
                 continue
-            e = erp[0]
-            if e.total.amount != inv.total.amount or e.total.currency != inv.total.currency:
+            bt, et = inv.total, e.total
+            if et is not bt and (et.amount != bt.amount or et.currency != bt.currency):
                 self.add("invoice.amount_mismatch", inv.customer_id, iid,
-                         f"{inv.number or iid}: billing {money_str(inv.total.amount, inv.total.currency)}, "
-                         f"ERP {money_str(e.total.amount, e.total.currency)} ({e.status.value})",
+                         f"{inv.number or iid}: billing {money_str(bt.amount, bt.currency)}, "
+                         f"ERP {money_str(et.amount, et.currency)} ({e.status.value})",
                          [self._billing_side(inv), self._erp_side(e)])
             est = e.status
-            paid_late = st is paid and est is posted and inv.paid_at is not None and now - inv.paid_at > pay_grace
-            void_posted = st is void and (est is posted or est is paid)
-            if paid_late or void_posted:
-                what = ("paid in billing but unpaid in the ERP" if paid_late
-                        else f"void in billing but {est.value} in the ERP")
-                self.add("invoice.payment_state", inv.customer_id, iid, f"{inv.number or iid}: {what}",
+            if st is paid:
+                if est is posted and inv.paid_at is not None and now - inv.paid_at > pay_grace:
+                    self.add("invoice.payment_state", inv.customer_id, iid,
+                             f"{inv.number or iid}: paid in billing but unpaid in the ERP",
+                             [self._billing_side(inv), self._erp_side(e)])
+            elif st is void and (est is posted or est is paid):
+                self.add("invoice.payment_state", inv.customer_id, iid,
+                         f"{inv.number or iid}: void in billing but {est.value} in the ERP",
                          [self._billing_side(inv), self._erp_side(e)])
 
     @staticmethod
@@ -360,10 +413,10 @@ class _Run:
                                         "currency": e.total.currency, "number": e.number})
 
     def rule_orphans(self) -> None:
-        for ref, invoices in self.erp_invoices_by_ref.items():
-            if not ref.startswith("in_") or ref in self.b.invoices:
+        missing = self.erp_invoice_by_ref.keys() - self.b.invoices.keys()
+        for ref, e in self.erp_invoice_by_ref.items():
+            if ref not in missing or not ref.startswith("in_"):
                 continue
-            e = invoices[0]
             self.add("invoice.orphan_in_erp", e.customer_id, ref,
                      f"ERP invoice {e.number or e.ref.id} refers to {ref}, which billing does not have",
                      [Side(System.ERP, e.ref, {"reference": ref, "state": e.status.value,
@@ -372,20 +425,24 @@ class _Run:
 
     # -- subscriptions ---------------------------------------------------------------
     def rule_terms(self) -> None:
+        parties, erp_subs = self.parties_by_code, self.erp_subs_by_ref
         for cid, subs in self.active_subs.items():
-            if not self.erp_mapped(cid):
+            if cid not in parties:
                 continue
             for sub in subs:
-                esub = self.erp_subs_by_ref.get(sub.ref.id)
+                esub = erp_subs.get(sub.ref.id)
                 if esub is None:
                     continue
+                bend_at, eend_at = sub.current_period_end, esub.current_period_end
+                if sub.plan_key == esub.plan_key and sub.quantity == esub.quantity and bend_at == eend_at:
+                    continue  # the common case: nothing to normalise
                 diffs: dict[str, tuple[object, object]] = {}
                 if sub.plan_key != esub.plan_key:
                     diffs["plan"] = (sub.plan_key, esub.plan_key)
                 if sub.quantity != esub.quantity:
                     diffs["quantity"] = (sub.quantity, esub.quantity)
-                bend = sub.current_period_end.astimezone(UTC).date() if sub.current_period_end else None
-                eend = esub.current_period_end.astimezone(UTC).date() if esub.current_period_end else None
+                bend = bend_at.astimezone(UTC).date() if bend_at else None
+                eend = eend_at.astimezone(UTC).date() if eend_at else None
                 if bend != eend:
                     diffs["period_end"] = (bend.isoformat() if bend else None, eend.isoformat() if eend else None)
                 if diffs:
@@ -397,26 +454,30 @@ class _Run:
 
     # -- entitlements ----------------------------------------------------------------
     def rule_entitlements(self) -> None:
+        orgs, ents = self.orgs_by_ext, self.ent_by_ext
         for cid in self.active_subs:
-            if not self.support_mapped(cid):
+            org = orgs.get(cid)
+            if org is None:
                 continue
-            org = self.orgs_by_ext[cid]
-            ent = self.ent_by_ext.get(cid)
-            granted = self.granted_tier(cid)
+            ent = ents.get(cid)
             have = ent.tier if ent else None
+            granted = self.granted_tier(cid)
+            if have is not None and (granted is None or have is granted):
+                continue  # the common case: the tier the plan grants
             bside = Side(System.BILLING, None, {"plans": sorted(s.plan_key or "?" for s in self.active_subs[cid]),
                                                 "tier": granted.value if granted else None})
             sside = Side(System.SUPPORT, org.ref, {"tier": have.value if have else None})
             if have is None:
                 self.add("entitlement.missing", cid, cid, f"{org.name}: active subscription but no support tier",
                          [bside, sside])
-            elif granted is not None and have != granted:
+            else:
+                assert granted is not None
                 self.add("entitlement.tier_mismatch", cid, cid,
                          f"{org.name}: support tier {have.value}, the plan grants {granted.value}", [bside, sside])
-        for cid, ent in self.ent_by_ext.items():
+        for cid, ent in ents.items():
             if ent.tier is None or cid in self.active_subs:
                 continue
-            orphan_org = self.orgs_by_ext.get(cid)
+            orphan_org = orgs.get(cid)
             self.add("entitlement.orphan", cid, cid,
                      f"{orphan_org.name if orphan_org else cid}: support tier {ent.tier.value} "
                      "without an active subscription",
@@ -434,15 +495,16 @@ def reconcile(snapshot: Snapshot, config: ReconcileConfig | None = None,
     skipped = {rule: f"no data from {', '.join(sorted(s.value for s in needs - have))}"
                for rule, needs in RULE_SYSTEMS.items() if not needs <= have}
     ok = lambda rule: rule not in skipped  # noqa: E731
+    if ok("customer.unmapped_erp") or ok("invoice.missing_in_erp"):
+        run.scan_invoices(check=ok("invoice.missing_in_erp"))
+    if ok("invoice.missing_in_erp"):
+        run.rule_orphans()
     if ok("customer.unmapped_erp"):
         run.rule_unmapped_erp()
     if ok("customer.unmapped_support"):
         run.rule_unmapped_support()
     if ok("customer.master_drift"):
         run.rule_master_drift(with_support=System.SUPPORT in have)
-    if ok("invoice.missing_in_erp"):
-        run.rule_invoices()
-        run.rule_orphans()
     if ok("subscription.terms_mismatch"):
         run.rule_terms()
     if ok("entitlement.missing"):

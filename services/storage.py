@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -306,7 +307,7 @@ class Storage:
 
     def load_system(self, system: System) -> SystemData:
         data = SystemData(system)
-        with self.engine.connect() as conn:
+        with self.engine.connect() as conn, codec.gc_paused():
             for kind in Kind:
                 result = conn.execute(select(REC.c.key, REC.c.payload).where(
                     REC.c.system == system.value, REC.c.kind == kind.value))
@@ -314,7 +315,7 @@ class Storage:
                 if not pairs:
                     continue
                 records = codec.loads_many(KIND_TYPES[kind], [p for _, p in pairs])
-                data.table(kind).update(zip((k for k, _ in pairs), records, strict=True))
+                data.table(kind).update(zip((sys.intern(k) for k, _ in pairs), records, strict=True))
         return data
 
 
