@@ -1789,6 +1789,11 @@ def invoice_credit(call: ModelCall, ids: Any, refund: bool = False, invoice_date
     credits: list[int] = []
     for rec in originals:
         values: dict[str, Any] = {k: rec.get(k) for k in CREDIT_COPIED}
+        # the generated demo invoices leave journal, account and payment term implicit (a real
+        # posted invoice has them): the ones on_change proposes
+        for name, default in (("journal", REVENUE_JOURNAL), ("account", RECEIVABLE_ACCOUNT),
+                              ("payment_term", PAYMENT_TERM)):
+            values[name] = values[name] if values[name] is not None else default
         values["invoice_date"] = invoice_date
         credit_lines = []
         for lid in rec.get("lines") or []:
@@ -1796,9 +1801,11 @@ def invoice_credit(call: ModelCall, ids: Any, refund: bool = False, invoice_date
             if line is None:
                 continue
             copied = {k: line.get(k) for k in CREDIT_LINE_COPIED}
-            # a demo line may leave its currency and company implicit: they are the invoice's
+            # a demo line may leave its currency and company (the invoice's), account and unit implicit
             copied["currency"] = copied["currency"] or rec.get("currency")
             copied["company"] = copied["company"] or rec.get("company")
+            copied["account"] = copied["account"] or REVENUE_ACCOUNT
+            copied["unit"] = copied["unit"] or UNIT
             quantity = line.get("quantity")
             copied["quantity"] = -quantity if quantity else quantity
             copied["origin"] = f"account.invoice.line,{lid}"
