@@ -70,8 +70,8 @@ def add_fix_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--customer", help="only this customer's exceptions (billing customer id)")
     p.add_argument("--action", choices=[k.value for k in ActionKind],
                    help="the fix (default: the rule's first fix)")
-    p.add_argument("--reason", default="", help="why (required for accept, correct and flag)")
-    p.add_argument("--value", help="operator-chosen values as a JSON object (correct, link, retry)")
+    p.add_argument("--reason", default="", help="why (required for accept, correct, credit_repost and flag)")
+    p.add_argument("--value", help="operator-chosen values as a JSON object (correct, link, retry, credit_repost)")
     p.add_argument("--expires", help="accept: until when (ISO date/time, or e.g. 30d, 12h)")
     p.add_argument("--operator", default=_default_operator(), help="operator name recorded in the audit log")
     p.add_argument("--role", choices=[r.value for r in Role], default=Role.FINANCE.value,

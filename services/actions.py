@@ -6,9 +6,10 @@ One action, start to end
 1. :meth:`ActionService.plan` — *preflight + dry run*. Reads only the local snapshot (never the
    network, never the database for writing): the exception is still open, the operator's role
    may act on the rule, mappings exist (party / organization), every plan key maps to an ERP
-   product, the currency is known to the ERP, the owner guardrail holds, the target is not a
-   posted invoice, the target system has a connector. A failed check is a :class:`Check` with
-   ``ok=False`` whose ``detail`` explains itself (``Plan.explanation``); nothing is written.
+   product, the currency is known to the ERP, the owner guardrail holds, a posted invoice is not
+   edited in place (only credited + reposted), the target system has a connector. A failed check
+   is a :class:`Check` with ``ok=False`` whose ``detail`` explains itself
+   (``Plan.explanation``); nothing is written.
    The plan lists the exact calls (:class:`PlannedCall`: method, endpoint, body passed through
    :func:`services.audit.redact_body`) and a deterministic idempotency key.
 2. :meth:`ActionService.execute` — refuses a failed plan (one audit entry, outcome
@@ -32,8 +33,9 @@ of an identical plan while the first is executing or after it succeeded returns 
 writes nothing; after a failure (or a cancel) it re-runs the same row (attempt n+1). A
 disagreement that comes back later has a new first-seen time, hence a new key. On the wire:
 billing writes carry ``Idempotency-Key`` = the key (+ step number); ERP creates look up by
-reference / code first (and again when an answer is lost); ERP writes and support updates set
-absolute values (PUT), so repeating them changes nothing.
+reference / code (a credit note: by its origin) first, and again when an answer is lost; ERP
+button presses accept the state the button leads to when the answer is lost; ERP writes and
+support updates set absolute values (PUT), so repeating them changes nothing.
 
 Failures, outages, replay
 -------------------------
@@ -75,8 +77,20 @@ Semantics per rule (``RULE_ACTIONS``)
   corrections flow from the owner to the copies".
 - ``invoice.amount_mismatch`` → CORRECT a *draft* ERP invoice: its currency and lines are
   replaced by billing's (or by ``value={"currency": …, "lines": [...]}``). A posted invoice is
-  never edited in place: refused, with the explanation that it needs a credit note and a
-  corrected copy — which SyncDesk does not post: FLAG it for review. ACCEPT.
+  never edited in place (CORRECT is refused): CREDIT_REPOST it (finance role only; a reason is
+  required) — the ERP credits it with refund through Tryton's *Credit* wizard (a credit note
+  copying it with negated lines is posted and reconciled, the invoice ends ``cancelled``), then a
+  corrected copy with billing's lines and currency and the billing invoice id as reference is
+  created and posted (:meth:`TrytonConnector.credit_and_repost`). Both are dated today, or the
+  latest posted invoice's date when the ERP's strict sequence is already later
+  (``value={"invoice_date": …}`` chooses); a warning is handled as for RETRY. Idempotent end to
+  end: the credit note is looked up by its origin and the copy by reference before each create,
+  and again when an answer is lost, so a repeat, a lost answer or a crash between the steps
+  never credits or posts twice. Verify re-reads the three invoices: the credited one (cancelled)
+  and the credit note (no billing copy: the connector maps it without reference) drop out of the
+  invoice rules, and the exception closes only when the corrected copy agrees with billing.
+  Refused in preflight: a draft (correct it), a paid ERP invoice (Tryton refunds only an unpaid
+  posted one), a voided billing invoice, a duplicate. FLAG for review and ACCEPT stay available.
 - ``invoice.duplicate_in_erp`` → CANCEL the extra draft copies (the ``cancel`` button; one
   copy is kept: the posted one, else the oldest; ``value={"invoice": id}`` picks the copy to
   cancel). When every extra copy is posted: refused, FLAG it.
@@ -161,6 +175,8 @@ class Operator:
 class ActionKind(enum.StrEnum):
     RETRY = "retry"
     CORRECT = "correct"
+    #: credit a posted ERP invoice and post a corrected copy (invoice.amount_mismatch; finance)
+    CREDIT_REPOST = "credit_repost"
     ACCEPT = "accept"
     LINK = "link"
     CREATE = "create"
@@ -185,7 +201,7 @@ class ActionRequest:
     exception_id: str
     reason: str = ""
     #: correct: edited values; link: {"candidate": ref id}; accept: {"expires_at": iso};
-    #: retry: {"invoice_date": iso, "acknowledge_warning": name}
+    #: retry, credit_repost: {"invoice_date": iso, "acknowledge_warning": name}
     value: dict[str, Any] | None = None
 
 
@@ -321,7 +337,7 @@ RULE_ACTIONS: dict[str, tuple[ActionKind, ...]] = {
     "customer.unmapped_support": (ActionKind.CREATE, ActionKind.LINK, ActionKind.ACCEPT),
     "customer.master_drift": (ActionKind.PUSH, ActionKind.CORRECT, ActionKind.ACCEPT),
     "invoice.missing_in_erp": (ActionKind.RETRY, ActionKind.ACCEPT),
-    "invoice.amount_mismatch": (ActionKind.CORRECT, ActionKind.FLAG, ActionKind.ACCEPT),
+    "invoice.amount_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.duplicate_in_erp": (ActionKind.CANCEL, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.payment_state": (ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.orphan_in_erp": (ActionKind.FLAG, ActionKind.ACCEPT),
@@ -514,10 +530,13 @@ class ActionService:
 
     def _static_refusal(self, exc: SyncException, kind: ActionKind) -> str | None:
         erp_sides = [s for s in exc.sides if s.system is System.ERP and s.ref is not None]
-        if exc.rule == "invoice.amount_mismatch" and kind is ActionKind.CORRECT:
+        if exc.rule == "invoice.amount_mismatch" and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
             state = str(erp_sides[0].values.get("state")) if erp_sides else ""
-            if state in ("posted", "paid"):
-                return _posted_explanation(erp_sides[0].values.get("number") or erp_sides[0].ref, state)
+            number = (erp_sides[0].values.get("number") or erp_sides[0].ref) if erp_sides else "?"
+            if kind is ActionKind.CORRECT and state in ("posted", "paid"):
+                return _posted_explanation(number, state)
+            if kind is ActionKind.CREDIT_REPOST and erp_sides:
+                return _credit_refusal(number, state)
         if exc.rule == "invoice.duplicate_in_erp" and kind is ActionKind.CANCEL:
             drafts = [s for s in erp_sides if s.values.get("state") in ("draft", "validated")]
             if not drafts:
@@ -827,7 +846,8 @@ class ActionService:
             if op in LOCAL_OPS:
                 continue
             target = await self._step(step, f"{work.key}-{n}")
-            after["targets"].append(target)
+            # one written object, or several (a credit + repost writes three invoices)
+            after["targets"].extend(target if target and isinstance(target[0], list) else [target])
         return after
 
     async def _step(self, step: dict[str, Any], idem: str) -> list[Any]:
@@ -859,6 +879,16 @@ class ActionService:
             erp = self._conn(System.ERP)
             await erp.replace_draft_invoice_lines(int(step["invoice_id"]), step["currency"], _lines(step["lines"]))
             return ["erp", "invoice", int(step["invoice_id"])]
+        if op == "erp.credit_repost":
+            erp = self._conn(System.ERP)
+            if step.get("acknowledge"):
+                await erp.acknowledge_warning(step["acknowledge"])
+            invoice_id = int(step["invoice_id"])
+            credit_note, corrected = await erp.credit_and_repost(
+                invoice_id, step["billing_invoice_id"], int(step["party_id"]), step["currency"],
+                date.fromisoformat(step["invoice_date"]), _lines(step["lines"]))
+            written = [invoice_id, *([credit_note] if credit_note is not None else []), corrected]
+            return [["erp", "invoice", i] for i in written]
         if op == "erp.cancel_invoice":
             erp = self._conn(System.ERP)
             await erp.cancel_invoice(int(step["invoice_id"]))
@@ -1217,8 +1247,24 @@ class _Refuse(Exception):
 
 
 def _posted_explanation(number: Any, state: str) -> str:
-    return (f"ERP invoice {number} is {state}: a posted invoice is never edited in place; it needs a credit "
-            "note and a corrected copy (finance) — flag it for review")
+    if state == "paid":
+        return (f"ERP invoice {number} is paid: a posted invoice is never edited in place, and the ERP credits with "
+                "refund only an unpaid one — flag it for review")
+    return (f"ERP invoice {number} is {state}: a posted invoice is never edited in place; credit + repost it "
+            "instead (a credit note cancels it and a corrected copy is posted; finance)")
+
+
+def _credit_refusal(number: Any, state: str) -> str | None:
+    """Why a credit + repost of an ERP invoice in ``state`` is refused (``None``: posted, allowed)."""
+    if state == "posted":
+        return None
+    if state in ("draft", "validated"):
+        return (f"ERP invoice {number} is {state}: it is not posted, so it is corrected in place (correct), not "
+                "credited")
+    if state == "paid":
+        return (f"ERP invoice {number} is paid: the ERP credits with refund only a posted invoice whose payment is "
+                "not reconciled — undo the payment's reconciliation in the ERP first, or flag it for review")
+    return f"ERP invoice {number} is {state}: there is nothing to credit"
 
 
 class _PlanBuilder:
@@ -1269,6 +1315,7 @@ class _PlanBuilder:
             ("customer.master_drift", ActionKind.PUSH): self.push_master,
             ("customer.master_drift", ActionKind.CORRECT): self.correct_master,
             ("invoice.amount_mismatch", ActionKind.CORRECT): self.correct_invoice,
+            ("invoice.amount_mismatch", ActionKind.CREDIT_REPOST): self.credit_repost,
             ("invoice.duplicate_in_erp", ActionKind.CANCEL): self.cancel_duplicate,
             ("subscription.terms_mismatch", ActionKind.PUSH): self.push_terms,
             ("entitlement.missing", ActionKind.PUSH): self.push_tier,
@@ -1393,22 +1440,26 @@ class _PlanBuilder:
             self.rpc_call("model.res.user.warning.create", [[{"name": str(ack), "always": False}]],
                           "acknowledge the ERP's warning once")
         self.steps = [step]
+        self.post_calls(iid, int(party.ref.id), currency, inv_date, lines)
+        self.before = {"billing": {"invoice": iid, "number": inv.number, "total": str(inv.total.amount),
+                                   "currency": currency, "status": inv.status.value}, "erp": None}
+        self.expected_after = {"erp": {"reference": iid, "state": "posted", "total": str(inv.total.amount),
+                                       "currency": currency, "invoice_date": inv_date.isoformat()}}
+
+    def post_calls(self, iid: str, party_id: int, currency: str, inv_date: date, lines: list[list[str]]) -> None:
+        """The calls of :meth:`TrytonConnector.ensure_invoice_posted`."""
         self.rpc_call("model.account.invoice.search_read", [[["reference", "=", iid], ["type", "=", "out"],
                                                              ["state", "!=", "cancelled"]]],
                       "look the invoice up by reference first (idempotency): an existing one is posted, not "
                       "created again")
         self.rpc_call("model.account.invoice.create", [[{
-            "type": "out", "party": int(party.ref.id), "reference": iid, "currency": currency,
+            "type": "out", "party": party_id, "reference": iid, "currency": currency,
             "invoice_date": inv_date.isoformat(),
             "lines": [["create", [{"product": code, "quantity": qty, "unit_price": unit, "description": desc}
                                   for code, qty, unit, desc in lines]]]}]],
             "create the draft (journal, receivable account, payment term, units and taxes as the ERP's "
             "on_change proposes them)")
         self.rpc_call("model.account.invoice.post", [["<new invoice id>"]], "post (numbers the invoice)")
-        self.before = {"billing": {"invoice": iid, "number": inv.number, "total": str(inv.total.amount),
-                                   "currency": currency, "status": inv.status.value}, "erp": None}
-        self.expected_after = {"erp": {"reference": iid, "state": "posted", "total": str(inv.total.amount),
-                                       "currency": currency, "invoice_date": inv_date.isoformat()}}
 
     def erp_invoice_side(self) -> tuple[Any, Any]:
         side = next((s for s in self.exc.sides if s.system is System.ERP and s.ref is not None), None)
@@ -1446,6 +1497,94 @@ class _PlanBuilder:
         self.before = {"erp": {"invoice": erp_inv.ref.id, "state": erp_inv.status.value,
                                "total": str(erp_inv.total.amount), "currency": erp_inv.total.currency}}
         self.expected_after = {"erp": {"invoice": erp_inv.ref.id, "total": str(total), "currency": currency}}
+
+    def credit_repost(self) -> None:
+        """Credit a posted ERP invoice with refund and post a corrected copy (module docstring)."""
+        self.need_reason("a credit + repost")
+        if self.svc.operator.role is not Role.FINANCE:
+            raise _Refuse("role", "a credit + repost of a posted invoice is for the finance role only")
+        _, erp_inv = self.erp_invoice_side()
+        number = erp_inv.number or erp_inv.ref.id
+        refusal = _credit_refusal(number, erp_inv.status.value)
+        if refusal is not None:
+            raise _Refuse("posted", refusal)
+        self.ok("posted", f"ERP invoice {number} is posted: it is credited with refund (a credit note cancels it), "
+                          "then a corrected copy is posted")
+        iid = self.exc.object_id
+        live = [i.ref.id for i in self.idx.erp_invoices_by_ref.get(iid) or []]
+        if live != [erp_inv.ref.id]:
+            raise _Refuse("target", f"{len(live)} live ERP invoices carry {iid}: refresh, or resolve the duplicate "
+                                    "first")
+        binv = self.b.invoices.get(iid)
+        if binv is None:
+            raise _Refuse("source", f"billing invoice {iid} is not in the snapshot: refresh first")
+        if binv.status is InvoiceStatus.VOID:
+            raise _Refuse("source", f"billing voided {iid}: there is nothing to repost — flag it for review")
+        party = self.party(binv.customer_id)
+        currency = binv.total.currency
+        self.check_currency(currency)
+        lines = self.billing_lines(binv)
+        today = self.svc.engine.clock().astimezone(UTC).date()
+        latest = max((i.invoice_date for i in self.e.invoices.values()
+                      if i.invoice_date and i.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)), default=None)
+        if self.value.get("invoice_date"):
+            try:
+                inv_date = date.fromisoformat(str(self.value["invoice_date"]))
+            except ValueError:
+                raise _Refuse("date", f"invoice_date {self.value['invoice_date']!r} is not a date") from None
+            if latest is not None and inv_date < latest:
+                raise _Refuse("date", f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
+                                      f"the credit note and the copy cannot be dated {inv_date}")
+            self.notes.append(f"date chosen by the operator: {inv_date}")
+        else:
+            inv_date = max(today, latest) if latest is not None else today
+            if inv_date != today:
+                self.notes.append(f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
+                                  f"dated {inv_date}, not today")
+        self.ok("date", f"the credit note and the corrected copy are dated {inv_date}")
+        invoice_id, party_id = int(erp_inv.ref.id), int(party.ref.id)
+        step: dict[str, Any] = {"op": "erp.credit_repost", "system": System.ERP.value, "invoice_id": invoice_id,
+                                "billing_invoice_id": iid, "party_id": party_id, "currency": currency,
+                                "invoice_date": inv_date.isoformat(), "lines": lines}
+        ack = self.value.get("acknowledge_warning")
+        if ack:
+            step["acknowledge"] = str(ack)
+            self.notes.append(f"acknowledges the ERP warning {ack} once (audited)")
+            self.rpc_call("model.res.user.warning.create", [[{"name": str(ack), "always": False}]],
+                          "acknowledge the ERP's warning once")
+        self.steps = [step]
+        active = {"active_model": "account.invoice", "active_id": invoice_id, "active_ids": [invoice_id]}
+        self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
+                                                            ["state", "party", "type", "number", "reference"]],
+                      f"read the invoice: still posted and carrying {iid} (a credited invoice is cancelled: it is "
+                      "not credited again)")
+        self.rpc_call("model.account.invoice.search", [[["reference", "=", iid], ["type", "=", "out"],
+                                                        ["state", "!=", "cancelled"]]],
+                      f"no other live invoice carries {iid} (a duplicate is refused)")
+        lookup = [["origin_invoices", "=", invoice_id], ["type", "=", "out"], ["state", "!=", "cancelled"],
+                  ["party", "=", "<its party>"]]
+        self.rpc_call("model.account.invoice.search_read", [lookup, 0, None, [["id", "ASC"]], ["state"]],
+                      "look for a credit note of it first (idempotency): its lines' origins are the invoice's lines")
+        self.rpc_call("wizard.account.invoice.credit.create", [active], "open the ERP's Credit wizard on the invoice")
+        self.rpc_call("wizard.account.invoice.credit.execute",
+                      ["<wizard session>", {"start": {"with_refund": True, "invoice_date": inv_date.isoformat()}},
+                       "credit", active],
+                      "credit with refund: a credit note copying the invoice with negated lines is posted and "
+                      "reconciled with it; the invoice ends cancelled (a lost answer: the invoice is read again)")
+        self.rpc_call("wizard.account.invoice.credit.delete", ["<wizard session>", active], "close the wizard session")
+        self.post_calls(iid, party_id, currency, inv_date, lines)
+        self.notes.append("the corrected copy carries billing's lines and currency (billing owns the invoice's "
+                          "content) and the billing invoice id as reference")
+        self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),
+                                   "currency": currency, "status": binv.status.value},
+                       "erp": {"invoice": erp_inv.ref.id, "number": erp_inv.number, "state": erp_inv.status.value,
+                               "total": str(erp_inv.total.amount), "currency": erp_inv.total.currency}}
+        self.expected_after = {"erp": {
+            "credited": {"invoice": erp_inv.ref.id, "state": "cancelled"},
+            "credit_note": {"total": str(-erp_inv.total.amount), "currency": erp_inv.total.currency,
+                            "invoice_date": inv_date.isoformat()},
+            "corrected": {"reference": iid, "state": "posted", "total": str(binv.total.amount), "currency": currency,
+                          "invoice_date": inv_date.isoformat()}}}
 
     def cancel_duplicate(self) -> None:
         copies: list[tuple[Any, Invoice]] = []

@@ -103,6 +103,7 @@ AUDITOR_TIP = "auditors can read, verify and export; they never act"
 KIND_TITLES: dict[ActionKind, str] = {
     ActionKind.RETRY: "Retry",
     ActionKind.CORRECT: "Correct",
+    ActionKind.CREDIT_REPOST: "Credit + repost",
     ActionKind.ACCEPT: "Accept difference",
     ActionKind.LINK: "Link",
     ActionKind.CREATE: "Create",
@@ -114,6 +115,8 @@ KIND_TITLES: dict[ActionKind, str] = {
 KIND_HINTS: dict[ActionKind, str] = {
     ActionKind.RETRY: "Re-run the synchronization of this object from its owner to the target.",
     ActionKind.CORRECT: "Write the values below to the copy. They are prefilled from the owner's side.",
+    ActionKind.CREDIT_REPOST: "Credit the posted ERP invoice (a credit note cancels it), then post a corrected copy "
+                              "with billing's lines and currency. Finance only.",
     ActionKind.ACCEPT: "Mark the difference as intended until the expiry date; it reopens if the data changes.",
     ActionKind.LINK: "Map this record to one of the candidates below.",
     ActionKind.CREATE: "Create the missing record from the owner's data.",
@@ -123,7 +126,7 @@ KIND_HINTS: dict[ActionKind, str] = {
     ActionKind.FLAG: "Flag the record for review; nothing is written to the systems.",
 }
 #: kinds whose reason is required (the others take an optional one)
-REASON_REQUIRED = frozenset({ActionKind.CORRECT, ActionKind.ACCEPT, ActionKind.FLAG})
+REASON_REQUIRED = frozenset({ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.ACCEPT, ActionKind.FLAG})
 #: kinds that need a value per item, so they are never offered over a selection
 NOT_BULK = frozenset({ActionKind.CORRECT, ActionKind.LINK})
 ACCEPT_DEFAULT_DAYS = 30

@@ -36,7 +36,12 @@ Mapping (``services/connectors/base.py`` and ``services/reconcile.py``):
   out, inactive parties are deletions;
 - ``product.product`` with a code -> :class:`Plan` (key = the code);
 - ``account.invoice`` of type ``out`` -> :class:`Invoice` (``billing_invoice_id`` = reference,
-  total = ``total_amount`` in the invoice currency; no posting or payment time is derivable);
+  total = ``total_amount`` in the invoice currency; no posting or payment time is derivable).
+  A *credit note* (Tryton's ``sequence_type_cache`` = ``credit_note``, or not numbered yet with
+  a negative total) is never a billing invoice's copy: its ``billing_invoice_id`` is ``None``
+  whatever its reference says (Tryton's credit copies none), so the reference-based rules never
+  count it. A *credited* invoice is ``cancelled`` (its state after a credit with refund), which
+  the rules already leave out ("live" = not cancelled);
 - ``sale.subscription`` -> :class:`Subscription` (plan = the product code of the first line's
   service, ``current_period_end`` = ``next_invoice_date`` at midnight UTC,
   ``billing_subscription_id`` = reference).
@@ -47,8 +52,12 @@ first, and again when a create's answer is lost), :meth:`TrytonConnector.acknowl
 :meth:`TrytonConnector.get_invoice`, :meth:`TrytonConnector.get_party`,
 :meth:`TrytonConnector.write_party`, :meth:`TrytonConnector.cancel_invoice` (draft only, idempotent),
 :meth:`TrytonConnector.replace_draft_invoice_lines` (draft only: a posted invoice is never
-edited in place), :meth:`TrytonConnector.get_subscription` and
-:meth:`TrytonConnector.write_subscription_terms` (absolute values: repeatable).
+edited in place), :meth:`TrytonConnector.credit_invoice` (credit with refund through Tryton's
+*Credit* wizard; idempotent: a credit note is looked up by its origin first and again when the
+answer is lost), :meth:`TrytonConnector.credit_and_repost` (credit, then create and post a
+corrected copy carrying the reference; idempotent end to end),
+:meth:`TrytonConnector.get_subscription` and :meth:`TrytonConnector.write_subscription_terms`
+(absolute values: repeatable).
 """
 
 from __future__ import annotations
@@ -134,7 +143,7 @@ FIELDS: dict[str, list[str]] = {
     CONTACT: ["party", "type", "value", *STAMPS],
     PRODUCT: ["code", "name", "active", *STAMPS],
     INVOICE: ["type", "number", "reference", "party", "party.code", "state", "currency", "currency.code",
-              "total_amount", "invoice_date", *STAMPS],
+              "total_amount", "invoice_date", "sequence_type_cache", *STAMPS],
     SUBSCRIPTION: ["number", "reference", "party", "party.code", "state", "start_date", "end_date",
                    "next_invoice_date", "lines", *STAMPS],
     SUB_LINE: ["subscription", "service", "quantity", *STAMPS],
@@ -169,6 +178,8 @@ INVOICE_STATUS: dict[str, InvoiceStatus] = {
 #: what ``account.invoice.on_change(["type", "party"])`` fills in that ``create`` needs
 INVOICE_ONCHANGE_KEEP = ("journal", "account", "payment_term", "invoice_address")
 LINE_ONCHANGE_KEEP = ("unit", "account")
+#: Tryton's "Credit" wizard (``account.invoice.credit``): the RPC route to ``Invoice.credit``
+CREDIT_WIZARD = "account.invoice.credit"
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -256,6 +267,16 @@ class TInvoice(_Record):
     currency_: _Ref = Field(alias="currency.")
     total_amount: Decimal
     invoice_date: date | None = None
+    #: set by Tryton when it numbers the invoice: ``invoice`` or ``credit_note``
+    sequence_type_cache: StrictStr | None = None
+
+    @property
+    def is_credit_note(self) -> bool:
+        """Tryton's own test (``Invoice._sequence_type``): numbered as a credit note, or, not
+        numbered yet, a negative total."""
+        if self.sequence_type_cache is not None:
+            return self.sequence_type_cache == "credit_note"
+        return self.total_amount < 0
 
 
 class TSubscription(_Record):
@@ -288,6 +309,12 @@ class _State(_Model):
 
 class _StateParty(_State):
     party: StrictInt
+
+
+class _InvoiceHead(_StateParty):
+    type: StrictStr
+    number: StrictStr | None = None
+    reference: StrictStr | None = None
 
 
 class TCompany(_Model):
@@ -391,6 +418,19 @@ def _many2many_ids(value: Any) -> list[int]:
                 out.append(rid)
         return out
     return []
+
+
+def _action_res_ids(answer: Any) -> list[int]:
+    """The record ids a wizard's answer opens: ``{"actions": [[action, {"res_id": [ids]}]]}``."""
+    out: list[int] = []
+    actions = answer.get("actions") if isinstance(answer, dict) else None
+    for item in actions if isinstance(actions, list) else []:
+        data = item[1] if isinstance(item, list) and len(item) == 2 else None
+        ids = data.get("res_id") if isinstance(data, dict) else None
+        for rid in ids if isinstance(ids, list) else [ids]:
+            if isinstance(rid, int) and not isinstance(rid, bool):
+                out.append(rid)
+    return out
 
 
 async def _gather(*aws: Awaitable[T]) -> list[T]:
@@ -544,17 +584,26 @@ class TrytonConnector(Connector):
     async def call(self, model: str, method: str, *params: Any, operation: str | None = None,
                    safe: bool = False) -> Any:
         """``model.<model>.<method>`` with the context appended; logs in (again, once) as needed."""
-        operation = operation or f"{method} {model}"
+        return await self._rpc(f"model.{model}.{method}", params, operation or f"{method} {model}", safe)
+
+    async def wizard(self, wizard: str, method: str, *params: Any, operation: str,
+                     context: dict[str, Any] | None = None) -> Any:
+        """``wizard.<wizard>.<method>`` (``create``, ``execute``, ``delete``) with the context,
+        plus ``context`` (the records it runs on: ``active_model``, ``active_id(s)``), appended."""
+        return await self._rpc(f"wizard.{wizard}.{method}", params, operation, False, context)
+
+    async def _rpc(self, name: str, params: Sequence[Any], operation: str, safe: bool,
+                   extra_context: dict[str, Any] | None = None) -> Any:
         await self._ensure_session()
         for attempt in range(2):
             generation = self._generation
             authorization = self._authorization
-            context = dict(self.context or {})
+            context = {**(self.context or {}), **(extra_context or {})}
             try:
-                return await self._post(f"model.{model}.{method}", [*params, context], operation, safe, authorization)
+                return await self._post(name, [*params, context], operation, safe, authorization)
             except AuthenticationError as exc:
                 if exc.status == 403:  # trytond's answer to a method it does not serve over RPC
-                    raise ProtocolError(self.system, operation, f"the ERP does not serve model.{model}.{method} "
+                    raise ProtocolError(self.system, operation, f"the ERP does not serve {name} "
                                         "(unknown model or method, or its module is not activated)",
                                         status=403) from None
                 if exc.status != 401 or attempt:
@@ -657,9 +706,11 @@ class TrytonConnector(Connector):
             total = Money(inv.total_amount, inv.currency_.code or "")
         except (TypeError, ValueError) as exc:
             raise ProtocolError(self.system, f"read {INVOICE}", f"{what}: {exc}") from None
+        # a credit note is never a billing invoice's copy, whatever its reference says
+        reference = None if inv.is_credit_note else _code(inv.reference)
         return Invoice(ref=ExternalRef(self.system, INVOICE, str(inv.id)),
                        customer_id=_customer_id(inv.party_.code) if inv.party_ else None, status=status, total=total,
-                       number=_code(inv.number), billing_invoice_id=_code(inv.reference),
+                       number=_code(inv.number), billing_invoice_id=reference,
                        created=aware(inv.create_date), invoice_date=inv.invoice_date)
 
     def map_subscription(self, sub: TSubscription, lines: dict[int, TSubLine],
@@ -1109,6 +1160,141 @@ class TrytonConnector(Connector):
                                         f"invoice {invoice_id} is {state}: a posted invoice is never cancelled in "
                                         "place (credit it instead)")
         await self._invoice_button(invoice_id, "cancel", "cancel invoice", ("cancelled",))
+
+    async def _invoice_head(self, invoice_id: int, operation: str) -> _InvoiceHead:
+        rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]],
+                                          fields=["state", "party", "type", "number", "reference"],
+                                          schema=_InvoiceHead, phase="invoice lookup")
+        found = rows.records.get(invoice_id)
+        if found is None:
+            raise NotFoundError(self.system, operation, f"invoice {invoice_id} does not exist")
+        assert isinstance(found, _InvoiceHead)
+        return found
+
+    async def find_credit_notes(self, invoice_id: int, party_id: int | None = None) -> list[tuple[int, str]]:
+        """(id, state) of the live (not cancelled) customer credit notes of invoice
+        ``invoice_id``, oldest first: Tryton's ``origin_invoices`` (a credit note's lines have
+        the credited invoice's lines as their origin). ``party_id`` narrows the search."""
+        domain: list[Any] = [["origin_invoices", "=", invoice_id], ["type", "=", "out"],
+                             ["state", "!=", "cancelled"]]
+        if party_id is not None:
+            domain.append(["party", "=", party_id])
+        rows = await self.search_read_all(INVOICE, domain, fields=["state"], schema=_State,
+                                          phase="credit note lookup")
+        return [(rid, str(rows.records[rid].state)) for rid in sorted(rows.records)]
+
+    async def credit_invoice(self, invoice_id: int, credit_date: date | None = None) -> int | None:
+        """Credit posted customer invoice ``invoice_id`` with refund, as Tryton's *Credit*
+        wizard does (``wizard.account.invoice.credit``; the ``credit`` classmethod is not served
+        over RPC): a credit note (party, accounts, currency, payment term and lines copied, the
+        quantities negated, each line's origin = the credited line, no reference, dated
+        ``credit_date`` or today) is posted and reconciled against the invoice, which ends
+        ``cancelled``. Answers the credit note's id.
+
+        Idempotent: an invoice already credited (cancelled, with a credit note) answers that
+        credit note and credits nothing again; when the wizard's answer is lost, the invoice is
+        read again, and cancelled with a credit note means the credit took effect. An invoice
+        cancelled in place (no credit note: its posting was reversed by a cancel move) answers
+        ``None``. Refused (:class:`RemoteValidationError`): a draft, validated or paid invoice
+        (Tryton refunds only a posted invoice whose payment is not reconciled), and a posted
+        invoice that a live credit note already credits (one made by hand, without refund:
+        finish it in the ERP). A warning while posting the credit note is raised as
+        :class:`RemoteWarning` (nothing committed); acknowledge it and call again."""
+        operation = "credit invoice"
+        return await self._credit(await self._invoice_head(invoice_id, operation), credit_date, operation)
+
+    async def _credit(self, head: _InvoiceHead, credit_date: date | None, operation: str) -> int | None:
+        name = head.number or f"{head.id} [{head.reference or ''}]"
+        if head.type != "out":
+            raise RemoteValidationError(self.system, operation, f"invoice {name} is not a customer invoice")
+        notes = await self.find_credit_notes(head.id, head.party)
+        if head.state == "cancelled":
+            return notes[0][0] if notes else None
+        if head.state != "posted":
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {name} is {head.state}: Tryton credits with refund only a "
+                                        "posted invoice whose payment is not reconciled")
+        if notes:
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {name} is posted, but credit note {notes[0][0]} ({notes[0][1]}) "
+                                        "already credits it: finish or cancel that credit note in the ERP first")
+        active = {"active_model": INVOICE, "active_id": head.id, "active_ids": [head.id]}
+        opened = await self.wizard(CREDIT_WIZARD, "create", operation=operation, context=active)
+        if (not isinstance(opened, list) or not opened or not isinstance(opened[0], int)
+                or isinstance(opened[0], bool)):
+            raise ProtocolError(self.system, operation, "the credit wizard did not answer a session")
+        session = opened[0]
+        start: dict[str, Any] = {"with_refund": True}
+        if credit_date is not None:
+            start["invoice_date"] = credit_date
+        try:
+            answer = await self.wizard(CREDIT_WIZARD, "execute", session, {"start": start}, "credit",
+                                       operation=operation, context=active)
+        except UnavailableError as exc:
+            await self._end_wizard(session, active)
+            if isinstance(exc, CircuitOpenError):
+                raise
+            log.warning("erp: %s: answer lost (%s); reading the invoice again", operation, exc.message)
+            try:
+                state = await self._invoice_state(head.id)
+                notes = await self.find_credit_notes(head.id, head.party)
+            except ConnectorError:
+                raise exc from None
+            if state != "cancelled" or not notes:
+                raise
+            return notes[0][0]
+        except ConnectorError:
+            await self._end_wizard(session, active)
+            raise
+        await self._end_wizard(session, active)
+        created = _action_res_ids(answer)
+        if len(created) == 1:
+            return created[0]
+        notes = await self.find_credit_notes(head.id, head.party)
+        if not notes:
+            raise ProtocolError(self.system, operation, "the credit wizard answered no credit note")
+        return notes[0][0]
+
+    async def _end_wizard(self, session: int, active: dict[str, Any]) -> None:
+        """Delete a wizard session (best effort: an abandoned session is harmless)."""
+        try:
+            await self.wizard(CREDIT_WIZARD, "delete", session, operation="close credit wizard", context=active)
+        except ConnectorError as exc:
+            log.info("erp: credit wizard session %s not closed: %s", session, exc.message)
+
+    async def credit_and_repost(self, invoice_id: int, billing_invoice_id: str, party_id: int, currency_code: str,
+                                invoice_date: date | None,
+                                lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
+                                ) -> tuple[int | None, int]:
+        """Replace posted customer invoice ``invoice_id`` (reference ``billing_invoice_id``):
+        credit it with refund (:meth:`credit_invoice`, dated ``invoice_date``), then create and
+        post a corrected copy from ``lines`` in ``currency_code`` for ``party_id``, with the
+        billing invoice id as its reference (:meth:`ensure_invoice_posted`). Answers (credit
+        note id, corrected copy id).
+
+        Idempotent end to end: each step looks up first (the credit note by its origin, the copy
+        by reference: the credited invoice is cancelled, so the live invoice carrying the
+        reference is the copy) and again when an answer is lost; a re-run after a crash between
+        the steps only posts the copy. Refused before anything is written when the invoice does
+        not carry ``billing_invoice_id`` or another live invoice carries it too (a duplicate)."""
+        operation = "credit and repost"
+        head = await self._invoice_head(invoice_id, operation)
+        if _code(head.reference) != billing_invoice_id:
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {head.number or invoice_id} carries reference {head.reference!r}, "
+                                        f"not {billing_invoice_id!r}")
+        if head.state == "posted":
+            others = [i for i in await self._ids(INVOICE, [["reference", "=", billing_invoice_id], ["type", "=", "out"],
+                                                           ["state", "!=", "cancelled"]]) if i != invoice_id]
+            if others:
+                raise RemoteValidationError(self.system, operation,
+                                            f"invoice {others[0]} carries {billing_invoice_id} too: resolve the "
+                                            "duplicate before crediting")
+        credit_note = await self._credit(head, invoice_date, "credit invoice")
+        corrected = await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+        if corrected == invoice_id:  # unreachable: a credited invoice is cancelled, never live
+            raise RemoteValidationError(self.system, operation, f"invoice {invoice_id} is still live after its credit")
+        return credit_note, corrected
 
     async def replace_draft_invoice_lines(self, invoice_id: int, currency_code: str,
                                           lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> None:

@@ -217,11 +217,15 @@ ERP_MODELS: dict[str, dict[str, str]] = {
                         "move": "many2one:account.move", "journal": "many2one:account.journal",
                         "account": "many2one:account.account",
                         "payment_term": "many2one:account.invoice.payment_term",
-                        "invoice_address": "many2one:party.address"},
+                        "invoice_address": "many2one:party.address",
+                        # credits: set when numbered / credited; origin_invoices is computed
+                        "sequence_type_cache": "selection", "cancel_move": "many2one:account.move",
+                        "origin_invoices": "many2many:account.invoice"},
     "account.invoice.line": {"invoice": "many2one:account.invoice", "type": "selection",
                              "product": "many2one:product.product", "description": "char",
                              "quantity": "float", "unit_price": "numeric", "amount": "numeric",
-                             "account": "many2one:account.account", "unit": "many2one:product.uom"},
+                             "account": "many2one:account.account", "unit": "many2one:product.uom",
+                             "origin": "reference"},  # a credit note's line: "account.invoice.line,<id>"
     "sale.subscription.service": {"product": "many2one:product.product"},
     "sale.subscription": {"number": "char", "reference": "char", "party": "many2one:party.party",
                           "company": "many2one:company.company", "currency": "many2one:currency.currency",

@@ -11,13 +11,21 @@ Behaviour follows ``shared/specs/tryton/README.md`` (verified against a real try
   ``UserWarning`` / ``LoginException``), ``[str(exception), ""]`` for anything else, and
   bare HTTP errors (401/403/404/422/429, HTML bodies as werkzeug renders them).
 - Typed values as ``{"__class__": ...}`` objects (:mod:`services.demo.tryton_rpc`).
+- ``wizard.account.invoice.credit.create / execute / delete`` (the invoice's *Credit*: the only
+  route to ``Invoice.credit``): with refund, a credit note copying the invoice (lines negated,
+  their ``origin`` the credited lines, no reference) is posted in the invoice sequence
+  (``sequence_type_cache`` = ``credit_note``) and reconciled, so it ends ``paid``, and the
+  invoice ends ``cancelled``; an invoice that is not posted is refused as trytond refuses it.
+  ``origin_invoices`` (computed, searchable) names the invoices a credit note credits.
 
 Each call runs as one transaction under ``store.lock``: every mutation is journalled and
 undone when the call fails, as trytond rolls back its database transaction.
 
 Differences from trytond kept on purpose: the default order of every model is ``id ASC``
 (trytond orders invoices by number), ``post`` is instant (trytond renders a report, ~1 s),
-failed logins are counted but do not make later logins sleep, and taxes are always zero.
+failed logins are counted but do not make later logins sleep, taxes are always zero, there are
+no account moves (``cancel_move`` stays empty), and wizard sessions are kept by the service, not
+in a table (creating or deleting one is no committed write for the fault injector).
 
 Speed: equality / ``in`` leaves on indexed fields (``ErpStore.INDEXED``, also through a
 many2one path such as ``party.code``) and on ``id`` narrow the candidates before the domain
@@ -208,11 +216,12 @@ COMPUTED: set[tuple[str, str]] = {
     ("party.party", "email"), ("party.party", "tax_identifier"), ("product.product", "name"),
     ("account.invoice", "untaxed_amount"), ("account.invoice", "tax_amount"),
     ("account.invoice", "total_amount"), ("account.invoice", "amount_to_pay"),
-    ("account.invoice.line", "amount"),
+    ("account.invoice", "origin_invoices"), ("account.invoice.line", "amount"),
 }
 SELECTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("account.invoice", "type"): ("out", "in"),
     ("account.invoice", "state"): ("draft", "validated", "posted", "paid", "cancelled"),
+    ("account.invoice", "sequence_type_cache"): ("invoice", "credit_note"),
     ("account.invoice.line", "type"): ("line", "subtotal", "title", "comment"),
     ("sale.subscription", "state"): ("draft", "quotation", "running", "closed", "cancelled"),
     ("product.template", "type"): ("goods", "assets", "service"),
@@ -261,7 +270,9 @@ SUPPORTED_OPERATORS = frozenset(OPERATORS[:12])
 @dataclass(frozen=True, slots=True)
 class FieldDef:
     name: str
-    kind: str  # char boolean selection numeric float integer date datetime many2one one2many
+    #: char boolean selection numeric float integer date datetime reference many2one one2many
+    #: many2many (computed only)
+    kind: str
     relation: str | None = None
     reverse: str | None = None  # one2many: the target's many2one back to us
     computed: bool = False
@@ -290,7 +301,7 @@ class Schema:
         kind, _, target = typ.partition(":")
         computed = (model, name) in COMPUTED or name == "rec_name"
         readonly = computed or name in BASE_FIELDS
-        if kind == "many2one":
+        if kind in ("many2one", "many2many"):
             return FieldDef(name, kind, relation=target, computed=computed, readonly=readonly)
         if kind == "one2many":
             relation, _, reverse = target.rpartition(".")
@@ -383,6 +394,12 @@ def coerce(fd: FieldDef, value: Any) -> Any:
         return _to_date(value)
     if kind == "datetime":
         return _to_datetime(value)
+    if kind == "reference":  # "model,id", or [model, id] as clients may send it
+        if isinstance(value, list | tuple) and len(value) == 2:
+            return f"{value[0]},{value[1]}"
+        if not isinstance(value, str):
+            raise TypeError(f"invalid value {value!r} for field {fd.name!r}")
+        return value
     return value
 
 
@@ -440,6 +457,7 @@ class FieldValues:
             ("account.invoice", "tax_amount"): self._invoice_tax,
             ("account.invoice", "total_amount"): self._invoice_total,
             ("account.invoice", "amount_to_pay"): self._invoice_amount_to_pay,
+            ("account.invoice", "origin_invoices"): self._invoice_origin_invoices,
             ("account.invoice.line", "amount"): self._line_amount,
         }
         self._rec_names: dict[str, Getter] = {
@@ -567,6 +585,20 @@ class FieldValues:
     def _invoice_total(self, rec: Record) -> Decimal:
         return self._invoice_untaxed(rec) + self._invoice_tax(rec)
 
+    def _invoice_origin_invoices(self, rec: Record) -> list[int]:
+        """The invoices whose lines are the origins of this one's lines (a credit note's)."""
+        lines = self.store.tables["account.invoice.line"]
+        found: set[int] = set()
+        for lid in self.store.lookup("account.invoice.line", "invoice", rec["id"]):
+            origin = (lines.get(lid) or {}).get("origin")
+            model, _, rid = origin.partition(",") if isinstance(origin, str) else ("", "", "")
+            if model == "account.invoice.line" and rid.isdigit():
+                credited = lines.get(int(rid))
+                if credited is not None and credited.get("invoice") is not None:
+                    found.add(credited["invoice"])
+        found.discard(rec["id"])
+        return sorted(found)
+
     def _invoice_amount_to_pay(self, rec: Record) -> Decimal:
         if rec.get("state") != "posted":
             return self._round(Decimal(0), self._digits(rec.get("currency")))
@@ -622,7 +654,7 @@ class FieldReader:
 
     def _related_builder(self, model: str, head: str, subs: list[str]) -> Getter:
         fd = self.schema.field(model, head)
-        if fd.kind not in ("many2one", "one2many") or fd.relation is None:
+        if fd.kind not in ("many2one", "one2many", "many2many") or fd.relation is None:
             raise KeyError(f"{head}.{subs[0]}")
         target = fd.relation
         if target not in self.schema.models:
@@ -857,7 +889,7 @@ class DomainEvaluator:
             fds.append(FieldDef("rec_name", "char"))
             last = fds[-1]
         test = _test(last, op, operand)
-        if len(names) == 1 and last.kind != "one2many":
+        if len(names) == 1 and last.kind not in ("one2many", "many2many"):
             get = self.values.getter(model, names[0])
             return lambda r: test(get(r))
         collect = self._collector(model, names, fds)
@@ -878,7 +910,7 @@ class DomainEvaluator:
             fd = self.schema.field(current, name)
             fds.append(fd)
             if i < len(names) - 1:
-                if fd.kind not in ("many2one", "one2many") or fd.relation not in self.schema.models:
+                if fd.kind not in ("many2one", "one2many", "many2many") or fd.relation not in self.schema.models:
                     raise KeyError(".".join(names[: i + 2]))
                 assert fd.relation is not None
                 current = fd.relation
@@ -906,7 +938,7 @@ class DomainEvaluator:
                 nxt: list[Any] = []
                 for r in current:
                     value = get(r)
-                    if fd.kind == "one2many":
+                    if fd.kind in ("one2many", "many2many"):
                         if last:
                             nxt.extend(value or [None])
                         else:
@@ -1233,7 +1265,7 @@ class ModelCall:
     def _order_getter(self, model: str, path: str) -> Getter:
         names = path.split(".")
         fds = self.domains.path_fields(model, names)
-        if any(fd.kind == "one2many" for fd in fds):
+        if any(fd.kind in ("one2many", "many2many") for fd in fds):
             raise ValueError(f"cannot order by {path!r}")
         getters = self.domains.path_getters(model, names, fds)
         if len(getters) == 1:
@@ -1724,8 +1756,74 @@ def invoice_post(call: ModelCall, ids: Any) -> None:
                                                  f'"{due:%m/%d/%Y}" in the past.')
         number = sequence.next_number()
         call.write_records("account.invoice", [rid], {"state": "posted", "number": number,
-                                                     "invoice_date": invoice_date}, check=False)
+                                                     "invoice_date": invoice_date,
+                                                     "sequence_type_cache": _sequence_type(call, rec)}, check=False)
         sequence.note(type_, number, invoice_date)
+
+
+def _sequence_type(call: ModelCall, rec: Record) -> str:
+    """trytond's ``Invoice._sequence_type``: a credit note when no line is positive and the
+    total is negative."""
+    lines = call.store.tables["account.invoice.line"]
+    amounts = [call.values.getter("account.invoice.line", "amount")(lines[lid])
+               for lid in call.store.lookup("account.invoice.line", "invoice", rec["id"])
+               if lid in lines and lines[lid].get("type", "line") == "line"]
+    total = call.values.getter("account.invoice", "total_amount")(rec)
+    return "credit_note" if all(a <= 0 for a in amounts) and total < 0 else "invoice"
+
+
+#: what ``Invoice._credit`` copies from the credited invoice (the demo's fields of them)
+CREDIT_COPIED = ("company", "party", "invoice_address", "currency", "journal", "account", "payment_term",
+                 "description", "type")
+#: ... and from each line (``InvoiceLine._credit``; the quantity is negated, origin = the line)
+CREDIT_LINE_COPIED = ("type", "currency", "company", "unit_price", "description", "unit", "product", "account")
+
+
+def invoice_credit(call: ModelCall, ids: Any, refund: bool = False, invoice_date: date | None = None) -> list[int]:
+    """trytond's ``Invoice.credit`` (not served over RPC: the ``account.invoice.credit`` wizard
+    calls it): one credit note per invoice; with ``refund`` the credit notes are posted, each
+    invoice must be posted, takes its credit note's move as cancel move and is cancelled, and
+    both are reconciled (the credit note ends ``paid``)."""
+    originals = _invoices(call, ids)
+    lines = call.store.tables["account.invoice.line"]
+    credits: list[int] = []
+    for rec in originals:
+        values: dict[str, Any] = {k: rec.get(k) for k in CREDIT_COPIED}
+        # the generated demo invoices leave journal, account and payment term implicit (a real
+        # posted invoice has them): the ones on_change proposes
+        for name, default in (("journal", REVENUE_JOURNAL), ("account", RECEIVABLE_ACCOUNT),
+                              ("payment_term", PAYMENT_TERM)):
+            values[name] = values[name] if values[name] is not None else default
+        values["invoice_date"] = invoice_date
+        credit_lines = []
+        for lid in rec.get("lines") or []:
+            line = lines.get(lid)
+            if line is None:
+                continue
+            copied = {k: line.get(k) for k in CREDIT_LINE_COPIED}
+            # a demo line may leave its currency and company (the invoice's), account and unit implicit
+            copied["currency"] = copied["currency"] or rec.get("currency")
+            copied["company"] = copied["company"] or rec.get("company")
+            copied["account"] = copied["account"] or REVENUE_ACCOUNT
+            copied["unit"] = copied["unit"] or UNIT
+            quantity = line.get("quantity")
+            copied["quantity"] = -quantity if quantity else quantity
+            copied["origin"] = f"account.invoice.line,{lid}"
+            credit_lines.append(copied)
+        values["lines"] = [["create", credit_lines]]
+        credits.append(call.create_record("account.invoice", values))
+    if refund:
+        invoice_post(call, credits)
+        table = call.store.tables["account.invoice"]
+        for rec, credit in zip(originals, credits, strict=True):
+            if rec.get("state") != "posted":
+                raise UserError(f'You cannot refund invoice "{call.values.rec_name("account.invoice", rec["id"])}" '
+                                f'because it is not posted.')
+            call.write_records("account.invoice", [rec["id"]], {"cancel_move": table[credit].get("move"),
+                                                                "state": "cancelled"}, check=False)
+            # the invoice's and its cancel move's receivable lines are reconciled: both are settled
+            call.write_records("account.invoice", [credit], {"state": "paid"}, check=False)
+    return credits
 
 
 def user_get_preferences(call: ModelCall, context_only: Any = False) -> dict[str, Any]:
@@ -1763,6 +1861,108 @@ MODEL_METHODS: dict[str, dict[str, Callable[..., Any]]] = {
 
 
 # --------------------------------------------------------------------------------------
+# Wizards: ``wizard.<name>.create / execute / delete`` (only the invoice's "Credit")
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class WizardSession:
+    """trytond's ``ir.session.wizard`` row: the wizard and the values of its views."""
+
+    wizard: str
+    user: int
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _wizard_session(call: ModelCall, session_id: Any) -> WizardSession:
+    session = call.service.wizard_sessions.get(session_id) if isinstance(session_id, int) else None
+    if session is None or session.wizard != call.model:
+        raise UserError(f'You are trying to read records "{session_id}" of "Session Wizard" that don\'t exist.')
+    return session
+
+
+def _active_invoices(call: ModelCall) -> list[Record]:
+    """The wizard's records: ``active_ids`` (or ``active_id``) of ``active_model``."""
+    ctx = call.tx.context
+    if ctx.get("active_model") != "account.invoice":
+        raise AttributeError("'NoneType' object has no attribute 'credit'")  # as trytond fails
+    ids = list(ctx.get("active_ids") or [])
+    if ctx.get("active_id") is not None and ctx["active_id"] not in ids:
+        ids.append(ctx["active_id"])
+    return _invoices(call, ids)
+
+
+def wizard_create(call: ModelCall) -> list[Any]:
+    """A session (kept by the service, not in a table: not a write for the fault injector)."""
+    service = call.service
+    service.wizard_ids += 1
+    service.wizard_sessions[service.wizard_ids] = WizardSession(call.model, call.tx.user)
+    return [service.wizard_ids, "start", "end"]
+
+
+def wizard_delete(call: ModelCall, session_id: Any) -> None:
+    _wizard_session(call, session_id)
+    call.service.wizard_sessions.pop(session_id, None)
+
+
+def wizard_execute(call: ModelCall, session_id: Any, data: Any, state_name: Any) -> dict[str, Any]:
+    session = _wizard_session(call, session_id)
+    if not isinstance(data, dict):
+        raise TypeError(f"invalid data {data!r}")
+    before = {k: dict(v) for k, v in session.data.items()}
+
+    def restore() -> None:
+        session.data = before
+    call.tx.on_rollback(restore)
+    for view, values in data.items():
+        if not isinstance(values, dict):
+            raise TypeError(f"invalid values {values!r}")
+        session.data.setdefault(str(view), {}).update({k: v for k, v in values.items() if k != "id"})
+    states = WIZARD_STATES[call.model]
+    if state_name not in states:
+        raise KeyError(state_name)
+    result: dict[str, Any] = states[state_name](call, session)
+    return result
+
+
+def credit_start(call: ModelCall, session: WizardSession) -> dict[str, Any]:
+    """The "start" view's defaults (``CreditInvoice.default_start``)."""
+    defaults = {"with_refund": True, "with_refund_allowed": True}
+    for rec in _active_invoices(call):
+        if rec.get("state") != "posted" or rec.get("type") == "in":
+            defaults = {"with_refund": False, "with_refund_allowed": False}
+            break
+    fields_ = {name: {"name": name, "type": kind, "string": _field_label(name)}
+               for name, kind in (("invoice_date", "date"), ("with_refund", "boolean"),
+                                  ("with_refund_allowed", "boolean"))}
+    return {"view": {"fields_view": {"type": "form", "model": "account.invoice.credit.start", "fields": fields_},
+                     "defaults": defaults, "values": {},
+                     "buttons": [{"state": "end", "string": "Cancel", "default": False},
+                                 {"state": "credit", "string": "Credit", "default": True}],
+                     "state": "start"}}
+
+
+def credit_do(call: ModelCall, session: WizardSession) -> dict[str, Any]:
+    """``CreditInvoice.do_credit``: credit the active invoices with the start view's options."""
+    start = session.data.get("start", {})
+    when = start.get("invoice_date")
+    credits = invoice_credit(call, [r["id"] for r in _active_invoices(call)], refund=bool(start.get("with_refund")),
+                             invoice_date=_to_date(when) if when is not None else None)
+    action = {"id": 216, "name": "Invoices", "type": "ir.action.act_window", "res_model": "account.invoice",
+              "views": [[428, "form"], [429, "tree"]] if len(credits) == 1 else [[429, "tree"], [428, "form"]],
+              "pyson_domain": "[]", "pyson_context": "{}", "records": "selected"}
+    return {"actions": [[action, {"res_id": credits}]]}
+
+
+WIZARD_STATES: dict[str, dict[str, Callable[[ModelCall, WizardSession], dict[str, Any]]]] = {
+    "account.invoice.credit": {"start": credit_start, "credit": credit_do, "end": lambda call, session: {}},
+}
+WIZARD_METHODS: dict[str, Callable[..., Any]] = {
+    "create": wizard_create, "execute": wizard_execute, "delete": wizard_delete,
+}
+
+
+# --------------------------------------------------------------------------------------
 # The service: sessions, login and dispatch
 # --------------------------------------------------------------------------------------
 
@@ -1796,6 +1996,8 @@ class TrytonService:
         self.domains = DomainEvaluator(self.values, self.watermarks)
         self.sequence = InvoiceSequence(self.store)
         self.sessions: dict[str, Session] = {}
+        self.wizard_sessions: dict[int, WizardSession] = {}
+        self.wizard_ids = 0
         self.failed_logins: dict[str, list[datetime]] = {}
         self._auth_lock = threading.Lock()
 
@@ -1819,7 +2021,8 @@ class TrytonService:
             return Outcome(None)
         kind, _, rest = method.partition(".")
         model, _, name = rest.rpartition(".")
-        handler = self.handler(model, name) if kind == "model" else None
+        handler = (self.handler(model, name) if kind == "model"
+                   else WIZARD_METHODS.get(name) if kind == "wizard" and model in WIZARD_STATES else None)
         if handler is None:
             raise HTTPAbort(403)
         if not params or not isinstance(params[-1], dict):

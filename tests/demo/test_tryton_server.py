@@ -702,6 +702,65 @@ def test_user_warning_acknowledged_then_post_succeeds(env: Env) -> None:
     assert wid not in env.store.tables["res.user.warning"]  # consumed
 
 
+def _credit_wizard(rpc: Tryton, iid: int, start: dict[str, Any]) -> Any:
+    """Tryton's "Credit" wizard on invoice ``iid``, as the client runs it: create, execute, delete."""
+    active = {**CTX, "active_model": "account.invoice", "active_id": iid, "active_ids": [iid]}
+    sid, first, last = rpc("wizard.account.invoice.credit.create", active)
+    assert (first, last) == ("start", "end")
+    try:
+        return rpc("wizard.account.invoice.credit.execute", sid, {"start": start}, "credit", active)
+    finally:
+        assert rpc("wizard.account.invoice.credit.delete", sid, active) is None
+
+
+def test_credit_wizard_with_refund(env: Env) -> None:
+    """As trytond 8.2 (tests/erp): ``Invoice.credit`` is reached through the wizard only; with
+    refund the credit note (lines negated, their origin = the credited lines, no reference) is
+    posted in the invoice sequence and reconciled (paid), the invoice ends cancelled; a second
+    credit, or one of a draft or paid invoice, is refused and leaves nothing behind."""
+    rpc, ids = env.rpc, env.ids
+    assert env.rpc.post("model.account.invoice.credit", [[ids["inv_posted"]], CTX]).status_code == 403
+    active = {**CTX, "active_model": "account.invoice", "active_id": ids["inv_posted"],
+              "active_ids": [ids["inv_posted"]]}
+    sid, _, _ = rpc("wizard.account.invoice.credit.create", active)
+    view = rpc("wizard.account.invoice.credit.execute", sid, {}, "start", active)["view"]
+    assert view["defaults"] == {"with_refund": True, "with_refund_allowed": True} and view["state"] == "start"
+    rpc("wizard.account.invoice.credit.delete", sid, active)
+    with pytest.raises(RpcError) as err:  # the session is gone
+        rpc("wizard.account.invoice.credit.execute", sid, {}, "start", active)
+    assert 'of "Session Wizard" that don\'t exist' in _user_error(err.value)
+    before = len(env.store.tables["account.invoice"])
+    answer = _credit_wizard(rpc, ids["inv_posted"], {"with_refund": True, "invoice_date": TODAY})
+    [[action, data]] = answer["actions"]
+    assert action["res_model"] == "account.invoice" and len(data["res_id"]) == 1
+    [credit] = data["res_id"]
+    assert len(env.store.tables["account.invoice"]) == before + 1
+    fields = ["state", "number", "reference", "total_amount", "invoice_date", "sequence_type_cache",
+              "origin_invoices", "party", "currency", "lines"]
+    original, note = rpc.model("account.invoice", "read", [ids["inv_posted"], credit], fields)
+    assert original["state"] == "cancelled" and original["number"] == "INV-000010"
+    assert note["state"] == "paid" and note["number"] == "INV-000011" and note["reference"] is None
+    assert note["total_amount"] == Decimal("-490.00") and note["invoice_date"] == TODAY
+    assert note["sequence_type_cache"] == "credit_note" and note["origin_invoices"] == [ids["inv_posted"]]
+    assert (note["party"], note["currency"]) == (original["party"], original["currency"])
+    [line] = rpc.model("account.invoice.line", "read", note["lines"], ["quantity", "unit_price", "origin"])
+    assert line["quantity"] == -1 and line["unit_price"] == Decimal("490.00")
+    assert line["origin"] == f"account.invoice.line,{original['lines'][0]}"
+    assert rpc.model("account.invoice", "search", [["origin_invoices", "=", ids["inv_posted"]]]) == [credit]
+    # refused: a second credit (the invoice is cancelled now), a paid or a draft invoice; nothing is left
+    for key, name in (("inv_posted", "INV-000010 [in_B1]"), ("inv_paid", "INV-000009 [in_A0]"),
+                      ("inv_draft", "[in_A1]")):
+        with pytest.raises(RpcError) as err:
+            _credit_wizard(rpc, ids[key], {"with_refund": True})
+        assert _user_error(err.value) == f'You cannot refund invoice "{name}" because it is not posted.'
+    assert len(env.store.tables["account.invoice"]) == before + 1
+    assert env.store.tables["account.invoice"][ids["inv_paid"]]["state"] == "paid"
+    with pytest.raises(RpcError) as err:  # no records to credit: trytond fails terse
+        rpc("wizard.account.invoice.credit.execute", rpc("wizard.account.invoice.credit.create", CTX)[0],
+            {"start": {"with_refund": True}}, "credit", CTX)
+    assert err.value.error == ["'NoneType' object has no attribute 'credit'", ""]
+
+
 def test_behaviour_of_a_real_trytond_on_sqlite(env: Env) -> None:
     """Differences a real trytond 8.2 (tests/erp) showed: booleans read as SQLite integers, a
     party without code takes the party sequence's next number, an invoice line's currency

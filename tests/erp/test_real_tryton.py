@@ -366,6 +366,46 @@ async def test_user_warning_is_never_acknowledged_silently(fresh_tryton: TrytonS
     await c.aclose()
 
 
+async def test_credit_and_repost_is_idempotent_after_dropped_answers(real_tryton: TrytonSandbox,
+                                                                     erp_dataset: DemoDataset) -> None:
+    """Credit with refund through Tryton's Credit wizard, then a corrected copy: the wizard's,
+    the create's and the post's answers are lost, and the whole is run again: one credit note,
+    one corrected copy; the credited invoice is cancelled and no longer a live copy."""
+    setup = connector(real_tryton)
+    [original] = await setup.call("account.invoice", "search_read",
+                                  [["state", "=", "posted"], ["type", "=", "out"], ["reference", "like", "in_%"]],
+                                  0, 1, [["id", "DESC"]], ["reference", "party", "total_amount", "currency.code"],
+                                  safe=True)
+    await setup.aclose()
+    iid, ref, party = original["id"], original["reference"], original["party"]
+    currency = original["currency."]["code"]
+    lines = lines_of(erp_dataset, f"starter_monthly_{currency.lower()}")
+    transport = DroppingTransport({"wizard.account.invoice.credit.execute", "model.account.invoice.create",
+                                   "model.account.invoice.post"}, drops=3)
+    c = connector(real_tryton, transport=transport)
+    credit, corrected = await c.credit_and_repost(iid, ref, party, currency, TODAY, lines)
+    assert transport.dropped == ["wizard.account.invoice.credit.execute", "model.account.invoice.create",
+                                 "model.account.invoice.post"]
+    assert credit is not None
+    assert await c.credit_and_repost(iid, ref, party, currency, TODAY, lines) == (credit, corrected)
+    assert await c.credit_invoice(iid, TODAY) == credit
+    assert await c._ids("account.invoice", [["origin_invoices", "=", iid]]) == [credit]
+    assert await c._ids("account.invoice", [["reference", "=", ref], ["state", "!=", "cancelled"]]) == [corrected]
+    original_inv, note, copy = [await c.get_invoice(i) for i in (iid, credit, corrected)]
+    assert original_inv.status is InvoiceStatus.CANCELLED
+    # trytond reconciles the credit note against the credited invoice: it is paid
+    assert note.status is InvoiceStatus.PAID and note.billing_invoice_id is None
+    assert note.total == Money(-original["total_amount"], currency) and note.number and note.invoice_date == TODAY
+    assert copy.status is InvoiceStatus.POSTED and copy.billing_invoice_id == ref and copy.invoice_date == TODAY
+    expected = sum((Decimal(q) * p for _, q, p, _ in lines), Decimal("0")).quantize(Decimal("0.01"))
+    assert copy.total == Money(expected, currency)
+    [row] = await c.call("account.invoice", "read", [iid], ["cancel_move"], safe=True)
+    assert row["cancel_move"], "the credit note's move cancels the invoice's"
+    with pytest.raises(RemoteValidationError, match="is paid: Tryton credits with refund only a posted"):
+        await c.credit_invoice(credit)
+    await c.aclose()
+
+
 # --------------------------------------------------------------------------------------
 # End to end: demo billing + demo support + the real ERP
 # --------------------------------------------------------------------------------------

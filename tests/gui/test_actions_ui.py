@@ -429,6 +429,18 @@ async def test_accept_has_expiry_thirty_days_ahead_and_requires_reason(qtbot: Qt
     shot(dialog, tmp_path, "fix-dialog-accept")
 
 
+async def test_credit_repost_is_titled_explained_and_requires_a_reason(qtbot: QtBot,
+                                                                      service: FakeActionService) -> None:
+    dialog = FixDialog(amount_mismatch(), ActionKind.CREDIT_REPOST, ALICE, today=NOW)
+    qtbot.addWidget(dialog)
+    assert dialog.title.text() == "Credit + repost — invoice.amount_mismatch"
+    assert "credit note" in dialog.hint.text() and "Finance only" in dialog.hint.text()
+    assert not dialog.value_box.isVisibleTo(dialog) and dialog.value() is None
+    assert not dialog.request_complete() and not dialog.confirm_button.isEnabled()
+    dialog.reason_edit.setText("posted with the wrong seat count")
+    assert dialog.request_complete()
+
+
 async def test_reason_is_optional_for_retry(qtbot: QtBot, service: FakeActionService) -> None:
     exc = tier_mismatch(30)
     dialog = FixDialog(exc, ActionKind.PUSH, ALICE, today=NOW)

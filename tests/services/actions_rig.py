@@ -142,6 +142,24 @@ def delete_posted_invoices(env: DemoEnvironment, count: int) -> list[str]:
     return victims
 
 
+def plant_posted_amount_mismatch(env: DemoEnvironment) -> str:
+    """One more seat on the last line of the posted ERP copy of an open billing invoice (through
+    ``store.update``: indexes kept right): an ``invoice.amount_mismatch`` on a *posted* ERP
+    invoice, which the demo plants only on draft and paid ones. Answers the billing invoice id."""
+    erp, billing = env.dataset.erp, env.dataset.billing
+    lines = erp.tables["account.invoice.line"]
+    for rec in sorted(erp.tables["account.invoice"].values(), key=lambda r: r["id"]):
+        ref = rec.get("reference") or ""
+        binv = billing.invoices.get(ref)
+        if (rec.get("state") != "posted" or binv is None or binv.status != "open" or binv.total <= 0
+                or not rec.get("lines") or len(erp.lookup("account.invoice", "reference", ref)) != 1):
+            continue
+        line = lines[rec["lines"][-1]]
+        erp.update("account.invoice.line", line["id"], {"quantity": line["quantity"] + 1})
+        return ref
+    raise AssertionError("no posted ERP copy of an open billing invoice")
+
+
 def live_count(env: DemoEnvironment, ref: str) -> int:
     erp = env.dataset.erp
     table = erp.tables["account.invoice"]

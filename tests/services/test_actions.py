@@ -23,9 +23,10 @@ from services.actions import (
     PermissionDenied,
     exception_fingerprint,
 )
+from services.connectors.tryton import TrytonConnector
 from services.domain import SyncException, System
 from services.engine import RefreshMode
-from tests.services.actions_rig import AUDITOR, FINANCE, SUPPORT, Rig, make_rig
+from tests.services.actions_rig import AUDITOR, FINANCE, SUPPORT, Rig, make_rig, plant_posted_amount_mismatch
 
 
 @pytest.fixture
@@ -193,6 +194,169 @@ async def test_posted_invoice_is_never_edited_in_place(rig: Rig) -> None:
     dup = await rig.one("invoice.duplicate_in_erp", lambda e: not erp_state("draft")(e))
     plan = await rig.service.plan(ActionRequest(ActionKind.CANCEL, dup.id))
     assert not plan.ok and "never cancelled in place" in plan.explanation
+
+
+# -- credit + repost of a posted ERP invoice -------------------------------------------------------
+def credit_notes_of(rig: Rig, invoice_id: int) -> list[dict[str, Any]]:
+    """The demo ERP's invoices whose lines' origins are ``invoice_id``'s lines."""
+    erp = rig.env.dataset.erp
+    origins = {f"account.invoice.line,{lid}" for lid in erp.tables["account.invoice"][invoice_id]["lines"]}
+    table = erp.tables["account.invoice"]
+    ids = {ln["invoice"] for ln in erp.tables["account.invoice.line"].values() if ln.get("origin") in origins}
+    return [table[i] for i in sorted(ids)]
+
+
+def erp_invoice_id(exc: SyncException) -> int:
+    return int(next(s.ref.id for s in exc.sides if s.system is System.ERP and s.ref is not None))
+
+
+async def assert_credited_once(rig: Rig, exc: SyncException) -> None:
+    """One credit note (paid: reconciled) of the original (cancelled), one live corrected copy
+    with billing's total; a fresh refresh reports no invoice exception for it any more."""
+    original = rig.env.dataset.erp.tables["account.invoice"][erp_invoice_id(exc)]
+    assert original["state"] == "cancelled"
+    [note] = credit_notes_of(rig, original["id"])
+    assert note["state"] == "paid" and not note.get("reference") and note["sequence_type_cache"] == "credit_note"
+    [copy] = rig.live_erp_invoices(exc.object_id)
+    assert copy["state"] == "posted" and copy["id"] not in (original["id"], note["id"])
+    billing = rig.engine.data[System.BILLING].invoices[exc.object_id]
+    erp = rig.engine.data[System.ERP].invoices
+    assert erp[str(copy["id"])].total == billing.total
+    assert erp[str(note["id"])].billing_invoice_id is None
+    await rig.engine.refresh(RefreshMode.FULL)
+    result, _ = await rig.engine.reconcile()
+    assert not [e.id for e in result.exceptions if e.object_id == exc.object_id and e.rule.startswith("invoice.")
+                and e.rule != "invoice.payment_state"]
+
+
+@pytest.fixture
+async def credit_rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    """The rig, with an amount mismatch on a posted ERP invoice (the demo plants draft and paid ones)."""
+    planted: list[str] = []
+    r = await make_rig(tmp_path, before_start=lambda env: planted.append(plant_posted_amount_mismatch(env)))
+    r.extra["planted"] = planted[0]
+    yield r
+    await r.close()
+
+
+async def posted_mismatch(rig: Rig) -> SyncException:
+    exc = await rig.one("invoice.amount_mismatch", erp_state("posted"))
+    assert exc.object_id == rig.extra["planted"]
+    return exc
+
+
+async def test_credit_repost_preview_and_the_fixes_offered(credit_rig: Rig) -> None:
+    rig = credit_rig
+    exc = await posted_mismatch(rig)
+    allowed = {k: (ok, why) for k, ok, why in rig.service.allowed_actions(exc)}
+    assert allowed[ActionKind.CORRECT][0] is False and "credit + repost it instead" in allowed[ActionKind.CORRECT][1]
+    assert allowed[ActionKind.CREDIT_REPOST] == (True, "")
+    assert allowed[ActionKind.FLAG][0] is True and allowed[ActionKind.ACCEPT][0] is True
+    no_reason = await rig.service.plan(ActionRequest(ActionKind.CREDIT_REPOST, exc.id))
+    assert not no_reason.ok and no_reason.explanation == "a credit + repost needs a reason"
+    plan = await rig.service.plan(ActionRequest(ActionKind.CREDIT_REPOST, exc.id, reason="wrong seat count"))
+    assert plan.ok, plan.explanation
+    assert [c.body["method"] for c in plan.calls] == [
+        "model.account.invoice.search_read", "model.account.invoice.search", "model.account.invoice.search_read",
+        "wizard.account.invoice.credit.create", "wizard.account.invoice.credit.execute",
+        "wizard.account.invoice.credit.delete", "model.account.invoice.search_read", "model.account.invoice.create",
+        "model.account.invoice.post"]
+    assert all(c.system is System.ERP and c.method == "POST" and c.path == "/syncdesk_demo/rpc/" for c in plan.calls)
+    iid = erp_invoice_id(exc)
+    session, data, state, active = plan.calls[4].body["params"]
+    assert session == "<wizard session>" and data["start"]["with_refund"] is True and state == "credit"
+    assert active == {"active_model": "account.invoice", "active_id": iid, "active_ids": [iid]}
+    assert plan.calls[2].body["params"][0][0] == ["origin_invoices", "=", iid]
+    create = plan.calls[7].body["params"][0][0]
+    billing = rig.engine.data[System.BILLING].invoices[exc.object_id]
+    assert create["reference"] == exc.object_id and create["currency"] == billing.total.currency
+    assert plan.expected_after["erp"]["corrected"]["total"] == str(billing.total.amount)
+    assert plan.expected_after["erp"]["credited"] == {"invoice": str(iid), "state": "cancelled"}
+    text = json.dumps([[c.body, c.description, c.path] for c in plan.calls], default=str)
+    creds = rig.env.dataset.credentials
+    assert creds.tryton_password not in text and "password" not in text
+    assert audit_rows(rig) == [] and outbox_rows(rig) == [], "a plan writes nothing"
+    assert rig.env.dataset.erp.tables["account.invoice"][iid]["state"] == "posted"
+
+
+async def test_credit_repost_is_finance_only_and_refused_where_the_erp_refuses(credit_rig: Rig) -> None:
+    rig = credit_rig
+    exc = await posted_mismatch(rig)
+    iid = erp_invoice_id(exc)
+    for operator, why in ((SUPPORT, "owned by finance"), (AUDITOR, "auditor")):
+        rig.service.set_operator(operator)
+        assert all(not ok for _, ok, _ in rig.service.allowed_actions(exc))
+        plan = await rig.service.plan(ActionRequest(ActionKind.CREDIT_REPOST, exc.id, reason="try"))
+        assert not plan.ok and why in plan.explanation
+        result = await rig.service.execute(plan)
+        assert result.status is ActionStatus.REFUSED
+    assert [(r["outcome"], r["action_kind"]) for r in audit_rows(rig)] == [("refused", "credit_repost")] * 2
+    assert outbox_rows(rig) == []
+    assert rig.env.dataset.erp.tables["account.invoice"][iid]["state"] == "posted" and credit_notes_of(rig, iid) == []
+    rig.service.set_operator(FINANCE)
+    paid = await rig.one("invoice.amount_mismatch", erp_state("paid"))
+    allowed = {k: (ok, why) for k, ok, why in rig.service.allowed_actions(paid)}
+    assert allowed[ActionKind.CREDIT_REPOST][0] is False and "only a posted invoice whose payment is not reconciled" \
+        in allowed[ActionKind.CREDIT_REPOST][1]
+    plan = await rig.service.plan(ActionRequest(ActionKind.CREDIT_REPOST, paid.id, reason="fix"))
+    assert not plan.ok and "is paid" in plan.explanation
+    draft = await rig.one("invoice.amount_mismatch", erp_state("draft"))
+    plan = await rig.service.plan(ActionRequest(ActionKind.CREDIT_REPOST, draft.id, reason="fix"))
+    assert not plan.ok and "corrected in place" in plan.explanation
+
+
+async def test_credit_repost_twice_writes_once(credit_rig: Rig) -> None:
+    rig = credit_rig
+    exc = await posted_mismatch(rig)
+    req = ActionRequest(ActionKind.CREDIT_REPOST, exc.id, reason="posted with a wrong seat count")
+    plan, again = await rig.service.plan(req), await rig.service.plan(req)
+    first, second = await asyncio.gather(rig.service.execute(plan), rig.service.execute(again))
+    assert first.action_id == second.action_id and first.status is ActionStatus.SUCCEEDED and first.verified
+    assert len(first.after["targets"]) == 3  # the credited invoice, the credit note, the corrected copy
+    third = await rig.service.execute(plan)
+    assert third.action_id == first.action_id and third.message.startswith("already done")
+    # the same steps replayed (as after a crash whose outcome was not recorded): nothing new
+    await rig.service._perform(_work(rig, first.action_id))
+    await assert_credited_once(rig, exc)
+    assert [(r["phase"], r["outcome"], r["action_kind"]) for r in audit_rows(rig)] == [
+        ("intent", "pending", "credit_repost"), ("outcome", "succeeded", "credit_repost")]
+
+
+def _work(rig: Rig, action_id: str) -> Any:
+    from services.actions import _work_from_row
+
+    return _work_from_row(rig.service._row(action_id))
+
+
+async def test_credit_repost_after_dropped_answers_and_a_crash_between_the_steps(credit_rig: Rig) -> None:
+    rig = credit_rig
+    exc = await posted_mismatch(rig)
+    erp = rig.engine.connectors[System.ERP]
+    assert isinstance(erp, TrytonConnector)
+    # a crash after the credit (the corrected copy never posted) ...
+    await erp.credit_invoice(erp_invoice_id(exc))
+    # ... then the action, while every committed write's answer is lost (create, post)
+    injector = rig.env.injectors[System.ERP]
+    injector.config.drop_after_commit_rate = 1.0
+    result = await rig.service.execute(await rig.service.plan(
+        ActionRequest(ActionKind.CREDIT_REPOST, exc.id, reason="posted with a wrong seat count")))
+    injector.config.drop_after_commit_rate = 0.0
+    assert result.status is ActionStatus.SUCCEEDED and result.verified, result.message
+    assert injector.injected["drop_after_commit"] == 2
+    await assert_credited_once(rig, exc)
+
+
+async def test_credit_repost_after_the_credit_answer_is_lost(credit_rig: Rig) -> None:
+    rig = credit_rig
+    exc = await posted_mismatch(rig)
+    injector = rig.env.injectors[System.ERP]
+    injector.config.drop_after_commit_rate = 1.0  # the credit wizard's, the create's and the post's answers
+    result = await rig.service.execute(await rig.service.plan(
+        ActionRequest(ActionKind.CREDIT_REPOST, exc.id, reason="posted with a wrong seat count")))
+    injector.config.drop_after_commit_rate = 0.0
+    assert result.status is ActionStatus.SUCCEEDED and result.verified, result.message
+    assert injector.injected["drop_after_commit"] == 3
+    await assert_credited_once(rig, exc)
 
 
 # -- the preview -----------------------------------------------------------------------------------

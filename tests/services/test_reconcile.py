@@ -252,6 +252,27 @@ def test_normalisers() -> None:
 
 
 # -- properties ---------------------------------------------------------------------
+def test_credited_invoice_and_its_credit_note_drop_out_the_corrected_copy_is_compared() -> None:
+    """After a credit + repost: the credited invoice is cancelled and the credit note carries no
+    billing invoice id (how the Tryton connector maps them): neither is a duplicate, an orphan
+    or a mismatch; the corrected copy is the one compared."""
+    w = World(2)
+    w.add_invoice("cus_0", "in_open", Decimal("120.00"), status=InvoiceStatus.OPEN, erp_status=InvoiceStatus.POSTED)
+    original = w.e.invoices["ein_open"]
+    original.total = Money(Decimal("150.00"), "EUR")
+    assert w.rules() == [("invoice.amount_mismatch", "cus_0", "in_open")]
+    original.status = InvoiceStatus.CANCELLED
+    w.e.invoices["enote"] = Invoice(ref(E, "account.invoice", "enote"), "cus_0", InvoiceStatus.PAID,
+                                    Money(Decimal("-150.00"), "EUR"), number="INV-9", billing_invoice_id=None)
+    w.e.invoices["ecopy"] = Invoice(ref(E, "account.invoice", "ecopy"), "cus_0", InvoiceStatus.POSTED,
+                                    Money(Decimal("120.00"), "EUR"), number="INV-10", billing_invoice_id="in_open")
+    assert w.rules() == []
+    w.e.invoices["ecopy"].total = Money(Decimal("121.00"), "EUR")  # a wrong copy is a mismatch again
+    assert w.rules() == [("invoice.amount_mismatch", "cus_0", "in_open")]
+    exc = next(x for x in reconcile(w.snapshot(), now=NOW).exceptions)
+    assert [s.ref.id for s in exc.sides if s.system is E and s.ref is not None] == ["ecopy"]
+
+
 names = st.text(alphabet=string.ascii_letters + " &'<>éü", min_size=1, max_size=30)
 
 

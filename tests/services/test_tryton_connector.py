@@ -616,6 +616,94 @@ async def test_user_warning_needs_an_acknowledgement(erp: Erp, conn: TrytonConne
     assert invoices[iid]["state"] == "posted" and erp.invoices_referenced("in_LATE") == [iid]
 
 
+def credit_notes_of(erp: Erp, invoice_id: int) -> list[int]:
+    """Invoices whose lines' origins are ``invoice_id``'s lines (straight from the store)."""
+    lines = erp.store.tables["account.invoice.line"]
+    origins = {f"account.invoice.line,{lid}" for lid in erp.store.tables["account.invoice"][invoice_id]["lines"]}
+    return sorted({ln["invoice"] for ln in lines.values() if ln.get("origin") in origins})
+
+
+CORRECTED = [("pro_monthly", 10, Decimal("49.00"), "Pro (monthly) x 10")]
+
+
+async def test_credit_and_repost_is_idempotent(erp: Erp, conn: TrytonConnector) -> None:
+    invoices = erp.store.tables["account.invoice"]
+    posted = erp.ids["inv_posted"]  # in_B1, 490.00 USD
+    credit, corrected = await conn.credit_and_repost(posted, "in_B1", erp.ids["cus_B"], "USD", TODAY, CORRECTED)
+    assert credit is not None and corrected not in (posted, credit)
+    assert invoices[posted]["state"] == "cancelled"
+    assert (invoices[credit]["state"], invoices[credit].get("reference")) == ("paid", None)
+    assert invoices[corrected]["state"] == "posted" and invoices[corrected]["reference"] == "in_B1"
+    # again: nothing is credited or posted twice
+    assert await conn.credit_and_repost(posted, "in_B1", erp.ids["cus_B"], "USD", TODAY, CORRECTED) == (
+        credit, corrected)
+    assert credit_notes_of(erp, posted) == [credit] and erp.invoices_referenced("in_B1") == [posted, corrected]
+    assert await conn.find_credit_notes(posted) == [(credit, "paid")]
+    # the canonical view: the original is cancelled, the credit note is no billing copy, the copy is
+    original, note, copy = [await conn.get_invoice(i) for i in (posted, credit, corrected)]
+    assert original.status is InvoiceStatus.CANCELLED and original.billing_invoice_id == "in_B1"
+    assert note.status is InvoiceStatus.PAID and note.billing_invoice_id is None
+    assert note.total == Money(Decimal("-490.00"), "USD") and note.customer_id == "cus_B"
+    assert copy.status is InvoiceStatus.POSTED and copy.billing_invoice_id == "in_B1"
+    assert copy.total == Money(Decimal("490.00"), "USD") and copy.invoice_date == TODAY
+
+
+async def test_credit_and_repost_after_lost_answers_and_a_crash_between_the_steps(
+        erp: Erp, conn: TrytonConnector) -> None:
+    await conn.list_ids()
+    posted = erp.ids["inv_posted"]
+    # a crash after the credit: the re-run only posts the copy
+    credit = await conn.credit_invoice(posted, TODAY)
+    assert await conn.credit_invoice(posted, TODAY) == credit  # already credited: nothing again
+    erp.injector.config.drop_after_commit_rate = 1.0  # the answers of the create and the post are lost
+    again, corrected = await conn.credit_and_repost(posted, "in_B1", erp.ids["cus_B"], "USD", TODAY, CORRECTED)
+    assert erp.injector.injected["drop_after_commit"] == 2
+    assert again == credit and credit_notes_of(erp, posted) == [credit]
+    assert erp.invoices_referenced("in_B1") == [posted, corrected]
+    # the credit wizard's answer is lost: the invoice is read again, the credit note found
+    unlinked = erp.ids["inv_unlinked"]  # in_D0, 31.50 EUR
+    lines = [("pro_monthly", 1, Decimal("31.50"), "Pro")]
+    credit2, corrected2 = await conn.credit_and_repost(unlinked, "in_D0", erp.ids["unlinked"], "EUR", TODAY, lines)
+    assert erp.injector.injected["drop_after_commit"] == 5
+    erp.injector.config.drop_after_commit_rate = 0.0
+    assert credit_notes_of(erp, unlinked) == [credit2] and erp.invoices_referenced("in_D0") == [unlinked, corrected2]
+    assert await conn.credit_and_repost(unlinked, "in_D0", erp.ids["unlinked"], "EUR", TODAY, lines) == (
+        credit2, corrected2)
+    assert erp.store.tables["account.invoice"][corrected2]["state"] == "posted"
+    assert len(erp.service.wizard_sessions) == 0, "every wizard session was closed"
+
+
+async def test_credit_is_refused_where_tryton_refuses_it(erp: Erp, conn: TrytonConnector) -> None:
+    invoices = erp.store.tables["account.invoice"]
+    count = len(invoices)
+    for key, state in (("inv_paid", "paid"), ("inv_draft", "draft")):
+        with pytest.raises(RemoteValidationError, match=f"is {state}: Tryton credits with refund only a posted"):
+            await conn.credit_invoice(erp.ids[key])
+    with pytest.raises(RemoteValidationError, match="carries reference 'in_B1', not 'in_A1'"):
+        await conn.credit_and_repost(erp.ids["inv_posted"], "in_A1", erp.ids["cus_A"], "USD", TODAY, CORRECTED)
+    # a credit note made by hand without refund (a draft) already credits it: finish that one
+    active = {"active_model": "account.invoice", "active_id": erp.ids["inv_posted"],
+              "active_ids": [erp.ids["inv_posted"]]}
+    [sid, _, _] = await conn.wizard("account.invoice.credit", "create", operation="t", context=active)
+    await conn.wizard("account.invoice.credit", "execute", sid, {"start": {"with_refund": False}}, "credit",
+                      operation="t", context=active)
+    [draft_note] = credit_notes_of(erp, erp.ids["inv_posted"])
+    assert invoices[draft_note]["state"] == "draft" and len(invoices) == count + 1
+    with pytest.raises(RemoteValidationError, match=f"credit note {draft_note} \\(draft\\) already credits it"):
+        await conn.credit_and_repost(erp.ids["inv_posted"], "in_B1", erp.ids["cus_B"], "USD", TODAY, CORRECTED)
+    assert invoices[erp.ids["inv_posted"]]["state"] == "posted" and len(invoices) == count + 1
+    # even with a (typed) reference, a credit note is never read as a billing invoice's copy
+    await conn.call("account.invoice", "write", [draft_note], {"reference": "in_B1"})
+    note = await conn.get_invoice(draft_note)
+    assert note.total.amount == Decimal("-490.00") and note.billing_invoice_id is None
+    # a duplicate: another live invoice carries the reference
+    await conn.cancel_invoice(draft_note)
+    other = await conn.ensure_invoice_posted("in_B1x", erp.ids["cus_B"], "USD", TODAY, CORRECTED)
+    erp.store.update("account.invoice", other, {"reference": "in_B1"})
+    with pytest.raises(RemoteValidationError, match="carries in_B1 too: resolve the duplicate"):
+        await conn.credit_and_repost(erp.ids["inv_posted"], "in_B1", erp.ids["cus_B"], "USD", TODAY, CORRECTED)
+
+
 async def test_write_party_answers_the_party_as_read_back(erp: Erp, conn: TrytonConnector) -> None:
     party = await conn.write_party(erp.ids["cus_C"], {"name": "Gamma Renamed LLC"})
     assert party.name == "Gamma Renamed LLC" and party.customer_id == "cus_C"
