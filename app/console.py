@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import getpass
 import logging
 import sys
@@ -20,6 +19,7 @@ from types import TracebackType
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.runtime import tune_interpreter, tune_loop
 from app.sources import open_storage
 from services.actions import ActionKind, ActionRequest, ActionService, Operator, Role
 from services.audit import AuditLog
@@ -127,6 +127,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
                 customers: int, seed: int, windows: list[MainWindow], screenshot_dir: Path | None) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception_handler)
+    tune_loop(loop)
     closed = asyncio.Event()
     env: DemoEnvironment | None = None
     engine: Engine | None = None
@@ -239,12 +240,7 @@ async def _replay_after(refresh: asyncio.Task[object], service: ActionService) -
 
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,
                 customers: int = 250, seed: int = 1, screenshot_dir: Path | None = None) -> int:
-    # Worker threads (storage, reconciliation, page parsing) share the GIL with the UI thread: a
-    # short switch interval hands it back to the UI thread sooner (the default 5 ms lets a busy
-    # worker delay every repaint).
-    sys.setswitchinterval(0.001)
-    # fewer young-generation passes while pages of records are parsed (each pass costs GIL time)
-    gc.set_threshold(50_000, 20, 20)
+    tune_interpreter()  # GIL switch interval and collector policy: app/runtime.py says why
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName("SyncDesk")

@@ -100,6 +100,10 @@ class Engine:
         #: held while the rules read ``data`` in a worker thread and while ``data`` is changed
         #: in place, so a reconciliation never sees a dictionary change under it
         self._data_lock = asyncio.Lock()
+        #: one snapshot write at a time: SQLite has a single writer anyway, and two systems
+        #: encoding 100,000 records at once in two threads would only contend for the GIL
+        #: with the UI thread
+        self._write_lock = asyncio.Lock()
         #: predicates hiding open exceptions from :meth:`open_exceptions` (e.g. accepted
         #: differences, registered by the action service); the tracker keeps them open
         self.hide_hooks: list[Callable[[SyncException], bool]] = []
@@ -194,13 +198,15 @@ class Engine:
         at = result.fetched_at
         if result.full is not None:
             data = result.full
-            await asyncio.to_thread(self.storage.replace_system, data, result.cursor, source, at)
+            async with self._write_lock:
+                await asyncio.to_thread(self.storage.replace_system, data, result.cursor, source, at)
             self.data[system] = data
             self.data_version += 1
             return SystemOutcome(system, True, "full", records=data.count(), changes=data.count())
         assert result.delta is not None
         delta = result.delta
-        await asyncio.to_thread(self.storage.apply_delta, system, delta, result.cursor, source, at)
+        async with self._write_lock:
+            await asyncio.to_thread(self.storage.apply_delta, system, delta, result.cursor, source, at)
         async with self._data_lock:
             current = self.data.get(system) or SystemData(system)
             current.apply(delta)

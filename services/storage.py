@@ -40,6 +40,11 @@ from services.sysdata import KIND_TYPES, Delta, Kind, SystemData
 
 log = logging.getLogger(__name__)
 
+#: rows per INSERT batch (see Storage._insert)
+INSERT_BATCH = 500
+#: rows per fetch-and-decode batch when a snapshot is loaded
+LOAD_BATCH = 2_000
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -237,8 +242,7 @@ class Storage:
         rows = [_row(data.system, kind, key, rec) for kind, key, rec in data.items()]
         with self.engine.begin() as conn:
             conn.execute(delete(REC).where(REC.c.system == data.system.value))
-            if rows:
-                conn.execute(insert(REC), rows)
+            self._insert(conn, rows)
             self._save_state(conn, data.system, source, at, cursor, full=True, count=len(rows))
 
     def apply_delta(self, system: System, delta: Delta, cursor: dict[str, Any], source: str,
@@ -255,11 +259,18 @@ class Storage:
                 conn.execute(delete(REC).where(
                     REC.c.system == row["system"], REC.c.kind == row["kind"],
                     REC.c.key == row["key"]))
-            if rows:
-                conn.execute(insert(REC), rows)
+            self._insert(conn, rows)
             count = conn.execute(select(func.count()).select_from(REC).where(
                 REC.c.system == system.value)).scalar_one()
             self._save_state(conn, system, source, at, cursor, full=False, count=int(count))
+
+    @staticmethod
+    def _insert(conn: Any, rows: list[dict[str, Any]]) -> None:
+        """Insert in batches. One ``executemany`` of 200,000 rows is a C loop that lets go of
+        the GIL around every SQLite step and takes it straight back, so the UI thread waiting
+        for it starves for seconds; between batches Python runs and the GIL is handed over."""
+        for start in range(0, len(rows), INSERT_BATCH):
+            conn.execute(insert(REC), rows[start:start + INSERT_BATCH])
 
     def upsert_records(self, data: SystemData) -> None:
         """Insert or replace single records (re-read after an action) without touching the
@@ -311,11 +322,12 @@ class Storage:
             for kind in Kind:
                 result = conn.execute(select(REC.c.key, REC.c.payload).where(
                     REC.c.system == system.value, REC.c.kind == kind.value))
-                pairs = result.all()
-                if not pairs:
-                    continue
-                records = codec.loads_many(KIND_TYPES[kind], [p for _, p in pairs])
-                data.table(kind).update(zip((sys.intern(k) for k, _ in pairs), records, strict=True))
+                table, cls = data.table(kind), KIND_TYPES[kind]
+                # in batches, like _insert: a single fetchall or json.loads of 50,000 rows would
+                # hold the GIL (or win it back at once) for long enough to freeze the UI thread
+                for pairs in result.partitions(LOAD_BATCH):
+                    records = codec.loads_many(cls, [p for _, p in pairs])
+                    table.update(zip((sys.intern(k) for k, _ in pairs), records, strict=True))
         return data
 
 

@@ -617,19 +617,23 @@ class StripeConnector(Connector):
 
         await _run_all([products(), prices(), customers(), subscriptions(), invoices(), events()])
 
-        data = SystemData(System.BILLING)
-        for c in parts.customers:
-            if not c.deleted:
-                data.customers[c.id] = self.map_customer(c)
-        for p in parts.prices:
-            if not p.deleted:
-                data.plans[p.id] = self.map_price(p, parts.products)
-        data.subscriptions = {s.ref.id: s for s in parts.subscriptions}
-        data.invoices = {i.ref.id: i for i in parts.invoices}
-        for ev in parts.events:
-            fact = self.lifecycle_event(ev, data.plans)
-            if fact is not None:
-                data.events[ev.id] = fact
+        def assemble() -> SystemData:
+            data = SystemData(System.BILLING)
+            for c in parts.customers:
+                if not c.deleted:
+                    data.customers[c.id] = self.map_customer(c)
+            for p in parts.prices:
+                if not p.deleted:
+                    data.plans[p.id] = self.map_price(p, parts.products)
+            data.subscriptions = {s.ref.id: s for s in parts.subscriptions}
+            data.invoices = {i.ref.id: i for i in parts.invoices}
+            for ev in parts.events:
+                fact = self.lifecycle_event(ev, data.plans)
+                if fact is not None:
+                    data.events[ev.id] = fact
+            return data
+
+        data = await asyncio.to_thread(assemble)  # 100,000s of records: off the event loop
         if first_events.items:
             newest: StripeEvent = first_events.items[0]
             cursor: dict[str, Any] = {"last_event_id": newest.id, "last_event_created": newest.created}

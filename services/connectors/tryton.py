@@ -739,15 +739,7 @@ class TrytonConnector(Connector):
         return {str(pid): self.map_party(p, identifiers.records, addresses.records, contacts.records)
                 for pid, p in parties.items() if pid not in company_parties and p.active}
 
-    # -- refresh ------------------------------------------------------------------------
-    async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult:
-        before = self.requests_made
-        companies = await self._companies()
-        company_parties = {c.party for c in companies.values()}
-        models = (PARTY, IDENTIFIER, ADDRESS, CONTACT, PRODUCT, INVOICE, SUBSCRIPTION, SUB_LINE, SERVICE)
-        results = await _gather(*(self.search_read_all(m, BASE_DOMAIN.get(m, []), progress=progress)
-                                  for m in models))
-        rows = dict(zip(models, results, strict=True))
+    def _map_all(self, rows: dict[str, _Rows], company_parties: set[int]) -> SystemData:
         data = SystemData(self.system)
         data.customers = self._customers(rows[PARTY].records, rows[IDENTIFIER], rows[ADDRESS], rows[CONTACT],
                                          company_parties)
@@ -760,8 +752,21 @@ class TrytonConnector(Connector):
         for sub in rows[SUBSCRIPTION].records.values():
             data.subscriptions[str(sub.id)] = self.map_subscription(sub, rows[SUB_LINE].records,
                                                                     rows[SERVICE].records)
+        return data
+
+    # -- refresh ------------------------------------------------------------------------
+    async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult:
+        before = self.requests_made
+        companies = await self._companies()
+        company_parties = {c.party for c in companies.values()}
+        models = (PARTY, IDENTIFIER, ADDRESS, CONTACT, PRODUCT, INVOICE, SUBSCRIPTION, SUB_LINE, SERVICE)
+        results = await _gather(*(self.search_read_all(m, BASE_DOMAIN.get(m, []), progress=progress)
+                                  for m in models))
+        rows = dict(zip(models, results, strict=True))
+        # mapping every record is CPU work: off the event loop (it also draws the UI)
+        data = await asyncio.to_thread(self._map_all, rows, company_parties)
         marks = {m: aware(r.newest) for m, r in rows.items() if m in TRACKED and r.newest is not None}
-        recent = {m: _recent({}, rows[m], marks[m]) for m in marks}
+        recent = await asyncio.to_thread(lambda: {m: _recent({}, rows[m], marks[m]) for m in marks})
         cursor = {"version": CURSOR_VERSION, "watermarks": {m: v.isoformat() for m, v in sorted(marks.items())},
                   "recent": recent, "company_parties": sorted(company_parties)}
         progress(Progress(self.system, "mapped", data.count(), data.count()))

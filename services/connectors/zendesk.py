@@ -23,6 +23,7 @@ Authentication is HTTP Basic ``{email}/token:{api_token}``, held by the httpx cl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -60,6 +61,8 @@ log = logging.getLogger(__name__)
 
 API = "/api/v2"
 PAGE_SIZE = 100  # cursor pagination maximum
+#: answers larger than this are decoded in a worker thread (the event loop also draws the UI)
+LARGE_BODY = 64_000
 SEARCH_PER_PAGE = 100
 #: the search API returns at most this many results for one query (Zendesk's limit)
 SEARCH_RESULT_CAP = 1000
@@ -255,6 +258,8 @@ class ZendeskConnector(Connector):
     # -- low level ----------------------------------------------------------------------
     async def _get(self, url: str, operation: str, params: dict[str, Any] | None = None) -> Any:
         response = await self.client.request("GET", url, operation=operation, params=params)
+        if len(response.content) > LARGE_BODY:  # an export page: decoded off the event loop (it draws the UI)
+            return await asyncio.to_thread(ResilientClient.json_body, response, self.system, operation)
         return ResilientClient.json_body(response, self.system, operation)
 
     def _envelope(self, model: type[Any], body: Any, operation: str) -> Any:
@@ -432,13 +437,8 @@ class ZendeskConnector(Connector):
         done = 0
         while True:
             page = self._envelope(ExportPage, await self._get(url, operation, params), operation)
-            solved: dict[int, datetime] = {}
-            for raw in page.metric_sets or ():
-                metric = self.parse(ZdMetricSet, raw, "ticket metric set")
-                if metric.solved_at is not None:
-                    solved[metric.ticket_id] = metric.solved_at
-            for raw in page.tickets:
-                self._add_ticket(data, deletions, raw, customer_of, known, solved)
+            # mapping a page (up to 1,000 tickets) is CPU work: off the event loop
+            await asyncio.to_thread(self._add_export_page, page, data, deletions, customer_of, known)
             done += len(page.tickets)
             progress(Progress(self.system, "tickets", done))
             previous, last_cursor = last_cursor, page.after_cursor or last_cursor
@@ -450,13 +450,27 @@ class ZendeskConnector(Connector):
                 raise ProtocolError(self.system, operation, "the export does not advance (same cursor, no tickets)")
             url, params = self._follow(page.after_url, operation), None
 
+    def _add_export_page(self, page: Any, data: SystemData, deletions: set[str], customer_of: dict[int, str | None],
+                         known: SystemData | None) -> None:
+        solved: dict[int, datetime] = {}
+        for raw in page.metric_sets or ():
+            metric = self.parse(ZdMetricSet, raw, "ticket metric set")
+            if metric.solved_at is not None:
+                solved[metric.ticket_id] = metric.solved_at
+        for raw in page.tickets:
+            self._add_ticket(data, deletions, raw, customer_of, known, solved)
+
+    def _add_organizations(self, data: SystemData, facts: _OrgFacts, raws: list[Any]) -> None:
+        for raw in raws:
+            self._add_organization(data, facts, raw)
+
     # -- the Connector contract ---------------------------------------------------------
     async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult:
         started, before = self.clock(), self.requests_made
         data = SystemData(self.system)
         facts = _OrgFacts({})
-        for raw in await self._list_organizations(progress):
-            self._add_organization(data, facts, raw)
+        raws = await self._list_organizations(progress)
+        await asyncio.to_thread(self._add_organizations, data, facts, raws)  # CPU work: off the event loop
         after = await self._export_tickets(data, set(), facts.customer_ids, None, progress, None)
         cursor = {"tickets_after_cursor": after,
                   "orgs_updated_since": zendesk_iso(facts.max_updated or started)}

@@ -36,6 +36,7 @@ import qasync  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from app.runtime import tune_loop  # noqa: E402
 from services.config import load_profile  # noqa: E402
 from services.domain import System  # noqa: E402
 from services.engine import Engine, RefreshMode  # noqa: E402
@@ -66,10 +67,9 @@ class Heartbeat:
 
 
 def _app() -> QApplication:
-    sys.setswitchinterval(0.001)  # as the console does (app/console.py)
-    import gc
+    from app.runtime import tune_interpreter
 
-    gc.set_threshold(50_000, 20, 20)
+    tune_interpreter()  # as the console does (app/console.py)
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
     app.setQuitOnLastWindowClosed(False)
@@ -86,6 +86,7 @@ def cmd_stall(args: argparse.Namespace) -> None:
     app = _app()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    tune_loop(loop)
 
     async def run() -> None:
         profile = load_profile(server.config, "demo")
@@ -208,6 +209,7 @@ def launch_child(db: str, cfg: str) -> None:
     app = _app()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    tune_loop(loop)
 
     async def run() -> None:
         profile = load_profile(Path(cfg), "demo")

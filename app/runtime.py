@@ -1,0 +1,38 @@
+"""Interpreter and event-loop settings that keep the UI thread responsive.
+
+The UI thread shares the GIL with the worker threads (page parsing, snapshot encoding and
+decoding, reconciliation). Two things decide how long it can be kept waiting:
+
+- the switch interval: a busy worker is asked to hand the GIL over after this long (CPython's
+  default is 5 ms, which lets every worker delay every repaint);
+- the cyclic garbage collector, which holds the GIL for the whole of a pass over the
+  generations it collects. A refresh of 10,000 customers creates about a million container
+  objects that all survive, so CPython's default policy repeatedly walks them: passes of
+  0.4 s (middle generation) to seconds (full). Here the young generation is collected every
+  10,000 allocations (a few ms), the middle one every second young pass (tens of ms), and the
+  full pass is left out: long-lived data is frozen out of the collector's sight instead, each
+  time the console publishes a snapshot (``gc.freeze()`` in ``views.adapters``), and cyclic
+  garbage is nearly always young, so the young passes collect it.
+- the size of the thread pool behind ``asyncio.to_thread``: CPU-bound jobs beyond a couple only
+  add contenders for the GIL (the machine has at least one core for them anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+SWITCH_INTERVAL_S = 0.001
+GC_THRESHOLDS = (10_000, 2, 1_000_000_000)
+WORKER_THREADS = 4
+
+
+def tune_interpreter() -> None:
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def tune_loop(loop: asyncio.AbstractEventLoop) -> None:
+    loop.set_default_executor(ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="syncdesk-worker"))
