@@ -1511,7 +1511,7 @@ class _PlanBuilder:
         self.ok("posted", f"ERP invoice {number} is posted: it is credited with refund (a credit note cancels it), "
                           "then a corrected copy is posted")
         iid = self.exc.object_id
-        live = [i.ref.id for i in self.idx.erp_invoices_by_ref.get(iid) or []]
+        live = [i.ref.id for i in self.idx.erp_invoices(iid)]
         if live != [erp_inv.ref.id]:
             raise _Refuse("target", f"{len(live)} live ERP invoices carry {iid}: refresh, or resolve the duplicate "
                                     "first")
