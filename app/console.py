@@ -15,6 +15,7 @@ import sys
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -25,7 +26,6 @@ from services.actions import ActionKind, ActionRequest, ActionService, Operator,
 from services.audit import AuditLog
 from services.config import ConfigError, Profile, load_profile, load_profiles
 from services.connectors.base import utc_now
-from services.demo.environment import DemoEnvironment, DemoOptions
 from services.engine import Engine, RefreshMode
 from services.home import audit_path, config_path
 from services.redaction import register_secret
@@ -33,6 +33,9 @@ from services.storage import Storage, StorageError
 from views.action_adapter import ActionAdapter
 from views.adapters import EngineAdapter, HealthAdapter
 from views.main_window import MainWindow
+
+if TYPE_CHECKING:  # the demo environment (Starlette, uvicorn, the generator) loads only with --demo
+    from services.demo.environment import DemoEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,8 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         clock = utc_now
         if profile is None:
             window.set_source("Built-in demo environment (starting…)")
+            from services.demo.environment import DemoEnvironment, DemoOptions
+
             env = await asyncio.to_thread(lambda: DemoEnvironment(DemoOptions(customers=customers, seed=seed)).start())
             profile = env.profile()
             clock = env.now

@@ -18,11 +18,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from app.sources import open_storage
 from services.config import ConfigError, Profile, load_profile
-from services.demo.environment import DemoEnvironment, DemoOptions
 from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode, RefreshReport
 from services.errors import AuthenticationError
@@ -30,6 +29,9 @@ from services.home import config_path
 from services.redaction import register_secret
 from services.storage import StorageError
 from services.sysdata import Progress
+
+if TYPE_CHECKING:  # the demo environment (Starlette, uvicorn, the generator) loads only with --demo
+    from services.demo.environment import DemoEnvironment
 
 
 class CommandError(Exception):
@@ -60,6 +62,8 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
     if args.demo:
         if args.profile or args.config:
             raise CommandError("--demo cannot be combined with --config/--profile")
+        from services.demo.environment import DemoEnvironment, DemoOptions
+
         demo = await asyncio.to_thread(
             lambda: DemoEnvironment(DemoOptions(customers=args.customers, seed=args.seed)).start())
         profile = demo.profile("demo")

@@ -90,7 +90,7 @@ def _converters(tp: Any, name: str = "") -> tuple[Conv, Conv]:
     if tp is date:
         return (lambda v: v.isoformat()), date.fromisoformat
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return (lambda v: v.value), tp
+        return (lambda v: v.value), _enum_decoder(tp)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return encoder(tp), decoder(tp)
     raise TypeError(f"codec: unsupported type {tp!r}")
@@ -99,6 +99,20 @@ def _converters(tp: Any, name: str = "") -> tuple[Conv, Conv]:
 def _plan(cls: type) -> list[tuple[str, Conv, Conv]]:
     hints = typing.get_type_hints(cls)
     return [(f.name, *_converters(hints[f.name], f.name)) for f in dataclasses.fields(cls)]
+
+
+def _enum_decoder(tp: type[enum.Enum]) -> Conv:
+    """A dictionary look-up by value (``Enum.__call__`` is Python code, ten times slower); an
+    unknown value still raises the enum's own ValueError."""
+    members = tp._value2member_map_
+
+    def decode(value: Any) -> Any:
+        try:
+            return members[value]
+        except (KeyError, TypeError):
+            return tp(value)
+
+    return decode
 
 
 def _intern(value: Any) -> Any:
@@ -132,7 +146,10 @@ def decoder(cls: type) -> Conv:
             _DEC[cls] = _shared(decode)
         else:
             _DEC[cls] = decode
-    return lambda row: _DEC[cls](row)
+    built = _DEC[cls]
+    if built is _identity:  # still being built (a recursive type): look it up when called
+        return lambda row: _DEC[cls](row)
+    return built
 
 
 def _shared(decode: Conv) -> Conv:
@@ -181,12 +198,16 @@ _GC_PAUSE = _GcPause()
 
 
 @contextmanager
-def gc_paused() -> Iterator[None]:
-    """Keep the cyclic collector off during a bulk decode (nested and multi-thread safe)."""
+def gc_paused(freeze: bool = False) -> Iterator[None]:
+    """Keep the cyclic collector off during a bulk decode (nested and multi-thread safe).
+    ``freeze``: afterwards, move every tracked object to the permanent generation (for
+    long-lived results: the collector never walks them again; refcounting still frees them)."""
     _GC_PAUSE.enter()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         _GC_PAUSE.leave()
 
 

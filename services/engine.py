@@ -30,9 +30,12 @@ from services.exceptions import ExceptionTracker, TrackResult
 from services.http import HttpPolicy
 from services.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
 from services.storage import Storage
-from services.sysdata import Delta, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
 
 log = logging.getLogger(__name__)
+
+#: what a customer list needs (services.overview): customers, plans, subscriptions, tiers
+OVERVIEW_KINDS = (Kind.CUSTOMER, Kind.PLAN, Kind.SUBSCRIPTION, Kind.ENTITLEMENT)
 
 CONNECTOR_CLASSES: dict[str, str] = {
     "stripe": "services.connectors.stripe:StripeConnector",
@@ -121,18 +124,43 @@ class Engine:
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()), return_exceptions=True)
 
     # -- snapshot -----------------------------------------------------------------------
-    async def load(self) -> None:
-        """Read every system's snapshot from storage (worker thread)."""
+    async def load(self, overview: Snapshot | None = None) -> None:
+        """Read every system's snapshot from storage (worker thread). ``overview``: what
+        :meth:`load_overview` read already; only the other kinds are read and added to it."""
+        def read() -> dict[System, SystemData]:
+            loaded: dict[System, SystemData] = {}
+            for system in System:
+                state = self.storage.state(system)
+                if state is None or state.refreshed_at is None:
+                    continue
+                base = overview.systems.get(system) if overview is not None else None
+                if base is None:
+                    loaded[system] = self.storage.load_system(system)
+                    continue
+                rest = self.storage.load_system(system, [k for k in Kind if k not in OVERVIEW_KINDS])
+                for kind in Kind:
+                    if kind not in OVERVIEW_KINDS:
+                        base.table(kind).update(rest.table(kind))
+                loaded[system] = base
+            return loaded
+
+        self.data = await asyncio.to_thread(read)
+        self.data_version += 1
+
+    async def load_overview(self) -> Snapshot:
+        """The part of the stored snapshot a customer list needs (:data:`OVERVIEW_KINDS`: a
+        third of the records), read in a worker thread, for a console that opens before the
+        whole snapshot is in. Not installed as the engine's data: rules, timelines and actions
+        need everything (:meth:`load`)."""
         def read() -> dict[System, SystemData]:
             loaded: dict[System, SystemData] = {}
             for system in System:
                 state = self.storage.state(system)
                 if state is not None and state.refreshed_at is not None:
-                    loaded[system] = self.storage.load_system(system)
+                    loaded[system] = self.storage.load_system(system, OVERVIEW_KINDS)
             return loaded
 
-        self.data = await asyncio.to_thread(read)
-        self.data_version += 1
+        return Snapshot(await asyncio.to_thread(read))
 
     def snapshot(self) -> Snapshot:
         return Snapshot(dict(self.data))

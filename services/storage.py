@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
+import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Table, delete, event, func, insert, select
+from sqlalchemy import Engine, Table, delete, event, func, insert, inspect, select, text
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from services import codec
@@ -44,6 +40,9 @@ log = logging.getLogger(__name__)
 INSERT_BATCH = 500
 #: rows per fetch-and-decode batch when a snapshot is loaded
 LOAD_BATCH = 2_000
+
+#: the newest migration (services/migrations/versions); an equal stored revision needs no Alembic
+SCHEMA_HEAD = "0002"
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -167,7 +166,9 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
-def _alembic_config(connection: Any) -> Config:
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
@@ -203,7 +204,22 @@ class Storage:
         self.engine.dispose()
 
     # -- schema -----------------------------------------------------------------------
+    def _stored_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
     def _migrate(self) -> None:
+        # The common case, an up-to-date database, is told apart without Alembic (importing it
+        # is a tenth of the console's start-up); tests/services/test_storage_schema.py keeps
+        # SCHEMA_HEAD equal to the migrations' head.
+        if self._stored_revision() == SCHEMA_HEAD:
+            return
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
         script = ScriptDirectory(str(MIGRATIONS))
         head = script.get_current_head()
         with self.engine.connect() as conn:
@@ -228,7 +244,14 @@ class Storage:
         if self.engine.url.get_backend_name() == "sqlite" and db and db != ":memory:":
             target = Path(f"{db}.bak-{revision}")
             self.engine.dispose()
-            shutil.copy2(db, target)
+            # SQLite's online backup, not a file copy: in WAL mode the newest commits may still
+            # be in the -wal file, which a copy of the main file would silently leave out
+            source, copy = sqlite3.connect(db), sqlite3.connect(target)
+            try:
+                source.backup(copy)
+            finally:
+                copy.close()
+                source.close()
             log.info("backed up the database to %s before migrating", target)
 
     # -- snapshot ---------------------------------------------------------------------
@@ -316,10 +339,13 @@ class Storage:
                              json.loads(row.cursor or "{}"), row.record_count, row.last_error,
                              _aware(row.last_error_at))
 
-    def load_system(self, system: System) -> SystemData:
+    def load_system(self, system: System, kinds: Iterable[Kind] = tuple(Kind)) -> SystemData:
+        """The system's stored records (only ``kinds``, when given). The decoded records are
+        long-lived: they are frozen out of the cyclic collector's sight (``gc.freeze``), or the
+        first young-generation pass after the load would walk every one of them."""
         data = SystemData(system)
-        with self.engine.connect() as conn, codec.gc_paused():
-            for kind in Kind:
+        with self.engine.connect() as conn, codec.gc_paused(freeze=True):
+            for kind in kinds:
                 result = conn.execute(select(REC.c.key, REC.c.payload).where(
                     REC.c.system == system.value, REC.c.kind == kind.value))
                 table, cls = data.table(kind), KIND_TYPES[kind]

@@ -23,6 +23,7 @@ from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode, RefreshReport
 from services.health import HealthMonitor, HealthResult
 from services.overview import CustomerRow, build_customer_rows
+from services.reconcile import Snapshot
 from services.sysdata import Progress
 from services.timeline import Timeline, TimelineIndex
 
@@ -76,11 +77,17 @@ class ConsoleState:
     rows: list[CustomerRow]
     exceptions: list[SyncException]
     now: datetime
-    timelines: TimelineIndex
+    #: None while the console is still opening (only the customer list is in: see ``complete``)
+    timelines: TimelineIndex | None
     ages: dict[System, datetime | None] = field(default_factory=dict)  # when each system was refreshed
     errors: dict[System, str] = field(default_factory=dict)  # last refresh error per system
+    #: False for the first state of a launch: customers and stored exceptions, while invoices,
+    #: tickets and events are still being read (no timelines, no actions yet)
+    complete: bool = True
 
-    def timeline(self, customer_id: str) -> Timeline:
+    def timeline(self, customer_id: str) -> Timeline | None:
+        if self.timelines is None:
+            return None
         return self.timelines.build(customer_id, exceptions=self.exceptions, now=self.now)
 
     def exceptions_of(self, customer_id: str) -> list[SyncException]:
@@ -149,19 +156,26 @@ class EngineAdapter(QObject):
 
     # -- load -----------------------------------------------------------------------------
     async def load(self) -> ConsoleState:
-        """Open from the local snapshot (worker threads), no network."""
+        """Open from the local snapshot (worker threads), no network, in two steps: first the
+        customer list and the stored exceptions (a third of the records: the window is usable
+        at once), then the rest (timelines, rules and actions need everything)."""
         self.loading.emit("Opening the local snapshot…")
-        await self.engine.load()
+        overview = await self.engine.load_overview()
+        if overview.systems:
+            await self._publish_snapshot(overview, complete=False)
+        await self.engine.load(overview)
         # the stored exceptions are the last reconciliation's result; the background refresh
         # that follows reconciles again, so opening does not pay for it
         return await self._publish(reconcile=False)
 
     async def _publish(self, reconcile: bool) -> ConsoleState:
-        engine = self.engine
         if reconcile:
-            await engine.reconcile()
+            await self.engine.reconcile()
+        return await self._publish_snapshot(self.engine.snapshot(), complete=True)
+
+    async def _publish_snapshot(self, snapshot: Snapshot, complete: bool) -> ConsoleState:
+        engine = self.engine
         exceptions = await engine.open_exceptions()
-        snapshot = engine.snapshot()
         now = engine.clock()
 
         def build() -> ConsoleState:
@@ -173,7 +187,7 @@ class EngineAdapter(QObject):
                 if st and st.last_error:
                     errors[system] = st.last_error
             return ConsoleState(build_customer_rows(snapshot, exceptions), exceptions, now,
-                                TimelineIndex(snapshot), ages, errors)
+                                TimelineIndex(snapshot) if complete else None, ages, errors, complete)
 
         state = await asyncio.to_thread(build)
         self.state = state

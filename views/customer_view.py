@@ -490,6 +490,7 @@ class CustomerPage(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._timeline: Timeline | None = None
+        self._loading_id: str | None = None  # shown while the console is still opening
         self._exceptions: list[SyncException] = []
         self.fix_policy: FixPolicy | None = None
 
@@ -640,6 +641,7 @@ class CustomerPage(QWidget):
         """Show one customer; ``exceptions`` may be all exceptions (only this customer's open
         ones are listed) and ``row`` adds the commercial state when the customer is listed."""
         self._timeline = timeline
+        self._loading_id = None
         cid = timeline.customer_id
         ids = set(timeline.exception_ids)
         self._exceptions = sorted((x for x in exceptions if x.is_open and (x.customer_id == cid or x.id in ids)),
@@ -687,8 +689,20 @@ class CustomerPage(QWidget):
         if current.isValid():
             self.timeline_view.scrollTo(current)
 
+    def show_loading(self, customer_id: str) -> None:
+        """The console is still reading the snapshot: say so; the customer follows."""
+        self._timeline = None
+        self._loading_id = customer_id
+        self._exceptions = []
+        self.timeline_model.set_timeline(None)
+        self._set_cards([])
+        self.empty.set_message("Loading…", f"Reading the history of {customer_id} from the local snapshot.")
+        self.stack.setCurrentWidget(self.empty)
+
     def customer_id(self) -> str | None:
-        return self._timeline.customer_id if self._timeline is not None else None
+        if self._timeline is not None:
+            return self._timeline.customer_id
+        return self._loading_id
 
     def exceptions(self) -> list[SyncException]:
         return list(self._exceptions)

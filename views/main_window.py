@@ -361,13 +361,22 @@ class MainWindow(QMainWindow):
             return None
         return next((e for e in self.state.exceptions if e.id == exc_id), None)
 
+    def _still_opening(self) -> bool:
+        if self.state is not None and not self.state.complete:
+            self.statusBar().showMessage("The local snapshot is still being read: fixes are available in a "
+                                         "moment.", 8_000)
+            return True
+        return False
+
     def request_fix(self, exc_id: str, kind: str) -> None:
         exc = self._exception(exc_id)
-        if exc is not None and self.launcher is not None:
+        if exc is None or self._still_opening():
+            return
+        if self.launcher is not None:
             self.launcher.open_fix(exc, kind)
 
     def bulk_fix(self, kind: ActionKind) -> None:
-        if self.launcher is None or self.state is None:
+        if self.launcher is None or self.state is None or self._still_opening():
             return
         shown = set(self.exceptions_page.model.visible_ids())
         self.launcher.open_bulk([e for e in self.state.exceptions if e.id in shown], kind)
@@ -390,8 +399,11 @@ class MainWindow(QMainWindow):
         if self.state is None:
             return
         row = next((r for r in self.state.rows if r.customer_id == customer_id), None)
-        self.customer_page.show_customer(self.state.timeline(customer_id), self.state.exceptions_of(customer_id),
-                                         row)
+        timeline = self.state.timeline(customer_id)
+        if timeline is None:  # still opening: the customer is shown when the history is in
+            self.customer_page.show_loading(customer_id)
+        else:
+            self.customer_page.show_customer(timeline, self.state.exceptions_of(customer_id), row)
         self.nav.setCurrentRow(0)
         self.customers_stack.setCurrentWidget(self.customer_page)
 

@@ -11,7 +11,9 @@
 - filter: time from a search text to the customer table showing the result, at 100,000 rows.
   Target ≤ 100 ms.
 - launch: a fresh process opens the console from a stored N-customer snapshot: time from
-  process start (the kernel's start time) to the window showing every customer. Target ≤ 2 s.
+  process start (the kernel's start time) to the window showing every customer and the stored
+  exceptions, painted and taking input (the rest of the snapshot, for timelines and actions,
+  is still being read in a worker thread; that time is printed too). Target ≤ 2 s.
 """
 
 from __future__ import annotations
@@ -220,11 +222,22 @@ def launch_child(db: str, cfg: str) -> None:
         _wire(window, adapter)
         window.show()
         shown = _process_age()
+        first: list[float] = []
+
+        def on_state(state: object) -> None:  # runs after the window's own slot has shown the state
+            if not first:
+                QApplication.processEvents()  # painted
+                first.append(_process_age())
+                first.append(window.customers_page.model.rowCount())
+                first.append(window.exceptions_page.model.total_count())
+
+        adapter.state_changed.connect(on_state)
         await adapter.load()
         QApplication.processEvents()
-        rows = window.customers_page.model.rowCount()
-        print(f"interactive {_process_age():.2f} s after process start (window shown at {shown:.2f} s; "
-              f"{rows:,} customers, {window.exceptions_page.model.total_count():,} exceptions)")
+        complete = _process_age()
+        print(f"interactive {first[0]:.2f} s after process start (window shown at {shown:.2f} s; "
+              f"{first[1]:,} customers, {first[2]:,} exceptions listed; whole snapshot with timelines "
+              f"in at {complete:.2f} s)")
         await adapter.aclose()
         await engine.aclose()
         storage.close()

@@ -142,3 +142,50 @@ def test_search_open_customer_and_hostile_names_as_plain_text(
         assert (tmp_path / "customer.png").stat().st_size > 10_000
 
     run_qasync(qloop, console(tmp_path, scenario))
+
+
+def test_reopening_shows_customers_first_then_the_whole_snapshot(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path) -> None:
+    """A launch publishes the customer list and the stored exceptions before the rest of the
+    snapshot is read: meanwhile a customer shows "Loading…" and fixes are held back, never run
+    on half a snapshot; then the same customer is shown with its timeline."""
+    async def scenario(window: MainWindow, adapter: EngineAdapter, env: DemoEnvironment) -> None:
+        await adapter.start_refresh(RefreshMode.FULL)
+        assert window.state is not None
+        rows, exceptions = len(window.state.rows), len(window.state.exceptions)
+        target = next(e for e in window.state.exceptions if e.customer_id and e.fix_actions)
+        storage = Storage.open_path(tmp_path / "snap.db")  # a second console on the same snapshot
+        engine = Engine.from_profile(env.profile(), storage, policies=FAST, clock=env.now)
+        second = MainWindow()
+        reopened = EngineAdapter(engine, second)
+        _wire(second, reopened)
+        second.show()
+        seen: list[tuple[bool, int, int, str, str]] = []
+
+        def on_state(state: Any) -> None:  # after the window's own slot
+            if not seen:  # the first state: the customer list only
+                assert target.customer_id is not None
+                second.open_customer(target.customer_id)
+                second.request_fix(target.id, target.fix_actions[0])
+            seen.append((state.complete, len(state.rows), len(state.exceptions),
+                         second.customer_page.empty.title_label.text() if not state.complete else "",
+                         second.statusBar().currentMessage()))
+
+        reopened.state_changed.connect(on_state)
+        try:
+            await reopened.load()
+            assert [s[:3] for s in seen] == [(False, rows, exceptions), (True, rows, exceptions)]
+            assert seen[0][3] == "Loading…"
+            assert "still being read" in seen[0][4]
+            assert engine.data and all(d.invoices or d.cases or d.events for d in engine.data.values())
+            # the customer opened while loading is shown now, with its history
+            assert second.customer_page.customer_id() == target.customer_id
+            assert second.customer_page.timeline_model.rowCount() > 0
+        finally:
+            await reopened.aclose()
+            await engine.aclose()
+            storage.close()
+            second.close()
+            second.deleteLater()
+
+    run_qasync(qloop, console(tmp_path, scenario))

@@ -93,3 +93,13 @@ def test_gc_pause_keeps_a_disabled_collector_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_unknown_enum_value_is_an_error() -> None:
+    row = json.loads(codec.dumps(invoice("in_1", "cus_1", "1.00")))
+    row[2] = "bogus"
+    with pytest.raises(ValueError, match="bogus"):
+        codec.loads(Invoice, json.dumps(row))
+    row[2] = ["not", "hashable"]
+    with pytest.raises(ValueError):
+        codec.loads(Invoice, json.dumps(row))
