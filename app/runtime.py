@@ -13,8 +13,9 @@ decoding, reconciliation). Two things decide how long it can be kept waiting:
   full pass is left out: long-lived data is frozen out of the collector's sight instead, each
   time the console publishes a snapshot (``gc.freeze()`` in ``views.adapters``), and cyclic
   garbage is nearly always young, so the young passes collect it.
-- the size of the thread pool behind ``asyncio.to_thread``: CPU-bound jobs beyond a couple only
-  add contenders for the GIL (the machine has at least one core for them anyway).
+- how many threads run Python code at once: CPU-bound work (parsing, encoding, the rules) runs
+  on the single thread of ``services.compute.run_cpu``; the pool behind ``asyncio.to_thread``
+  is for blocking I/O (small SQLite reads and writes), bounded here.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.compute import run_cpu
 from services.config import Profile, SystemConnection
 from services.connectors.base import Clock, Connector, utc_now
 from services.domain import SyncException, System
@@ -144,7 +145,7 @@ class Engine:
                 loaded[system] = base
             return loaded
 
-        self.data = await asyncio.to_thread(read)
+        self.data = await run_cpu(read)
         self.data_version += 1
 
     async def load_overview(self) -> Snapshot:
@@ -160,7 +161,7 @@ class Engine:
                     loaded[system] = self.storage.load_system(system, OVERVIEW_KINDS)
             return loaded
 
-        return Snapshot(await asyncio.to_thread(read))
+        return Snapshot(await run_cpu(read))
 
     def snapshot(self) -> Snapshot:
         return Snapshot(dict(self.data))
@@ -227,14 +228,14 @@ class Engine:
         if result.full is not None:
             data = result.full
             async with self._write_lock:
-                await asyncio.to_thread(self.storage.replace_system, data, result.cursor, source, at)
+                await run_cpu(self.storage.replace_system, data, result.cursor, source, at)
             self.data[system] = data
             self.data_version += 1
             return SystemOutcome(system, True, "full", records=data.count(), changes=data.count())
         assert result.delta is not None
         delta = result.delta
         async with self._write_lock:
-            await asyncio.to_thread(self.storage.apply_delta, system, delta, result.cursor, source, at)
+            await run_cpu(self.storage.apply_delta, system, delta, result.cursor, source, at)
         async with self._data_lock:
             current = self.data.get(system) or SystemData(system)
             current.apply(delta)
@@ -252,7 +253,7 @@ class Engine:
             return result, self.tracker.update(result)
 
         async with self._data_lock:
-            result, tracked = await asyncio.to_thread(run)
+            result, tracked = await run_cpu(run)
         self.last_result = result
         return result, tracked
 
@@ -261,7 +262,7 @@ class Engine:
         history: for checks such as an action's verification."""
         snapshot = self.snapshot()
         async with self._data_lock:
-            return await asyncio.to_thread(reconcile, snapshot, self.config, now or self.clock())
+            return await run_cpu(reconcile, snapshot, self.config, now or self.clock())
 
     async def close_exceptions(self, exc_ids: list[str]) -> list[str]:
         """Close exceptions verified gone (by an action) without a full reconciliation."""

@@ -125,3 +125,23 @@ ProgressCallback = Callable[[Progress], None]
 
 def no_progress(_: Progress) -> None:
     return None
+
+
+#: items freed per step by :func:`release`
+RELEASE_BATCH = 2_000
+
+
+def release(*containers: list[Any] | dict[Any, Any]) -> None:
+    """Empty large containers a batch at a time. Call it in a worker thread on containers
+    nobody else uses (e.g. the parsed pages of a refresh, once mapped). Dropping the last
+    reference to a list of 100,000 parsed records frees them all in one C-level cascade that
+    holds the GIL throughout (tens of ms of a frozen UI when it happens on the event loop);
+    between batches the interpreter can hand the GIL over."""
+    for container in containers:
+        if isinstance(container, list):
+            while container:
+                del container[-RELEASE_BATCH:]
+        else:
+            while container:
+                for _ in range(min(RELEASE_BATCH, len(container))):
+                    container.popitem()

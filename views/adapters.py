@@ -18,6 +18,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from services.compute import run_cpu
 from services.config import Profile
 from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode, RefreshReport
@@ -189,7 +190,7 @@ class EngineAdapter(QObject):
             return ConsoleState(build_customer_rows(snapshot, exceptions), exceptions, now,
                                 TimelineIndex(snapshot) if complete else None, ages, errors, complete)
 
-        state = await asyncio.to_thread(build)
+        state = await run_cpu(build)
         self.state = state
         # The snapshot is hundreds of thousands of long-lived objects: keep the cyclic collector
         # from walking them again and again (a full pass holds the GIL, so the UI would stall).

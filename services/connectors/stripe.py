@@ -36,6 +36,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 
+from services.compute import run_cpu
 from services.config import SystemConnection
 from services.connectors.base import Clock, Connector, from_unix, utc_now
 from services.domain import (
@@ -55,7 +56,7 @@ from services.domain import (
 )
 from services.errors import ConnectorError, NotFoundError
 from services.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
-from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress, release
 
 log = logging.getLogger(__name__)
 
@@ -449,7 +450,7 @@ class StripeConnector(Connector):
             query["ending_before"] = ending_before
         operation = f"list {phase}"
         response = await self.client.request("GET", path, operation=operation, params=query)
-        return await asyncio.to_thread(self._page, response, operation, parse)
+        return await run_cpu(self._page, response, operation, parse)
 
     # -- object parsing (validate + map) -------------------------------------------------
 
@@ -631,9 +632,10 @@ class StripeConnector(Connector):
                 fact = self.lifecycle_event(ev, data.plans)
                 if fact is not None:
                     data.events[ev.id] = fact
+            release(parts.customers, parts.events, parts.subscriptions, parts.invoices)  # here, not on the loop
             return data
 
-        data = await asyncio.to_thread(assemble)  # 100,000s of records: off the event loop
+        data = await run_cpu(assemble)  # 100,000s of records: off the event loop
         if first_events.items:
             newest: StripeEvent = first_events.items[0]
             cursor: dict[str, Any] = {"last_event_id": newest.id, "last_event_created": newest.created}

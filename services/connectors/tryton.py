@@ -78,6 +78,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
+from services.compute import run_cpu
 from services.config import ConfigError, SystemConnection
 from services.connectors.base import Clock, Connector, utc_now
 from services.demo import tryton_rpc
@@ -111,6 +112,7 @@ from services.sysdata import (
     RefreshResult,
     SystemData,
     no_progress,
+    release,
 )
 
 log = logging.getLogger(__name__)
@@ -505,7 +507,7 @@ class TrytonConnector(Connector):
         try:
             content = response.content
             # large answers (pages of 500 records) are decoded off the event loop: it also draws the UI
-            body = (await asyncio.to_thread(tryton_rpc.loads, content) if len(content) > 64_000
+            body = (await run_cpu(tryton_rpc.loads, content) if len(content) > 64_000
                     else tryton_rpc.loads(content))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(self.system, operation, f"answer is not Tryton JSON ({type(exc).__name__}): "
@@ -652,7 +654,7 @@ class TrytonConnector(Connector):
             page_domain = [*domain, ["id", ">", last]] if last else list(domain)
             raw = await self.call(model, "search_read", page_domain, 0, PAGE_SIZE, ORDER_BY_ID, fields,
                                   operation=operation, safe=True)
-            page = await asyncio.to_thread(self._rows, model, raw, operation, schema)  # validation: CPU work
+            page = await run_cpu(self._rows, model, raw, operation, schema)  # validation: CPU work
             ids = list(page.records)
             if ids and (min(ids) <= last or len(ids) != len(raw)):
                 raise ProtocolError(self.system, operation, f"{model}: page ids are not ascending after {last}")
@@ -763,10 +765,17 @@ class TrytonConnector(Connector):
         results = await _gather(*(self.search_read_all(m, BASE_DOMAIN.get(m, []), progress=progress)
                                   for m in models))
         rows = dict(zip(models, results, strict=True))
-        # mapping every record is CPU work: off the event loop (it also draws the UI)
-        data = await asyncio.to_thread(self._map_all, rows, company_parties)
         marks = {m: aware(r.newest) for m, r in rows.items() if m in TRACKED and r.newest is not None}
-        recent = await asyncio.to_thread(lambda: {m: _recent({}, rows[m], marks[m]) for m in marks})
+
+        def finish() -> tuple[SystemData, dict[str, dict[str, str]]]:
+            # mapping every record is CPU work, and so is freeing the validated pages: off the
+            # event loop (it also draws the UI)
+            data = self._map_all(rows, company_parties)
+            recent = {m: _recent({}, rows[m], marks[m]) for m in marks}
+            release(*(r.records for r in rows.values()))
+            return data, recent
+
+        data, recent = await run_cpu(finish)
         cursor = {"version": CURSOR_VERSION, "watermarks": {m: v.isoformat() for m, v in sorted(marks.items())},
                   "recent": recent, "company_parties": sorted(company_parties)}
         progress(Progress(self.system, "mapped", data.count(), data.count()))

@@ -23,7 +23,6 @@ Authentication is HTTP Basic ``{email}/token:{api_token}``, held by the httpx cl
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
+from services.compute import run_cpu
 from services.config import ConfigError, SystemConnection
 from services.connectors.base import Clock, Connector, utc_now
 from services.domain import (
@@ -55,6 +55,7 @@ from services.sysdata import (
     RefreshResult,
     SystemData,
     no_progress,
+    release,
 )
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class ZendeskConnector(Connector):
     async def _get(self, url: str, operation: str, params: dict[str, Any] | None = None) -> Any:
         response = await self.client.request("GET", url, operation=operation, params=params)
         if len(response.content) > LARGE_BODY:  # an export page: decoded off the event loop (it draws the UI)
-            return await asyncio.to_thread(ResilientClient.json_body, response, self.system, operation)
+            return await run_cpu(ResilientClient.json_body, response, self.system, operation)
         return ResilientClient.json_body(response, self.system, operation)
 
     def _envelope(self, model: type[Any], body: Any, operation: str) -> Any:
@@ -438,7 +439,7 @@ class ZendeskConnector(Connector):
         while True:
             page = self._envelope(ExportPage, await self._get(url, operation, params), operation)
             # mapping a page (up to 1,000 tickets) is CPU work: off the event loop
-            await asyncio.to_thread(self._add_export_page, page, data, deletions, customer_of, known)
+            await run_cpu(self._add_export_page, page, data, deletions, customer_of, known)
             done += len(page.tickets)
             progress(Progress(self.system, "tickets", done))
             previous, last_cursor = last_cursor, page.after_cursor or last_cursor
@@ -463,6 +464,7 @@ class ZendeskConnector(Connector):
     def _add_organizations(self, data: SystemData, facts: _OrgFacts, raws: list[Any]) -> None:
         for raw in raws:
             self._add_organization(data, facts, raw)
+        release(raws)  # in this worker thread, not on the event loop
 
     # -- the Connector contract ---------------------------------------------------------
     async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult:
@@ -470,7 +472,7 @@ class ZendeskConnector(Connector):
         data = SystemData(self.system)
         facts = _OrgFacts({})
         raws = await self._list_organizations(progress)
-        await asyncio.to_thread(self._add_organizations, data, facts, raws)  # CPU work: off the event loop
+        await run_cpu(self._add_organizations, data, facts, raws)  # CPU work: off the event loop
         after = await self._export_tickets(data, set(), facts.customer_ids, None, progress, None)
         cursor = {"tickets_after_cursor": after,
                   "orgs_updated_since": zendesk_iso(facts.max_updated or started)}

@@ -111,6 +111,9 @@ class FaultInjector:
         self._bucket_rate: float | None = None
         self._lock = threading.Lock()
         self.requests: Counter[str] = Counter()
+        #: wall-clock time (time.time()) of the first and the latest counted request
+        self.first_at: float | None = None
+        self.last_at: float | None = None
         self.injected: Counter[str] = Counter()
 
     def roll(self, probability: float) -> bool:
@@ -138,11 +141,14 @@ class FaultInjector:
             "total": sum(self.requests.values()),
             "requests": dict(self.requests),
             "injected": dict(self.injected),
+            "first_at": self.first_at,
+            "last_at": self.last_at,
         }
 
     def reset_stats(self) -> None:
         self.requests.clear()
         self.injected.clear()
+        self.first_at = self.last_at = None
 
 
 class FaultMiddleware:
@@ -168,6 +174,9 @@ class FaultMiddleware:
         inj = self.injector
         cfg = inj.config
         inj.requests[f"{scope['method']} {path}"] += 1
+        inj.last_at = time.time()
+        if inj.first_at is None:
+            inj.first_at = inj.last_at
         if cfg.latency_ms > 0:
             await asyncio.sleep(cfg.latency_ms / 1000.0)
         if cfg.outage:

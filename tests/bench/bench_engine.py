@@ -112,9 +112,16 @@ def cmd_refresh(args: argparse.Namespace) -> None:
             total = st.get("total", 0)
             allowed = (args.billing_rate if system is System.BILLING and args.billing_rate
                        else DEFAULT_POLICIES[system].rate_per_second)
+            first, last = st.get("first_at"), st.get("last_at")
+            window = ""
+            if isinstance(first, float) and isinstance(last, float) and last > first and isinstance(total, int):
+                rate = (total - 1) / (last - first)
+                window = f"; {rate:.1f} requests/s from its first to its last request ({last - first:.1f} s)"
+                if args.limited and allowed:
+                    window += f" = {rate / allowed:.0%} of the allowed rate"
             print(f"  {system.value:8} server saw {total:,} requests; 429s sent: "
                   f"{injected.get('429', 0) if isinstance(injected, dict) else '?'}"
-                  + (f"; allowed {allowed:.1f}/s" if args.limited and allowed else ""))
+                  + (f"; allowed {allowed:.1f}/s" if args.limited and allowed else "") + window)
         engine.storage.close()
     finally:
         server.stop()
