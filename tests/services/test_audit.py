@@ -1,0 +1,246 @@
+"""The audit log's hash chain: ``verify`` proves every entry intact or names the first bad one.
+
+Entries carry awkward text (quotes, backslashes, control characters, NUL, non-ASCII, U+2028,
+emoji) so the canonical encoding is exercised where encoders differ most.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.audit import GENESIS, AuditEntry, AuditLog, VerifyResult, entry_hash
+from services.storage import Storage
+
+AWKWARD = ["plain", "é \"q\" \\ \n\t\r\b\f", "nul\x00inside", "\x01\x1f\x7f", "line\u2028sep\u2029", "😀 ünï",
+           "{\"looks\": [\"like json\"]}", "\\u0041 not an escape", "", " "]
+N = 30
+
+
+def _entry(i: int) -> AuditEntry:
+    text = AWKWARD[i % len(AWKWARD)]
+    return AuditEntry(operator=f"op{i % 3}", role="finance", action_id=f"act-{i}", action_kind="retry",
+                      phase="intent" if i % 2 else "outcome", outcome="pending" if i % 2 else "failed",
+                      exception_id=f"invoice.missing_in_erp:in_{i}" if i % 4 else None,
+                      customer_id=f"cus_{i}" if i % 5 else None, target_system="erp" if i % 6 else None,
+                      request={"calls": [{"method": "POST", "path": "/db/rpc/", "body": {"note": text, "n": i}}]},
+                      before={"erp": None, "text": text}, after={"b": i, "a": [1.5, True]},
+                      error=f"boom: {text}" if i % 3 == 0 else None, reason=text or None,
+                      at=datetime(2026, 1, 2, tzinfo=UTC) + timedelta(seconds=i))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "audit.db"
+    storage = Storage.open_path(path, durable=True)
+    log = AuditLog(storage)
+    log.append_many([_entry(i) for i in range(N // 2)])
+    for i in range(N // 2, N):
+        log.append(_entry(i))
+    storage.close()
+    return path
+
+
+def verify(db: Path) -> VerifyResult:
+    storage = Storage.open_path(db, durable=True)
+    try:
+        return AuditLog(storage).verify()
+    finally:
+        storage.close()
+
+
+def run(db: Path, *sql: str, params: tuple[object, ...] = ()) -> None:
+    with sqlite3.connect(db) as con:
+        for statement in sql:
+            con.execute(statement, params if "?" in statement else ())
+
+
+# -- the hash input format ----------------------------------------------------------------------------
+def test_the_hash_input_format_is_unchanged() -> None:
+    """A hash computed by the first release: existing logs must keep verifying."""
+    e = AuditEntry(operator="ana", role="finance", action_id="act-1", action_kind="retry", phase="intent",
+                   outcome="pending", exception_id="invoice.missing_in_erp:in_1", customer_id="cus_1",
+                   target_system="erp",
+                   request={"calls": [{"method": "POST", "path": "/db/rpc/",
+                                       "body": {"reference": "in_1", "note": "é \"q\" \\ \n\t\x00 \u2028 😀"}}]},
+                   before={"erp": None}, after={"b": 1, "a": [1.5, True]}, error=None, reason="line1\nline2",
+                   at=datetime(2026, 1, 2, 3, 4, 5, 6789, tzinfo=UTC), seq=1, prev_hash=GENESIS)
+    assert entry_hash(e.row()) == "7f8a795af8f26cf7df79c5a96ef78c3e1131b2dc967f539f1f4f0e724b2a8bb4"
+
+
+def test_an_intact_log_verifies(db: Path) -> None:
+    result = verify(db)
+    assert result.ok and result.checked == N and result.first_bad is None
+    assert str(result) == f"audit log intact: {N} entries verified"
+
+
+def test_an_empty_log_verifies(tmp_path: Path) -> None:
+    storage = Storage.open_path(tmp_path / "empty.db", durable=True)
+    try:
+        assert AuditLog(storage).verify() == VerifyResult(True, 0)
+    finally:
+        storage.close()
+
+
+# -- altered -------------------------------------------------------------------------------------
+CONTENT = ["at", "operator", "role", "action_id", "action_kind", "phase", "exception_id", "customer_id",
+           "target_system", "request", "before", "after", "outcome", "error", "reason"]
+
+
+@pytest.mark.parametrize("column", CONTENT)
+def test_every_field_is_covered(db: Path, column: str) -> None:
+    run(db, f'update audit_entry set "{column}" = \'x\' where seq = 7')
+    result = verify(db)
+    assert not result.ok and result.first_bad == 7 and result.checked == 6
+    assert result.problem == "entry 7 was altered after it was written"
+
+
+@pytest.mark.parametrize("column", ["exception_id", "customer_id", "target_system", "error", "reason"])
+def test_a_null_is_not_an_empty_or_null_text(db: Path, column: str) -> None:
+    with sqlite3.connect(db) as con:
+        (value,) = con.execute(f'select "{column}" from audit_entry where seq = 12').fetchone()
+    if value is None:
+        run(db, f'update audit_entry set "{column}" = \'null\' where seq = 12')
+    else:
+        run(db, f'update audit_entry set "{column}" = NULL where seq = 12')
+    result = verify(db)
+    assert not result.ok and result.first_bad == 12 and "altered" in result.problem
+
+
+@pytest.mark.parametrize(("seq", "change"), [
+    (3, "set reason = reason || char(0)"),  # a NUL appended
+    (2, "set reason = replace(reason, char(10), char(13))"),  # newline -> carriage return
+    (2, "set reason = replace(reason, '\"', '''')"),  # a quote
+    (6, "set reason = replace(reason, 'ü', 'u')"),  # non-ASCII
+    (5, "set reason = replace(reason, char(8232), char(8233))"),  # U+2028 -> U+2029
+    (1, "set reason = upper(reason)"),
+    (8, "set request = replace(request, '\\\\u0041', 'A')"),  # an escape in the stored JSON text
+    (10, "set error = error || ' '"),
+    (11, "set at = replace(at, '+00:00', 'Z')"),
+])
+def test_small_edits_of_awkward_text_are_detected(db: Path, seq: int, change: str) -> None:
+    with sqlite3.connect(db) as con:
+        before = con.execute("select * from audit_entry where seq = ?", (seq,)).fetchone()
+        con.execute(f"update audit_entry {change} where seq = ?", (seq,))
+        assert con.execute("select * from audit_entry where seq = ?", (seq,)).fetchone() != before, "no-op tamper"
+    result = verify(db)
+    assert not result.ok and result.first_bad == seq and "altered" in result.problem
+
+
+@pytest.mark.parametrize("column", [*CONTENT, "hash"])
+def test_the_same_bytes_stored_as_a_blob_are_detected(db: Path, column: str) -> None:
+    """A value turned into a BLOB holding its own UTF-8 bytes is an edit too."""
+    run(db, f'update audit_entry set "{column}" = cast("{column}" as blob) where seq = 10 and "{column}" is not null')
+    with sqlite3.connect(db) as con:
+        (kind,) = con.execute(f'select typeof("{column}") from audit_entry where seq = 10').fetchone()
+    if kind != "blob":
+        pytest.skip(f"{column} is NULL in entry 10")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 10 and "altered" in result.problem
+
+
+def test_a_blob_that_is_jsonb_for_the_same_text_is_detected(db: Path) -> None:
+    """SQLite >= 3.45 reads a BLOB handed to its JSON functions as JSONB: header 0x37 + b"op0" is JSONB
+    for the text "op0", entry 4's operator."""
+    with sqlite3.connect(db) as con:
+        assert con.execute("select operator from audit_entry where seq = 4").fetchone() == ("op0",)
+        con.execute("update audit_entry set operator = ? where seq = 4", (bytes([0x37]) + b"op0",))
+    result = verify(db)
+    assert not result.ok and result.first_bad == 4 and "altered" in result.problem
+
+
+def test_a_rehashed_entry_breaks_the_link_to_the_next(db: Path) -> None:
+    with sqlite3.connect(db) as con:
+        row = dict(zip([d[0] for d in con.execute("select * from audit_entry").description],
+                       con.execute("select * from audit_entry where seq = 5").fetchone(), strict=True))
+        row["operator"] = "mallory"
+        con.execute("update audit_entry set operator = 'mallory', hash = ? where seq = 5", (entry_hash(row),))
+    result = verify(db)
+    assert not result.ok and result.first_bad == 6 and result.checked == 5
+    assert result.problem == ("entry 6 does not follow entry 5: an earlier entry was altered, removed or "
+                              "reordered")
+
+
+def test_an_altered_prev_hash_is_detected(db: Path) -> None:
+    run(db, "update audit_entry set prev_hash = ? where seq = 9", params=("f" * 64,))
+    result = verify(db)
+    assert not result.ok and result.first_bad == 9 and "does not follow entry 8" in result.problem
+
+
+def test_the_first_of_several_bad_entries_is_named(db: Path) -> None:
+    run(db, "update audit_entry set reason = 'x' where seq in (21, 13, 27)")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 13 and result.checked == 12
+
+
+def test_the_first_and_last_entries_are_covered(db: Path) -> None:
+    run(db, "update audit_entry set role = 'admin' where seq = 1")
+    first = verify(db)
+    assert not first.ok and first.first_bad == 1 and first.checked == 0
+    run(db, "update audit_entry set role = 'finance' where seq = 1",
+        f"update audit_entry set role = 'x' where seq = {N}")
+    last = verify(db)
+    assert not last.ok and last.first_bad == N and last.checked == N - 1
+
+
+# -- removed, reordered, inserted, truncated ------------------------------------------------------------
+def test_a_removed_entry_is_named(db: Path) -> None:
+    run(db, "delete from audit_entry where seq = 4")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 4 and "removed" in result.problem
+    assert result.problem == "entry 4 is removed (found entry 5 in its place)"
+
+
+def test_reordered_entries_are_named(db: Path) -> None:
+    run(db, "update audit_entry set seq = -5 where seq = 5", "update audit_entry set seq = 5 where seq = 6",
+        "update audit_entry set seq = 6 where seq = -5")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 5 and result.checked == 4
+
+
+def test_an_inserted_entry_is_detected(db: Path) -> None:
+    """An entry slipped in between 7 and 8 (the later ones renumbered), with a correct hash of its own."""
+    with sqlite3.connect(db) as con:
+        cols = [d[0] for d in con.execute("select * from audit_entry").description]
+        row = dict(zip(cols, con.execute("select * from audit_entry where seq = 7").fetchone(), strict=True))
+        for seq in range(N, 7, -1):
+            con.execute("update audit_entry set seq = seq + 1 where seq = ?", (seq,))
+        row.update(seq=8, prev_hash=row["hash"], operator="mallory", action_id="forged")
+        row["hash"] = entry_hash(row)
+        con.execute(f"insert into audit_entry ({', '.join(map(repr, cols))}) values "
+                    f"({', '.join('?' * len(cols))})", [row[c] for c in cols])
+    result = verify(db)
+    assert not result.ok and result.first_bad == 9 and result.checked == 8
+    assert "does not follow entry 8" in result.problem
+
+
+def test_a_duplicated_sequence_number_is_named(db: Path) -> None:
+    run(db, "update audit_entry set seq = 100 where seq = 10")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 10 and "removed" in result.problem
+
+
+def test_a_truncated_tail_is_named_from_the_head_file(db: Path) -> None:
+    run(db, "delete from audit_entry where seq > 25")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 26 and result.checked == 25
+    assert result.problem == f"entries 26–{N} were removed from the end of the log"
+
+
+def test_a_rewritten_last_entry_differs_from_the_head(db: Path) -> None:
+    with sqlite3.connect(db) as con:
+        cols = [d[0] for d in con.execute("select * from audit_entry").description]
+        row = dict(zip(cols, con.execute("select * from audit_entry where seq = ?", (N,)).fetchone(), strict=True))
+        row["reason"] = "rewritten"
+        con.execute("update audit_entry set reason = 'rewritten', hash = ? where seq = ?", (entry_hash(row), N))
+    result = verify(db)
+    assert not result.ok and result.first_bad == N and "recorded head" in result.problem
+
+
+def test_an_unreadable_head_file_is_reported(db: Path) -> None:
+    Path(f"{db}.head").write_text("{not json")
+    result = verify(db)
+    assert not result.ok and result.first_bad is None and "unreadable" in result.problem
