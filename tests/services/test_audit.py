@@ -7,12 +7,14 @@ emoji) so the canonical encoding is exercised where encoders differ most.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from services.audit import GENESIS, AuditEntry, AuditLog, VerifyResult, entry_hash
+import services.audit
+from services.audit import GENESIS, AuditEntry, AuditLog, Links, VerifyResult, entry_hash
 from services.storage import Storage
 
 AWKWARD = ["plain", "é \"q\" \\ \n\t\r\b\f", "nul\x00inside", "\x01\x1f\x7f", "line\u2028sep\u2029", "😀 ünï",
@@ -30,6 +32,22 @@ def _entry(i: int) -> AuditEntry:
                       before={"erp": None, "text": text}, after={"b": i, "a": [1.5, True]},
                       error=f"boom: {text}" if i % 3 == 0 else None, reason=text or None,
                       at=datetime(2026, 1, 2, tzinfo=UTC) + timedelta(seconds=i))
+
+
+SQLITE_VERSION = tuple(int(p) for p in sqlite3.sqlite_version.split(".")[:3])
+
+
+@pytest.fixture(autouse=True, params=["sqlite", "sqlite-guarded", "python"])
+def inputs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with SQLite building the hash inputs (keeping BLOBs out of its JSON
+    functions as 3.45 and later need, or not where it refuses them) and with Python encoding
+    them (a database other than SQLite), in pages of 7 entries so that page edges are crossed."""
+    monkeypatch.setattr(services.audit, "PAGE", 7)
+    if request.param == "sqlite-guarded":
+        monkeypatch.setattr(services.audit, "_JSONB_SINCE", (0, 0, 0))
+    elif request.param == "python":
+        monkeypatch.setattr(AuditLog, "_sqlite_json", lambda self: None)
+    return str(request.param)
 
 
 @pytest.fixture
@@ -244,3 +262,53 @@ def test_an_unreadable_head_file_is_reported(db: Path) -> None:
     Path(f"{db}.head").write_text("{not json")
     result = verify(db)
     assert not result.ok and result.first_bad is None and "unreadable" in result.problem
+
+
+# -- how the inputs are built ---------------------------------------------------------------------------
+def test_sqlite_builds_the_inputs_here(db: Path, inputs: str) -> None:
+    """The fast path is the one taken on this machine's SQLite (>= 3.38 with JSON)."""
+    storage = Storage.open_path(db, durable=True)
+    try:
+        guard = AuditLog(storage)._sqlite_json()
+    finally:
+        storage.close()
+    if inputs == "python":
+        assert guard is None
+    else:
+        assert guard is (inputs == "sqlite-guarded" or SQLITE_VERSION >= (3, 45, 0))
+
+
+def test_text_that_is_not_utf8_is_an_alteration(db: Path, inputs: str) -> None:
+    if inputs == "python":
+        pytest.skip("a driver that cannot decode the text raises, as verify always did")
+    run(db, "update audit_entry set reason = cast(x'66ff6f' as text) where seq = 8")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 8 and "altered" in result.problem
+
+
+def test_an_input_sqlite_encodes_differently_is_settled_by_the_python_encoding(
+        db: Path, inputs: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should SQLite ever escape a character otherwise than Python, that entry is encoded again
+    in Python: still intact when it is, still named when it was altered."""
+    if inputs == "python":
+        pytest.skip("SQLite builds no input")
+    pages = AuditLog._sqlite_pages
+
+    def differently(self: AuditLog, raw: object, guard: bool) -> Iterator[Links]:
+        for seqs, prevs, hashes, data in pages(self, raw, guard):
+            yield seqs, prevs, hashes, [d.replace(b"\\n", b"\\u000a") for d in data]
+
+    monkeypatch.setattr(AuditLog, "_sqlite_pages", differently)
+    assert verify(db).ok
+    run(db, "update audit_entry set reason = reason || 'x' where seq = 12")  # reason holds a newline
+    result = verify(db)
+    assert not result.ok and result.first_bad == 12 and "altered" in result.problem
+
+
+def test_pages_of_the_default_size(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.undo()
+    assert services.audit.PAGE > N
+    assert verify(db).ok
+    run(db, "update audit_entry set reason = 'x' where seq = 17")
+    result = verify(db)
+    assert not result.ok and result.first_bad == 17
