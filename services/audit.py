@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.redaction import MASK, redact
@@ -143,6 +143,14 @@ class VerifyResult:
         if self.ok:
             return f"audit log intact: {self.checked} entries verified"
         return f"audit log NOT intact: {self.problem}"
+
+
+class VerifyCancelled(Exception):
+    """:meth:`AuditLog.verify` stopped on request: nothing is concluded about the log."""
+
+    def __init__(self, checked: int) -> None:
+        super().__init__(f"audit verify cancelled after {checked} entries")
+        self.checked = checked
 
 
 @dataclass
@@ -368,13 +376,32 @@ class AuditLog:
         data = self._exact_input(seq)
         return data is not None and hashlib.sha256(data).hexdigest() == digest
 
-    def verify(self) -> VerifyResult:
+    def _last_seq(self) -> int:
+        with self.storage.engine.connect() as conn:
+            return int(conn.execute(select(func.max(AUDIT.c.seq))).scalar() or 0)
+
+    def verify(self, progress: Callable[[int, int], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> VerifyResult:
+        """Check every entry and the head; name the first altered, removed or reordered one.
+
+        ``progress(checked, total)`` is called when the check starts and after every page of
+        :data:`PAGE` entries (about every 60 ms); ``total`` is the last sequence number when it
+        started, or ``checked`` once that is more. ``cancelled()`` (e.g. ``threading.Event().is_set``)
+        is polled before every page; when it returns true :class:`VerifyCancelled` is raised
+        within a page's time. Both are called in the caller's thread."""
+        if cancelled is not None and cancelled():
+            raise VerifyCancelled(0)
+        total = self._last_seq() if progress is not None else 0
+        if progress is not None:
+            progress(0, total)
         guard = self._sqlite_json()
         sqlite_inputs = guard is not None
         pages = (lambda raw: self._sqlite_pages(raw, bool(guard))) if sqlite_inputs else self._python_pages
         expected_seq, prev, checked = 1, GENESIS, 0
         sha256 = hashlib.sha256  # the hot loop: locals
         for seqs, prevs, hashes, inputs in self._read_ahead(pages):
+            if cancelled is not None and cancelled():
+                raise VerifyCancelled(checked)
             for seq, prev_hash, digest, data in zip(seqs, prevs, hashes, inputs, strict=True):
                 if seq != expected_seq:
                     what = "removed" if seq > expected_seq else "duplicated or reordered"
@@ -389,6 +416,9 @@ class AuditLog:
                 prev = digest
                 expected_seq += 1
                 checked += 1
+            if progress is not None:
+                total = max(total, checked)
+                progress(checked, total)
         if self.head_file is not None and self.head_file.exists():
             try:
                 head = json.loads(self.head_file.read_text())
@@ -423,8 +453,6 @@ class AuditLog:
             return [_from_row(r) for r in conn.execute(q)]
 
     def count(self) -> int:
-        from sqlalchemy import func
-
         with self.storage.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(AUDIT)).scalar_one())
 

@@ -7,6 +7,7 @@ emoji) so the canonical encoding is exercised where encoders differ most.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import services.audit
-from services.audit import GENESIS, AuditEntry, AuditLog, Links, VerifyResult, entry_hash
+from services.audit import GENESIS, AuditEntry, AuditLog, Links, VerifyCancelled, VerifyResult, entry_hash
 from services.storage import Storage
 
 AWKWARD = ["plain", "é \"q\" \\ \n\t\r\b\f", "nul\x00inside", "\x01\x1f\x7f", "line\u2028sep\u2029", "😀 ünï",
@@ -312,3 +313,57 @@ def test_pages_of_the_default_size(db: Path, monkeypatch: pytest.MonkeyPatch) ->
     run(db, "update audit_entry set reason = 'x' where seq = 17")
     result = verify(db)
     assert not result.ok and result.first_bad == 17
+
+
+# -- progress and cancellation ---------------------------------------------------------------------------
+def open_log(db: Path) -> tuple[Storage, AuditLog]:
+    storage = Storage.open_path(db, durable=True)
+    return storage, AuditLog(storage)
+
+
+def test_progress_is_reported_page_by_page(db: Path) -> None:
+    storage, log = open_log(db)
+    calls: list[tuple[int, int]] = []
+    try:
+        assert log.verify(progress=lambda checked, total: calls.append((checked, total))).ok
+    finally:
+        storage.close()
+    assert calls == [(0, N), (7, N), (14, N), (21, N), (28, N), (N, N)]
+
+
+def test_progress_of_a_bad_log_stops_where_it_stopped(db: Path) -> None:
+    run(db, "update audit_entry set reason = 'x' where seq = 17")
+    storage, log = open_log(db)
+    calls: list[tuple[int, int]] = []
+    try:
+        result = log.verify(progress=lambda checked, total: calls.append((checked, total)))
+    finally:
+        storage.close()
+    assert not result.ok and result.first_bad == 17
+    assert calls == [(0, N), (7, N), (14, N)]
+
+
+@pytest.mark.parametrize("pages", [0, 1, 3])
+def test_verify_can_be_cancelled_between_pages(db: Path, pages: int) -> None:
+    storage, log = open_log(db)
+    calls: list[int] = []
+    try:
+        with pytest.raises(VerifyCancelled) as raised:
+            log.verify(progress=lambda checked, _total: calls.append(checked), cancelled=lambda: len(calls) > pages)
+        assert raised.value.checked == 7 * pages
+        assert calls == [7 * i for i in range(pages + 1)]
+        assert not [t for t in threading.enumerate() if t.name == "audit-verify-reader"], "the reader stopped"
+        assert log.verify(cancelled=lambda: False).ok  # and the log can be verified again
+    finally:
+        storage.close()
+
+
+def test_verify_cancelled_before_it_starts_reads_nothing(db: Path) -> None:
+    storage, log = open_log(db)
+    calls: list[int] = []
+    try:
+        with pytest.raises(VerifyCancelled) as raised:
+            log.verify(progress=lambda checked, _total: calls.append(checked), cancelled=lambda: True)
+    finally:
+        storage.close()
+    assert raised.value.checked == 0 and calls == []
