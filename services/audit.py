@@ -391,6 +391,18 @@ class AuditLog:
         within a page's time. Both are called in the caller's thread."""
         if cancelled is not None and cancelled():
             raise VerifyCancelled(0)
+        # the head first: written after each commit, it is then never ahead of what the scan reads,
+        # even while entries are being appended
+        head: Any = None
+        unreadable = False
+        if self.head_file is not None and self.head_file.exists():
+            try:
+                head = json.loads(self.head_file.read_text())
+            except ValueError:
+                unreadable = True
+        head_seq = head.get("seq") if head is not None else None
+        head_at = head_seq if type(head_seq) is int and head_seq > 0 else None
+        at_head: Any = None  # the stored hash of entry head_seq, once the scan reaches it
         total = self._last_seq() if progress is not None else 0
         if progress is not None:
             progress(0, total)
@@ -416,19 +428,23 @@ class AuditLog:
                 prev = digest
                 expected_seq += 1
                 checked += 1
+            if head_at is not None and seqs and seqs[0] <= head_at <= seqs[-1]:  # seqs: consecutive
+                at_head = hashes[head_at - seqs[0]]
             if progress is not None:
                 total = max(total, checked)
                 progress(checked, total)
-        if self.head_file is not None and self.head_file.exists():
-            try:
-                head = json.loads(self.head_file.read_text())
-            except ValueError:
-                return VerifyResult(False, checked, None, f"the head file {self.head_file} is unreadable")
+        if unreadable:
+            return VerifyResult(False, checked, None, f"the head file {self.head_file} is unreadable")
+        if head is not None:
             if head.get("seq", 0) > checked:
                 return VerifyResult(False, checked, checked + 1,
                                     f"entries {checked + 1}–{head['seq']} were removed from the end of the log")
-            if head.get("seq") == checked and head.get("hash") != prev:
+            if head_seq == checked and head.get("hash") != prev:
                 return VerifyResult(False, checked, checked, f"entry {checked} differs from the recorded head")
+            # entries appended since the head was written (or while verify ran): the chain must
+            # still pass through it, else it was rewritten from there back
+            if head_at is not None and head_at < checked and head.get("hash") != at_head:
+                return VerifyResult(False, checked, head_at, f"entry {head_at} differs from the recorded head")
         return VerifyResult(True, checked)
 
     def entries(self, flt: AuditFilter | None = None, limit: int | None = None) -> list[AuditEntry]:

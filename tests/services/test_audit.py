@@ -367,3 +367,46 @@ def test_verify_cancelled_before_it_starts_reads_nothing(db: Path) -> None:
     finally:
         storage.close()
     assert raised.value.checked == 0 and calls == []
+
+
+def test_a_log_that_grows_during_verify_verifies(db: Path) -> None:
+    """Entries appended while verify reads (the console keeps acting): a later page sees them."""
+    storage, log = open_log(db)
+    try:
+        grown: list[int] = []
+
+        def append_some(checked: int, _total: int) -> None:
+            if checked == 14:
+                log.append_many([_entry(N + i) for i in range(10)])
+                grown.append(checked)
+
+        result = log.verify(progress=append_some)
+    finally:
+        storage.close()
+    assert grown and result.ok and N <= result.checked <= N + 10
+
+
+def test_a_chain_rewritten_and_extended_past_the_head_is_detected(db: Path) -> None:
+    """Rewriting every entry (hashes recomputed) and appending one more leaves the head behind
+    the end of the log; the chain must still pass through the head's hash."""
+    with sqlite3.connect(db) as con:
+        cols = [d[0] for d in con.execute("select * from audit_entry").description]
+        rows = [dict(zip(cols, r, strict=True)) for r in con.execute("select * from audit_entry order by seq")]
+        rows.append({**rows[-1], "seq": N + 1})
+        prev = GENESIS
+        for row in rows:
+            row.update(prev_hash=prev, operator="mallory")
+            row["hash"] = prev = entry_hash(row)
+        con.execute("delete from audit_entry")
+        con.executemany(f"insert into audit_entry ({', '.join(map(repr, cols))}) values ({', '.join('?' * len(cols))})",
+                        [[r[c] for c in cols] for r in rows])
+    result = verify(db)
+    assert not result.ok and result.first_bad == N and result.problem == f"entry {N} differs from the recorded head"
+
+
+def test_a_head_behind_the_log_is_fine(db: Path) -> None:
+    """A writer that stopped between its commit and moving the head: the head names an earlier entry."""
+    with sqlite3.connect(db) as con:
+        (digest,) = con.execute("select hash from audit_entry where seq = 12").fetchone()
+    Path(f"{db}.head").write_text(f'{{"seq": 12, "hash": "{digest}"}}')
+    assert verify(db) == VerifyResult(True, N)
