@@ -22,7 +22,8 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,9 +228,11 @@ class AuditLog:
                 select(AUDIT).order_by(AUDIT.c.seq))
             yield from result
 
-    def _read_ahead(self, pages: Callable[[Any], Iterator[Links]]) -> Iterator[Links]:
+    def _read_ahead(self, pages: Callable[[Any], Generator[Links, None, None]],
+                    waiting: Callable[[], None] | None = None) -> Iterator[Links]:
         """The pages ``pages(dbapi_connection)`` yields, read ahead by a worker thread on a
-        connection of its own while the caller checks the previous ones."""
+        connection of its own while the caller checks the previous ones; ``waiting()`` is called
+        every 20 ms while the next page is not there yet (it may raise to stop)."""
         import queue
         import threading
 
@@ -238,8 +241,8 @@ class AuditLog:
 
         def read() -> None:
             try:
-                with self.storage.engine.connect() as conn:
-                    for page in pages(conn.connection.driver_connection):
+                with self.storage.engine.connect() as conn, closing(pages(conn.connection.driver_connection)) as it:
+                    for page in it:
                         if stop.is_set():
                             break
                         ahead.put(page)
@@ -251,7 +254,12 @@ class AuditLog:
         worker.start()
         try:
             while True:
-                item = ahead.get()
+                try:
+                    item = ahead.get(timeout=0.02)
+                except queue.Empty:
+                    if waiting is not None:
+                        waiting()
+                    continue
                 if item is None:
                     return
                 if isinstance(item, BaseException):
@@ -285,7 +293,7 @@ class AuditLog:
             return None
         return tuple(int(part) for part in version.split(".")[:3]) >= _JSONB_SINCE
 
-    def _sqlite_pages(self, raw: Any, guard: bool) -> Iterator[Links]:
+    def _sqlite_pages(self, raw: Any, guard: bool) -> Generator[Links, None, None]:
         """Pages of :data:`PAGE` entries in sequence order; SQLite builds every hash input.
 
         Each page is one row (one step of SQLite, which runs without the GIL, so this reader
@@ -338,7 +346,7 @@ class AuditLog:
         finally:
             cursor.close()
 
-    def _python_pages(self, raw: Any) -> Iterator[Links]:
+    def _python_pages(self, raw: Any) -> Generator[Links, None, None]:
         """Pages in sequence order, every hash input encoded here (a database other than SQLite)."""
         cursor = raw.cursor()
         try:
@@ -387,9 +395,9 @@ class AuditLog:
         ``progress(checked, total)`` is called when the check starts and after every page of
         :data:`PAGE` entries (every 40-90 ms on a 2-core machine); ``total`` is the last
         sequence number when it started, or ``checked`` once that is more. ``cancelled()``
-        (e.g. ``threading.Event().is_set``) is polled before every page; when it returns true
-        :class:`VerifyCancelled` is raised within about a page's time. Both are called in the
-        caller's thread."""
+        (e.g. ``threading.Event().is_set``) is polled before every page and every 20 ms while
+        waiting for one; when it returns true :class:`VerifyCancelled` is raised. Both are
+        called in the caller's thread."""
         if cancelled is not None and cancelled():
             raise VerifyCancelled(0)
         # the head first: written after each commit, it is then never ahead of what the scan reads,
@@ -401,6 +409,9 @@ class AuditLog:
                 head = json.loads(self.head_file.read_text())
             except ValueError:
                 unreadable = True
+            else:
+                unreadable = not isinstance(head, dict)
+                head = head if not unreadable else None
         head_seq = head.get("seq") if head is not None else None
         head_at = head_seq if type(head_seq) is int and head_seq > 0 else None
         at_head: Any = None  # the stored hash of entry head_seq, once the scan reaches it
@@ -411,10 +422,15 @@ class AuditLog:
         sqlite_inputs = guard is not None
         pages = (lambda raw: self._sqlite_pages(raw, bool(guard))) if sqlite_inputs else self._python_pages
         expected_seq, prev, checked = 1, GENESIS, 0
-        sha256 = hashlib.sha256  # the hot loop: locals
-        for seqs, prevs, hashes, inputs in self._read_ahead(pages):
+        done = [0]  # checked, for poll (a closure over checked would slow the loop)
+
+        def poll() -> None:
             if cancelled is not None and cancelled():
-                raise VerifyCancelled(checked)
+                raise VerifyCancelled(done[0])
+
+        sha256 = hashlib.sha256  # the hot loop: locals
+        for seqs, prevs, hashes, inputs in self._read_ahead(pages, poll):
+            poll()
             for seq, prev_hash, digest, data in zip(seqs, prevs, hashes, inputs, strict=True):
                 if seq != expected_seq:
                     what = "removed" if seq > expected_seq else "duplicated or reordered"
@@ -429,6 +445,7 @@ class AuditLog:
                 prev = digest
                 expected_seq += 1
                 checked += 1
+            done[0] = checked
             if head_at is not None and seqs and seqs[0] <= head_at <= seqs[-1]:  # seqs: consecutive
                 at_head = hashes[head_at - seqs[0]]
             if progress is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -259,8 +259,9 @@ def test_a_rewritten_last_entry_differs_from_the_head(db: Path) -> None:
     assert not result.ok and result.first_bad == N and "recorded head" in result.problem
 
 
-def test_an_unreadable_head_file_is_reported(db: Path) -> None:
-    Path(f"{db}.head").write_text("{not json")
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_an_unreadable_head_file_is_reported(db: Path, text: str) -> None:
+    Path(f"{db}.head").write_text(text)
     result = verify(db)
     assert not result.ok and result.first_bad is None and "unreadable" in result.problem
 
@@ -295,7 +296,7 @@ def test_an_input_sqlite_encodes_differently_is_settled_by_the_python_encoding(
         pytest.skip("SQLite builds no input")
     pages = AuditLog._sqlite_pages
 
-    def differently(self: AuditLog, raw: object, guard: bool) -> Iterator[Links]:
+    def differently(self: AuditLog, raw: object, guard: bool) -> Generator[Links, None, None]:
         for seqs, prevs, hashes, data in pages(self, raw, guard):
             yield seqs, prevs, hashes, [d.replace(b"\\n", b"\\u000a") for d in data]
 
