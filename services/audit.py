@@ -21,13 +21,15 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+import sqlite3
+from collections.abc import Callable, Generator, Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.redaction import MASK, redact
@@ -102,6 +104,26 @@ def _values_hash(values: list[Any]) -> str:
     return hashlib.sha256(_ENCODER.encode(values).encode()).hexdigest()
 
 
+#: entries per page read by ``verify``
+PAGE = 10_000
+#: SQLite from this version reads a BLOB handed to its JSON functions as JSONB (before, it refuses one)
+_JSONB_SINCE = (3, 45, 0)
+#: a page of ``verify``: sequence numbers, previous hashes, hashes, hash inputs (bytes)
+Links = tuple[list[Any], list[Any], list[Any], list[bytes]]
+
+
+def _json_list(data: bytes) -> list[Any]:
+    """A JSON array SQLite wrote; text that is not UTF-8 (which no writer stores) stays unequal to any hash."""
+    return list(json.loads(data.decode("utf-8", "surrogateescape")))
+
+
+def _encoded_page(rows: list[Any]) -> Links:
+    """A page from ``(*FIELDS, hash)`` rows, the hash inputs encoded in Python."""
+    seq_at, prev_at, encode = FIELDS.index("seq"), FIELDS.index("prev_hash"), _ENCODER.encode
+    return ([r[seq_at] for r in rows], [r[prev_at] for r in rows], [r[-1] for r in rows],
+            [encode(tuple(r[:-1])).encode() for r in rows])  # a tuple encodes as a list
+
+
 def _from_row(row: Any) -> AuditEntry:
     return AuditEntry(
         operator=row.operator, role=row.role, action_id=row.action_id, action_kind=row.action_kind,
@@ -122,6 +144,14 @@ class VerifyResult:
         if self.ok:
             return f"audit log intact: {self.checked} entries verified"
         return f"audit log NOT intact: {self.problem}"
+
+
+class VerifyCancelled(Exception):
+    """:meth:`AuditLog.verify` stopped on request: nothing is concluded about the log."""
+
+    def __init__(self, checked: int) -> None:
+        super().__init__(f"audit verify cancelled after {checked} entries")
+        self.checked = checked
 
 
 @dataclass
@@ -198,81 +228,241 @@ class AuditLog:
                 select(AUDIT).order_by(AUDIT.c.seq))
             yield from result
 
-    def _chain_rows(self, batch: int = 20_000) -> Iterator[tuple[Any, ...]]:
-        """``(*FIELDS, hash)`` tuples in sequence order, streamed through the DB-API cursor and
-        read ahead by a worker thread (SQLite steps without the GIL while the caller hashes)."""
+    def _read_ahead(self, pages: Callable[[Any], Generator[Links, None, None]],
+                    waiting: Callable[[], None] | None = None) -> Iterator[Links]:
+        """The pages ``pages(dbapi_connection)`` yields, read ahead by a worker thread on a
+        connection of its own while the caller checks the previous ones; ``waiting()`` is called
+        every 20 ms while the next page is not there yet (it may raise to stop)."""
         import queue
         import threading
 
-        columns = ", ".join([*FIELDS, "hash"])
-        batches: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=4)
+        ahead: queue.Queue[Links | BaseException | None] = queue.Queue(maxsize=4)
         stop = threading.Event()
 
         def read() -> None:
             try:
-                with self.storage.engine.connect() as conn:
-                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    try:
-                        cursor.execute(f"SELECT {columns} FROM audit_entry ORDER BY seq")
-                        while not stop.is_set():
-                            rows = cursor.fetchmany(batch)
-                            if not rows:
-                                break
-                            batches.put(rows)
-                    finally:
-                        cursor.close()
-                batches.put(None)
+                with self.storage.engine.connect() as conn, closing(pages(conn.connection.driver_connection)) as it:
+                    for page in it:
+                        if stop.is_set():
+                            break
+                        ahead.put(page)
+                ahead.put(None)
             except BaseException as exc:  # handed to the reader
-                batches.put(exc)
+                ahead.put(exc)
 
         worker = threading.Thread(target=read, name="audit-verify-reader", daemon=True)
         worker.start()
         try:
             while True:
-                item = batches.get()
+                try:
+                    item = ahead.get(timeout=0.02)
+                except queue.Empty:
+                    if waiting is not None:
+                        waiting()
+                    continue
                 if item is None:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield from item
+                yield item
         finally:
             stop.set()
             while worker.is_alive():  # unblock a reader waiting on a full queue
                 try:
-                    batches.get_nowait()
+                    ahead.get_nowait()
                 except queue.Empty:
                     worker.join(0.01)
 
-    def verify(self) -> VerifyResult:
-        expected_seq, prev, checked = 1, GENESIS, 0
-        seq_at, prev_at = FIELDS.index("seq"), FIELDS.index("prev_hash")
-        encode, sha256 = _ENCODER.encode, hashlib.sha256  # the hot loop: locals
-        for r in self._chain_rows():
-            seq = r[seq_at]
-            if seq != expected_seq:
-                what = "removed" if seq > expected_seq else "duplicated or reordered"
-                return VerifyResult(False, checked, expected_seq,
-                                    f"entry {expected_seq} is {what} (found entry {seq} in its place)")
-            if r[prev_at] != prev:
-                return VerifyResult(False, checked, seq,
-                                    f"entry {seq} does not follow entry {seq - 1}: "
-                                    "an earlier entry was altered, removed or reordered")
-            digest = r[-1]
-            if sha256(encode(r[:-1]).encode()).hexdigest() != digest:  # == _values_hash: a tuple encodes as a list
-                return VerifyResult(False, checked, seq, f"entry {seq} was altered after it was written")
-            prev = digest
-            expected_seq += 1
-            checked += 1
+    def _sqlite_json(self) -> bool | None:
+        """None unless the database is SQLite with JSON functions (built in since 3.38) that
+        encode like :data:`_ENCODER`; else whether BLOBs must be kept from them (3.45 and later
+        read a BLOB as JSONB)."""
+        if self.storage.engine.url.get_backend_name() != "sqlite":
+            return None
+        sample = [1, "é \"q\" \\ \n\x00\x1f\u2028😀", None]
+        with self.storage.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute("SELECT sqlite_version(), CAST(json_array(?, ?, ?) AS BLOB)", sample)
+                version, encoded = cursor.fetchone()
+            except sqlite3.Error:  # no JSON functions in this SQLite
+                return None
+            finally:
+                cursor.close()
+        if encoded != _ENCODER.encode(sample).encode():
+            return None
+        return tuple(int(part) for part in version.split(".")[:3]) >= _JSONB_SINCE
+
+    def _sqlite_pages(self, raw: Any, guard: bool) -> Generator[Links, None, None]:
+        """Pages of :data:`PAGE` entries in sequence order; SQLite builds every hash input.
+
+        Each page is one row (one step of SQLite, which runs without the GIL, so this reader
+        thread works while the caller hashes): the sequence numbers, previous hashes and hashes
+        as JSON arrays (read back exactly by ``json.loads``), and the hash inputs — ``json_array``
+        of ``FIELDS``, the bytes :func:`_values_hash` hashes — joined by newlines (never in
+        ``json_array`` output: it escapes every control character; the count is checked).
+
+        The caller accepts an entry only when the SHA-256 of its input is its stored hash, so
+        that input is the very bytes hashed when the entry was written; and ``json_array``
+        writes JSON that reads back as the values it was given, so the stored values are the
+        ones written. A mismatch is settled by :meth:`_exact_match` (the Python encoding): an
+        entry SQLite would encode differently is slower to check, never misjudged. A BLOB is
+        not a value any writer stores: SQLite < 3.45 refuses it (that page is then read and
+        encoded in Python, as it always was); with ``guard`` it becomes 0.5, a number where
+        every hash input holds a string or null, so it cannot match either.
+        """
+        def value(f: str) -> str:
+            return f"CASE WHEN typeof(\"{f}\") = 'blob' THEN 0.5 ELSE \"{f}\" END" if guard else f'"{f}"'
+
+        # seq is the integer primary key (SQLite's rowid): never a BLOB
+        record = f"json_array({', '.join('seq' if f == 'seq' else value(f) for f in FIELDS)})"
+        sql = ("SELECT count(*), max(seq), CAST(json_group_array(seq) AS BLOB), CAST(json_group_array(p) AS BLOB), "
+               "CAST(json_group_array(h) AS BLOB), CAST(group_concat(r, char(10)) AS BLOB) "
+               f"FROM (SELECT seq, {value('prev_hash')} AS p, {value('hash')} AS h, {record} AS r "
+               "FROM audit_entry WHERE seq >= ? ORDER BY seq LIMIT ?)")
+        cursor = raw.cursor()
+        try:
+            low: int | None = -(2 ** 63)
+            while low is not None:
+                try:
+                    cursor.execute(sql, (low, PAGE))
+                    n, top, seqs, prevs, hashes, records = cursor.fetchone()
+                    if not n:
+                        return
+                    inputs = records.split(b"\n")
+                    page = (_json_list(seqs), _json_list(prevs), _json_list(hashes), inputs)
+                    exact = len(inputs) == n
+                except sqlite3.Error:  # SQLite < 3.45 refuses a BLOB (a tampered entry) in its JSON
+                    exact = False
+                if not exact:
+                    cursor.execute(f"SELECT {', '.join([*FIELDS, 'hash'])} FROM audit_entry WHERE seq >= ? "
+                                   "ORDER BY seq LIMIT ?", (low, PAGE))
+                    rows = cursor.fetchall()
+                    if not rows:
+                        return
+                    page, top = _encoded_page(rows), rows[-1][0]
+                yield page
+                low = top + 1 if top < 2 ** 63 - 1 else None
+        finally:
+            cursor.close()
+
+    def _python_pages(self, raw: Any) -> Generator[Links, None, None]:
+        """Pages in sequence order, every hash input encoded here (a database other than SQLite)."""
+        cursor = raw.cursor()
+        try:
+            cursor.execute(f"SELECT {', '.join([*FIELDS, 'hash'])} FROM audit_entry ORDER BY seq")
+            while rows := cursor.fetchmany(PAGE):
+                yield _encoded_page(rows)
+        finally:
+            cursor.close()
+
+    def _exact_input(self, seq: int) -> bytes | None:
+        """Entry ``seq``'s hash input as :func:`entry_hash` encodes its stored values, read one
+        by one (SQLite; None: a text value is not UTF-8, which no writer stores)."""
+        pairs = ", ".join(f"typeof(\"{f}\"), CASE WHEN typeof(\"{f}\") = 'text' THEN CAST(\"{f}\" AS BLOB) "
+                          f"ELSE \"{f}\" END" for f in FIELDS)
+        with self.storage.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(f"SELECT {pairs} FROM audit_entry WHERE seq = ?", (seq,))
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        if row is None:  # gone since it was read
+            return None
+        values: list[Any] = []
+        for kind, value in zip(row[::2], row[1::2], strict=True):
+            if kind == "text":
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    return None
+            values.append(value)
+        return _ENCODER.encode(values).encode()
+
+    def _exact_match(self, seq: int, digest: Any) -> bool:
+        data = self._exact_input(seq)
+        return data is not None and hashlib.sha256(data).hexdigest() == digest
+
+    def _last_seq(self) -> int:
+        with self.storage.engine.connect() as conn:
+            return int(conn.execute(select(func.max(AUDIT.c.seq))).scalar() or 0)
+
+    def verify(self, progress: Callable[[int, int], None] | None = None,
+               cancelled: Callable[[], bool] | None = None) -> VerifyResult:
+        """Check every entry and the head; name the first altered, removed or reordered one.
+
+        ``progress(checked, total)`` is called when the check starts and after every page of
+        :data:`PAGE` entries (every 40-90 ms on a 2-core machine); ``total`` is the last
+        sequence number when it started, or ``checked`` once that is more. ``cancelled()``
+        (e.g. ``threading.Event().is_set``) is polled before every page and every 20 ms while
+        waiting for one; when it returns true :class:`VerifyCancelled` is raised. Both are
+        called in the caller's thread."""
+        if cancelled is not None and cancelled():
+            raise VerifyCancelled(0)
+        # the head first: written after each commit, it is then never ahead of what the scan reads,
+        # even while entries are being appended
+        head: Any = None
+        unreadable = False
         if self.head_file is not None and self.head_file.exists():
             try:
                 head = json.loads(self.head_file.read_text())
             except ValueError:
-                return VerifyResult(False, checked, None, f"the head file {self.head_file} is unreadable")
+                unreadable = True
+            else:
+                unreadable = not isinstance(head, dict)
+                head = head if not unreadable else None
+        head_seq = head.get("seq") if head is not None else None
+        head_at = head_seq if type(head_seq) is int and head_seq > 0 else None
+        at_head: Any = None  # the stored hash of entry head_seq, once the scan reaches it
+        total = self._last_seq() if progress is not None else 0
+        if progress is not None:
+            progress(0, total)
+        guard = self._sqlite_json()
+        sqlite_inputs = guard is not None
+        pages = (lambda raw: self._sqlite_pages(raw, bool(guard))) if sqlite_inputs else self._python_pages
+        expected_seq, prev, checked = 1, GENESIS, 0
+        done = [0]  # checked, for poll (a closure over checked would slow the loop)
+
+        def poll() -> None:
+            if cancelled is not None and cancelled():
+                raise VerifyCancelled(done[0])
+
+        sha256 = hashlib.sha256  # the hot loop: locals
+        for seqs, prevs, hashes, inputs in self._read_ahead(pages, poll):
+            poll()
+            for seq, prev_hash, digest, data in zip(seqs, prevs, hashes, inputs, strict=True):
+                if seq != expected_seq:
+                    what = "removed" if seq > expected_seq else "duplicated or reordered"
+                    return VerifyResult(False, checked, expected_seq,
+                                        f"entry {expected_seq} is {what} (found entry {seq} in its place)")
+                if prev_hash != prev:
+                    return VerifyResult(False, checked, seq,
+                                        f"entry {seq} does not follow entry {seq - 1}: "
+                                        "an earlier entry was altered, removed or reordered")
+                if sha256(data).hexdigest() != digest and not (sqlite_inputs and self._exact_match(seq, digest)):
+                    return VerifyResult(False, checked, seq, f"entry {seq} was altered after it was written")
+                prev = digest
+                expected_seq += 1
+                checked += 1
+            done[0] = checked
+            if head_at is not None and seqs and seqs[0] <= head_at <= seqs[-1]:  # seqs: consecutive
+                at_head = hashes[head_at - seqs[0]]
+            if progress is not None:
+                total = max(total, checked)
+                progress(checked, total)
+        if unreadable:
+            return VerifyResult(False, checked, None, f"the head file {self.head_file} is unreadable")
+        if head is not None:
             if head.get("seq", 0) > checked:
                 return VerifyResult(False, checked, checked + 1,
                                     f"entries {checked + 1}–{head['seq']} were removed from the end of the log")
-            if head.get("seq") == checked and head.get("hash") != prev:
+            if head_seq == checked and head.get("hash") != prev:
                 return VerifyResult(False, checked, checked, f"entry {checked} differs from the recorded head")
+            # entries appended since the head was written (or while verify ran): the chain must
+            # still pass through it, else it was rewritten from there back
+            if head_at is not None and head_at < checked and head.get("hash") != at_head:
+                return VerifyResult(False, checked, head_at, f"entry {head_at} differs from the recorded head")
         return VerifyResult(True, checked)
 
     def entries(self, flt: AuditFilter | None = None, limit: int | None = None) -> list[AuditEntry]:
@@ -297,8 +487,6 @@ class AuditLog:
             return [_from_row(r) for r in conn.execute(q)]
 
     def count(self) -> int:
-        from sqlalchemy import func
-
         with self.storage.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(AUDIT)).scalar_one())
 
