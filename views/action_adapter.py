@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ from services.actions import (
     OutboxItem,
     Plan,
 )
-from services.audit import AuditEntry, AuditFilter, AuditLog, VerifyResult
+from services.audit import AuditEntry, AuditFilter, AuditLog, VerifyCancelled, VerifyResult
 from services.domain import SyncException
 from services.redaction import redact
 from views.adapters import TaskRegistry
@@ -54,6 +55,8 @@ class ActionAdapter(QObject):
     pending_changed = Signal(list)  # list[OutboxItem]
     audit_loaded = Signal(list)  # list[AuditEntry]
     verify_done = Signal(object)  # VerifyResult
+    verify_progress = Signal(int, int)  # entries checked, of about this many (emitted from the worker)
+    verify_cancelled = Signal(int)  # entries checked before the operator stopped it
     export_done = Signal(str)  # path written
     operator_changed = Signal(object)  # Operator
     busy = Signal(str, bool)  # what ("plan", "execute", "bulk", "audit", "verify", "export", ...), running
@@ -66,6 +69,7 @@ class ActionAdapter(QObject):
         self.audit = audit
         self.tasks = TaskRegistry()
         self._seq = 0
+        self._verify_stop: threading.Event | None = None
 
     # -- operator (plain, synchronous: the service only stores it) ------------------------
     @property
@@ -223,14 +227,29 @@ class ActionAdapter(QObject):
         return self.tasks.start("audit", self._guard("audit", "Could not read the audit log", work))
 
     def verify_audit(self) -> asyncio.Task[Any]:
-        """Check the whole hash chain: ``verify_done(VerifyResult)``."""
-        async def work() -> VerifyResult:
+        """Check the whole hash chain: ``verify_progress`` as it goes, then ``verify_done(VerifyResult)``
+        or, after :meth:`cancel_verify`, ``verify_cancelled(checked)``."""
+        stop = threading.Event()
+        self._verify_stop = stop
+
+        async def work() -> VerifyResult | None:
             audit = self._need_audit()
-            result = await asyncio.to_thread(audit.verify)
+            try:
+                result = await asyncio.to_thread(audit.verify, self.verify_progress.emit, stop.is_set)
+            except VerifyCancelled as exc:
+                self.verify_cancelled.emit(exc.checked)
+                return None
             self.verify_done.emit(result)
             return result
 
         return self.tasks.start("verify", self._guard("verify", "Could not verify the audit log", work))
+
+    def cancel_verify(self) -> bool:
+        """Stop a running verify (it stops within a page: tens of ms)."""
+        if self._verify_stop is None or not self.tasks.running("verify"):
+            return False
+        self._verify_stop.set()
+        return True
 
     def export_audit(self, fmt: str, path: str | Path, flt: AuditFilter | None = None) -> asyncio.Task[Any]:
         """Write every entry matching ``flt`` (no page limit) as ``fmt`` ("csv"/"json") to ``path``:

@@ -242,6 +242,7 @@ class AuditPage(QWidget):
 
     filter_changed = Signal(object)  # AuditFilter
     verify_requested = Signal()
+    cancel_verify_requested = Signal()
     export_requested = Signal(str, str, object)  # fmt, path, AuditFilter
 
     FILTER_DELAY_MS = 250
@@ -312,6 +313,10 @@ class AuditPage(QWidget):
         self.verify_button.setObjectName("verify")
         self.verify_button.setToolTip("Check the hash chain of the whole log: any edited, removed or reordered "
                                       "entry is found and named")
+        self.cancel_verify_button = QPushButton("Stop")
+        self.cancel_verify_button.setObjectName("cancelVerify")
+        self.cancel_verify_button.setToolTip("Stop verifying (nothing is concluded about the log)")
+        self.cancel_verify_button.hide()
         self.format_combo = QComboBox()
         self.format_combo.setObjectName("exportFormat")
         self.format_combo.addItem("CSV", "csv")
@@ -321,6 +326,7 @@ class AuditPage(QWidget):
         self.export_button.setToolTip("Write every entry matching the filters (not only the ones shown)")
         self.refresh_button = QPushButton("Refresh")
         self.verify_button.clicked.connect(self._verify_clicked)
+        self.cancel_verify_button.clicked.connect(self.cancel_verify_requested.emit)
         self.export_button.clicked.connect(self.choose_export_file)
         self.refresh_button.clicked.connect(self.emit_filter)
         actions = QHBoxLayout()
@@ -329,6 +335,7 @@ class AuditPage(QWidget):
         actions.addWidget(self.format_combo)
         actions.addWidget(self.export_button)
         actions.addWidget(self.verify_button)
+        actions.addWidget(self.cancel_verify_button)
 
         # -- table and detail ------------------------------------------------------------------
         self.table = QTableView()
@@ -470,12 +477,26 @@ class AuditPage(QWidget):
     # -- verify ------------------------------------------------------------------------------
     def _verify_clicked(self) -> None:
         self.verify_button.setEnabled(False)
+        self.cancel_verify_button.show()
         self.verify_label.show_message("Verifying the hash chain…", "busy")
         self.verify_label.show()
         self.verify_requested.emit()
 
+    def show_verify_progress(self, checked: int, total: int) -> None:
+        if self.verify_label.tone != "busy":
+            return  # a late progress signal after the result
+        share = f" ({checked / total:.0%})" if total else ""
+        self.verify_label.show_message(f"Verifying the hash chain… {checked:,} of {total:,} entries{share}", "busy")
+
+    def show_verify_cancelled(self, checked: int) -> None:
+        self.cancel_verify_button.hide()
+        self.verify_button.setEnabled(True)
+        self.verify_label.show_message(f"Verification stopped after {checked:,} entries: nothing is concluded "
+                                       "about the log.", "bad")
+
     def show_verify(self, result: VerifyResult) -> None:
         self.last_verify = result
+        self.cancel_verify_button.hide()
         self.verify_button.setEnabled(True)
         if result.ok:
             self.verify_label.show_message(f"✓ Intact: {result.checked:,} entries verified — no entry was edited, "
@@ -533,6 +554,9 @@ class AuditPage(QWidget):
         self.limit = AUDIT_PAGE_LIMIT
         self.filter_changed.connect(lambda flt: adapter.load_audit(flt, self.limit))
         self.verify_requested.connect(adapter.verify_audit)
+        self.cancel_verify_requested.connect(adapter.cancel_verify)
+        adapter.verify_progress.connect(self.show_verify_progress)
+        adapter.verify_cancelled.connect(self.show_verify_cancelled)
         self.export_requested.connect(adapter.export_audit)
         adapter.audit_loaded.connect(self.set_entries)
         adapter.verify_done.connect(self.show_verify)
@@ -545,6 +569,7 @@ class AuditPage(QWidget):
         # is emitted from a ``finally``
         if not running and what == "verify":
             self.verify_button.setEnabled(True)
+            self.cancel_verify_button.hide()
             if self.verify_label.tone == "busy":
                 self.verify_label.show_message("Verification did not finish (see the status bar).", "bad")
         if not running and what == "export":

@@ -1049,6 +1049,40 @@ async def test_audit_page_loads_verifies_and_exports(qtbot: QtBot, service: Fake
         storage.close()
 
 
+async def test_audit_verify_reports_progress_and_can_be_stopped(qtbot: QtBot, service: FakeActionService,
+                                                                 tmp_path: Path) -> None:
+    storage, log = make_log(tmp_path)
+    adapter = ActionAdapter(service, log)  # type: ignore[arg-type]
+    try:
+        page = AuditPage(today=NOW)
+        qtbot.addWidget(page)
+        page.bind(adapter)
+        page.show()
+        progress: list[tuple[int, int]] = []
+        adapter.verify_progress.connect(lambda done, total: progress.append((done, total)))
+        page.verify_button.click()
+        assert page.cancel_verify_button.isVisible()
+        await asyncio.wait_for(_until(lambda: page.last_verify is not None), 5)
+        # emitted from the worker thread: queued to this thread's Qt event queue (this test's loop
+        # is plain asyncio, so Qt events are pumped by hand), maybe after the result
+        await asyncio.wait_for(_until(lambda: QApplication.processEvents() or (
+            bool(progress) and progress[-1] == (6, 6))), 5)
+        assert page.verify_label.tone == "ok"  # a late progress signal does not overwrite the result
+        assert not page.cancel_verify_button.isVisible()
+        # stopped before it could conclude: said so, never "intact"
+        page.last_verify = None
+        page.verify_button.click()
+        page.cancel_verify_button.click()  # before the worker starts: it stops at once
+        await asyncio.wait_for(_until(lambda: page.verify_button.isEnabled()), 5)
+        assert page.last_verify is None
+        assert page.verify_label.tone == "bad" and "Verification stopped after 0 entries" in page.verify_label.text()
+        assert not page.cancel_verify_button.isVisible()
+        assert not adapter.cancel_verify()  # nothing running any more
+    finally:
+        await adapter.aclose()
+        storage.close()
+
+
 async def test_audit_errors_come_back_as_signals(qtbot: QtBot, service: FakeActionService) -> None:
     adapter = ActionAdapter(service, None)  # type: ignore[arg-type]
     try:
