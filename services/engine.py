@@ -35,8 +35,13 @@ from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshRes
 
 log = logging.getLogger(__name__)
 
-#: what a customer list needs (services.overview): customers, plans, subscriptions, tiers
-OVERVIEW_KINDS = (Kind.CUSTOMER, Kind.PLAN, Kind.SUBSCRIPTION, Kind.ENTITLEMENT)
+#: what a customer list needs from each system (services.overview): billing's customers, plans
+#: and subscriptions, the ERP's parties, support's organizations and tiers
+OVERVIEW_KINDS: dict[System, tuple[Kind, ...]] = {
+    System.BILLING: (Kind.CUSTOMER, Kind.PLAN, Kind.SUBSCRIPTION),
+    System.ERP: (Kind.CUSTOMER,),
+    System.SUPPORT: (Kind.CUSTOMER, Kind.ENTITLEMENT),
+}
 
 CONNECTOR_CLASSES: dict[str, str] = {
     "stripe": "services.connectors.stripe:StripeConnector",
@@ -138,9 +143,10 @@ class Engine:
                 if base is None:
                     loaded[system] = self.storage.load_system(system)
                     continue
-                rest = self.storage.load_system(system, [k for k in Kind if k not in OVERVIEW_KINDS])
+                read_first = OVERVIEW_KINDS[system]
+                rest = self.storage.load_system(system, [k for k in Kind if k not in read_first])
                 for kind in Kind:
-                    if kind not in OVERVIEW_KINDS:
+                    if kind not in read_first:
                         base.table(kind).update(rest.table(kind))
                 loaded[system] = base
             return loaded
@@ -149,8 +155,8 @@ class Engine:
         self.data_version += 1
 
     async def load_overview(self) -> Snapshot:
-        """The part of the stored snapshot a customer list needs (:data:`OVERVIEW_KINDS`: a
-        third of the records), read in a worker thread, for a console that opens before the
+        """The part of the stored snapshot a customer list needs (:data:`OVERVIEW_KINDS`: about
+        a quarter of the records), read in a worker thread, for a console that opens before the
         whole snapshot is in. Not installed as the engine's data: rules, timelines and actions
         need everything (:meth:`load`)."""
         def read() -> dict[System, SystemData]:
@@ -158,7 +164,7 @@ class Engine:
             for system in System:
                 state = self.storage.state(system)
                 if state is not None and state.refreshed_at is not None:
-                    loaded[system] = self.storage.load_system(system, OVERVIEW_KINDS)
+                    loaded[system] = self.storage.load_system(system, OVERVIEW_KINDS[system])
             return loaded
 
         return Snapshot(await run_cpu(read))
