@@ -1359,6 +1359,21 @@ class _PlanBuilder:
         self.notes.append("an audited record for review; nothing is sent to any system; the exception stays open")
 
     # -- invoices -----------------------------------------------------------------------
+    def latest_posted_date(self) -> date | None:
+        """The newest invoice date among the ERP's posted or paid invoices: its strict invoice
+        sequence refuses anything dated earlier."""
+        return max((i.invoice_date for i in self.e.invoices.values()
+                    if i.invoice_date and i.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)), default=None)
+
+    def chosen_invoice_date(self) -> date | None:
+        """The operator's ``value={"invoice_date": "YYYY-MM-DD"}``, if given."""
+        if not self.value.get("invoice_date"):
+            return None
+        try:
+            return date.fromisoformat(str(self.value["invoice_date"]))
+        except ValueError:
+            raise _Refuse("date", f"invoice_date {self.value['invoice_date']!r} is not a date") from None
+
     def billing_lines(self, inv: Any) -> list[list[str]]:
         exp = currency_exponent(inv.total.currency.lower())
         quantum = Decimal(1).scaleb(-exp)
@@ -1414,13 +1429,10 @@ class _PlanBuilder:
         self.check_currency(currency)
         lines = self.billing_lines(inv)
         finalized = (inv.finalized_at or inv.created)
-        latest = max((i.invoice_date for i in self.e.invoices.values()
-                      if i.invoice_date and i.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)), default=None)
-        if self.value.get("invoice_date"):
-            try:
-                inv_date = date.fromisoformat(str(self.value["invoice_date"]))
-            except ValueError:
-                raise _Refuse("date", f"invoice_date {self.value['invoice_date']!r} is not a date") from None
+        latest = self.latest_posted_date()
+        chosen = self.chosen_invoice_date()
+        if chosen is not None:
+            inv_date = chosen
             self.notes.append(f"invoice date chosen by the operator: {inv_date}")
         else:
             inv_date = finalized.astimezone(UTC).date() if finalized else self.svc.clock().date()
@@ -1525,13 +1537,10 @@ class _PlanBuilder:
         self.check_currency(currency)
         lines = self.billing_lines(binv)
         today = self.svc.engine.clock().astimezone(UTC).date()
-        latest = max((i.invoice_date for i in self.e.invoices.values()
-                      if i.invoice_date and i.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)), default=None)
-        if self.value.get("invoice_date"):
-            try:
-                inv_date = date.fromisoformat(str(self.value["invoice_date"]))
-            except ValueError:
-                raise _Refuse("date", f"invoice_date {self.value['invoice_date']!r} is not a date") from None
+        latest = self.latest_posted_date()
+        chosen = self.chosen_invoice_date()
+        if chosen is not None:
+            inv_date = chosen
             if latest is not None and inv_date < latest:
                 raise _Refuse("date", f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
                                       f"the credit note and the copy cannot be dated {inv_date}")
