@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.runtime import tune_interpreter, tune_loop
+from app.runtime import collect_when_idle, tune_interpreter, tune_loop
 from app.sources import open_storage
 from services.actions import ActionKind, ActionRequest, ActionService, Operator, Role
 from services.audit import AuditLog
@@ -173,6 +173,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
         service.start_auto_replay()  # queued actions replay by themselves when a system returns
         adapter.tasks.start("replay", _replay_after(refresh, service))
+        adapter.tasks.start("idle-gc", collect_when_idle(lambda: adapter.refreshing))
         if screenshot_dir is not None:
             with contextlib.suppress(Exception):
                 await refresh
