@@ -1359,6 +1359,17 @@ class _PlanBuilder:
         self.notes.append("an audited record for review; nothing is sent to any system; the exception stays open")
 
     # -- invoices -----------------------------------------------------------------------
+    def acknowledge_warning(self, step: dict[str, Any]) -> None:
+        """``value={"acknowledge_warning": name}``: the step acknowledges that ERP warning once
+        (audited, previewed as its own call)."""
+        ack = self.value.get("acknowledge_warning")
+        if not ack:
+            return
+        step["acknowledge"] = str(ack)
+        self.notes.append(f"acknowledges the ERP warning {ack} once (audited)")
+        self.rpc_call("model.res.user.warning.create", [[{"name": str(ack), "always": False}]],
+                      "acknowledge the ERP's warning once")
+
     def latest_posted_date(self) -> date | None:
         """The newest invoice date among the ERP's posted or paid invoices: its strict invoice
         sequence refuses anything dated earlier."""
@@ -1442,15 +1453,10 @@ class _PlanBuilder:
                                   f"has a posted invoice dated {latest}: the late posting is dated {today}")
                 inv_date = max(today, latest)
         self.ok("date", f"invoice date {inv_date}")
-        ack = self.value.get("acknowledge_warning")
         step = {"op": "erp.post_invoice", "system": System.ERP.value, "billing_invoice_id": iid,
                 "party_id": int(party.ref.id), "currency": currency, "invoice_date": inv_date.isoformat(),
                 "lines": lines}
-        if ack:
-            step["acknowledge"] = str(ack)
-            self.notes.append(f"acknowledges the ERP warning {ack} once (audited)")
-            self.rpc_call("model.res.user.warning.create", [[{"name": str(ack), "always": False}]],
-                          "acknowledge the ERP's warning once")
+        self.acknowledge_warning(step)
         self.steps = [step]
         self.post_calls(iid, int(party.ref.id), currency, inv_date, lines)
         self.before = {"billing": {"invoice": iid, "number": inv.number, "total": str(inv.total.amount),
@@ -1555,12 +1561,7 @@ class _PlanBuilder:
         step: dict[str, Any] = {"op": "erp.credit_repost", "system": System.ERP.value, "invoice_id": invoice_id,
                                 "billing_invoice_id": iid, "party_id": party_id, "currency": currency,
                                 "invoice_date": inv_date.isoformat(), "lines": lines}
-        ack = self.value.get("acknowledge_warning")
-        if ack:
-            step["acknowledge"] = str(ack)
-            self.notes.append(f"acknowledges the ERP warning {ack} once (audited)")
-            self.rpc_call("model.res.user.warning.create", [[{"name": str(ack), "always": False}]],
-                          "acknowledge the ERP's warning once")
+        self.acknowledge_warning(step)
         self.steps = [step]
         active = {"active_model": "account.invoice", "active_id": invoice_id, "active_ids": [invoice_id]}
         self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
