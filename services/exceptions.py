@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 
 from services.domain import ExternalRef, Severity, Side, SyncException, System, Team
 from services.reconcile import ReconcileResult
@@ -75,36 +75,55 @@ class ExceptionTracker:
         self.storage = storage
 
     def update(self, result: ReconcileResult) -> TrackResult:
-        """Merge one run into the history, in one transaction."""
+        """Merge one run into the history, in one transaction.
+
+        Rows are written with one ``executemany`` per kind of change rather than a statement
+        per exception: besides being faster, a long run of single statements gives the GIL
+        away and takes it straight back at every SQLite step, which starves the UI thread
+        (it runs on the CPU thread during a refresh)."""
         now = result.checked_at
         found = {e.id: e for e in result.exceptions}
         out = TrackResult()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        reopens: list[dict[str, Any]] = []
+        closes: list[dict[str, Any]] = []
         with self.storage.engine.begin() as conn:
             existing = {row.id: row for row in conn.execute(select(EXC))}
             for exc_id, exc in found.items():
                 row = existing.get(exc_id)
                 if row is None:
-                    conn.execute(insert(EXC).values(
+                    inserts.append(dict(
                         id=exc.id, rule=exc.rule, severity=exc.severity.value, owner=exc.owner.value,
                         customer_id=exc.customer_id, object_id=exc.object_id, summary=exc.summary,
                         payload=_encode_payload(exc, []), first_seen=now, last_seen=now, closed_at=None))
                     out.opened.append(exc_id)
                     continue
                 history = json.loads(row.payload).get("history", [])
-                values: dict[str, Any] = {"severity": exc.severity.value, "summary": exc.summary,
-                                          "customer_id": exc.customer_id, "last_seen": now}
                 if row.closed_at is not None:
                     history.append([_iso(row.first_seen), _iso(row.closed_at)])
-                    values.update(first_seen=now, closed_at=None)
-                    out.reopened.append(exc_id)
+                    target, listed = reopens, out.reopened
                 else:
-                    out.still_open.append(exc_id)
-                values["payload"] = _encode_payload(exc, history)
-                conn.execute(EXC.update().where(EXC.c.id == exc_id).values(**values))
+                    target, listed = updates, out.still_open
+                target.append({"b_id": exc_id, "b_severity": exc.severity.value, "b_summary": exc.summary,
+                               "b_customer_id": exc.customer_id, "b_payload": _encode_payload(exc, history)})
+                listed.append(exc_id)
             for exc_id, row in existing.items():
                 if row.closed_at is None and exc_id not in found and row.rule in result.evaluated_rules:
-                    conn.execute(EXC.update().where(EXC.c.id == exc_id).values(closed_at=now))
+                    closes.append({"b_id": exc_id})
                     out.closed.append(exc_id)
+            if inserts:
+                conn.execute(insert(EXC), inserts)
+            changed = {"severity": bindparam("b_severity"), "summary": bindparam("b_summary"),
+                       "customer_id": bindparam("b_customer_id"), "payload": bindparam("b_payload"),
+                       "last_seen": now}
+            by_id = EXC.c.id == bindparam("b_id")
+            if updates:
+                conn.execute(EXC.update().where(by_id).values(**changed), updates)
+            if reopens:
+                conn.execute(EXC.update().where(by_id).values(**changed, first_seen=now, closed_at=None), reopens)
+            if closes:
+                conn.execute(EXC.update().where(by_id).values(closed_at=now), closes)
         return out
 
     def open_exceptions(self) -> list[SyncException]:
