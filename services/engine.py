@@ -243,8 +243,7 @@ class Engine:
         async with self._write_lock:
             await run_cpu(self.storage.apply_delta, system, delta, result.cursor, source, at)
         async with self._data_lock:
-            current = self.data.get(system) or SystemData(system)
-            current.apply(delta)
+            current = (self.data.get(system) or SystemData(system)).applied(delta)  # copy on write
             self.data[system] = current
             self.data_version += 1
         return SystemOutcome(system, True, "incremental", records=current.count(), changes=delta.count())
@@ -292,8 +291,7 @@ class Engine:
         refresh time: the next refresh reads them again anyway."""
         async with self._locks[system]:
             async with self._data_lock:
-                current = self.data.get(system) or SystemData(system)
-                current.apply(Delta(upserts))
+                current = (self.data.get(system) or SystemData(system)).applied(Delta(upserts))
                 self.data[system] = current
                 self.data_version += 1
             await asyncio.to_thread(self.storage.upsert_records, upserts)

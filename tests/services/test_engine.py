@@ -110,9 +110,14 @@ async def test_snapshot_survives_restart_and_incremental_cost_follows_changes(de
                                  json={"organization": {"notes": "touched"}},
                                  auth=(f"{support.settings['email']}/token", support.secret("api_token")))
             assert r.status_code == 200, r.text
+    before = engine.snapshot()  # what the views (UI thread) and the rules (CPU thread) may still hold
+    old_name = before.get(System.BILLING).customers[customers[0]].name
     changed = await engine.refresh(RefreshMode.AUTO)
     assert changed.ok
     assert engine.data[System.BILLING].customers[customers[0]].name == f"Renamed {customers[0]}"
+    # copy on write: a snapshot handed out earlier never changes under its reader
+    assert before.get(System.BILLING).customers[customers[0]].name == old_name
+    assert before.get(System.BILLING) is not engine.data[System.BILLING]
     assert changed.outcomes[System.BILLING].changes >= k
     assert changed.outcomes[System.SUPPORT].changes >= k
     for system in (System.BILLING, System.SUPPORT):
