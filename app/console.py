@@ -2,7 +2,10 @@
 
 The order matters (STYLE.md): qasync is bound to PySide6 (QT_API, set in app/__init__), the QApplication exists
 before the loop, and the loop runs under ``asyncio.Runner(loop_factory=qasync.QEventLoop)``.
-Shutdown is explicit: tracked tasks cancelled, HTTP clients closed, demo servers stopped.
+The services (connectors, engine, actions, health probes) run on a loop of their own in the
+service thread (``services/runner.py``): the UI thread only draws. Shutdown is explicit:
+tracked tasks cancelled, HTTP clients closed on the service loop, the service thread joined,
+demo servers stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from services.connectors.base import utc_now
 from services.engine import Engine, RefreshMode
 from services.home import audit_path, config_path
 from services.redaction import register_secret
+from services.runner import ServiceLoop
 from services.storage import Storage, StorageError
 from views.action_adapter import ActionAdapter
 from views.adapters import EngineAdapter, HealthAdapter
@@ -115,6 +119,7 @@ def _wire_actions(window: MainWindow, adapter: EngineAdapter, actions: ActionAda
 
 
 def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
+    adapter.sort_keys = lambda: (window.customers_page.sort_key,)  # prepared off the UI thread
     adapter.state_changed.connect(window.set_state)
     adapter.refresh_started.connect(window.on_refresh_started)
     adapter.progress.connect(window.on_refresh_progress)
@@ -124,6 +129,14 @@ def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
     adapter.failed.connect(window.show_error)
     window.refresh_requested.connect(lambda mode: adapter.start_refresh(RefreshMode(mode)))
     window.cancel_requested.connect(adapter.cancel_refresh)
+
+
+def _service_loop() -> ServiceLoop:
+    def configure(loop: asyncio.AbstractEventLoop) -> None:
+        tune_loop(loop)
+        loop.set_exception_handler(_loop_exception_handler)
+
+    return ServiceLoop(configure=configure)
 
 
 async def _main(app: QApplication, demo: bool, config: Path | None, profile_name: str | None,
@@ -138,11 +151,12 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     service: ActionService | None = None
     actions: ActionAdapter | None = None
     audit_storage: Storage | None = None
+    runner = _service_loop().start()
     window = MainWindow()
     windows.append(window)
     window.closed.connect(closed.set)
     window.show()
-    health = HealthAdapter(window)
+    health = HealthAdapter(window, runner=runner)
     window.attach_health(health)
     try:
         profile = None if demo else _choose_profile(config, profile_name)
@@ -162,23 +176,26 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         window.set_profile(profile)
         storage = await asyncio.to_thread(open_storage, None if env else profile.name)
         engine = Engine.from_profile(profile, storage, clock=clock)
-        adapter = EngineAdapter(engine, window)
+        adapter = EngineAdapter(engine, window, runner=runner)
         _wire(window, adapter)
         audit_storage = await asyncio.to_thread(Storage.open_path, audit_path(demo=env is not None), durable=True)
         service = ActionService(engine, AuditLog(audit_storage), default_operator(), clock=clock)
-        actions = ActionAdapter(service, service.audit, window)
+        actions = ActionAdapter(service, service.audit, window, runner=runner)
         _wire_actions(window, adapter, actions)
         health.start(profile)
         await adapter.load()  # opens at once from the local snapshot
         refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
-        service.start_auto_replay()  # queued actions replay by themselves when a system returns
-        adapter.tasks.start("replay", _replay_after(refresh, service))
+        # queued actions replay by themselves when a system returns (on the service loop)
+        runner.spawn(service.start_auto_replay)
+        adapter.tasks.start("replay", _replay_after(refresh, service, runner))
         adapter.tasks.start("idle-gc", collect_when_idle(lambda: adapter.refreshing))
         if screenshot_dir is not None:
             with contextlib.suppress(Exception):
                 await refresh
             if env is not None and service is not None:
-                await _demo_fix(service, adapter)
+                await runner.call(_demo_fix(service))
+                adapter.republish()
+                await asyncio.sleep(0.3)
             for path in await _save_screenshots(window, health, screenshot_dir):
                 print(path, flush=True)
             window.close()
@@ -192,13 +209,16 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     finally:
         if actions is not None:
             await actions.aclose()
-        if service is not None:
-            await service.aclose()
         if adapter is not None:
             await adapter.aclose()
         await health.aclose()
+        # the HTTP clients and the action service's tasks belong to the service loop
+        if service is not None:
+            await runner.call(service.aclose())
         if engine is not None:
-            await engine.aclose()
+            await runner.call(engine.aclose())
+        await asyncio.to_thread(runner.stop)
+        if engine is not None:
             await asyncio.to_thread(engine.storage.close)
         if audit_storage is not None:
             await asyncio.to_thread(audit_storage.close)
@@ -216,9 +236,10 @@ def default_operator() -> Operator:
     return Operator(name, Role.FINANCE)
 
 
-async def _demo_fix(service: ActionService, adapter: EngineAdapter) -> None:
+async def _demo_fix(service: ActionService) -> None:
     """On the built-in demo only, for the screenshots: push one support tier, so the audit log
-    and the customer views show a real action (intent, outcome, closed exception)."""
+    and the customer views show a real action (intent, outcome, closed exception). Runs on the
+    service loop."""
     exceptions = await service.engine.open_exceptions()
     target = next((e for e in exceptions if e.rule == "entitlement.missing"), None)
     if target is None:
@@ -231,15 +252,13 @@ async def _demo_fix(service: ActionService, adapter: EngineAdapter) -> None:
         log.info("screenshot demo fix: %s %s", result.status.value, result.message)
     finally:
         service.operator = previous
-    adapter.republish()
-    await asyncio.sleep(0.3)
 
 
-async def _replay_after(refresh: asyncio.Task[object], service: ActionService) -> None:
+async def _replay_after(refresh: asyncio.Task[object], service: ActionService, runner: ServiceLoop) -> None:
     """Resume actions a previous session left queued or executing, once the data is fresh."""
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await refresh
-    results = await service.replay_pending()
+    results = await runner.call(service.replay_pending())
     if results:
         log.info("replayed %d pending actions from an earlier session", len(results))
 

@@ -6,8 +6,9 @@
 latest wins per name, failures logged) and returns it, so a caller that wants to may await it.
 Every failure becomes one ``error`` signal with redacted text; nothing raises into a Qt slot.
 
-The audit log reads SQLite, so every ``AuditLog`` call runs in a worker thread
-(``asyncio.to_thread``); the UI thread only draws.
+The action service's coroutines run on ``runner`` (the console's service thread, see
+``services/runner.py``); the audit log reads SQLite, so every ``AuditLog`` call runs in a worker
+thread (``asyncio.to_thread``); the UI thread only draws.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from services.actions import (
 from services.audit import AuditEntry, AuditFilter, AuditLog, VerifyCancelled, VerifyResult
 from services.domain import SyncException
 from services.redaction import redact
+from services.runner import InlineLoop, Runner, post_to
 from views.adapters import TaskRegistry
 
 log = logging.getLogger(__name__)
@@ -63,9 +65,10 @@ class ActionAdapter(QObject):
     error = Signal(str)  # human text, secrets redacted
 
     def __init__(self, service: ActionService, audit: AuditLog | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, runner: Runner | None = None) -> None:
         super().__init__(parent)
         self.service = service
+        self.runner: Runner = runner or InlineLoop()
         self.audit = audit
         self.tasks = TaskRegistry()
         self._seq = 0
@@ -116,7 +119,7 @@ class ActionAdapter(QObject):
         caller, e.g. the fix dialog flow, shows the error where the operator is looking)."""
         self.busy.emit("plan", True)
         try:
-            plan = await self.service.plan(request)
+            plan = await self.runner.call(self.service.plan(request))
         finally:
             self.busy.emit("plan", False)
         self.plan_ready.emit(plan)
@@ -132,7 +135,7 @@ class ActionAdapter(QObject):
         Raises on failure; start it with :meth:`start_execute` to get ``error`` instead."""
         self.busy.emit("execute", True)
         try:
-            result = await self.service.execute(plan)
+            result = await self.runner.call(self.service.execute(plan))
         finally:
             self.busy.emit("execute", False)
         self.result.emit(result)
@@ -158,13 +161,11 @@ class ActionAdapter(QObject):
     def bulk_running(self) -> bool:
         return self.tasks.running("bulk")
 
-    def _on_bulk_progress(self, progress: BulkProgress) -> None:
-        self.bulk_progress.emit(progress)
-
     async def _bulk(self, requests: list[ActionRequest]) -> BulkResult:
         self.busy.emit("bulk", True)
         try:
-            result = await self.service.bulk(requests, self._on_bulk_progress)
+            on_progress: Callable[[BulkProgress], None] = post_to(asyncio.get_running_loop(), self.bulk_progress.emit)
+            result = await self.runner.call(self.service.bulk(requests, on_progress))
         except asyncio.CancelledError:
             # the service may end the run by raising instead of returning a partial result
             self.bulk_done.emit(BulkResult(results=[], cancelled=True))
@@ -194,7 +195,7 @@ class ActionAdapter(QObject):
 
     def cancel_pending(self, action_id: str) -> asyncio.Task[Any]:
         async def work() -> None:
-            await self.service.cancel_pending(action_id)
+            await self.runner.call(self.service.cancel_pending(action_id))
             self.refresh_pending()
 
         return self.tasks.start(f"cancel:{action_id}",
@@ -202,7 +203,7 @@ class ActionAdapter(QObject):
 
     def retry_failed(self, action_id: str) -> asyncio.Task[Any]:
         async def work() -> ActionResult:
-            result = await self.service.retry_failed(action_id)
+            result = await self.runner.call(self.service.retry_failed(action_id))
             self.result.emit(result)
             self.refresh_pending()
             return result

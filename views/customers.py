@@ -382,6 +382,11 @@ class CustomersPage(QWidget):
         t.setSortingEnabled(True)
 
     # -- public API --------------------------------------------------------------------------
+    @property
+    def sort_key(self) -> str:
+        """The key the table is sorted by (``services.overview.SORT_KEYS``)."""
+        return self._sort_key
+
     def set_rows(self, rows: list[CustomerRow], prepared: RowFilter | None = None) -> None:
         """New data (e.g. after a refresh). Keeps the selected customer and the scroll position.
 

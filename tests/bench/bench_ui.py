@@ -54,15 +54,24 @@ class Heartbeat:
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.clock = QElapsedTimer()
+        self.since = QElapsedTimer()
         self.gaps: list[float] = []
+        self.ends: list[float] = []  # when each gap ended, ms after start
         self.timer.timeout.connect(self._tick)
 
     def start(self) -> None:
         self.clock.start()
+        self.since.start()
         self.timer.start()
 
     def _tick(self) -> None:
         self.gaps.append(self.clock.restart())
+        self.ends.append(self.since.elapsed())
+
+    def longest(self, n: int = 3) -> str:
+        """The ``n`` longest gaps: "length ms at the second they started" each."""
+        top = sorted(zip(self.gaps, self.ends, strict=True), reverse=True)[:n]
+        return ", ".join(f"{gap:.0f} ms at {(end - gap) / 1000:.2f} s" for gap, end in top)
 
     def stop(self) -> None:
         self.timer.stop()
@@ -79,7 +88,8 @@ def _app() -> QApplication:
 
 
 def cmd_stall(args: argparse.Namespace) -> None:
-    from app.console import _wire
+    from app.console import _service_loop, _wire
+    from services.runner import InlineLoop, Runner, ServiceLoop
     from views.adapters import EngineAdapter
     from views.main_window import MainWindow
 
@@ -95,11 +105,14 @@ def cmd_stall(args: argparse.Namespace) -> None:
         storage = Storage.open_path(work / "ui.db")
         engine = Engine.from_profile(profile, storage, policies=UNLIMITED)
         window = MainWindow()
-        adapter = EngineAdapter(engine, window)
+        runner: Runner = InlineLoop() if args.inline else _service_loop().start()
+        adapter = EngineAdapter(engine, window, runner=runner)
         _wire(window, adapter)
         window.show()
         await adapter.load()
         beat = Heartbeat()
+        shown: list[float] = []
+        adapter.state_changed.connect(lambda _state: shown.append(time.perf_counter()))
         beat.start()
         started = time.perf_counter()
         await adapter.start_refresh(RefreshMode.FULL)
@@ -109,10 +122,15 @@ def cmd_stall(args: argparse.Namespace) -> None:
         gaps = sorted(beat.gaps)
         print(f"full refresh of {args.customers:,} customers with the window open: {took:.1f} s, "
               f"{len(window.state.rows) if window.state else 0:,} rows shown")
+        print(f"services on {'the UI loop' if args.inline else 'the service thread'}; the views got the new state "
+              f"at {shown[0] - started:.2f} s" if shown else "")
+        print(f"longest gaps: {beat.longest()}")
         print(f"UI heartbeat (5 ms): longest stall {gaps[-1]:.0f} ms, p99 {gaps[int(len(gaps) * 0.99)]:.0f} ms, "
               f"median {statistics.median(gaps):.0f} ms over {len(gaps):,} ticks")
         await adapter.aclose()
-        await engine.aclose()
+        await runner.call(engine.aclose())
+        if isinstance(runner, ServiceLoop):
+            runner.stop()
         storage.close()
 
     try:
@@ -204,7 +222,7 @@ def _process_age() -> float:
 
 
 def launch_child(db: str, cfg: str) -> None:
-    from app.console import _wire
+    from app.console import _service_loop, _wire
     from views.adapters import EngineAdapter
     from views.main_window import MainWindow
 
@@ -218,7 +236,8 @@ def launch_child(db: str, cfg: str) -> None:
         storage = await asyncio.to_thread(Storage.open_path, Path(db))
         engine = Engine.from_profile(profile, storage)
         window = MainWindow()
-        adapter = EngineAdapter(engine, window)
+        runner = _service_loop().start()
+        adapter = EngineAdapter(engine, window, runner=runner)
         _wire(window, adapter)
         window.show()
         shown = _process_age()
@@ -239,7 +258,8 @@ def launch_child(db: str, cfg: str) -> None:
               f"{first[1]:,} customers, {first[2]:,} exceptions listed; whole snapshot with timelines "
               f"in at {complete:.2f} s)")
         await adapter.aclose()
-        await engine.aclose()
+        await runner.call(engine.aclose())
+        runner.stop()
         storage.close()
 
     loop.run_until_complete(run())
@@ -253,6 +273,7 @@ def main() -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("stall")
     s.add_argument("--customers", type=int, default=10_000)
+    s.add_argument("--inline", action="store_true", help="services on the UI loop (as before the service thread)")
     f = sub.add_parser("filter")
     f.add_argument("--rows", type=int, default=100_000)
     la = sub.add_parser("launch")

@@ -1,6 +1,7 @@
-"""The real main window, engine adapter and engine on the demo environment, run on a qasync
-loop as the console runs them: refresh with one system down, cancel a refresh, search, open a
-customer, and external text shown as plain text."""
+"""The real main window, engine adapter and engine on the demo environment, run as the console
+runs them (Qt on a qasync loop, the services on their own loop in the service thread): refresh
+with one system down, cancel a refresh, search, open a customer, and external text shown as
+plain text."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from services.domain import System
 from services.engine import Engine, RefreshMode
 from services.health import Health
 from services.http import HttpPolicy
+from services.runner import ServiceLoop
 from services.storage import Storage
 from views.adapters import EngineAdapter
 from views.main_window import MainWindow
@@ -57,7 +59,8 @@ async def console(tmp_path: Path, scenario: Callable[[MainWindow, EngineAdapter,
     storage = Storage.open_path(tmp_path / "snap.db")
     engine = Engine.from_profile(env.profile(), storage, policies=FAST, clock=env.now)
     window = MainWindow()
-    adapter = EngineAdapter(engine, window)
+    runner = ServiceLoop(name="test-services").start()
+    adapter = EngineAdapter(engine, window, runner=runner)
     _wire(window, adapter)
     window.show()
     try:
@@ -65,7 +68,8 @@ async def console(tmp_path: Path, scenario: Callable[[MainWindow, EngineAdapter,
         await scenario(window, adapter, env)
     finally:
         await adapter.aclose()
-        await engine.aclose()
+        await runner.call(engine.aclose())
+        await asyncio.to_thread(runner.stop)
         storage.close()
         window.close()
         window.deleteLater()
@@ -110,6 +114,11 @@ def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(
         adapter.progress.connect(lambda *_: progressed.set())
         task = adapter.start_refresh(RefreshMode.FULL)
         await progressed.wait()
+        # the refresh runs on the service loop, not on the UI's
+        assert isinstance(adapter.runner, ServiceLoop)
+        on_services = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_task_names(), adapter.runner.loop))
+        assert "Engine.refresh" in on_services
+        assert "Engine.refresh" not in {t.get_coro().__qualname__ for t in asyncio.all_tasks()}
         assert window.refresh_status.isVisible() and window.cancel_action.isEnabled()
         window.cancel_action.trigger()  # what Esc or the Cancel button does
         with pytest.raises(asyncio.CancelledError):
@@ -120,6 +129,10 @@ def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(
         assert window.state is not None and len(window.state.rows) == rows_before
 
     run_qasync(qloop, console(tmp_path, scenario))
+
+
+async def _task_names() -> set[str]:
+    return {t.get_coro().__qualname__ for t in asyncio.all_tasks()}
 
 
 def test_search_open_customer_and_hostile_names_as_plain_text(
@@ -157,7 +170,7 @@ def test_reopening_shows_customers_first_then_the_whole_snapshot(
         storage = Storage.open_path(tmp_path / "snap.db")  # a second console on the same snapshot
         engine = Engine.from_profile(env.profile(), storage, policies=FAST, clock=env.now)
         second = MainWindow()
-        reopened = EngineAdapter(engine, second)
+        reopened = EngineAdapter(engine, second, runner=adapter.runner)
         _wire(second, reopened)
         second.show()
         seen: list[tuple[bool, int, int, str, str]] = []
@@ -183,7 +196,7 @@ def test_reopening_shows_customers_first_then_the_whole_snapshot(
             assert second.customer_page.timeline_model.rowCount() > 0
         finally:
             await reopened.aclose()
-            await engine.aclose()
+            await reopened.runner.call(engine.aclose())
             storage.close()
             second.close()
             second.deleteLater()
