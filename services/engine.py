@@ -29,6 +29,7 @@ from services.domain import SyncException, System
 from services.errors import ConnectorError, SyncDeskError
 from services.exceptions import ExceptionTracker, TrackResult
 from services.http import HttpPolicy
+from services.overview import CustomerRow, OverviewFormatError, decode_rows, encode_rows
 from services.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
 from services.storage import Storage
 from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
@@ -118,6 +119,7 @@ class Engine:
         self.hide_hooks: list[Callable[[SyncException], bool]] = []
         #: bumped whenever ``data`` changes (load, refresh, applied records): caches key on it
         self.data_version = 0
+        self._overview_task: asyncio.Task[None] | None = None
 
     @classmethod
     def from_profile(cls, profile: Profile, storage: Storage, *, policies: dict[System, HttpPolicy] | None = None,
@@ -127,7 +129,46 @@ class Engine:
         return cls(storage, connectors, config=config, clock=clock)
 
     async def aclose(self) -> None:
+        if self._overview_task is not None:
+            await asyncio.gather(self._overview_task, return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()), return_exceptions=True)
+
+    # -- the stored customer list (a launch shows it before decoding the snapshot) --------
+    async def cached_overview(self) -> list[CustomerRow] | None:
+        """The customer list stored for the current records (exceptions not attached), or
+        None when there is none (records changed since, or an older format)."""
+        def read() -> list[CustomerRow] | None:
+            text = self.storage.load_overview()
+            if text is None:
+                return None
+            try:
+                return decode_rows(text)
+            except OverviewFormatError as exc:
+                log.warning("ignoring the stored customer list: %s", exc)
+                return None
+
+        return await run_cpu(read)
+
+    def remember_overview(self, rows: list[CustomerRow], version: int) -> None:
+        """Store ``rows``, built from the data at ``version``, in the background (latest wins);
+        skipped if the data has changed since (the records' next write deletes it anyway)."""
+        if self._overview_task is not None and not self._overview_task.done():
+            self._overview_task.cancel()
+        self._overview_task = asyncio.get_running_loop().create_task(self._save_overview(rows, version),
+                                                                     name="save-overview")
+
+    async def _save_overview(self, rows: list[CustomerRow], version: int) -> None:
+        try:
+            payload = await run_cpu(encode_rows, rows)
+            # under the write lock: no record write (which deletes the stored list) can come
+            # between the version check and this write
+            async with self._write_lock:
+                if version == self.data_version:
+                    await asyncio.to_thread(self.storage.save_overview, payload)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a cache: failing to store it only makes the next launch slower
+            log.warning("could not store the customer list", exc_info=True)
 
     # -- snapshot -----------------------------------------------------------------------
     async def load(self, overview: Snapshot | None = None) -> None:
@@ -235,17 +276,17 @@ class Engine:
             data = result.full
             async with self._write_lock:
                 await run_cpu(self.storage.replace_system, data, result.cursor, source, at)
-            self.data[system] = data
-            self.data_version += 1
+                self.data[system] = data
+                self.data_version += 1
             return SystemOutcome(system, True, "full", records=data.count(), changes=data.count())
         assert result.delta is not None
         delta = result.delta
         async with self._write_lock:
             await run_cpu(self.storage.apply_delta, system, delta, result.cursor, source, at)
-        async with self._data_lock:
-            current = (self.data.get(system) or SystemData(system)).applied(delta)  # copy on write
-            self.data[system] = current
-            self.data_version += 1
+            async with self._data_lock:
+                current = (self.data.get(system) or SystemData(system)).applied(delta)  # copy on write
+                self.data[system] = current
+                self.data_version += 1
         return SystemOutcome(system, True, "incremental", records=current.count(), changes=delta.count())
 
     # -- reconciliation -------------------------------------------------------------------
@@ -289,7 +330,7 @@ class Engine:
         """Fold records just re-read from ``system`` (an action's verification) into the
         in-memory data and the stored snapshot, without moving the refresh cursor or the
         refresh time: the next refresh reads them again anyway."""
-        async with self._locks[system]:
+        async with self._locks[system], self._write_lock:
             async with self._data_lock:
                 current = (self.data.get(system) or SystemData(system)).applied(Delta(upserts))
                 self.data[system] = current

@@ -9,6 +9,7 @@ in tens of milliseconds and the Qt model only has to show the resulting index li
 from __future__ import annotations
 
 import enum
+import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -74,10 +75,6 @@ def build_customer_rows(snapshot: Snapshot, exceptions: Sequence[SyncException] 
     for sub in b.subscriptions.values():
         if sub.customer_id:
             subs[sub.customer_id].append(sub)
-    by_customer: dict[str, list[SyncException]] = defaultdict(list)
-    for exc in exceptions:
-        if exc.customer_id and exc.is_open:
-            by_customer[exc.customer_id].append(exc)
     unknown = frozenset(x for x in (System.ERP, System.SUPPORT) if x not in snapshot.systems)
     rows: list[CustomerRow] = []
     for cid, cust in b.customers.items():
@@ -86,19 +83,101 @@ def build_customer_rows(snapshot: Snapshot, exceptions: Sequence[SyncException] 
         if subs.get(cid):
             best = max(subs[cid], key=lambda x: (_STATUS_RANK.get(x.status, 0), x.created or 0))
             status, plan = best.status.value, best.plan_key or ""
-        excs = by_customer.get(cid, [])
-        worst = max((x.severity for x in excs), key=SEVERITY_RANK.__getitem__, default=None)
         row = CustomerRow(
             customer_id=cid, name=cust.name, email=cust.email or "", tax_id=cust.tax_id or "",
             country=cust.country or "", erp_party=party.ref.id if party else None,
             erp_code=party.customer_id if party else None, support_org=org.ref.id if org else None,
             support_name=org.name if org else None, status=status, plan=plan,
-            tier=ent.tier.value if ent and ent.tier else "", open_exceptions=len(excs), worst=worst,
-            rules=tuple(sorted({x.rule for x in excs})), unknown=unknown)
-        row.search = "\x00".join([cid, cust.name, row.email, row.tax_id, row.erp_party or "", row.erp_code or "",
-                                  row.support_org or "", row.support_name or ""]).casefold()
+            tier=ent.tier.value if ent and ent.tier else "", unknown=unknown)
+        row.search = _search_text(row)
         rows.append(row)
+    attach_exceptions(rows, exceptions)
     return rows
+
+
+def _search_text(row: CustomerRow) -> str:
+    return "\x00".join([row.customer_id, row.name, row.email, row.tax_id, row.erp_party or "", row.erp_code or "",
+                        row.support_org or "", row.support_name or ""]).casefold()
+
+
+def attach_exceptions(rows: Sequence[CustomerRow], exceptions: Sequence[SyncException]) -> None:
+    """Set each row's open-exception count, worst severity and rules from ``exceptions``
+    (rows built without them: their defaults are "none")."""
+    by_customer: dict[str, list[SyncException]] = defaultdict(list)
+    for exc in exceptions:
+        if exc.customer_id and exc.is_open:
+            by_customer[exc.customer_id].append(exc)
+    if not by_customer:
+        return
+    index = {row.customer_id: row for row in rows}
+    for cid, excs in by_customer.items():
+        row = index.get(cid)
+        if row is None:
+            continue
+        row.open_exceptions = len(excs)
+        row.worst = max((x.severity for x in excs), key=SEVERITY_RANK.__getitem__)
+        row.rules = tuple(sorted({x.rule for x in excs}))
+
+
+# -- the stored customer list (storage's overview cache) --------------------------------------
+#: bump when the encoding changes: a cache in another format is ignored (and rebuilt)
+OVERVIEW_FORMAT = 1
+_ROW_FIELDS = 13  # customer_id … tier, then the unknown systems
+#: rows per JSON line. ``json.dumps`` and ``json.loads`` hold the GIL for a whole document, so
+#: 100,000 rows in one would stall the UI thread for a tenth of a second; per line, a few ms.
+_ROWS_PER_LINE = 2_000
+
+
+def encode_rows(rows: Sequence[CustomerRow]) -> str:
+    """The rows without what comes from the exceptions (they are read fresh at each launch:
+    :func:`attach_exceptions`) or can be recomputed (the search text): a header line, then
+    JSON arrays of rows, one line per ``_ROWS_PER_LINE``."""
+    lines = [json.dumps({"format": OVERVIEW_FORMAT, "rows": len(rows)})]
+    for start in range(0, len(rows), _ROWS_PER_LINE):
+        lines.append(json.dumps([
+            [r.customer_id, r.name, r.email, r.tax_id, r.country, r.erp_party, r.erp_code, r.support_org,
+             r.support_name, r.status, r.plan, r.tier, sorted(x.value for x in r.unknown)]
+            for r in rows[start:start + _ROWS_PER_LINE]], ensure_ascii=False, separators=(",", ":")))
+    return "\n".join(lines)
+
+
+class OverviewFormatError(ValueError):
+    """A stored customer list this version cannot read."""
+
+
+def decode_rows(text: str) -> list[CustomerRow]:
+    """Rows from :func:`encode_rows` (exceptions not attached yet). Raises
+    :class:`OverviewFormatError` for anything else."""
+    try:
+        header, *lines = text.split("\n")
+        head = json.loads(header)
+        if not isinstance(head, dict) or head.get("format") != OVERVIEW_FORMAT:
+            found = head.get("format") if isinstance(head, dict) else "?"
+            raise OverviewFormatError(f"customer list in format {found}, expected {OVERVIEW_FORMAT}")
+        unknowns: dict[tuple[str, ...], frozenset[System]] = {}
+        rows: list[CustomerRow] = []
+        for line in lines:
+            for item in json.loads(line):
+                if len(item) != _ROW_FIELDS:
+                    raise OverviewFormatError("a customer-list row has the wrong number of fields")
+                cid, name, email, tax_id, country, erp_party, erp_code, org, org_name, status, plan, tier, unk = item
+                if not isinstance(cid, str) or not isinstance(name, str):
+                    raise OverviewFormatError("a customer-list row has no id or name")
+                key = tuple(unk)
+                unknown = unknowns.get(key)
+                if unknown is None:
+                    unknown = unknowns[key] = frozenset(System(x) for x in key)
+                row = CustomerRow(cid, name, email, tax_id, country, erp_party, erp_code, org, org_name, status,
+                                  plan, tier, unknown=unknown)
+                row.search = _search_text(row)
+                rows.append(row)
+        if len(rows) != head.get("rows"):
+            raise OverviewFormatError(f"customer list cut short: {len(rows)} of {head.get('rows')} rows")
+        return rows
+    except OverviewFormatError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise OverviewFormatError(f"unreadable customer list: {exc}") from exc
 
 
 # -- filtering and sorting ---------------------------------------------------------------

@@ -42,7 +42,7 @@ INSERT_BATCH = 500
 LOAD_BATCH = 2_000
 
 #: the newest migration (services/migrations/versions); an equal stored revision needs no Alembic
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -139,12 +139,23 @@ class AcceptedRow(SQLModel, table=True):
     expires_at: str
 
 
+class OverviewCacheRow(SQLModel, table=True):
+    """The customer list as the console last showed it (``services.overview.encode_rows``),
+    so the next launch shows it without decoding the snapshot. One row; deleted in the same
+    transaction as any change to the snapshot's records, so a row present is never stale."""
+
+    __tablename__ = "overview_cache"
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    payload: str
+
+
 REC: Table = SnapshotRecord.__table__  # type: ignore[attr-defined]
 STATE: Table = SystemState.__table__  # type: ignore[attr-defined]
 EXC: Table = ExceptionRow.__table__  # type: ignore[attr-defined]
 AUDIT: Table = AuditRow.__table__  # type: ignore[attr-defined]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 ACCEPTED: Table = AcceptedRow.__table__  # type: ignore[attr-defined]
+OVERVIEW: Table = OverviewCacheRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -264,6 +275,7 @@ class Storage:
         """A full refresh: the system's records are replaced whole, in one transaction."""
         rows = [_row(data.system, kind, key, rec) for kind, key, rec in data.items()]
         with self.engine.begin() as conn:
+            conn.execute(delete(OVERVIEW))
             conn.execute(delete(REC).where(REC.c.system == data.system.value))
             self._insert(conn, rows)
             self._save_state(conn, data.system, source, at, cursor, full=True, count=len(rows))
@@ -273,6 +285,7 @@ class Storage:
         """An incremental refresh: upserts and deletions, in one transaction."""
         rows = [_row(system, kind, key, rec) for kind, key, rec in delta.upserts.items()]
         with self.engine.begin() as conn:
+            conn.execute(delete(OVERVIEW))
             for kind, keys in delta.deletions.items():
                 for chunk in _chunks(sorted(keys), 500):
                     conn.execute(delete(REC).where(
@@ -302,10 +315,23 @@ class Storage:
         if not rows:
             return
         with self.engine.begin() as conn:
+            conn.execute(delete(OVERVIEW))
             for row in rows:
                 conn.execute(delete(REC).where(REC.c.system == row["system"], REC.c.kind == row["kind"],
                                                REC.c.key == row["key"]))
             conn.execute(insert(REC), rows)
+
+    # -- the customer-list cache -----------------------------------------------------------
+    def save_overview(self, payload: str) -> None:
+        """Store the customer list shown for the current records (see :class:`OverviewCacheRow`)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(OVERVIEW))
+            conn.execute(insert(OVERVIEW).values(id=1, payload=payload))
+
+    def load_overview(self) -> str | None:
+        """The stored customer list, or None when the records changed since it was stored."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(OVERVIEW.c.payload).where(OVERVIEW.c.id == 1)).scalar()
 
     def record_error(self, system: System, message: str, at: datetime) -> None:
         """Remember a failed refresh without touching the system's records."""

@@ -23,7 +23,7 @@ from services.config import Profile
 from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode, RefreshReport
 from services.health import HealthMonitor, HealthResult
-from services.overview import CustomerRow, RowFilter, build_customer_rows
+from services.overview import CustomerRow, RowFilter, attach_exceptions, build_customer_rows
 from services.reconcile import Snapshot
 from services.runner import InlineLoop, Runner, post_to
 from services.sysdata import Progress
@@ -173,21 +173,27 @@ class EngineAdapter(QObject):
         customer list and the stored exceptions (a third of the records: the window is usable
         at once), then the rest (timelines, rules and actions need everything)."""
         self.loading.emit("Opening the local snapshot…")
-        overview = await self.runner.call(self.engine.load_overview())
-        if overview.systems:
-            await self._publish_snapshot(overview, complete=False)
+        cached = await self.runner.call(self.engine.cached_overview())
+        overview: Snapshot | None = None
+        if cached is not None:  # the customer list as the last session stored it
+            await self._publish_snapshot(cached, complete=False)
+        else:
+            overview = await self.runner.call(self.engine.load_overview())
+            if overview.systems:
+                await self._publish_snapshot(overview, complete=False)
         await self.runner.call(self.engine.load(overview))
         # the stored exceptions are the last reconciliation's result; the background refresh
         # that follows reconciles again, so opening does not pay for it
-        return await self._publish(reconcile=False)
+        return await self._publish(reconcile=False, store_overview=cached is None)
 
-    async def _publish(self, reconcile: bool) -> ConsoleState:
+    async def _publish(self, reconcile: bool, store_overview: bool = True) -> ConsoleState:
         if reconcile:
             await self.runner.call(self.engine.reconcile())
-        return await self._publish_snapshot(None, complete=True)
+        return await self._publish_snapshot(None, complete=True, store_overview=store_overview)
 
-    async def _publish_snapshot(self, snapshot: Snapshot | None, complete: bool) -> ConsoleState:
-        state = await self.runner.call(self._build_state(snapshot, complete, tuple(self.sort_keys())))
+    async def _publish_snapshot(self, source: Snapshot | list[CustomerRow] | None, complete: bool,
+                                store_overview: bool = True) -> ConsoleState:
+        state = await self.runner.call(self._build_state(source, complete, tuple(self.sort_keys()), store_overview))
         self.state = state
         # The snapshot is hundreds of thousands of long-lived objects: keep the cyclic collector
         # from walking them again and again (a full pass holds the GIL, so the UI would stall).
@@ -195,12 +201,15 @@ class EngineAdapter(QObject):
         self.state_changed.emit(state)
         return state
 
-    async def _build_state(self, snapshot: Snapshot | None, complete: bool, sort_keys: Sequence[str]) -> ConsoleState:
-        """On the service loop: the engine's exceptions and snapshot (None: the engine's own,
-        read there), turned into what the views show in the CPU thread."""
+    async def _build_state(self, source: Snapshot | list[CustomerRow] | None, complete: bool,
+                           sort_keys: Sequence[str], store_overview: bool) -> ConsoleState:
+        """On the service loop: the engine's exceptions and ``source`` — a partial snapshot,
+        stored customer rows, or None: the engine's whole snapshot, read there — turned into
+        what the views show in the CPU thread. A complete state's customer list is stored for
+        the next launch (in the background)."""
         engine = self.engine
-        if snapshot is None:
-            snapshot = engine.snapshot()
+        version = engine.data_version
+        snapshot = engine.snapshot() if source is None else source
         exceptions = await engine.open_exceptions()
         now = engine.clock()
 
@@ -212,14 +221,21 @@ class EngineAdapter(QObject):
                 ages[system] = st.refreshed_at if st else None
                 if st and st.last_error:
                     errors[system] = st.last_error
-            rows = build_customer_rows(snapshot, exceptions)
+            if isinstance(snapshot, Snapshot):
+                rows = build_customer_rows(snapshot, exceptions)
+            else:
+                rows = snapshot
+                attach_exceptions(rows, exceptions)
             row_filter = RowFilter(rows)
             for key in sort_keys:
                 row_filter.order(key)
-            return ConsoleState(rows, exceptions, now, TimelineIndex(snapshot) if complete else None, ages,
-                                errors, complete, row_filter)
+            timelines = TimelineIndex(snapshot) if complete and isinstance(snapshot, Snapshot) else None
+            return ConsoleState(rows, exceptions, now, timelines, ages, errors, complete, row_filter)
 
-        return await run_cpu(build)
+        state = await run_cpu(build)
+        if complete and store_overview:
+            engine.remember_overview(state.rows, version)
+        return state
 
     def republish(self) -> None:
         """Show what the engine holds now (after an action closed or changed exceptions)."""

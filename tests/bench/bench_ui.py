@@ -13,7 +13,9 @@
 - launch: a fresh process opens the console from a stored N-customer snapshot: time from
   process start (the kernel's start time) to the window showing every customer and the stored
   exceptions, painted and taking input (the rest of the snapshot, for timelines and actions,
-  is still being read in a worker thread; that time is printed too). Target ≤ 2 s.
+  is still being read in a worker thread; that time is printed too). Target ≤ 2 s. Measured
+  as launches find the database: with the customer list the previous session stored (and
+  once without it, the first launch after an upgrade).
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ sys.path.insert(0, str(ROOT))
 import qasync  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+from sqlalchemy import delete  # noqa: E402
 
 from app.runtime import tune_loop  # noqa: E402
 from services.config import load_profile  # noqa: E402
 from services.domain import System  # noqa: E402
 from services.engine import Engine, RefreshMode  # noqa: E402
 from services.http import HttpPolicy  # noqa: E402
-from services.storage import Storage  # noqa: E402
+from services.storage import OVERVIEW, Storage  # noqa: E402
 from tests.bench.bench_engine import DemoServer  # noqa: E402
 
 UNLIMITED = {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP else 2) for s in System}
@@ -199,16 +202,30 @@ def cmd_launch(args: argparse.Namespace) -> None:
     cfg = cache / f"demo-{args.customers}-1.toml"
     if not db.exists() or not cfg.exists():
         _build_snapshot(args.customers, db)
-    results = []
-    for _ in range(args.repeat):
+    def launch() -> tuple[float, str]:
         out = subprocess.run([sys.executable, __file__, "_launch_child", str(db), str(cfg)], capture_output=True,
                              text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
         line = [x for x in out.stdout.splitlines() if x.startswith("interactive")]
         if not line:
             print(out.stdout, out.stderr)
             raise SystemExit("child failed")
-        results.append(float(line[0].split()[1]))
-        print("  " + line[0])
+        return float(line[0].split()[1]), line[0]
+
+    # A session stores the customer list it shows (services/overview.py), so a launch finds
+    # the list its predecessor left. Without one (first launch after an upgrade, or after
+    # records were written and the session ended before it showed them) the list is built
+    # from the snapshot: measured once, first, with the stored list removed.
+    storage = Storage.open_path(db)
+    with storage.engine.begin() as conn:
+        conn.execute(delete(OVERVIEW))
+    storage.close()
+    took, line = launch()
+    print(f"  without a stored customer list: {line}")
+    results = []
+    for _ in range(args.repeat):
+        took, line = launch()
+        results.append(took)
+        print("  " + line)
     print(f"launch to interactive with {args.customers:,} customers: median {statistics.median(results):.2f} s "
           f"(best {min(results):.2f} s) over {len(results)} launches")
 

@@ -131,6 +131,12 @@ def test_cancel_a_refresh_keeps_the_snapshot_and_restores_the_ui(
     run_qasync(qloop, console(tmp_path, scenario))
 
 
+async def _overview_stored(engine: Engine) -> None:
+    task = engine._overview_task
+    if task is not None:
+        await task
+
+
 async def _task_names() -> set[str]:
     return {t.get_coro().__qualname__ for t in asyncio.all_tasks()}
 
@@ -167,13 +173,21 @@ def test_reopening_shows_customers_first_then_the_whole_snapshot(
         assert window.state is not None
         rows, exceptions = len(window.state.rows), len(window.state.exceptions)
         target = next(e for e in window.state.exceptions if e.customer_id and e.fix_actions)
+        await adapter.runner.call(_overview_stored(adapter.engine))  # as the first session leaves it
         storage = Storage.open_path(tmp_path / "snap.db")  # a second console on the same snapshot
+        assert storage.load_overview() is not None
         engine = Engine.from_profile(env.profile(), storage, policies=FAST, clock=env.now)
+
+        async def not_needed() -> Any:
+            raise AssertionError("the stored customer list should have been shown instead")
+
+        engine.load_overview = not_needed  # type: ignore[method-assign]
         second = MainWindow()
         reopened = EngineAdapter(engine, second, runner=adapter.runner)
         _wire(second, reopened)
         second.show()
         seen: list[tuple[bool, int, int, str, str]] = []
+        shown_rows: list[list[tuple[Any, ...]]] = []
 
         def on_state(state: Any) -> None:  # after the window's own slot
             if not seen:  # the first state: the customer list only
@@ -183,6 +197,8 @@ def test_reopening_shows_customers_first_then_the_whole_snapshot(
             seen.append((state.complete, len(state.rows), len(state.exceptions),
                          second.customer_page.empty.title_label.text() if not state.complete else "",
                          second.statusBar().currentMessage()))
+            shown_rows.append([(r.customer_id, r.name, r.erp_party, r.support_org, r.status, r.plan, r.tier,
+                                r.open_exceptions, r.worst, r.rules, r.search, r.unknown) for r in state.rows])
 
         reopened.state_changed.connect(on_state)
         try:
@@ -190,6 +206,9 @@ def test_reopening_shows_customers_first_then_the_whole_snapshot(
             assert [s[:3] for s in seen] == [(False, rows, exceptions), (True, rows, exceptions)]
             assert seen[0][3] == "Loading…"
             assert "still being read" in seen[0][4]
+            # the first list came from the stored one and is exactly what the snapshot gives
+            # (in another order: the table sorts)
+            assert sorted(shown_rows[0]) == sorted(shown_rows[1])
             assert engine.data and all(d.invoices or d.cases or d.events for d in engine.data.values())
             # the customer opened while loading is shown now, with its history
             assert second.customer_page.customer_id() == target.customer_id
