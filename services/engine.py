@@ -13,6 +13,7 @@ It knows nothing of Qt; the console's adapter turns its progress callbacks into 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import importlib
 import logging
@@ -29,7 +30,7 @@ from services.domain import SyncException, System
 from services.errors import ConnectorError, SyncDeskError
 from services.exceptions import ExceptionTracker, TrackResult
 from services.http import HttpPolicy
-from services.overview import CustomerRow, OverviewFormatError, decode_rows, encode_rows
+from services.overview import CustomerRow, OverviewFormatError, decode_rows
 from services.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
 from services.storage import Storage
 from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
@@ -120,6 +121,7 @@ class Engine:
         #: bumped whenever ``data`` changes (load, refresh, applied records): caches key on it
         self.data_version = 0
         self._overview_task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     @classmethod
     def from_profile(cls, profile: Profile, storage: Storage, *, policies: dict[System, HttpPolicy] | None = None,
@@ -129,6 +131,7 @@ class Engine:
         return cls(storage, connectors, config=config, clock=clock)
 
     async def aclose(self) -> None:
+        self._closing.set()
         if self._overview_task is not None:
             await asyncio.gather(self._overview_task, return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()), return_exceptions=True)
@@ -149,17 +152,23 @@ class Engine:
 
         return await run_cpu(read)
 
-    def remember_overview(self, rows: list[CustomerRow], version: int) -> None:
-        """Store ``rows``, built from the data at ``version``, in the background (latest wins);
-        skipped if the data has changed since (the records' next write deletes it anyway)."""
+    def remember_overview(self, payload: str, version: int) -> None:
+        """Store a customer list (``services.overview.encode_rows``) built from the data at
+        ``version``, in the background (latest wins); skipped if the data has changed since
+        (the records' next write deletes it anyway)."""
         if self._overview_task is not None and not self._overview_task.done():
             self._overview_task.cancel()
-        self._overview_task = asyncio.get_running_loop().create_task(self._save_overview(rows, version),
+        self._overview_task = asyncio.get_running_loop().create_task(self._save_overview(payload, version),
                                                                      name="save-overview")
 
-    async def _save_overview(self, rows: list[CustomerRow], version: int) -> None:
+    #: seconds between publishing a state and storing its customer list: the views paint the
+    #: new state meanwhile (a write at the same time competes with the paint for the GIL)
+    OVERVIEW_SAVE_DELAY = 1.0
+
+    async def _save_overview(self, payload: str, version: int) -> None:
         try:
-            payload = await run_cpu(encode_rows, rows)
+            with contextlib.suppress(TimeoutError):  # or at once when the engine closes
+                await asyncio.wait_for(self._closing.wait(), self.OVERVIEW_SAVE_DELAY)
             # under the write lock: no record write (which deletes the stored list) can come
             # between the version check and this write
             async with self._write_lock:

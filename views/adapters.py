@@ -23,7 +23,7 @@ from services.config import Profile
 from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode, RefreshReport
 from services.health import HealthMonitor, HealthResult
-from services.overview import CustomerRow, RowFilter, attach_exceptions, build_customer_rows
+from services.overview import CustomerRow, RowFilter, attach_exceptions, build_customer_rows, encode_rows
 from services.reconcile import Snapshot
 from services.runner import InlineLoop, Runner, post_to
 from services.sysdata import Progress
@@ -213,7 +213,7 @@ class EngineAdapter(QObject):
         exceptions = await engine.open_exceptions()
         now = engine.clock()
 
-        def build() -> ConsoleState:
+        def build() -> tuple[ConsoleState, str | None]:
             ages: dict[System, datetime | None] = {}
             errors: dict[System, str] = {}
             for system in engine.connectors:
@@ -230,11 +230,14 @@ class EngineAdapter(QObject):
             for key in sort_keys:
                 row_filter.order(key)
             timelines = TimelineIndex(snapshot) if complete and isinstance(snapshot, Snapshot) else None
-            return ConsoleState(rows, exceptions, now, timelines, ages, errors, complete, row_filter)
+            # encoded here, before the views get the state: encoding while the UI thread paints
+            # it would compete with every one of the paint's calls into Python for the GIL
+            stored = encode_rows(rows) if complete and store_overview else None
+            return ConsoleState(rows, exceptions, now, timelines, ages, errors, complete, row_filter), stored
 
-        state = await run_cpu(build)
-        if complete and store_overview:
-            engine.remember_overview(state.rows, version)
+        state, stored = await run_cpu(build)
+        if stored is not None:
+            engine.remember_overview(stored, version)
         return state
 
     def republish(self) -> None:

@@ -47,7 +47,7 @@ async def test_stored_rows_equal_the_rows_built_from_the_snapshot(demo, tmp_path
     built = build_customer_rows(engine.snapshot(), exceptions)
     assert any(r.open_exceptions for r in built) and any(r.erp_party is None for r in built)
 
-    engine.remember_overview(built, engine.data_version)
+    engine.remember_overview(encode_rows(built), engine.data_version)
     cached = await stored_rows(engine)
     assert cached is not None
     assert all(r.open_exceptions == 0 and r.worst is None for r in cached)  # exceptions are read fresh
@@ -90,9 +90,9 @@ async def test_rows_built_before_a_data_change_are_not_stored(demo, tmp_path: Pa
     old_version = engine.data_version
     rows = build_customer_rows(engine.snapshot())
     assert (await engine.refresh(RefreshMode.AUTO)).ok  # the data moved on while the rows were built
-    engine.remember_overview(rows, old_version)
+    engine.remember_overview(encode_rows(rows), old_version)
     assert await stored_rows(engine) is None
-    engine.remember_overview(build_customer_rows(engine.snapshot()), engine.data_version)
+    engine.remember_overview(encode_rows(build_customer_rows(engine.snapshot())), engine.data_version)
     assert await stored_rows(engine) is not None
     await engine.aclose()
     engine.storage.close()
