@@ -16,6 +16,8 @@ import getpass
 import logging
 import sys
 import traceback
+from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -207,23 +209,31 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             return 2
         await closed.wait()
     finally:
+        # each step runs even if one before it failed: a hang or a skipped close at exit
+        # would lose the demo servers' shutdown or the database's last writes
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if actions is not None:
-            await actions.aclose()
+            steps.append(("actions", actions.aclose))
         if adapter is not None:
-            await adapter.aclose()
-        await health.aclose()
+            steps.append(("engine adapter", adapter.aclose))
+        steps.append(("health", health.aclose))
         # the HTTP clients and the action service's tasks belong to the service loop
         if service is not None:
-            await runner.call(service.aclose())
+            steps.append(("action service", partial(runner.call_later, service.aclose)))
         if engine is not None:
-            await runner.call(engine.aclose())
-        await asyncio.to_thread(runner.stop)
+            steps.append(("engine", partial(runner.call_later, engine.aclose)))
+        steps.append(("service thread", partial(asyncio.to_thread, runner.stop)))
         if engine is not None:
-            await asyncio.to_thread(engine.storage.close)
+            steps.append(("snapshot database", partial(asyncio.to_thread, engine.storage.close)))
         if audit_storage is not None:
-            await asyncio.to_thread(audit_storage.close)
+            steps.append(("audit database", partial(asyncio.to_thread, audit_storage.close)))
         if env is not None:
-            await asyncio.to_thread(env.stop)
+            steps.append(("demo servers", partial(asyncio.to_thread, env.stop)))
+        for label, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("shutdown: closing the %s failed", label)
     return 0
 
 

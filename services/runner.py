@@ -199,6 +199,11 @@ class ServiceLoop:
         return outcome.result()
 
 
+    async def call_later(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """:meth:`call` of ``make()``: the coroutine is only made when it is about to run."""
+        return await self.call(make())
+
+
 def _copy_outcome(task: asyncio.Task[T], outcome: asyncio.Future[T]) -> None:
     if outcome.done():
         return

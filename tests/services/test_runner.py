@@ -26,6 +26,7 @@ def test_call_runs_on_the_service_thread_and_returns_its_result(services: Servic
 
     async def main() -> None:
         assert await services.call(where()) == "test-services"
+        assert await services.call_later(where) == "test-services"  # the coroutine made when it runs
         # a loop-bound object made there stays usable there across calls
         lock = await services.call(_make_lock())
         assert await services.call(_use(lock)) == "used"
