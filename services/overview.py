@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import enum
 import json
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, compress, repeat
+from operator import contains
 from typing import Any
 
 from services.domain import Severity, SubscriptionStatus, SyncException, System, Tier
@@ -201,12 +204,35 @@ SORT_KEYS: dict[str, Callable[[CustomerRow], Any]] = {
 }
 
 
+#: between rows in a :class:`RowFilter` haystack; a search term holding it is never looked up there
+_SEP = "\x01"
+
+
+def _estimate_count(hay: str, term: str, windows: int = 16) -> float:
+    """About how often ``term`` occurs in ``hay``, from a sixteenth of it in ``windows`` spread
+    windows (the haystack is sorted, so one contiguous sample would be biased)."""
+    size = len(hay)
+    span = max(len(term) * 8, size // (windows * 16))
+    if span * windows >= size:
+        return hay.count(term)
+    seen = sum(hay.count(term, w * size // windows, w * size // windows + span) for w in range(windows))
+    return seen * size / (span * windows)
+
+
 @dataclass
 class RowFilter:
-    """Search + sort over a fixed list of rows; returns row indices."""
+    """Search + sort over a fixed list of rows; returns row indices.
+
+    A search term is looked up in one string per sort order — every row's search text joined
+    in that order (the *haystack*) — with ``str.count`` and ``str.find`` at C speed, and the
+    hits mapped back to rows by their offsets: a rare term over 100,000 rows costs a few ms
+    instead of a Python-level test per row. A term most rows hold is tested row by row
+    (``compress`` over ``operator.contains``), which is then cheaper than a find per hit."""
 
     rows: list[CustomerRow]
     _orders: dict[str, list[int]] = field(default_factory=dict)
+    _haystacks: dict[str, tuple[str, list[int]]] = field(default_factory=dict)
+    _search: list[str] | None = None
 
     def order(self, key: str) -> list[int]:
         """All row indices sorted by ``key`` (cached per key)."""
@@ -216,21 +242,64 @@ class RowFilter:
             self._orders[key] = sorted(range(len(rows)), key=lambda i: (fn(rows[i]), rows[i].customer_id))
         return self._orders[key]
 
+    def prepare(self, key: str) -> None:
+        """Compute what searching and sorting by ``key`` need (off the UI thread)."""
+        self.haystack(key)
+
+    def searches(self) -> list[str]:
+        if self._search is None:
+            self._search = [r.search for r in self.rows]
+        return self._search
+
+    def haystack(self, key: str) -> tuple[str, list[int]]:
+        """(the search texts joined in ``key`` order, where each one starts) — cached per key."""
+        cached = self._haystacks.get(key)
+        if cached is None:
+            search = self.searches()
+            parts = [search[i] for i in self.order(key)]
+            starts = list(accumulate((len(p) + 1 for p in parts), initial=0))
+            starts.pop()
+            cached = self._haystacks[key] = (_SEP.join(parts), starts)
+        return cached
+
+    def _positions(self, key: str, term: str) -> list[int] | None:
+        """Positions in ``order(key)`` whose search text holds ``term``, ascending; None when
+        most rows do (then a test per row is cheaper)."""
+        hay, starts = self.haystack(key)
+        if _SEP in term or _estimate_count(hay, term) > len(starts) // 3:
+            return None
+        found: list[int] = []
+        end = len(hay)
+        pos = hay.find(term)
+        while pos != -1:
+            k = bisect_right(starts, pos) - 1
+            found.append(k)
+            pos = hay.find(term, starts[k + 1] if k + 1 < len(starts) else end)  # next row on
+        return found
+
     def apply(self, query: str = "", sort_key: str = "name", descending: bool = False,
               only_with_exceptions: bool = False) -> list[int]:
         order = self.order(sort_key)
-        if descending:
-            order = order[::-1]
         terms = query.casefold().split()
         rows = self.rows
         if not terms and not only_with_exceptions:
-            return list(order)
-        selected = order
+            return order[::-1] if descending else list(order)
+        selected: list[int] = order
+        if terms:
+            positions = self._positions(sort_key, terms[0])
+            if positions is not None:
+                selected = list(map(order.__getitem__, positions))
+                terms = terms[1:]
         if only_with_exceptions:
             selected = [i for i in selected if rows[i].open_exceptions]
+        search = self.searches()
         for term in terms:  # each term narrows the previous result: later terms scan fewer rows
-            selected = [i for i in selected if term in rows[i].search]
-        return list(selected)
+            selected = list(compress(selected, map(contains, map(search.__getitem__, selected), repeat(term))))
+        if selected is order:
+            selected = list(order)
+        if descending:
+            selected.reverse()
+        return selected
 
 
 def exception_counts(exceptions: Sequence[SyncException]) -> Counter[str]:
