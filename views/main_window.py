@@ -417,8 +417,7 @@ class MainWindow(QMainWindow):
         self.state = state
         self.customers_page.set_loading(False)
         self.exceptions_page.set_loading(False)
-        prepared = state.row_filter if state.row_filter is not None and state.row_filter.rows is state.rows else None
-        self.customers_page.set_rows(state.rows, prepared)
+        self.customers_page.set_rows(state.rows, state.row_filter)  # prepared with the rows (adapters)
         self.exceptions_page.set_exceptions(state.exceptions, state.now)
         shown = self.customer_page.customer_id()
         if shown is not None and self.customers_stack.currentWidget() is self.customer_page:

@@ -996,14 +996,19 @@ def make_log(tmp_path: Path) -> tuple[Storage, AuditLog]:
     return storage, log
 
 
+def bound_audit_page(qtbot: QtBot, adapter: ActionAdapter) -> AuditPage:
+    page = AuditPage(today=NOW)
+    qtbot.addWidget(page)
+    page.bind(adapter)
+    return page
+
+
 async def test_audit_page_loads_verifies_and_exports(qtbot: QtBot, service: FakeActionService,
                                                      tmp_path: Path) -> None:
     storage, log = make_log(tmp_path)
     adapter = ActionAdapter(service, log)  # type: ignore[arg-type]
     try:
-        page = AuditPage(today=NOW)
-        qtbot.addWidget(page)
-        page.bind(adapter)
+        page = bound_audit_page(qtbot, adapter)
         page.resize(1400, 720)
         page.show()  # the first show loads
         await asyncio.wait_for(_until(lambda: page.model.rowCount() == 6), 5)
@@ -1054,9 +1059,7 @@ async def test_audit_verify_reports_progress_and_can_be_stopped(qtbot: QtBot, se
     storage, log = make_log(tmp_path)
     adapter = ActionAdapter(service, log)  # type: ignore[arg-type]
     try:
-        page = AuditPage(today=NOW)
-        qtbot.addWidget(page)
-        page.bind(adapter)
+        page = bound_audit_page(qtbot, adapter)
         page.show()
         progress: list[tuple[int, int]] = []
         adapter.verify_progress.connect(lambda done, total: progress.append((done, total)))
@@ -1086,9 +1089,7 @@ async def test_audit_verify_reports_progress_and_can_be_stopped(qtbot: QtBot, se
 async def test_audit_errors_come_back_as_signals(qtbot: QtBot, service: FakeActionService) -> None:
     adapter = ActionAdapter(service, None)  # type: ignore[arg-type]
     try:
-        page = AuditPage(today=NOW)
-        qtbot.addWidget(page)
-        page.bind(adapter)
+        page = bound_audit_page(qtbot, adapter)
         errors: list[str] = []
         adapter.error.connect(errors.append)
         page.verify_button.click()
