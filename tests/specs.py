@@ -1,65 +1,61 @@
-"""Validate response bodies against the official OpenAPI subsets in ../shared/specs/.
+"""Validate response bodies against the official OpenAPI subsets shipped in ``tests/data/specs/``.
 
-``SPECS`` is found next to the repository (``../shared/specs``) or through the environment
-variable ``SYNCDESK_SPECS``. Tests that need it skip with a clear reason when it is absent.
+The subsets (gzip-compressed JSON, provenance and refresh steps in ``tests/data/specs/README.md``)
+live in the repository: nothing is read from outside it, and a missing file is an error.
+
+Validation is openapi-schema-validator's ``OAS30ReadValidator`` — its ``OAS30Validator`` for
+response bodies: ``required`` holds for ``readOnly`` properties too, and a ``writeOnly`` property
+in an answer is an error — with the OpenAPI 3.0 format checker. One extension: ``nullable: true``
+admits ``null`` whatever else the schema object says. That is the OpenAPI 3.0.0 meaning, the
+version Stripe's document declares, and the way it uses ``nullable`` beside ``anyOf`` (an
+expandable id or object) and ``enum``; the plain validator follows 3.0.3's later reading, where
+``nullable`` only widens ``type``, and would reject the ``null`` Stripe really sends (e.g. a
+customer's ``address``).
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-from jsonschema import Draft202012Validator
+from jsonschema.validators import extend
+from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def specs_dir() -> Path | None:
-    env = os.environ.get("SYNCDESK_SPECS")
-    candidates = [Path(env)] if env else []
-    candidates += [ROOT.parent / "shared" / "specs", ROOT / "shared" / "specs"]
-    for c in candidates:
-        if (c / "stripe" / "syncdesk-subset.json").exists():
-            return c
-    return None
+SPECS = Path(__file__).resolve().parent / "data" / "specs"
 
 
-def require_specs() -> Path:
-    d = specs_dir()
-    if d is None:
-        pytest.skip("shared/specs not found beside the repository (set SYNCDESK_SPECS)")
-    return d
-
-
-def _to_json_schema(node: Any) -> Any:
-    """OpenAPI 3.0 schema -> JSON Schema 2020-12 (``nullable`` becomes a ``null`` alternative)."""
-    if isinstance(node, list):
-        return [_to_json_schema(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _to_json_schema(v) for k, v in node.items() if k not in ("nullable", "example", "x-expandableFields")}
-    if node.get("nullable") is True:
-        if "type" in out and "anyOf" not in out and "oneOf" not in out:
-            t = out["type"]
-            out["type"] = [*t, "null"] if isinstance(t, list) else [t, "null"]
-            if "enum" in out:
-                out["enum"] = [*out["enum"], None]
-        else:
-            return {"anyOf": [out, {"type": "null"}]}
-    return out
+def subset_path(vendor: str) -> Path:
+    return SPECS / vendor / "syncdesk-subset.json.gz"
 
 
 @functools.cache
 def load_subset(vendor: str) -> dict[str, Any]:
-    d = require_specs()
-    spec = json.loads((d / vendor / "syncdesk-subset.json").read_text())
-    spec["components"]["schemas"] = _to_json_schema(spec["components"]["schemas"])
+    """The vendor's subset; ``FileNotFoundError`` when the shipped file is missing."""
+    path = subset_path(vendor)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: it ships with the repository (see tests/data/specs/README.md)")
+    spec: dict[str, Any] = json.loads(gzip.decompress(path.read_bytes()))
     return spec
+
+
+def _nullable(keyword: Any) -> Any:
+    """``keyword``, except that ``null`` passes where the schema object says ``nullable: true``."""
+
+    def check(validator: Any, value: Any, instance: Any, schema: dict[str, Any]) -> Any:
+        if instance is None and schema.get("nullable") is True:
+            return iter(())
+        return keyword(validator, value, instance, schema)
+
+    return check
+
+
+ResponseValidator = extend(
+    OAS30ReadValidator, {name: _nullable(keyword) for name, keyword in OAS30ReadValidator.VALIDATORS.items()}
+)
 
 
 def _path_regex(template: str) -> re.Pattern[str]:
@@ -84,18 +80,20 @@ def response_schema(vendor: str, method: str, path: str, status: int) -> dict[st
     if "$ref" in resp:
         name = resp["$ref"].rsplit("/", 1)[-1]
         resp = spec["components"]["responses"][name]
-    return resp["content"]["application/json"]["schema"]
+    schema: dict[str, Any] = resp["content"]["application/json"]["schema"]
+    return schema
+
+
+def validator(vendor: str, schema: dict[str, Any]) -> Any:
+    """A ``ResponseValidator`` for ``schema`` whose ``#/components/...`` references resolve in the subset."""
+    rooted = {**schema, "components": load_subset(vendor)["components"]}
+    return ResponseValidator(rooted, format_checker=oas30_format_checker)
 
 
 def validate_response(vendor: str, method: str, path: str, status: int, body: Any) -> None:
     """Raise ``jsonschema.ValidationError`` when ``body`` does not match the spec."""
-    spec = load_subset(vendor)
-    schema = dict(_to_json_schema(response_schema(vendor, method, path, status)))
-    schema["components"] = spec["components"]
-    Draft202012Validator(schema).validate(body)
+    validator(vendor, response_schema(vendor, method, path, status)).validate(body)
 
 
 def validate_component(vendor: str, component: str, body: Any) -> None:
-    spec = load_subset(vendor)
-    schema = {"$ref": f"#/components/schemas/{component}", "components": spec["components"]}
-    Draft202012Validator(schema).validate(body)
+    validator(vendor, {"$ref": f"#/components/schemas/{component}"}).validate(body)

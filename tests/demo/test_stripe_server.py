@@ -41,7 +41,7 @@ from services.demo.stripe_server import (
     render_product,
     render_subscription,
 )
-from tests.specs import require_specs, validate_component, validate_response
+from tests.specs import validate_component, validate_response
 
 API_KEY = "sk_test_unit_4eC39HqLyjWDarjtT1zdp7dc"
 NOW = 1_700_000_000
@@ -127,7 +127,6 @@ class Demo:
 
 @pytest.fixture
 def demo() -> Iterator[Demo]:
-    require_specs()
     store = build_store()
     injector = FaultInjector("billing")
     app = create_app(store, injector, API_KEY, clock=lambda: NOW)
@@ -289,7 +288,6 @@ def test_every_operation_validates(demo: Demo) -> None:
 
 
 def test_renderers_are_pure_and_valid() -> None:
-    require_specs()
     st = build_store()
     validate_component("stripe", "customer", render_customer(st, st.customers["cus_A"]))
     validate_component("stripe", "deleted_customer", render_customer(st, st.customers["cus_Z"]))

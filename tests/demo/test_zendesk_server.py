@@ -19,7 +19,7 @@ from services.demo.faults import FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import SupportStore
 from services.demo.zendesk_server import create_app, render_organization
-from tests.specs import require_specs, validate_response
+from tests.specs import validate_response
 
 EMAIL = "agent@x.example"
 TOKEN = "tok"
@@ -88,7 +88,6 @@ class Served:
 
 @pytest.fixture
 def served() -> Iterator[Served]:
-    require_specs()
     store = build_store()
     injector = FaultInjector("support")
     clock = FakeClock(NOW)
