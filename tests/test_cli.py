@@ -111,8 +111,59 @@ def test_demo_server_port_in_use(tmp_path: Path) -> None:
     assert "cannot listen" in result.stderr
 
 
+def isolated_env(home: Path, user: Path) -> dict[str, str]:
+    """SYNCDESK_HOME set, and the user's own folders (where platformdirs' default would be) moved to ``user``."""
+    return {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SYNCDESK_HOME": str(home), "HOME": str(user),
+            "XDG_DATA_HOME": str(user / ".local" / "share"), "XDG_CONFIG_HOME": str(user / ".config"),
+            "XDG_CACHE_HOME": str(user / ".cache"), "XDG_STATE_HOME": str(user / ".local" / "state")}
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
 def test_every_command_honours_syncdesk_home(tmp_path: Path) -> None:
-    home = tmp_path / "custom-home"
-    result = run_cli("demo-manifest", "--customers", "10", home=home)
-    assert result.returncode == 0, result.stderr
-    assert (home / "logs" / "syncdesk.log").exists()
+    """Each command that writes local files writes them in SYNCDESK_HOME, and nothing in the default
+    (platformdirs) location: the user's data, config, cache and state folders stay empty."""
+    from services.audit import AuditEntry, AuditLog
+    from services.demo.dataset import generate
+    from services.storage import Storage
+
+    home, user = tmp_path / "custom-home", tmp_path / "user"
+    home.mkdir()
+    user.mkdir()
+    env = isolated_env(home, user)
+    storage = Storage.open_path(home / "audit.db", durable=True)  # what `audit` must find by default
+    AuditLog(storage).append_many([AuditEntry(operator="ana", role="finance", action_id=f"act-{i}",
+                                              action_kind="retry", phase="intent", outcome="pending")
+                                   for i in range(2)])
+    storage.close()
+    customers = "30"
+    customer = sorted(generate(int(customers), 1).billing.customers)[0]
+    demo = ("--demo", "--customers", customers, "-q")
+    commands: list[tuple[list[str], set[str]]] = [
+        (["demo-manifest", "--customers", "10"], set()),
+        (["reconcile", *demo, "--format", "json"], {"demo.db"}),
+        (["timeline", customer, *demo, "--format", "json"], {"demo.db"}),
+        (["fix", *demo, "--rule", "invoice.missing_in_erp", "--dry-run", "--format", "json"],
+         {"demo.db", "audit-demo.db"}),
+        (["audit", "verify"], set()),
+        (["audit", "export", "--format", "json"], set()),
+    ]
+    outputs: dict[str, str] = {}
+    for args, writes in commands:
+        for name in ("demo.db", "audit-demo.db"):
+            (home / name).unlink(missing_ok=True)
+        (home / "logs" / "syncdesk.log").unlink(missing_ok=True)
+        result = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+        outputs[" ".join(args[:2])] = result.stdout
+        written = {name for name in ("demo.db", "audit-demo.db") if (home / name).exists()}
+        assert written == writes, args
+        assert (home / "logs" / "syncdesk.log").is_file(), args
+        assert files_under(user) == [], (args, files_under(user))
+    assert f'"customer": "{customer}"' in outputs[f"timeline {customer}"]
+    assert "audit log intact: 2 entries verified" in outputs["audit verify"]
+    assert [e["action_id"] for e in json.loads(outputs["audit export"])] == ["act-0", "act-1"]
+    assert not (user / ".local" / "share" / "SyncDesk").exists()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
@@ -51,17 +52,38 @@ def test_external_text_is_plain(qtbot: QtBot) -> None:
 
 
 def test_keyboard_navigation_between_pages(qtbot: QtBot) -> None:
+    """Real key presses: Down/Up on the navigation list, then the Ctrl+1..5 shortcuts of the window."""
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    for i, _title in enumerate(window.PAGES):
-        window.nav.setCurrentRow(i)
-        assert window.stack.currentIndex() == i
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    qtbot.waitActive(window)
+    pages = [window.stack.widget(i) for i in range(window.stack.count())]
+    assert len(pages) == len(window.PAGES) == 5
+    assert window.stack.currentIndex() == 0
+    window.nav.setFocus()
+    qtbot.waitUntil(window.nav.hasFocus)
+    for i in range(1, len(pages)):
+        qtbot.keyClick(window.nav, Qt.Key.Key_Down)
+        assert window.nav.currentRow() == i and window.stack.currentWidget() is pages[i]
+    qtbot.keyClick(window.nav, Qt.Key.Key_Down)  # the last page stays
+    assert window.stack.currentWidget() is pages[-1]
+    for i in reversed(range(len(pages) - 1)):
+        qtbot.keyClick(window.nav, Qt.Key.Key_Up)
+        assert window.nav.currentRow() == i and window.stack.currentWidget() is pages[i]
+    digits = [Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4, Qt.Key.Key_5]
+    for row in (4, 2, 0, 3, 1):  # each press moves away from the page shown before it
+        assert window.stack.currentIndex() != row
+        qtbot.keyClick(window, digits[row], Qt.KeyboardModifier.ControlModifier)
+        assert window.stack.currentWidget() is pages[row] and window.nav.currentRow() == row
 
 
 def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) -> None:
     out = tmp_path / "shots"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SYNCDESK_HOME": str(tmp_path / "home")}
+    user = tmp_path / "user"  # the default (platformdirs) location must stay untouched
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SYNCDESK_HOME": str(tmp_path / "home"),
+           "HOME": str(user), "XDG_DATA_HOME": str(user / ".local" / "share")}
     result = subprocess.run([sys.executable, "main.py", "screenshot", "--demo", "--customers", "40", "--out",
                              str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
@@ -71,3 +93,4 @@ def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) ->
     assert all((out / p).stat().st_size > 2000 for p in pngs)
     log = (tmp_path / "home" / "logs" / "syncdesk.log").read_text()
     assert "sk_test" not in log and "demo-admin-password" not in log
+    assert not (user / ".local" / "share" / "SyncDesk").exists()

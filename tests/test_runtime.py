@@ -10,24 +10,43 @@ import pytest
 
 from app import runtime
 
+DEADLINE_S = 30.0  # generous: each step needs a few 10 ms ticks; a loaded 2-core machine may stall for seconds
+
 
 def test_idle_collection_runs_only_when_not_busy(monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    monkeypatch.setattr(runtime.gc, "collect", lambda *a: calls.append(1) or 0)
     busy = [True]
+    collected_while_busy: list[bool] = []
 
     async def main() -> None:
-        task = asyncio.create_task(runtime.collect_when_idle(lambda: busy[0], every=0.01))
-        await asyncio.sleep(0.05)
-        assert calls == []  # busy: skipped
+        checks_while_busy = 0
+        three_busy_ticks = asyncio.Event()
+        collected = asyncio.Event()
+
+        def collect(*args: object) -> int:
+            collected_while_busy.append(busy[0])
+            collected.set()
+            return 0
+
+        def is_busy() -> bool:
+            nonlocal checks_while_busy
+            if busy[0]:
+                checks_while_busy += 1
+                if checks_while_busy >= 3:
+                    three_busy_ticks.set()
+            return busy[0]
+
+        monkeypatch.setattr(runtime.gc, "collect", collect)
+        task = asyncio.create_task(runtime.collect_when_idle(is_busy, every=0.01))
+        await asyncio.wait_for(three_busy_ticks.wait(), DEADLINE_S)
+        assert collected_while_busy == []  # three ticks while busy: each one skipped
         busy[0] = False
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(collected.wait(), DEADLINE_S)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
-    assert calls
+    assert collected_while_busy and not any(collected_while_busy)
 
 
 def test_tune_interpreter_sets_the_switch_interval_and_collector_policy() -> None:

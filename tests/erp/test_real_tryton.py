@@ -4,6 +4,7 @@ company's ERP side: the same checks as against the demo ERP server, plus the end
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 import tomli_w
 
 from services.config import Secret, SystemConnection
-from services.connectors.tryton import TrytonConnector
+from services.connectors.tryton import PAGE_SIZE, TrytonConnector
 from services.demo.dataset import DemoDataset, in_flight_items, normalize_tax_id
 from services.domain import InvoiceStatus, Money, SubscriptionStatus, System
 from services.errors import (
@@ -33,8 +34,8 @@ from services.errors import (
 )
 from services.http import HttpPolicy
 from services.sysdata import Kind, SystemData
-from services.tryton_sandbox import TrytonSandbox, copy_database, template_meta
-from tests.erp.conftest import ANCHOR, CUSTOMERS, SEED
+from services.tryton_sandbox import TrytonSandbox, build_template, copy_database, default_cache_dir, template_meta
+from tests.erp.conftest import ANCHOR, CUSTOMERS, SEED, TIMINGS, cache_hit_message
 
 pytestmark = [pytest.mark.erp, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -75,6 +76,19 @@ class DroppingTransport(httpx.AsyncHTTPTransport):
             self.drops -= 1
             self.dropped.append(method)
             raise httpx.RemoteProtocolError("server disconnected without sending a response", request=request)
+        return response
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """Forwards every request to the server and keeps what was sent and answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.exchanges: list[tuple[httpx.Request, dict[str, Any], int]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        self.exchanges.append((request, json.loads(request.content or b"{}"), response.status_code))
         return response
 
 
@@ -131,6 +145,37 @@ async def test_login_context_and_list_ids(real_tryton: TrytonSandbox, conn: Tryt
     assert ids[Kind.SUBSCRIPTION] == {str(v) for v in maps["sale.subscription"].values()}
     print(f"\nreal trytond: login + 2 x list_ids in {time.perf_counter() - started:.2f} s; "
           f"server started in {real_tryton.start_seconds:.1f} s")
+
+
+async def test_real_trytond_accepts_the_wire_format(real_tryton: TrytonSandbox, tryton_template: Path) -> None:
+    """The wire format of ``test_the_wire_format_the_connector_sends`` (tests/services), held against a
+    real trytond: login, preferences and keyset-paged ``search_read`` calls with the context last all
+    succeed and answer the seeded invoices."""
+    transport = RecordingTransport()
+    conn = connector(real_tryton, transport=transport)
+    try:
+        rows = await conn.search_read_all("account.invoice", [["create_date", ">", datetime(2000, 1, 1)]])
+    finally:
+        await conn.aclose()
+    assert set(id_maps(tryton_template)["account.invoice"].values()) <= set(rows.records)  # + any made here
+    assert all(status == 200 for _, _, status in transport.exchanges)
+    login, prefs, *searches = transport.exchanges
+    assert login[1]["method"] == "common.db.login" and login[0].headers.get("authorization") is None
+    assert login[1]["params"] == [real_tryton.login, {"password": real_tryton.password}, "en"]
+    assert prefs[1]["method"] == "model.res.user.get_preferences" and prefs[1]["params"] == [True, {}]
+    assert searches and all(body["method"] == "model.account.invoice.search_read" for _, body, _ in searches)
+    assert conn.context is not None and isinstance(conn.context["company"], int)
+    for page, (request, body, _) in enumerate(searches):
+        assert set(body) == {"id", "method", "params"} and request.url.path == f"/{real_tryton.database}/rpc/"
+        scheme, token = request.headers["authorization"].split()
+        login_name, uid, _session = base64.b64decode(token).decode().split(":")
+        assert (scheme, login_name, int(uid)) == ("Session", real_tryton.login, conn.uid)
+        domain, offset, limit, order, fields, context = body["params"]
+        [field, operator, value] = domain[0]
+        assert (field, operator, value["__class__"], value["year"]) == ("create_date", ">", "datetime", 2000)
+        assert len(domain) == (1 if page == 0 else 2)  # later pages add ["id", ">", last]
+        assert (offset, limit, order) == (0, PAGE_SIZE, [["id", "ASC"]])
+        assert "total_amount" in fields and context == conn.context
 
 
 async def test_full_refresh_maps_the_seeded_data(conn: TrytonConnector, tryton_template: Path,
@@ -466,7 +511,23 @@ def test_reconcile_with_the_real_erp_reports_the_planted_mismatches(
 
 
 def test_template_is_reused(tryton_template: Path) -> None:
+    """A second use of the template (same customers, seed, anchor, versions) goes through the real
+    cache function and is a hit: nothing initialised or seeded, the database file untouched."""
     meta = template_meta(tryton_template)
     assert meta["customers"] == CUSTOMERS and meta["seed"] == SEED and meta["anchor"] == ANCHOR
     stats = meta["seed_stats"]
     assert stats["invoices"] >= stats["posted"] >= stats["paid"] > 0 and stats["subscriptions"] > 0
+    # the session's first use either found the template or built it, and said which
+    if TIMINGS.template_cached:
+        assert TIMINGS.messages == [cache_hit_message(tryton_template)]
+    else:
+        assert any(m.startswith("initialising the database") for m in TIMINGS.messages), TIMINGS.messages
+        assert any(m.startswith("template built in") for m in TIMINGS.messages), TIMINGS.messages
+    before = tryton_template.stat()
+    messages: list[str] = []
+    again = build_template(default_cache_dir(), CUSTOMERS, SEED, ANCHOR, progress=messages.append)
+    assert again == tryton_template
+    assert messages == [cache_hit_message(tryton_template)], "the second use rebuilt the template"
+    after = again.stat()
+    assert (after.st_ino, after.st_mtime_ns, after.st_size) == (before.st_ino, before.st_mtime_ns, before.st_size)
+    assert template_meta(again)["built_at"] == meta["built_at"]

@@ -38,7 +38,11 @@ def _entry(i: int) -> AuditEntry:
 SQLITE_VERSION = tuple(int(p) for p in sqlite3.sqlite_version.split(".")[:3])
 
 
-@pytest.fixture(autouse=True, params=["sqlite", "sqlite-guarded", "python"])
+SQLITE_INPUTS = ["sqlite", "sqlite-guarded"]  # SQLite builds the hash inputs
+INPUTS = [*SQLITE_INPUTS, "python"]
+
+
+@pytest.fixture(autouse=True, params=INPUTS)
 def inputs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test runs with SQLite building the hash inputs (keeping BLOBs out of its JSON
     functions as 3.45 and later need, or not where it refuses them) and with Python encoding
@@ -149,16 +153,27 @@ def test_small_edits_of_awkward_text_are_detected(db: Path, seq: int, change: st
     assert not result.ok and result.first_bad == seq and "altered" in result.problem
 
 
+BLOB_SEQ = 10  # _entry(9): every nullable column is set (9 % 4, 9 % 5, 9 % 6 != 0; 9 % 3 == 0; reason " ")
+
+
+def test_the_blob_entry_has_no_null_column(db: Path) -> None:
+    """The blob cases below cover every column only because entry 10 has none NULL: hold that."""
+    columns = [*CONTENT, "hash"]
+    with sqlite3.connect(db) as con:
+        kinds = con.execute("select " + ", ".join(f'typeof("{c}")' for c in columns)
+                            + " from audit_entry where seq = ?", (BLOB_SEQ,)).fetchone()
+    assert "null" not in kinds, dict(zip(columns, kinds, strict=True))
+
+
 @pytest.mark.parametrize("column", [*CONTENT, "hash"])
 def test_the_same_bytes_stored_as_a_blob_are_detected(db: Path, column: str) -> None:
     """A value turned into a BLOB holding its own UTF-8 bytes is an edit too."""
-    run(db, f'update audit_entry set "{column}" = cast("{column}" as blob) where seq = 10 and "{column}" is not null')
+    run(db, f'update audit_entry set "{column}" = cast("{column}" as blob) where seq = {BLOB_SEQ}')
     with sqlite3.connect(db) as con:
-        (kind,) = con.execute(f'select typeof("{column}") from audit_entry where seq = 10').fetchone()
-    if kind != "blob":
-        pytest.skip(f"{column} is NULL in entry 10")
+        (kind,) = con.execute(f'select typeof("{column}") from audit_entry where seq = {BLOB_SEQ}').fetchone()
+    assert kind == "blob", f"{column} of entry {BLOB_SEQ} is {kind}: no BLOB was stored"
     result = verify(db)
-    assert not result.ok and result.first_bad == 10 and "altered" in result.problem
+    assert not result.ok and result.first_bad == BLOB_SEQ and "altered" in result.problem
 
 
 def test_a_blob_that_is_jsonb_for_the_same_text_is_detected(db: Path) -> None:
@@ -280,20 +295,20 @@ def test_sqlite_builds_the_inputs_here(db: Path, inputs: str) -> None:
         assert guard is (inputs == "sqlite-guarded" or SQLITE_VERSION >= (3, 45, 0))
 
 
+@pytest.mark.parametrize("inputs", SQLITE_INPUTS, indirect=True)  # Python's driver cannot decode it: it raises
 def test_text_that_is_not_utf8_is_an_alteration(db: Path, inputs: str) -> None:
-    if inputs == "python":
-        pytest.skip("a driver that cannot decode the text raises, as verify always did")
+    assert inputs in SQLITE_INPUTS
     run(db, "update audit_entry set reason = cast(x'66ff6f' as text) where seq = 8")
     result = verify(db)
     assert not result.ok and result.first_bad == 8 and "altered" in result.problem
 
 
+@pytest.mark.parametrize("inputs", SQLITE_INPUTS, indirect=True)  # only where SQLite builds the inputs
 def test_an_input_sqlite_encodes_differently_is_settled_by_the_python_encoding(
         db: Path, inputs: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Should SQLite ever escape a character otherwise than Python, that entry is encoded again
     in Python: still intact when it is, still named when it was altered."""
-    if inputs == "python":
-        pytest.skip("SQLite builds no input")
+    assert inputs in SQLITE_INPUTS
     pages = AuditLog._sqlite_pages
 
     def differently(self: AuditLog, raw: object, guard: bool) -> Generator[Links, None, None]:

@@ -63,8 +63,9 @@ async def test_any_record_write_removes_the_stored_rows(demo, tmp_path: Path) ->
     storage = engine.storage
 
     def store() -> None:
-        storage.save_overview(encode_rows(build_customer_rows(engine.snapshot())))
-        assert storage.load_overview() is not None
+        encoded = encode_rows(build_customer_rows(engine.snapshot()))
+        storage.save_overview(encoded)
+        assert storage.load_overview() == encoded
 
     store()
     assert (await engine.refresh(RefreshMode.AUTO)).ok  # incremental, even with nothing changed
@@ -92,8 +93,11 @@ async def test_rows_built_before_a_data_change_are_not_stored(demo, tmp_path: Pa
     assert (await engine.refresh(RefreshMode.AUTO)).ok  # the data moved on while the rows were built
     engine.remember_overview(encode_rows(rows), old_version)
     assert await stored_rows(engine) is None
-    engine.remember_overview(encode_rows(build_customer_rows(engine.snapshot())), engine.data_version)
-    assert await stored_rows(engine) is not None
+    current = build_customer_rows(engine.snapshot())
+    assert current
+    engine.remember_overview(encode_rows(current), engine.data_version)
+    stored = await stored_rows(engine)
+    assert stored is not None and as_tuples(stored) == as_tuples(current)
     await engine.aclose()
     engine.storage.close()
 

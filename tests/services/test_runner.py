@@ -113,7 +113,14 @@ def test_post_to_runs_callbacks_on_the_callers_loop_in_order(services: ServiceLo
     async def main() -> None:
         loop = asyncio.get_running_loop()
         ui_thread = threading.current_thread().name
-        sink = post_to(loop, lambda i: seen.append((i, threading.current_thread().name)))
+        fifty = asyncio.Event()
+
+        def record(i: int) -> None:
+            seen.append((i, threading.current_thread().name))
+            if len(seen) == 50:
+                fifty.set()
+
+        sink = post_to(loop, record)
 
         async def report() -> None:
             for i in range(50):
@@ -122,7 +129,7 @@ def test_post_to_runs_callbacks_on_the_callers_loop_in_order(services: ServiceLo
                     await asyncio.sleep(0)
 
         await services.call(report())
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(fifty.wait(), 30)  # generous deadline: the callbacks are already queued
         assert [i for i, _ in seen] == list(range(50))
         assert {name for _, name in seen} == {ui_thread}
         sink(99)  # called on the owner's own thread: runs at once

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -558,31 +558,69 @@ def test_property_sorted_and_lags_non_negative_or_flagged(w: World) -> None:
 
 
 # -- the demo company ------------------------------------------------------------------------
-_CONVERTERS = (("services.demo.canonical", "snapshot"), ("services.demo.canonical", "to_snapshot"),
-               ("services.demo.dataset", "to_snapshot"), ("services.demo.dataset", "canonical_snapshot"))
+async def test_demo_company_timelines(tmp_path: Path) -> None:
+    """The real dataset path: the generated demo company served by its three demo servers, refreshed by
+    a real Engine into a temporary Storage, then the real TimelineIndex over the engine's snapshot. Every
+    demo customer is known and its timeline sorted; each ERP copy of a billing invoice is correlated
+    with it (same group, lag from the billing finalization); each planted missing ERP invoice shows as
+    missing; and each open exception is listed on its customer's timeline."""
+    from services.demo.environment import DemoEnvironment, DemoOptions
+    from services.engine import RefreshMode
+    from tests.services.test_engine import ANCHOR, NO_LIMITS, make_engine
 
-
-def test_demo_company_timelines() -> None:
-    """Every demo customer gets a sorted timeline, when a canonical view of the demo exists."""
-    dataset = pytest.importorskip("services.demo.dataset")
-    convert = None
-    for module_name, attr in _CONVERTERS:
+    customers = 120
+    env = await asyncio.to_thread(lambda: DemoEnvironment(DemoOptions(
+        customers=customers, seed=7, anchor=ANCHOR, faults=dict(NO_LIMITS))).start())
+    try:
+        engine = await make_engine(env, tmp_path)
         try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        convert = getattr(module, attr, None)
-        if convert is not None:
-            break
-    if convert is None or not hasattr(dataset, "generate"):
-        pytest.skip("no canonical conversion of the (vendor-shaped) demo stores exists yet")
-    anchor = int(NOW.timestamp())
-    ds = dataset.generate(250, 7, anchor=anchor)
-    snapshot = convert(ds)
-    assert isinstance(snapshot, Snapshot)
-    index = TimelineIndex(snapshot)
-    for cid in sorted(snapshot.get(B).customers)[:50]:
-        tl = index.build(cid, now=NOW)
-        assert tl.known
+            report = await engine.refresh(RefreshMode.FULL)
+            assert report.ok, [o.error_text for o in report.failed]
+            now = env.now()
+            result, _ = await engine.reconcile(now=now)
+            snapshot = engine.snapshot()
+        finally:
+            await engine.aclose()
+            engine.storage.close()
+    finally:
+        await asyncio.to_thread(env.stop)
+
+    index = TimelineIndex(snapshot, exceptions=result.exceptions)
+    demo_customers = sorted(env.dataset.billing.customers)
+    assert len(demo_customers) == customers
+    erp_copies: dict[str, list[Invoice]] = {}
+    for copy in snapshot.get(E).invoices.values():
+        if copy.billing_invoice_id:
+            erp_copies.setdefault(copy.billing_invoice_id, []).append(copy)
+    billing_invoices: dict[str, list[Invoice]] = {}
+    for inv in snapshot.get(B).invoices.values():
+        billing_invoices.setdefault(inv.customer_id or "", []).append(inv)
+    timelines = {cid: index.build(cid, now=now) for cid in demo_customers}
+    correlated = 0
+    for cid, tl in timelines.items():
+        assert tl.known and [r.id for r in tl.identities[B]] == [cid], cid
         ats = [e.event.at for e in tl.oldest_first()]
-        assert ats == sorted(ats)
+        assert ats and ats == sorted(ats), cid
+        assert [e.event.at for e in tl.newest_first()] == sorted(ats, reverse=True)
+        for inv in billing_invoices.get(cid, []):
+            group = [e for e in tl.oldest_first() if e.group == f"invoice:{inv.ref.id}"]
+            finalized = [e for e in group if e.event.kind is EventKind.INVOICE_FINALIZED]
+            for copy in erp_copies.get(inv.ref.id, []):
+                if copy.created is None or not finalized:
+                    continue
+                [created] = [e for e in group if e.event.kind is EventKind.ERP_INVOICE_CREATED
+                             and e.event.ref == copy.ref]
+                assert created.event.system is E and created.lag == created.event.at - finalized[0].event.at
+                correlated += 1
+    assert correlated >= customers, "most demo invoices have an ERP copy: the correlation was not exercised"
+    planted = [m for m in env.dataset.manifest if m.rule == "invoice.missing_in_erp"]
+    assert planted
+    for m in planted:
+        assert m.customer is not None
+        assert any(e.status == "missing" and e.group == f"invoice:{m.object}"
+                   and e.event.kind is EventKind.ERP_INVOICE_CREATED for e in timelines[m.customer].missing), m
+    on_timelines = [e for e in result.exceptions if e.customer_id in timelines]
+    assert on_timelines
+    for exc in on_timelines:
+        assert exc.id in timelines[exc.customer_id].exception_ids  # type: ignore[index]
+    assert not index.build("cus_nobody", now=now).known

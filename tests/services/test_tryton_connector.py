@@ -710,8 +710,10 @@ async def test_write_party_answers_the_party_as_read_back(erp: Erp, conn: Tryton
     assert erp.store.tables["party.party"][erp.ids["cus_C"]]["name"] == "Gamma Renamed LLC"
 
 
-async def test_requests_carry_the_context_last() -> None:
-    """The raw wire format, as a real trytond expects it."""
+async def test_the_wire_format_the_connector_sends() -> None:
+    """The raw requests the connector writes, recorded on a MockTransport: login params, the
+    ``Session`` header, exactly ``id``/``method``/``params``, the context last. (That a real trytond
+    accepts this format is proven by ``tests/erp/test_real_tryton.py::test_real_trytond_accepts_the_wire_format``.)"""
     seen: list[dict[str, Any]] = []
 
     def handler(request: httpx.Request) -> httpx.Response:

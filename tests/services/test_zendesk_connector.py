@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +19,7 @@ from services.config import Secret, SystemConnection
 from services.connectors import zendesk as zd
 from services.connectors.zendesk import ZendeskConnector, zendesk_error_parser
 from services.demo.dataset import DemoDataset, generate
-from services.demo.faults import FaultInjector
+from services.demo.faults import FaultConfig, FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import SupportStore
 from services.demo.zendesk_server import create_app
@@ -389,14 +390,70 @@ async def test_invalid_update_is_a_remote_validation_error_with_the_vendor_detai
     assert "support_tier" in info.value.message and "platinum" in info.value.message
 
 
-async def test_rate_limit_is_retried_honouring_retry_after(demo: Demo, conn: ZendeskConnector) -> None:
-    demo.injector.config.rate_limit = 3  # burst of 3, then 429 with Retry-After: 1
-    oid = min(demo.store.organizations)
-    for _ in range(5):
-        org = await conn.get_organization(oid)
-        assert org.id == oid
-    assert demo.injector.injected["429"] >= 1
-    assert conn.client.stats.rate_limited >= 1 and conn.client.stats.retries >= 1
+@dataclass
+class Arrival:
+    """One request as the server saw it: when it arrived, and when and how it was answered."""
+
+    path: str
+    arrived: float  # time.monotonic()
+    status: int = 0
+    answered: float = 0.0
+    retry_after: str | None = None
+
+
+class RequestLog:
+    """ASGI middleware in front of the whole demo server (faults included): every request's times."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.arrivals: list[Arrival] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        arrival = Arrival(scope["path"], time.monotonic())
+        self.arrivals.append(arrival)
+
+        async def recording(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                arrival.status, arrival.answered = message["status"], time.monotonic()
+                headers = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
+                arrival.retry_after = headers.get("retry-after")
+            await send(message)
+
+        await self.app(scope, receive, recording)
+
+
+async def test_rate_limit_is_retried_honouring_retry_after() -> None:
+    """After each 429 the retry reaches the server no sooner than the answer's Retry-After (measured
+    by the server's own request log), although the policy's backoff alone would wait at most 50 ms."""
+    ds = generate(20, 7, anchor=ANCHOR)
+    injector = FaultInjector("support", FaultConfig(rate_limit=3))  # burst of 3, then 429 with Retry-After: 1
+    log = RequestLog(create_app(ds.support, injector, clock=FakeClock(T1)))
+    with ThreadedServers({"support": log}) as servers:
+        demo = Demo(servers.url("support"), ds, injector, FakeClock(T1))
+        conn = demo.connector()
+        try:
+            oid = min(demo.store.organizations)
+            for _ in range(5):
+                org = await conn.get_organization(oid)
+                assert org.id == oid
+        finally:
+            await conn.aclose()
+    assert FAST.backoff_max < 1
+    limited = [i for i, a in enumerate(log.arrivals) if a.status == 429]
+    assert limited and injector.injected["429"] == len(limited)
+    assert conn.client.stats.rate_limited == len(limited) and conn.client.stats.retries >= len(limited)
+    assert log.arrivals[-1].status == 200 and len(log.arrivals) == 5 + len(limited)
+    tolerance = 0.02  # clock reads on either side of the loopback hop
+    for i in limited:
+        answer, retry = log.arrivals[i], log.arrivals[i + 1]
+        assert answer.retry_after is not None and int(answer.retry_after) >= 1
+        waited = retry.arrived - answer.answered
+        assert waited >= int(answer.retry_after) - tolerance, f"retried {waited:.3f} s after a 429 (Retry-After " \
+                                                              f"{answer.retry_after})"
+        assert retry.path == answer.path
 
 
 async def test_outage_is_unavailable_fast(demo: Demo) -> None:
