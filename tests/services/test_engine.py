@@ -14,7 +14,7 @@ from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
 from services.domain import System
 from services.engine import Engine, RefreshMode
-from services.errors import ProtocolError, UnavailableError
+from services.errors import ProtocolError, RateLimitedError, UnavailableError
 from services.http import HttpPolicy
 from services.storage import Storage
 from services.sysdata import Progress
@@ -153,7 +153,10 @@ async def test_each_fault_fails_one_system_and_keeps_its_snapshot(demo: DemoEnvi
     assert report.outcomes[System.BILLING].ok and report.outcomes[System.SUPPORT].ok
     if fault == "malformed body":
         assert isinstance(erp.error, ProtocolError)
-    elif fault != "429":
+    elif fault == "429":
+        assert isinstance(erp.error, RateLimitedError) and erp.error.status == 429
+        assert erp.error.retry_after is not None and erp.error.retry_after > 0  # the server's Retry-After, kept
+    else:
         assert isinstance(erp.error, UnavailableError)
     after = engine.storage.load_system(System.ERP)
     assert after.count() == before.count()
