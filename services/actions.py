@@ -107,7 +107,9 @@ Semantics per rule (``RULE_ACTIONS``)
 
 Roles: ``finance`` acts on finance-owned rules, ``support`` on support-owned ones, ``auditor``
 never acts (plans show a failed ``role`` check; execute/bulk/replay/cancel raise
-:class:`PermissionDenied`). Every audit entry carries the operator's name and role.
+:class:`PermissionDenied`). ``retry_failed`` and ``cancel_pending`` refuse another team's action
+too, whose owner comes from the outbox row's rule when the local snapshot does not know the
+exception. Every audit entry carries the operator's name and role.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ from services.connectors.base import Connector, utc_now
 from services.connectors.stripe import StripeConnector, currency_exponent
 from services.connectors.tryton import TrytonConnector
 from services.connectors.zendesk import ZendeskConnector
-from services.domain import Customer, Invoice, InvoiceStatus, Severity, SyncException, System, Team, Tier
+from services.domain import RULES, Customer, Invoice, InvoiceStatus, Severity, SyncException, System, Team, Tier
 from services.engine import Engine
 from services.errors import (
     ConnectorError,
@@ -384,9 +386,71 @@ def _no_progress(_: BulkProgress) -> None:
     return None
 
 
+def _role_team(role: str) -> Team | None:
+    """The team of an outbox row's role (``None``: not a team role)."""
+    try:
+        return ROLE_TEAM.get(Role(role))
+    except ValueError:
+        return None
+
+
 def _ref_id(text: Any) -> str:
     """``"erp:party.party:42"`` or ``"42"`` -> ``"42"``."""
     return str(text).rsplit(":", 1)[-1]
+
+
+# --------------------------------------------------------------------------------------
+# Roles: who may act on what (pure; the service and the console's fast widget tests share it)
+# --------------------------------------------------------------------------------------
+
+
+def auditor_refusal(operator: Operator) -> str:
+    """Why an auditor's act is refused (a plan's failed ``role`` check, :class:`PermissionDenied`)."""
+    return f"{operator.name} is an auditor: auditors read, verify and export; they never act"
+
+
+def role_check(exc: SyncException, operator: Operator) -> Check:
+    """The ``role`` preflight check: may ``operator`` act on ``exc`` (its owning team)?"""
+    if operator.role is Role.AUDITOR:
+        return Check("role", False, auditor_refusal(operator))
+    team = ROLE_TEAM[operator.role]
+    if exc.owner is not team:
+        return Check("role", False, f"{exc.rule} is owned by {exc.owner.value}; the {operator.role.value} role "
+                                    "cannot act on it")
+    return Check("role", True, f"{operator.name} ({operator.role.value}) may act on {exc.owner.value} exceptions")
+
+
+def static_refusal(exc: SyncException, kind: ActionKind) -> str | None:
+    """Why ``kind`` is refused for ``exc`` whoever acts, from the exception alone (a posted
+    invoice is never edited in place, …); ``None`` when nothing in it forbids the action."""
+    erp_sides = [s for s in exc.sides if s.system is System.ERP and s.ref is not None]
+    if exc.rule == "invoice.amount_mismatch" and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
+        state = str(erp_sides[0].values.get("state")) if erp_sides else ""
+        number = (erp_sides[0].values.get("number") or erp_sides[0].ref) if erp_sides else "?"
+        if kind is ActionKind.CORRECT and state in ("posted", "paid"):
+            return _posted_explanation(number, state)
+        if kind is ActionKind.CREDIT_REPOST and erp_sides:
+            return _credit_refusal(number, state)
+    if exc.rule == "invoice.duplicate_in_erp" and kind is ActionKind.CANCEL:
+        drafts = [s for s in erp_sides if s.values.get("state") in ("draft", "validated")]
+        if not drafts:
+            return "every copy is posted: a posted invoice is never cancelled in place; flag it for review"
+    return None
+
+
+def action_verdict(exc: SyncException, kind: ActionKind, operator: Operator) -> tuple[ActionKind, bool, str]:
+    """(kind, may ``operator`` run it on ``exc``, why not): the role check first, then the
+    refusals the exception itself implies."""
+    role = role_check(exc, operator)
+    if not role.ok:
+        return kind, False, role.detail
+    why = static_refusal(exc, kind)
+    return kind, why is None, why or ""
+
+
+def allowed_actions_for(exc: SyncException, operator: Operator) -> list[tuple[ActionKind, bool, str]]:
+    """:meth:`ActionService.allowed_actions` for ``operator``: a verdict per fix the rule offers."""
+    return [action_verdict(exc, kind, operator) for kind in RULE_ACTIONS.get(exc.rule, ())]
 
 
 @dataclass
@@ -503,45 +567,14 @@ class ActionService:
         self.operator = operator
 
     def _role_check(self, exc: SyncException, operator: Operator | None = None) -> Check:
-        op = operator or self.operator
-        if op.role is Role.AUDITOR:
-            return Check("role", False, f"{op.name} is an auditor: auditors read, verify and export; they never act")
-        team = ROLE_TEAM[op.role]
-        if exc.owner is not team:
-            return Check("role", False, f"{exc.rule} is owned by {exc.owner.value}; the {op.role.value} role "
-                                        "cannot act on it")
-        return Check("role", True, f"{op.name} ({op.role.value}) may act on {exc.owner.value} exceptions")
+        return role_check(exc, operator or self.operator)
 
     def _require_actor(self) -> None:
         if self.operator.role is Role.AUDITOR:
-            raise PermissionDenied(f"{self.operator.name} is an auditor: auditors read, verify and export; "
-                                   "they never act")
+            raise PermissionDenied(auditor_refusal(self.operator))
 
     def allowed_actions(self, exc: SyncException) -> list[tuple[ActionKind, bool, str]]:
-        out: list[tuple[ActionKind, bool, str]] = []
-        role = self._role_check(exc)
-        for kind in RULE_ACTIONS.get(exc.rule, ()):
-            if not role.ok:
-                out.append((kind, False, role.detail))
-                continue
-            why = self._static_refusal(exc, kind)
-            out.append((kind, why is None, why or ""))
-        return out
-
-    def _static_refusal(self, exc: SyncException, kind: ActionKind) -> str | None:
-        erp_sides = [s for s in exc.sides if s.system is System.ERP and s.ref is not None]
-        if exc.rule == "invoice.amount_mismatch" and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
-            state = str(erp_sides[0].values.get("state")) if erp_sides else ""
-            number = (erp_sides[0].values.get("number") or erp_sides[0].ref) if erp_sides else "?"
-            if kind is ActionKind.CORRECT and state in ("posted", "paid"):
-                return _posted_explanation(number, state)
-            if kind is ActionKind.CREDIT_REPOST and erp_sides:
-                return _credit_refusal(number, state)
-        if exc.rule == "invoice.duplicate_in_erp" and kind is ActionKind.CANCEL:
-            drafts = [s for s in erp_sides if s.values.get("state") in ("draft", "validated")]
-            if not drafts:
-                return "every copy is posted: a posted invoice is never cancelled in place; flag it for review"
-        return None
+        return allowed_actions_for(exc, self.operator)
 
     # -- accepted differences -----------------------------------------------------------
     def _load_accepted(self) -> dict[str, _Accepted]:
@@ -1036,6 +1069,8 @@ class ActionService:
                                    "not started: the bulk action was cancelled")
             final.append(res)
         if cancelled:
+            # the actions under way at the cancel finished too: the last report counts them
+            counts["done"] = sum(1 for r in results if r is not None)
             report("cancelled")
         return BulkResult(final, cancelled)
 
@@ -1072,6 +1107,7 @@ class ActionService:
         if status not in (ActionStatus.QUEUED, ActionStatus.FAILED) or action_id in self._running:
             raise ActionConflict(f"action {action_id} is {status.value}: only a queued or failed action can be "
                                  "cancelled")
+        await self._require_owning_team(row)
         work = _work_from_row(row)
         work.operator, work.role = self.operator.name, self.operator.role.value
         now = _iso(self.clock())
@@ -1089,6 +1125,28 @@ class ActionService:
                             error=f"cancelled by {self.operator.name} while {status.value}")
         await self.committer.append(entry, write)
 
+    async def _require_owning_team(self, row: Any) -> None:
+        """Raise :class:`PermissionDenied` unless the operator's team owns the outbox row's
+        exception. The owner is the exception's when the local snapshot knows it, else the
+        rule's in the catalogue (:data:`services.domain.RULES`), else the team of the role that
+        wrote the row: a console whose snapshot never saw the exception (a fresh snapshot;
+        in team mode another machine on the shared database) refuses another team all the same."""
+        work = _work_from_row(row)
+        exc = await self.engine.exception(work.exception_id)
+        if exc is None:
+            owner = RULES[work.rule][0] if work.rule in RULES else _role_team(row.role)
+            if owner is None:
+                raise PermissionDenied(f"action {work.action_id}: its owning team is unknown "
+                                       f"({work.rule or 'no rule'}, written by the {row.role} role); it cannot be "
+                                       "run or cancelled here")
+            now = self.clock()
+            exc = SyncException(id=work.exception_id, rule=work.rule, severity=Severity.MEDIUM, owner=owner,
+                                customer_id=work.customer_id, object_id=work.exception_id.split(":", 1)[-1],
+                                summary="(not in the local snapshot)", sides=[], first_seen=now, last_seen=now)
+        check = self._role_check(exc)
+        if not check.ok:
+            raise PermissionDenied(check.detail)
+
     async def retry_failed(self, action_id: str) -> ActionResult:
         """Run a failed (or cancelled) action again: same row, same idempotency key."""
         self._require_actor()
@@ -1099,12 +1157,10 @@ class ActionService:
         if status not in (ActionStatus.FAILED, ActionStatus.CANCELLED):
             raise ActionConflict(f"action {action_id} is {status.value}: only a failed or cancelled action can be "
                                  "retried")
+        await self._require_owning_team(row)
         work = _work_from_row(row)
         work.operator, work.role = self.operator.name, self.operator.role.value
         work.attempts = row.attempts
-        exc = await self.engine.exception(work.exception_id)
-        if exc is not None and self._role_check(exc).ok is False:
-            raise PermissionDenied(self._role_check(exc).detail)
         queue = any(self._breaker_open(s) for s in _step_systems(work.steps))
         to = ActionStatus.QUEUED if queue else ActionStatus.EXECUTING
         await self._claim(work, {status}, to, f"retry of a {status.value} action")
@@ -1949,6 +2005,7 @@ def _summary(data: SystemData) -> dict[str, Any]:
 __all__ = [
     "RULE_ACTIONS", "ActionConflict", "ActionKind", "ActionRequest", "ActionResult", "ActionService",
     "ActionStatus", "BulkProgress", "BulkResult", "Check", "Operator", "OutboxItem", "PermissionDenied",
-    "Plan", "PlannedCall", "Role", "exception_fingerprint",
+    "Plan", "PlannedCall", "Role", "action_verdict", "allowed_actions_for", "auditor_refusal",
+    "exception_fingerprint", "role_check", "static_refusal",
 ]
 

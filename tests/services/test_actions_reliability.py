@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -20,12 +21,13 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.actions import ActionKind, ActionRequest, ActionService, ActionStatus
+from services.actions import ActionKind, ActionRequest, ActionService, ActionStatus, BulkProgress
 from services.audit import AuditLog
 from services.demo.store import DemoCredentials
 from services.domain import System
@@ -36,20 +38,78 @@ from tests.services.actions_rig import FINANCE, RemoteDemo, live_count, make_rig
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
+
+# -- deadlines ---------------------------------------------------------------------------------------
+# Every wait below polls its condition. The budgets come from the work and the machine may be a
+# loaded 2-core one shared with other test runs, so each is an upper bound with room, never a
+# guess of how long things usually take; a wait on running work also fails early when that work
+# makes no progress at all for STALL seconds (a hang is reported in seconds, not at the budget).
+
 #: the demo ERP's request-rate limit during the 1,000-action run (429s with Retry-After beyond it)
 RATE = 100.0
+#: missing postings in the 1,000-action run
+POSTINGS = 1000
+#: ERP requests per posting under that run's faults: lookup, create, post, the verification's
+#: re-read, plus the retries of 5xx, dropped answers and 429s. Measured 7.3 (7,295 requests for
+#: 1,002 postings); 10 bounds it.
+REQUESTS_PER_ACTION = 10
+#: how much slower than the rate limit alone a loaded 2-core machine may make a run (the client,
+#: the demo server and other test runs share the two cores)
+CONTENTION = 3.0
+#: fixed costs on top (demo start in its own process, a refresh of 320 customers, breaker
+#: cool-downs and probes between replays)
+SLACK = 60.0
+#: no progress at all for this long is a hang: longer than any legitimate pause (Retry-After is
+#: capped at 2 s, breaker cool-down 0.5 s, 5 attempts per request, 4 action-level retries)
+STALL = 30.0
+
+
+def rate_bound(actions: int) -> float:
+    """Seconds that ``actions`` postings may take at RATE requests per second (see above)."""
+    return SLACK + CONTENTION * actions * REQUESTS_PER_ACTION / RATE
+
+
+#: a backstop for the whole 1,000-action test (the bulk, then the replay of at most all of them),
+#: far above the default per-test timeout, which the rate limit alone nearly reaches (73 s)
+BACKSTOP_1000 = 2 * rate_bound(POSTINGS) + SLACK
+
+
+async def settle(what: str, done: Callable[[], bool], progress: Callable[[], int], budget: float) -> float:
+    """Poll until ``done()``; fail when ``progress()`` (a counter of finished work) has not moved
+    for STALL seconds, or when ``budget`` seconds are spent. Answers the seconds it took."""
+    started = time.monotonic()
+    last, moved = progress(), started
+    while not done():
+        now = time.monotonic()
+        current = progress()
+        if current != last:
+            last, moved = current, now
+        assert now - moved < STALL, f"{what}: no progress for {STALL:.0f} s (at {current})"
+        assert now - started < budget, f"{what}: not done within {budget:.0f} s (at {current})"
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+def wait_until(what: str, condition: Callable[[], bool], budget: float) -> None:
+    """Poll ``condition`` (blocking) until true; fail after ``budget`` seconds."""
+    deadline = time.monotonic() + budget
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {budget:.0f} s"
+        time.sleep(0.02)
 
 
 # -- 1,000 missing postings under faults -----------------------------------------------------------
+@pytest.mark.timeout(BACKSTOP_1000)
 async def test_bulk_retry_of_1000_missing_postings_under_faults(tmp_path: Path) -> None:
     """The demo runs in its own process (its own CPU, as a real ERP would)."""
-    demo = await asyncio.to_thread(RemoteDemo, tmp_path, customers=320, seed=5, delete=1000)
+    demo = await asyncio.to_thread(RemoteDemo, tmp_path, customers=320, seed=5, delete=POSTINGS)
     policies = {s: HttpPolicy(max_retries=4, backoff_base=0.02, backoff_max=0.2, read_timeout=10.0, concurrency=4,
                               breaker_threshold=8, breaker_cooldown=0.5, max_retry_after=2.0) for s in System}
     engine = Engine.from_profile(demo.profile(), Storage.open_path(tmp_path / "snapshot.db"), policies=policies,
                                  clock=demo.now)
     audit = AuditLog(Storage.open_path(tmp_path / "audit.db", durable=True))
     service = ActionService(engine, audit, FINANCE, clock=demo.now, retry_delays=(0.05, 0.1, 0.2, 0.4))
+    bulk: asyncio.Task[Any] | None = None
     try:
         await engine.load()
         assert (await engine.refresh(RefreshMode.FULL)).ok
@@ -61,19 +121,25 @@ async def test_bulk_retry_of_1000_missing_postings_under_faults(tmp_path: Path) 
                                 {"drop_after_commit_rate": 0.1, "error_rate": 0.05, "rate_limit": RATE,
                                  "throttle_rate": 0.02})
         await asyncio.to_thread(demo.control, System.ERP, "/_demo/stats/reset", {})
-        started = time.perf_counter()
-        result = await service.bulk([ActionRequest(ActionKind.RETRY, e.id) for e in missing])
-        took = time.perf_counter() - started
+        finished: list[BulkProgress] = []
+        bulk = asyncio.create_task(service.bulk([ActionRequest(ActionKind.RETRY, e.id) for e in missing],
+                                                finished.append))
+        took = await settle("the bulk retry", bulk.done, lambda: len(finished), rate_bound(len(missing)))
+        result = bulk.result()
+
         # queued ones (a breaker that opened under them) replay by themselves
-        deadline = time.monotonic() + 60
-        while any(i.status in (ActionStatus.QUEUED, ActionStatus.EXECUTING) for i in service.pending()):
-            assert time.monotonic() < deadline, "queued actions did not replay"
-            await asyncio.sleep(0.2)
+        def unsettled() -> int:
+            return sum(1 for i in service.pending() if i.status in (ActionStatus.QUEUED, ActionStatus.EXECUTING))
+
+        queued = unsettled()
+        replay_took = await settle(f"the replay of {queued} queued actions", lambda: unsettled() == 0, audit.count,
+                                   rate_bound(queued))
         stats = await asyncio.to_thread(demo.control, System.ERP, "/_demo/stats")
         injected = stats["injected"]
         print(f"\n{len(missing)} retries in {took:.1f} s ({stats['total']} ERP requests, "
               f"{stats['total'] / took:.0f}/s): {result.succeeded} succeeded, {result.failed} failed, "
-              f"{result.queued} queued first; injected {injected}")
+              f"{result.queued} queued first ({queued} still queued at the end, replayed in {replay_took:.1f} s); "
+              f"injected {injected}")
         assert injected.get("drop_after_commit", 0) > 20 and injected.get("5xx", 0) > 20
         assert injected.get("429", 0) > 0
         await asyncio.to_thread(demo.control, System.ERP, "/_demo/faults",
@@ -87,7 +153,8 @@ async def test_bulk_retry_of_1000_missing_postings_under_faults(tmp_path: Path) 
                 assert item.last_error, "a failure says why"
         # exactly one ERP invoice per billing invoice: no loss, no duplicate
         counts = await asyncio.to_thread(demo.check)
-        succeeded = {i.exception_id.split(":", 1)[1] for i in outbox.values() if i.status is ActionStatus.SUCCEEDED}
+        succeeded = {(i.exception_id or "").split(":", 1)[-1] for i in outbox.values()
+                     if i.status is ActionStatus.SUCCEEDED}
         assert all(counts[ref] == 1 for ref in succeeded & set(counts))
         assert max(counts.values()) == 1, "nothing posted twice"
         failed = [i for i in outbox.values() if i.status is ActionStatus.FAILED]
@@ -99,6 +166,9 @@ async def test_bulk_retry_of_1000_missing_postings_under_faults(tmp_path: Path) 
         assert not {e.object_id for e in found.exceptions if e.rule == "invoice.duplicate_in_erp"} & set(demo.victims)
         assert audit.verify().ok
     finally:
+        if bulk is not None and not bulk.done():  # a stalled bulk: stop starting actions
+            bulk.cancel()
+            await asyncio.gather(bulk, return_exceptions=True)
         await service.aclose()
         await engine.aclose()
         engine.storage.close()
@@ -119,6 +189,20 @@ def _outcomes(db: Path) -> dict[str, int]:
         con.close()
 
 
+#: one ``main.py`` command: interpreter start, a refresh of the demo (200 customers) and up to
+#: 150 postings at 8 ms per ERP request — about 5 s on an idle 2-core machine
+COMMAND_BUDGET = 180.0
+
+
+def _unfinished(db: Path) -> set[str]:
+    con = sqlite3.connect(db)
+    try:
+        return {r[0] for r in con.execute("select action_id from action_outbox where status in "
+                                          "('executing', 'queued')")}
+    finally:
+        con.close()
+
+
 def test_sigkill_mid_bulk_then_resume_loses_nothing_and_posts_nothing_twice(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -130,18 +214,30 @@ def test_sigkill_mid_bulk_then_resume_loses_nothing_and_posts_nothing_twice(tmp_
                "--rule", "invoice.missing_in_erp", "--operator", "kim", "--role", "finance", "-q"]
         fixer = subprocess.Popen(fix, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         db = home / "audit.db"
-        deadline = time.monotonic() + 60
-        while _outcomes(db).get("succeeded", 0) < 20:
+
+        def twenty_done() -> bool:
             assert fixer.poll() is None, f"the fixer ended before the kill: {fixer.communicate()}"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+            return _outcomes(db).get("succeeded", 0) >= 20
+
+        wait_until("20 postings done by the fixer", twenty_done, COMMAND_BUDGET)
         os.kill(fixer.pid, signal.SIGKILL)
         fixer.communicate()
         at_kill = _outcomes(db)
         assert at_kill.get("succeeded", 0) < 150, "killed in the middle"
+        left = _unfinished(db)
         print(f"\nat the kill: {at_kill}")
+        # a resume without a rule only replays: exactly the actions the dead fixer left unfinished
+        replay = subprocess.run([*fix[:fix.index("--rule")], "--operator", "kim", "--role", "finance", "--resume",
+                                 "--format", "json"], cwd=REPO, env=env, capture_output=True, text=True,
+                                timeout=COMMAND_BUDGET)
+        assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
+        replayed = json.loads(replay.stdout)["results"]
+        assert {r["action_id"] for r in replayed} == left
+        assert {r["status"] for r in replayed} <= {"succeeded"}
+        assert _unfinished(db) == set()
+        # then the rest, re-planned by rule
         done = subprocess.run([*fix[:-1], "--resume"], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=120)
+                              timeout=COMMAND_BUDGET)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         final = _outcomes(db)
         assert set(final) == {"succeeded"}, final
@@ -157,13 +253,17 @@ def test_sigkill_mid_bulk_then_resume_loses_nothing_and_posts_nothing_twice(tmp_
             con.close()
         assert intents == outcomes, "every action that was started has its outcome"
         verify = subprocess.run([sys.executable, "main.py", "audit", "verify", "--db", str(db)], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=60)
+                                capture_output=True, text=True, timeout=COMMAND_BUDGET)
         assert verify.returncode == 0, verify.stderr
     finally:
         server.close()
 
 
 # -- an outage queues; the return replays ----------------------------------------------------------
+#: a probe, a closed breaker and two postings over loopback: well under a second when idle
+OUTAGE_REPLAY_BUDGET = 30.0
+
+
 async def test_outage_queues_and_replays_automatically(tmp_path: Path) -> None:
     policies = {s: HttpPolicy(max_retries=1, backoff_base=0.01, backoff_max=0.02, read_timeout=5.0, concurrency=4,
                               breaker_threshold=2, breaker_cooldown=0.3) for s in System}
@@ -181,10 +281,9 @@ async def test_outage_queues_and_replays_automatically(tmp_path: Path) -> None:
         assert {i.status for i in rig.service.pending()} == {ActionStatus.QUEUED}
         assert live_count(rig.env, first.object_id) == 0 and live_count(rig.env, second.object_id) == 0
         rig.env.injectors[System.ERP].config.outage = False
-        deadline = time.monotonic() + 15
-        while rig.service.pending():
-            assert time.monotonic() < deadline, rig.service.pending()
-            await asyncio.sleep(0.05)
+        # the return: a probe after the 0.3 s cool-down closes the breaker, then two postings replay
+        await settle("the replay after the outage", lambda: not rig.service.pending(), rig.audit.count,
+                     OUTAGE_REPLAY_BUDGET)
         items = rig.service.outbox()
         assert {i.status for i in items} == {ActionStatus.SUCCEEDED}
         assert live_count(rig.env, first.object_id) == 1 and live_count(rig.env, second.object_id) == 1
@@ -248,7 +347,7 @@ async def test_altering_deleting_reordering_or_truncating_is_detected(tmp_path: 
     # the command line names the entry and exits non-zero
     cli = await asyncio.to_thread(subprocess.run, [sys.executable, "main.py", "audit", "verify", "--db",
                                                    str(tmp_path / "deleted.db")],
-                         cwd=REPO, capture_output=True, text=True, timeout=60,
+                         cwd=REPO, capture_output=True, text=True, timeout=COMMAND_BUDGET,
                          env={**os.environ, "SYNCDESK_HOME": str(tmp_path / "home")})
     assert cli.returncode == 1 and "entry 4" in cli.stderr
 
@@ -261,13 +360,13 @@ def test_no_secret_in_the_databases_or_the_logs(tmp_path: Path) -> None:
         role = "support" if rule.startswith("entitlement") else "finance"
         run = subprocess.run([sys.executable, "main.py", "-v", "fix", "--demo", "--customers", "150", "--seed", "3",
                               "--rule", rule, "--role", role, "--operator", "pat"], cwd=REPO, env=env,
-                             capture_output=True, text=True, timeout=180)
+                             capture_output=True, text=True, timeout=COMMAND_BUDGET)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         assert "succeeded" in run.stdout
     # a failing action too (its error text reaches the outbox and the audit log)
     run = subprocess.run([sys.executable, "main.py", "-v", "fix", "--demo", "--customers", "150", "--seed", "3",
                           "--rule", "invoice.amount_mismatch", "--operator", "pat"], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=180)
+                         capture_output=True, text=True, timeout=COMMAND_BUDGET)
     assert run.returncode == 1
     creds = DemoCredentials()
     secrets = [creds.stripe_api_key, creds.tryton_password, creds.zendesk_token]
