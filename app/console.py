@@ -17,17 +17,27 @@ import logging
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.runtime import collect_when_idle, tune_interpreter, tune_loop
 from app.sources import open_storage
-from services.actions import ActionKind, ActionRequest, ActionService, Operator, Role
+from services.actions import (
+    PENDING_STATUSES,
+    ActionKind,
+    ActionRequest,
+    ActionService,
+    Operator,
+    PermissionDenied,
+    Role,
+)
 from services.audit import AuditLog
 from services.config import ConfigError, Profile, load_profile, load_profiles
 from services.connectors.base import utc_now
@@ -141,6 +151,84 @@ def _service_loop() -> ServiceLoop:
     return ServiceLoop(configure=configure)
 
 
+@dataclass
+class ConsoleSession:
+    """What :func:`compose` builds, filled in as it goes: a failure half-way still lets
+    :func:`close_console` close what was opened."""
+
+    engine: Engine | None = None
+    adapter: EngineAdapter | None = None
+    service: ActionService | None = None
+    actions: ActionAdapter | None = None
+    audit_storage: Storage | None = None
+    #: the first refresh (auto), started once the local snapshot is shown
+    refresh: asyncio.Task[Any] | None = None
+
+
+async def compose(session: ConsoleSession, window: MainWindow, health: HealthAdapter, runner: ServiceLoop,
+                  profile: Profile, *, snapshot: Callable[[], Storage], audit_file: Path,
+                  clock: Callable[[], datetime] = utc_now) -> ConsoleSession:
+    """The console's start-up once the profile is known: the engine on the local snapshot
+    (``snapshot`` opens it, in a worker thread), the engine and action adapters wired to the
+    window, the action service on the durable audit log at ``audit_file``, the health probes;
+    then the snapshot is shown, the first refresh starts, queued actions replay by themselves
+    when their system returns, and what an earlier session left queued or executing is
+    replayed once the first refresh is done."""
+    for secret in profile.all_secrets():
+        register_secret(secret)
+    window.set_profile(profile)
+    storage = await asyncio.to_thread(snapshot)
+    session.engine = engine = Engine.from_profile(profile, storage, clock=clock)
+    session.adapter = adapter = EngineAdapter(engine, window, runner=runner)
+    _wire(window, adapter)
+    session.audit_storage = audit_storage = await asyncio.to_thread(Storage.open_path, audit_file, durable=True)
+    session.service = service = ActionService(engine, AuditLog(audit_storage), default_operator(), clock=clock)
+    # what an earlier session left queued or executing (read before anything can replay it):
+    # once it is replayed, the window is shown the state that leaves
+    left = await asyncio.to_thread(service.outbox, PENDING_STATUSES)
+    session.actions = actions = ActionAdapter(service, service.audit, window, runner=runner)
+    _wire_actions(window, adapter, actions)
+    health.start(profile)
+    await adapter.load()  # opens at once from the local snapshot
+    session.refresh = refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
+    # queued actions replay by themselves when a system returns (on the service loop)
+    runner.spawn(service.start_auto_replay)
+    adapter.tasks.start("replay", _replay_after(refresh, service, runner, adapter.republish if left else None))
+    adapter.tasks.start("idle-gc", collect_when_idle(lambda: adapter.refreshing))
+    return session
+
+
+async def close_console(session: ConsoleSession, health: HealthAdapter, runner: ServiceLoop,
+                        env: DemoEnvironment | None = None) -> None:
+    """Shut down what :func:`compose` opened (and the service thread, the demo servers).
+    Each step runs even if one before it failed: a hang or a skipped close at exit would lose
+    the demo servers' shutdown or the database's last writes."""
+    actions, adapter, service, engine = session.actions, session.adapter, session.service, session.engine
+    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+    if actions is not None:
+        steps.append(("actions", actions.aclose))
+    if adapter is not None:
+        steps.append(("engine adapter", adapter.aclose))
+    steps.append(("health", health.aclose))
+    # the HTTP clients and the action service's tasks belong to the service loop
+    if service is not None:
+        steps.append(("action service", partial(runner.call_later, service.aclose)))
+    if engine is not None:
+        steps.append(("engine", partial(runner.call_later, engine.aclose)))
+    steps.append(("service thread", partial(asyncio.to_thread, runner.stop)))
+    if engine is not None:
+        steps.append(("snapshot database", partial(asyncio.to_thread, engine.storage.close)))
+    if session.audit_storage is not None:
+        steps.append(("audit database", partial(asyncio.to_thread, session.audit_storage.close)))
+    if env is not None:
+        steps.append(("demo servers", partial(asyncio.to_thread, env.stop)))
+    for label, step in steps:
+        try:
+            await step()
+        except Exception:
+            log.exception("shutdown: closing the %s failed", label)
+
+
 async def _main(app: QApplication, demo: bool, config: Path | None, profile_name: str | None,
                 customers: int, seed: int, windows: list[MainWindow], screenshot_dir: Path | None) -> int:
     loop = asyncio.get_running_loop()
@@ -148,11 +236,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     tune_loop(loop)
     closed = asyncio.Event()
     env: DemoEnvironment | None = None
-    engine: Engine | None = None
-    adapter: EngineAdapter | None = None
-    service: ActionService | None = None
-    actions: ActionAdapter | None = None
-    audit_storage: Storage | None = None
+    session = ConsoleSession()
     runner = _service_loop().start()
     window = MainWindow()
     windows.append(window)
@@ -173,30 +257,16 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             window.set_source(f"Built-in demo: {customers} customers, seed {seed}")
         else:
             window.set_source(f"Profile “{profile.name}”")
-        for secret in profile.all_secrets():
-            register_secret(secret)
-        window.set_profile(profile)
-        storage = await asyncio.to_thread(open_storage, None if env else profile.name)
-        engine = Engine.from_profile(profile, storage, clock=clock)
-        adapter = EngineAdapter(engine, window, runner=runner)
-        _wire(window, adapter)
-        audit_storage = await asyncio.to_thread(Storage.open_path, audit_path(demo=env is not None), durable=True)
-        service = ActionService(engine, AuditLog(audit_storage), default_operator(), clock=clock)
-        actions = ActionAdapter(service, service.audit, window, runner=runner)
-        _wire_actions(window, adapter, actions)
-        health.start(profile)
-        await adapter.load()  # opens at once from the local snapshot
-        refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
-        # queued actions replay by themselves when a system returns (on the service loop)
-        runner.spawn(service.start_auto_replay)
-        adapter.tasks.start("replay", _replay_after(refresh, service, runner))
-        adapter.tasks.start("idle-gc", collect_when_idle(lambda: adapter.refreshing))
+        await compose(session, window, health, runner, profile,
+                      snapshot=partial(open_storage, None if env else profile.name),
+                      audit_file=audit_path(demo=env is not None), clock=clock)
         if screenshot_dir is not None:
-            with contextlib.suppress(Exception):
-                await refresh
-            if env is not None and service is not None:
-                await runner.call(_demo_fix(service))
-                adapter.republish()
+            if session.refresh is not None:
+                with contextlib.suppress(Exception):
+                    await session.refresh
+            if env is not None and session.service is not None and session.adapter is not None:
+                await runner.call(_demo_fix(session.service))
+                session.adapter.republish()
                 await asyncio.sleep(0.3)
             for path in await _save_screenshots(window, health, screenshot_dir):
                 print(path, flush=True)
@@ -209,31 +279,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             return 2
         await closed.wait()
     finally:
-        # each step runs even if one before it failed: a hang or a skipped close at exit
-        # would lose the demo servers' shutdown or the database's last writes
-        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
-        if actions is not None:
-            steps.append(("actions", actions.aclose))
-        if adapter is not None:
-            steps.append(("engine adapter", adapter.aclose))
-        steps.append(("health", health.aclose))
-        # the HTTP clients and the action service's tasks belong to the service loop
-        if service is not None:
-            steps.append(("action service", partial(runner.call_later, service.aclose)))
-        if engine is not None:
-            steps.append(("engine", partial(runner.call_later, engine.aclose)))
-        steps.append(("service thread", partial(asyncio.to_thread, runner.stop)))
-        if engine is not None:
-            steps.append(("snapshot database", partial(asyncio.to_thread, engine.storage.close)))
-        if audit_storage is not None:
-            steps.append(("audit database", partial(asyncio.to_thread, audit_storage.close)))
-        if env is not None:
-            steps.append(("demo servers", partial(asyncio.to_thread, env.stop)))
-        for label, step in steps:
-            try:
-                await step()
-            except Exception:
-                log.exception("shutdown: closing the %s failed", label)
+        await close_console(session, health, runner, env)
     return 0
 
 
@@ -264,13 +310,22 @@ async def _demo_fix(service: ActionService) -> None:
         service.operator = previous
 
 
-async def _replay_after(refresh: asyncio.Task[object], service: ActionService, runner: ServiceLoop) -> None:
-    """Resume actions a previous session left queued or executing, once the data is fresh."""
+async def _replay_after(refresh: asyncio.Task[object], service: ActionService, runner: ServiceLoop,
+                        republish: Callable[[], None] | None = None) -> None:
+    """Resume actions a previous session left queued or executing, once the data is fresh;
+    then ``republish`` (the window shows the exceptions they closed, whichever replay ran
+    them: this one, or the automatic replay, whose pass it waits for)."""
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await refresh
-    results = await runner.call(service.replay_pending())
+    try:
+        results = await runner.call(service.replay_pending())
+    except PermissionDenied as exc:  # the operator switched to the auditor role meanwhile: auditors never act
+        log.info("actions left pending by an earlier session are not replayed now: %s", exc)
+        results = []
     if results:
         log.info("replayed %d pending actions from an earlier session", len(results))
+    if republish is not None:
+        republish()
 
 
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,

@@ -79,6 +79,7 @@ from services.actions import (
     OutboxItem,
     Plan,
     Role,
+    auditor_refusal,
 )
 from services.domain import Side, SyncException, System
 from services.redaction import redact
@@ -98,6 +99,8 @@ from views.widgets import (
     system_icon,
 )
 
+#: what the auditor role may do, shown where a role is chosen; a refused act says why in the
+#: service's own words (services.actions: a verdict, or auditor_refusal)
 AUDITOR_TIP = "auditors can read, verify and export; they never act"
 
 KIND_TITLES: dict[ActionKind, str] = {
@@ -247,25 +250,26 @@ def dialog_result(dialog: QDialog) -> asyncio.Future[int]:
 def apply_fix_permissions(buttons: Iterable[QAbstractButton], allowed: Sequence[tuple[ActionKind, bool, str]],
                           operator: Operator) -> None:
     """Enable each fix button (``property("action")`` or object name ``fix_<kind>``) as the
-    service allows it for ``operator``; a disabled one says why in its tooltip."""
+    service allows it for ``operator``; a disabled one says why in its tooltip (the service's
+    words: its verdict, or for an auditor's button it has no verdict for, its refusal of auditors)."""
     table = {text_of(kind): (ok, why) for kind, ok, why in allowed}
     auditor = text_of(operator.role) == Role.AUDITOR.value
     for button in buttons:
         action = button.property("action") or button.objectName().removeprefix("fix_")
         ok, why = table.get(str(action), (False, "this action is not available"))
         if auditor:
-            ok, why = False, AUDITOR_TIP
+            ok, why = False, (why if str(action) in table and why else auditor_refusal(operator))
         button.setEnabled(ok)
         button.setToolTip(plain_tooltip(kind_title(str(action)) + "…" if ok else why or "not allowed"))
 
 
 def fix_policy(adapter: ActionAdapter) -> Callable[[SyncException], list[tuple[str, bool, str]]]:
     """For ``ExceptionDetail.set_fix_policy`` / ``CustomerPage.set_fix_policy``: the fixes the
-    service offers for an exception, whether the current operator may run each, and why not
-    (auditors: :data:`AUDITOR_TIP`)."""
+    service offers for an exception, whether the current operator may run each, and why not in
+    the service's words."""
     def policy(exc: SyncException) -> list[tuple[str, bool, str]]:
         auditor = text_of(adapter.operator.role) == Role.AUDITOR.value
-        return [(text_of(kind), ok and not auditor, AUDITOR_TIP if auditor else why)
+        return [(text_of(kind), ok and not auditor, (why or auditor_refusal(adapter.operator)) if auditor else why)
                 for kind, ok, why in adapter.allowed_actions(exc)]
 
     return policy
@@ -380,7 +384,8 @@ class FixDialog(QDialog):
         self.kind = kind
         self.operator = operator
         self.allowed = allowed and text_of(operator.role) != Role.AUDITOR.value
-        self.why_not = AUDITOR_TIP if text_of(operator.role) == Role.AUDITOR.value else why_not
+        self.why_not = ((why_not or auditor_refusal(operator)) if text_of(operator.role) == Role.AUDITOR.value
+                        else why_not)
         self.plan: Plan | None = None
         self.outcome: ActionResult | None = None
         self.state = "idle"  # idle | planning | ready | busy | done
@@ -893,7 +898,7 @@ class FixDialog(QDialog):
         self.operator = operator
         auditor = text_of(operator.role) == Role.AUDITOR.value
         self.allowed = allowed and not auditor
-        self.why_not = AUDITOR_TIP if auditor else why_not
+        self.why_not = (why_not or auditor_refusal(operator)) if auditor else why_not
         self.operator_label.setText(f"acting as {operator_text(operator)}")
         if self.state in ("busy", "done"):
             return
@@ -1263,7 +1268,7 @@ class BulkDialog(QDialog):
         lay.addLayout(buttons)
         auditor = text_of(operator.role) == Role.AUDITOR.value
         if auditor:
-            self.banner.show_message(f"You cannot do this: {AUDITOR_TIP}", "bad")
+            self.banner.show_message(f"You cannot do this: {auditor_refusal(operator)}", "bad")
         elif not self.eligible:
             self.banner.show_message("No exception in the selection allows this action.", "bad")
         else:
@@ -1290,7 +1295,7 @@ class BulkDialog(QDialog):
         self.operator_label.setText(f"acting as {operator_text(operator)}")
         if self.state == "setup":
             if self._auditor:
-                self.banner.show_message(f"You cannot do this: {AUDITOR_TIP}", "bad")
+                self.banner.show_message(f"You cannot do this: {auditor_refusal(operator)}", "bad")
             self._update_buttons()
 
     def reason(self) -> str:
@@ -1308,7 +1313,7 @@ class BulkDialog(QDialog):
 
     def missing(self) -> str:
         if self._auditor:
-            return AUDITOR_TIP
+            return auditor_refusal(self.operator)
         if not self.eligible:
             return "nothing to do"
         if self.kind in REASON_REQUIRED and not self.reason():
@@ -1685,9 +1690,9 @@ class PendingActionsPage(QWidget):
         retry, cancel = self._retryable(), self._cancellable()
         self.retry_button.setEnabled(bool(retry) and not auditor)
         self.cancel_button.setEnabled(bool(cancel) and not auditor)
-        if auditor:
-            self.retry_button.setToolTip(AUDITOR_TIP)
-            self.cancel_button.setToolTip(AUDITOR_TIP)
+        if self.operator is not None and auditor:  # the service's refusal (PermissionDenied)
+            self.retry_button.setToolTip(auditor_refusal(self.operator))
+            self.cancel_button.setToolTip(auditor_refusal(self.operator))
         else:
             self.retry_button.setToolTip(f"Retry {len(retry)} failed action(s) now" if retry
                                          else "Select failed actions to retry them")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from services.actions import (
@@ -33,6 +33,9 @@ from services.actions import (
     Plan,
     PlannedCall,
     Role,
+    action_verdict,
+    auditor_refusal,
+    role_check,
 )
 from services.audit import AuditEntry, AuditFilter, AuditLog, VerifyResult
 from services.domain import ExternalRef, Severity, Side, SyncException, System, Team
@@ -107,7 +110,10 @@ def tier_mismatch(n: int) -> SyncException:
 
 
 class FakeActionService:
-    """The public API of services.actions.ActionService, scripted per test."""
+    """The public API of services.actions.ActionService, scripted per test — for fast widget
+    tests only (tests/gui/test_jobs_live.py drives the real service). Who may act, and every
+    refusal text, come from the service's own role logic (``action_verdict``, ``role_check``):
+    the fake never words a refusal itself."""
 
     def __init__(self, exceptions: list[SyncException], operator: Operator = ALICE) -> None:
         self.operator = operator
@@ -133,18 +139,14 @@ class FakeActionService:
         self.operator = op
 
     def allowed_actions(self, exc: SyncException) -> list[tuple[ActionKind, bool, str]]:
+        """The fixes the exception lists, each judged by the service's role and refusal logic."""
         out = []
         for action in exc.fix_actions:
             try:
                 kind = ActionKind(action)
             except ValueError:
                 continue
-            if self.operator.role is Role.AUDITOR:
-                out.append((kind, False, "auditors never act"))
-            elif exc.owner.value != self.operator.role.value:
-                out.append((kind, False, f"{exc.owner.value} exceptions need the {exc.owner.value} role"))
-            else:
-                out.append((kind, True, ""))
+            out.append(action_verdict(exc, kind, self.operator))
         return out
 
     async def plan(self, req: ActionRequest) -> Plan:
@@ -154,7 +156,7 @@ class FakeActionService:
         await asyncio.sleep(0)
         exc = self.exceptions[req.exception_id]
         checks = [Check("mapping", True, "ERP invoice 1 carries in_1"),
-                  Check("role", True, "finance may correct finance exceptions"),
+                  role_check(exc, self.operator),  # the service's own role check and words
                   Check("reachable", True, "ERP answered in 12 ms")]
         if req.exception_id in self.fail_checks:
             checks.insert(1, self.fail_checks[req.exception_id])
@@ -442,13 +444,17 @@ async def test_credit_repost_is_titled_explained_and_requires_a_reason(qtbot: Qt
 
 
 async def test_reason_is_optional_for_retry(qtbot: QtBot, service: FakeActionService) -> None:
-    exc = tier_mismatch(30)
-    dialog = FixDialog(exc, ActionKind.PUSH, ALICE, today=NOW)
-    qtbot.addWidget(dialog)
-    assert not dialog.value_box.isVisibleTo(dialog)
-    dialog.set_plan(await service.plan(dialog.request()))
-    assert dialog.confirm_button.isEnabled()
-    assert dialog.request().value is None
+    """A retry (finance) and a push (support: the tier exception is theirs) confirm without a reason."""
+    for exc, kind, operator in ((missing_in_erp(10), ActionKind.RETRY, ALICE),
+                                (tier_mismatch(30), ActionKind.PUSH, Operator("sam", Role.SUPPORT))):
+        service.set_operator(operator)
+        dialog = FixDialog(exc, kind, operator, today=NOW)
+        qtbot.addWidget(dialog)
+        assert kind is ActionKind.RETRY or not dialog.value_box.isVisibleTo(dialog)  # a retry may pick a date
+        assert dialog.reason() == "" and dialog.request_complete()
+        dialog.set_plan(await service.plan(dialog.request()))
+        assert dialog.confirm_button.isEnabled(), dialog.missing()
+        assert dialog.request().value is None and dialog.request().reason == ""
 
 
 async def test_hostile_text_is_shown_verbatim_and_secrets_never(qtbot: QtBot, service: FakeActionService,
@@ -643,9 +649,13 @@ async def test_launcher_opens_one_dialog_per_exception(qtbot: QtBot, service: Fa
     await settle()
     assert first.plan is not None and first.confirm_button.isEnabled()
     # switching the operator while it is open: shown, and the fix is no longer allowed
-    adapter.set_operator(Operator("carol", Role.AUDITOR))
+    carol = Operator("carol", Role.AUDITOR)
+    adapter.set_operator(carol)
     assert "carol · auditor" in first.operator_label.text()
-    assert not first.confirm_button.isEnabled() and AUDITOR_TIP in first.banner.text()
+    # the service's refusal, in its words (the fake takes it from services.actions)
+    assert not first.confirm_button.isEnabled()
+    assert first.banner.text() == f"You cannot do this: {role_check(exc, carol).detail}"
+    assert "carol is an auditor" in first.banner.text()
     adapter.set_operator(ALICE)
     await settle()
     assert first.plan is not None and first.plan.operator == ALICE and first.confirm_button.isEnabled()
@@ -695,30 +705,47 @@ async def test_auditor_sees_every_fix_disabled(qtbot: QtBot, service: FakeAction
         buttons.append(b)
     apply_fix_permissions(buttons, adapter.allowed_actions(exc), adapter.operator)
     assert all(not b.isEnabled() for b in buttons)
-    assert all(b.toolTip() == AUDITOR_TIP for b in buttons)
+    # the tooltip is the service's refusal (services.actions.role_check), not words of the view's
+    refusal = role_check(exc, auditor).detail
+    assert refusal == "carol is an auditor: auditors read, verify and export; they never act"
+    assert all(b.toolTip() == refusal for b in buttons)
     # finance may correct a finance exception; support may not
     adapter.set_operator(ALICE)
     apply_fix_permissions(buttons, adapter.allowed_actions(exc), adapter.operator)
     assert all(b.isEnabled() for b in buttons)
-    adapter.set_operator(Operator("sam", Role.SUPPORT))
+    sam = Operator("sam", Role.SUPPORT)
+    adapter.set_operator(sam)
     apply_fix_permissions(buttons, adapter.allowed_actions(exc), adapter.operator)
-    assert not buttons[0].isEnabled() and "finance role" in buttons[0].toolTip()
-    # the dialog itself refuses too
-    dialog = FixDialog(exc, ActionKind.CORRECT, auditor, today=NOW)
+    assert not any(b.isEnabled() for b in buttons)
+    assert buttons[0].toolTip() == role_check(exc, sam).detail
+    assert buttons[0].toolTip() == "invoice.amount_mismatch is owned by finance; the support role cannot act on it"
+    # the dialog itself refuses too, with the verdict the launcher passes it, and the plan's failed check
+    adapter.set_operator(auditor)
+    _, ok, why = next(v for v in adapter.allowed_actions(exc) if v[0] is ActionKind.CORRECT)
+    dialog = FixDialog(exc, ActionKind.CORRECT, auditor, allowed=ok, why_not=why, today=NOW)
     qtbot.addWidget(dialog)
     dialog.reason_edit.setText("x")
-    dialog.set_plan(await service.plan(dialog.request()))
+    plan = await service.plan(dialog.request())
+    assert not plan.ok and plan.explanation == refusal
+    dialog.set_plan(plan)
     assert not dialog.confirm_button.isEnabled()
-    assert AUDITOR_TIP in dialog.banner.text()
+    assert dialog.banner.text() == f"You cannot do this: {refusal}"
+    assert dialog.confirm_button.toolTip() == refusal
+    failed = [row for row in range(dialog.checks.rowCount()) if dialog.checks.item(row, 0).text() == "✗ role"]
+    assert len(failed) == 1 and dialog.checks.item(failed[0], 1).text() == refusal
     bulk = BulkDialog(ActionKind.RETRY, [missing_in_erp(10)], operator=auditor, today=NOW)
     qtbot.addWidget(bulk)
     assert not bulk.start_button.isEnabled()
+    # bulk, retry and cancel are refused by the service for an auditor (PermissionDenied): its words
+    assert bulk.banner.text() == f"You cannot do this: {auditor_refusal(auditor)}" == f"You cannot do this: {refusal}"
+    assert bulk.start_button.toolTip() == refusal
     page = PendingActionsPage()
     qtbot.addWidget(page)
     page.set_operator(auditor)
     page.set_items([outbox_item(1, ActionStatus.FAILED, "boom")])
     page.table.selectRow(0)
-    assert not page.retry_button.isEnabled() and page.retry_button.toolTip() == AUDITOR_TIP
+    assert not page.retry_button.isEnabled() and page.retry_button.toolTip() == refusal
+    assert not page.cancel_button.isEnabled() and page.cancel_button.toolTip() == refusal
 
 
 def test_exception_views_enable_fixes_by_policy_and_emit(qtbot: QtBot, adapter: ActionAdapter) -> None:
@@ -739,7 +766,8 @@ def test_exception_views_enable_fixes_by_policy_and_emit(qtbot: QtBot, adapter: 
     assert seen == [(exc.id, "correct")]
     adapter.set_operator(Operator("carol", Role.AUDITOR))
     detail.set_fix_policy(fix_policy(adapter))  # the lead calls it again on operator_changed
-    assert all(not b.isEnabled() and b.toolTip() == AUDITOR_TIP for b in detail.fix_buttons)
+    refusal = role_check(exc, adapter.operator).detail  # the service's words
+    assert all(not b.isEnabled() and b.toolTip() == refusal for b in detail.fix_buttons)
     adapter.set_operator(ALICE)
     card = ExceptionCard(exc, policy=fix_policy(adapter))
     qtbot.addWidget(card)
@@ -1022,10 +1050,16 @@ async def test_audit_page_loads_verifies_and_exports(qtbot: QtBot, service: Fake
         assert page.verify_label.tone == "ok" and "Intact: 6 entries verified" in page.verify_label.text()
         assert page.verify_button.isEnabled()
         shot(page, tmp_path, "audit-verify-ok")
-        # export the filtered log as JSON through the non-modal file dialog
+        # export the filtered log as JSON through the file dialog: shown with QDialog.open(), so
+        # the call returns at once (no nested event loop; we are past it) and the dialog blocks
+        # only the window it belongs to (window-modal), never the whole application
         page.format_combo.setCurrentIndex(page.format_combo.findData("json"))
         dialog = page.choose_export_file()
-        assert (dialog.isVisible() and not dialog.isModal()) or dialog.isVisible()
+        assert dialog.isVisible()
+        assert dialog.windowModality() is Qt.WindowModality.WindowModal
+        assert dialog.parentWidget() is page and page.file_dialog is dialog
+        assert dialog.acceptMode() is QFileDialog.AcceptMode.AcceptSave
+        assert dialog.defaultSuffix() == "json" and dialog.nameFilters() == ["JSON files (*.json)"]
         target = tmp_path / "out.json"
         dialog.fileSelected.emit(str(target))
         dialog.close()
