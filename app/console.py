@@ -41,8 +41,10 @@ from services.actions import (
 from services.audit import AuditLog
 from services.config import ConfigError, Profile, load_profile, load_profiles
 from services.connectors.base import utc_now
+from services.domain import System
 from services.engine import Engine, RefreshMode
 from services.home import audit_path, config_path
+from services.http import HttpPolicy
 from services.redaction import register_secret
 from services.runner import ServiceLoop
 from services.storage import Storage, StorageError
@@ -128,6 +130,9 @@ def _wire_actions(window: MainWindow, adapter: EngineAdapter, actions: ActionAda
     # an action closes or changes exceptions: show the engine's state again
     actions.result.connect(lambda _result: adapter.republish())
     actions.bulk_done.connect(lambda _result: adapter.republish())
+    # the service replays queued actions by itself when a system returns: show what they closed
+    actions.replayed.connect(lambda _results: adapter.republish())
+    actions.follow_replays()
 
 
 def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
@@ -167,18 +172,20 @@ class ConsoleSession:
 
 async def compose(session: ConsoleSession, window: MainWindow, health: HealthAdapter, runner: ServiceLoop,
                   profile: Profile, *, snapshot: Callable[[], Storage], audit_file: Path,
-                  clock: Callable[[], datetime] = utc_now) -> ConsoleSession:
+                  clock: Callable[[], datetime] = utc_now,
+                  policies: dict[System, HttpPolicy] | None = None) -> ConsoleSession:
     """The console's start-up once the profile is known: the engine on the local snapshot
     (``snapshot`` opens it, in a worker thread), the engine and action adapters wired to the
     window, the action service on the durable audit log at ``audit_file``, the health probes;
     then the snapshot is shown, the first refresh starts, queued actions replay by themselves
     when their system returns, and what an earlier session left queued or executing is
-    replayed once the first refresh is done."""
+    replayed once the first refresh is done. ``policies``: the HTTP policy per system (default:
+    each vendor's, ``services.http.DEFAULT_POLICIES``)."""
     for secret in profile.all_secrets():
         register_secret(secret)
     window.set_profile(profile)
     storage = await asyncio.to_thread(snapshot)
-    session.engine = engine = Engine.from_profile(profile, storage, clock=clock)
+    session.engine = engine = Engine.from_profile(profile, storage, clock=clock, policies=policies)
     session.adapter = adapter = EngineAdapter(engine, window, runner=runner)
     _wire(window, adapter)
     session.audit_storage = audit_storage = await asyncio.to_thread(Storage.open_path, audit_file, durable=True)

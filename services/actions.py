@@ -556,6 +556,9 @@ class ActionService:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listeners: list[tuple[Connector, Callable[[BreakerState], None]]] = []
         self._probing: set[System] = set()
+        #: called (on the service loop) with the results of every replay that ran something —
+        #: after a restart or when a system came back — so a console can show what changed
+        self.replay_listeners: list[Callable[[list[ActionResult]], None]] = []
         self._closed = False
         self._coalescer = _Coalescer(engine)
         self._index: tuple[int, _Run] | None = None
@@ -1199,7 +1202,14 @@ class ActionService:
                     return await self._run_claimed(work)
 
             done = await asyncio.gather(*(one(r) for r in rows))
-            return [r for r in done if r is not None]
+            results = [r for r in done if r is not None]
+        if results:
+            for listener in list(self.replay_listeners):
+                try:
+                    listener(results)
+                except Exception:
+                    log.exception("a replay listener failed")
+        return results
 
     # -- automatic replay ---------------------------------------------------------------------
     def start_auto_replay(self) -> None:

@@ -61,6 +61,7 @@ class ActionAdapter(QObject):
     verify_cancelled = Signal(int)  # entries checked before the operator stopped it
     export_done = Signal(str)  # path written
     operator_changed = Signal(object)  # Operator
+    replayed = Signal(list)  # list[ActionResult]: queued or left-over actions the service replayed by itself
     busy = Signal(str, bool)  # what ("plan", "execute", "bulk", "audit", "verify", "export", ...), running
     error = Signal(str)  # human text, secrets redacted
 
@@ -73,6 +74,16 @@ class ActionAdapter(QObject):
         self.tasks = TaskRegistry()
         self._seq = 0
         self._verify_stop: threading.Event | None = None
+
+    def follow_replays(self) -> None:
+        """Emit ``replayed`` (then re-read the pending actions) whenever the service replays
+        actions by itself — queued ones when a system returns, left-over ones after a restart.
+        Call it on the UI loop: the service calls back on its own thread."""
+        def on_replayed(results: list[ActionResult]) -> None:
+            self.replayed.emit(results)
+            self.refresh_pending()
+
+        self.service.replay_listeners.append(post_to(asyncio.get_running_loop(), on_replayed))
 
     # -- operator (plain, synchronous: the service only stores it) ------------------------
     @property

@@ -4,7 +4,8 @@ Filters (operator, customer, system, action, outcome, dates, text) become an
 :class:`~services.audit.AuditFilter` that the page emits; the adapter reads the log in a worker
 thread and hands the entries back. The page also verifies the hash chain (green "intact", or
 red naming the first bad entry) and exports the filtered log as CSV or JSON through a
-non-modal file dialog. Every value is shown as plain text (item views, a plain-text detail box).
+window-modal file dialog (no nested event loop). Every value is shown as plain text (item views,
+a plain-text detail box).
 """
 
 from __future__ import annotations
@@ -514,7 +515,8 @@ class AuditPage(QWidget):
         return str(self.format_combo.currentData())
 
     def choose_export_file(self) -> QFileDialog:
-        """Ask where to write, non-modally (``open()`` + ``fileSelected``; never a static dialog)."""
+        """Ask where to write: a window-modal sheet (``open()`` + ``fileSelected``; no nested loop,
+        never a static dialog)."""
         fmt = self.export_format()
         if self.file_dialog is not None:
             self.file_dialog.close()

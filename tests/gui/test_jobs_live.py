@@ -204,7 +204,8 @@ def shot(widget: QWidget, tmp_path: Path, name: str) -> Path:
 
 
 async def console(qtbot: QtBot, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                  scenario: Callable[[Live], Awaitable[None]], env: DemoEnvironment | None = None) -> None:
+                  scenario: Callable[[Live], Awaitable[None]], env: DemoEnvironment | None = None,
+                  policies: dict[System, HttpPolicy] | None = None) -> None:
     """Start the console as ``app.console._main`` does (``compose``) on ``tmp_path``'s snapshot
     and audit databases (over ``env``, started, or a new demo), wait for its first refresh, run
     ``scenario``, shut down as it does (``close_console``: the demo servers stop too). Nothing
@@ -222,7 +223,7 @@ async def console(qtbot: QtBot, tmp_path: Path, caplog: pytest.LogCaptureFixture
     try:
         await compose(session, window, health, runner, env.profile(),
                       snapshot=lambda: Storage.open_path(tmp_path / "snap.db"), audit_file=live.audit_db,
-                      clock=env.now)
+                      clock=env.now, policies=policies)
         assert session.refresh is not None and session.adapter is not None
         report = await session.refresh
         assert report is not None and report.ok, report
@@ -664,3 +665,50 @@ def test_replay_after_the_first_refresh_replays_once_and_never_as_an_auditor(
         env.stop()
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert errors == [], errors
+
+
+def test_a_queued_fix_replays_by_itself_when_the_erp_returns_and_the_window_shows_it(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """During a session: the ERP goes down, the analyst's fix is queued (shown on Pending
+    actions); the ERP comes back, the service replays it by itself, and — with no click — the
+    exception leaves the queue and Pending actions empties."""
+    # the ERP's breaker opens at the first failure and is probed again after 0.3 s (the
+    # defaults, 5 failures and 30 s, would only make the test slow)
+    fast_erp = HttpPolicy(max_retries=0, backoff_base=0.01, read_timeout=5.0, breaker_threshold=1,
+                          breaker_cooldown=0.3, concurrency=2)
+    policies = {System.ERP: fast_erp}
+
+    async def scenario(live: Live) -> None:
+        window, env = live.window, live.env
+        exc = live.exceptions("invoice.missing_in_erp")[0]
+        env.injectors[System.ERP].config.update({"outage": True})
+        live.click_exception(exc.id)
+        live.qtbot.mouseClick(live.fix_button("retry"), Qt.MouseButton.LeftButton)
+        dialog = live.dialog(exc.id)
+        await until(lambda: dialog.plan is not None and dialog.state == "ready", "the preview")
+        live.qtbot.keyClicks(dialog.reason_edit, "month-end close")
+        live.qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
+        await until(lambda: dialog.state == "done", "the result in the dialog")
+        assert dialog.outcome is not None and dialog.outcome.status is ActionStatus.QUEUED, dialog.outcome
+        action_id = dialog.outcome.action_id
+        dialog.close()
+        live.go_to("Pending actions")
+        page = window.pending_page
+        assert isinstance(page, PendingActionsPage)
+        await until(lambda: page.model.rowCount() == 1, "the queued fix on Pending actions")
+        assert erp_copies(env, exc.object_id) == []
+        assert window.exceptions_page.model.row_of(exc.id) is not None
+
+        env.injectors[System.ERP].config.update({"outage": False})  # the ERP is back: nobody clicks anything
+        await until(lambda: page.model.rowCount() == 0, "Pending actions to empty by itself")
+        await until(lambda: window.exceptions_page.model.row_of(exc.id) is None,
+                    "the replayed exception to leave the queue by itself")
+        copies = erp_copies(env, exc.object_id)
+        assert len(copies) == 1 and copies[0]["state"] == "posted", copies
+        row = next(o for o in await live.outbox() if o.action_id == action_id)
+        assert row.status is ActionStatus.SUCCEEDED
+        outcomes = [e.outcome for e in entries_of(await live.audit(), action_id) if e.phase == "outcome"]
+        assert outcomes[-1] == "succeeded"
+        shot(window, live.tmp, "job-replayed-in-session")
+
+    run_qasync(qloop, console(qtbot, tmp_path, caplog, scenario, policies=policies))
