@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -208,7 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*argv, "console"])
-    setup_logging(verbose=args.verbose)
+    # The headless commands report a failure as one line of their own (exit 2, app.headless):
+    # the warnings logged on the way (a refresh failed, a circuit opened) go to the log file
+    # only, unless --verbose.
+    headless = args.command in ("reconcile", "timeline", "fix", "audit")
+    setup_logging(verbose=args.verbose, console_level=logging.ERROR if headless else logging.WARNING)
     from app.fix import cmd_audit, cmd_fix
     from app.headless import cmd_reconcile, cmd_timeline
     from app.sandbox_cli import cmd_sandbox

@@ -3,6 +3,17 @@
 Both take the same source options: ``--demo [--customers N] [--seed S]`` (the built-in demo,
 started in-process on free ports with a fresh local snapshot) or ``[--config FILE] --profile
 NAME`` (a configured connection; snapshot in SYNCDESK_HOME, or ``--db URL``).
+
+Exit status (``reconcile``, ``timeline``; ``fix`` adds its own, see app.fix):
+
+- 0: refreshed and printed (``reconcile``: the open exceptions, however many);
+- 2: nothing printed, one line on stderr naming the cause: a usage or configuration problem
+  (no such file / profile, malformed TOML, wrong ``kind``, a credential not configured, a
+  snapshot database that cannot be opened, an output file that cannot be written, an unknown
+  customer) or a system that could not be refreshed (unreachable, unavailable (5xx),
+  rejected the credentials, kept rate limiting, answered something unexpected); every failed
+  system is named on that one line;
+- 130: interrupted (Ctrl+C).
 """
 
 from __future__ import annotations
@@ -21,12 +32,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from app.sources import open_storage
-from services.config import ConfigError, Profile, load_profile
+from services.config import SECRET_KEYS, ConfigError, Profile, load_profile
 from services.domain import SyncException, System
-from services.engine import Engine, RefreshMode, RefreshReport
-from services.errors import AuthenticationError
+from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
+from services.errors import (
+    AuthenticationError,
+    ConnectorError,
+    ProtocolError,
+    RateLimitedError,
+    UnavailableError,
+)
 from services.home import config_path
-from services.redaction import register_secret
+from services.redaction import redact, register_secret
 from services.storage import StorageError
 from services.sysdata import Progress
 
@@ -74,6 +91,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
             raise CommandError("choose a source: --demo, or --profile NAME (with --config FILE)")
         try:
             profile = load_profile(args.config or config_path(), args.profile)
+            _check_credentials(profile)
             storage = open_storage(args.profile, args.db)
         except (ConfigError, StorageError) as exc:
             raise CommandError(str(exc)) from None
@@ -81,7 +99,11 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         clock = utc_now
     for secret in profile.all_secrets():
         register_secret(secret)
-    engine = Engine.from_profile(profile, storage, clock=clock)
+    try:
+        engine = Engine.from_profile(profile, storage, clock=clock)
+    except ConfigError as exc:
+        storage.close()
+        raise CommandError(str(exc)) from None
     try:
         await engine.load()
         yield Source(profile, engine, demo)
@@ -90,6 +112,16 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         storage.close()
         if demo is not None:
             await asyncio.to_thread(demo.stop)
+
+
+def _check_credentials(profile: Profile) -> None:
+    """A credential neither in the file, the environment nor the keyring is a configuration
+    error, told before any connection is made (the ERP's password is only read at login)."""
+    for conn in profile.connections.values():
+        for key in SECRET_KEYS[conn.kind]:
+            if key not in conn.secrets:
+                raise ConfigError(f"profile {profile.name!r}, {conn.system.value}: credential {key!r} is not "
+                                  f"configured (set {key!r} or {key + '_env'!r}, or store it in the keyring)")
 
 
 def _progress_printer(quiet: bool) -> Any:
@@ -112,11 +144,33 @@ async def refresh_or_fail(source: Source, args: argparse.Namespace) -> RefreshRe
     mode = RefreshMode.FULL if args.full else RefreshMode.AUTO
     report = await source.engine.refresh(mode, _progress_printer(args.quiet))
     if not report.ok:
-        first = report.failed[0]
-        what = ("rejected the credentials" if isinstance(first.error, AuthenticationError)
-                else "could not be refreshed")
-        raise CommandError(f"{first.system.value} {what}: {first.error_text}")
+        urls = {s: c.url for s, c in source.profile.connections.items()}
+        raise CommandError("; ".join(failure_reason(o, urls.get(o.system)) for o in report.failed))
     return report
+
+
+def failure_reason(outcome: SystemOutcome, url: str | None = None) -> str:
+    """``billing (http://…) is unreachable: list events: connection failed (ConnectError)``:
+    the system, what kind of failure, then the connector's words without the repeated system."""
+    error = outcome.error
+    name = outcome.system.value
+    where = f"{name} ({url})" if url else name
+    detail = outcome.error_text
+    if detail.startswith(f"{name} "):
+        detail = detail[len(name) + 1:]
+    if isinstance(error, AuthenticationError):
+        what = "rejected the credentials"
+    elif isinstance(error, RateLimitedError):
+        what = "kept answering 429 (rate limited)"
+    elif isinstance(error, UnavailableError):
+        what = "is unavailable" if error.status is not None else "is unreachable"
+    elif isinstance(error, ProtocolError):
+        what = "answered something unexpected"
+    elif isinstance(error, ConnectorError):
+        what = "refused the request"
+    else:
+        what = "could not be refreshed"
+    return f"{where} {what}: {detail}"
 
 
 # -- reconcile ---------------------------------------------------------------------------
@@ -140,8 +194,11 @@ def exception_dict(exc: SyncException, now: datetime) -> dict[str, Any]:
 def _write(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def render_exceptions(rows: list[dict[str, Any]], fmt: str) -> str:
@@ -238,7 +295,9 @@ def _run(coro: Any, name: str, stream: TextIO | None = None) -> int:
     try:
         return asyncio.run(coro)
     except CommandError as exc:
-        print(f"{name}: {exc}", file=stream or sys.stderr)
+        # one line, whatever the vendor's message holds, and never a configured secret
+        line = " ".join(redact(str(exc)).split())
+        print(f"{name}: {line}", file=stream or sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{name}: cancelled", file=stream or sys.stderr)

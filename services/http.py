@@ -66,6 +66,12 @@ class HttpPolicy:
     rate_per_second: float | None = None
     #: share of the vendor's rate we use, so timing jitter never trips the server's limit
     rate_headroom: float = 0.95
+    #: how many seconds' worth of requests may leave at once after a pause (the limiter's
+    #: burst). A vendor's bucket holds about one second's worth; a client burst as large
+    #: leaves nothing for requests that arrive bunched (scheduling and network jitter: a
+    #: hiccup of tens of ms after a burst was enough for a 429 at Zendesk's 700/min), so the
+    #: client's is half of that: the same sustained rate, ~0.5 s of jitter absorbed
+    rate_burst_seconds: float = 0.5
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
 
@@ -77,6 +83,16 @@ DEFAULT_POLICIES: dict[System, HttpPolicy] = {
     System.ERP: HttpPolicy(concurrency=2, read_timeout=65.0),
     System.SUPPORT: HttpPolicy(rate_per_second=700 / 60, concurrency=4),
 }
+
+
+def rate_limiter(policy: HttpPolicy) -> AsyncLimiter | None:
+    """The client-side pacing of ``policy``: ``rate_per_second x rate_headroom`` sustained, at
+    most ``rate_burst_seconds`` of it (at least one request) at once; None without a rate."""
+    if not policy.rate_per_second:
+        return None
+    rate = policy.rate_per_second * policy.rate_headroom
+    burst = max(1.0, rate * policy.rate_burst_seconds)
+    return AsyncLimiter(burst, burst / rate)
 
 
 class BreakerState(enum.StrEnum):
@@ -190,8 +206,7 @@ class ResilientClient:
             follow_redirects=False,
         )
         self._semaphore = asyncio.Semaphore(p.concurrency)
-        self._limiter = (AsyncLimiter(p.rate_per_second * p.rate_headroom, 1.0)
-                         if p.rate_per_second else None)
+        self._limiter = rate_limiter(p)
         self.breaker = CircuitBreaker(system, p.breaker_threshold, p.breaker_cooldown)
         self.stats = RequestStats()
 

@@ -812,6 +812,13 @@ class TrytonConnector(Connector):
 
         results = await _gather(*(changes(m) for m in TRACKED))
         changed = dict(zip(TRACKED, results, strict=True))
+        party_mark = marks.get(PARTY)  # the previous refresh's, before this one moves it
+
+        def held_before(party: TParty) -> bool:
+            """Whether invoices or subscriptions of ``party`` (a party the snapshot does not
+            hold as a customer: inactive at the previous refresh, or new since) may be in the
+            snapshot: only if it existed then. A party created since has none there."""
+            return party_mark is None or aware(party.create_date) <= party_mark
         raw_recent = cursor.get("recent")
         old_recent: dict[str, Any] = raw_recent if isinstance(raw_recent, dict) else {}
         recent: dict[str, dict[str, str]] = {}
@@ -855,10 +862,21 @@ class TrytonConnector(Connector):
                 old = known.customers.get(key)
                 if old != customer:
                     upserts.customers[key] = customer
-                if old is not None and old.customer_id != customer.customer_id:
+                # a changed code moves the party's invoices and subscriptions to another
+                # customer; so may a reactivated party's (its code may have changed while it
+                # was inactive, out of sight)
+                if (old.customer_id != customer.customer_id if old is not None
+                        else held_before(party_rows.records[int(key)])):
                     relinked.add(int(key))
         for pid in set(party_rows.records) - live:
             delete(Kind.CUSTOMER, str(pid))
+            # deactivated, or changed while inactive: its invoices and subscriptions stay in the
+            # ERP and carry the code it has now, as a full refresh maps them
+            party = party_rows.records[pid]
+            old = known.customers.get(str(pid))
+            if pid not in company_parties and (old.customer_id != _customer_id(party.code) if old is not None
+                                               else held_before(party)):
+                relinked.add(pid)
 
         for product in changed[PRODUCT].records.values():
             plan = self.map_product(product) if product.active else None
