@@ -22,14 +22,15 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.demo import RunningDemo, start_demo
 from app.runtime import collect_when_idle, tune_interpreter, tune_loop
 from app.sources import open_storage
-from services.actions import (
+from services.actions.service import (
     PENDING_STATUSES,
     ActionKind,
     ActionRequest,
@@ -38,22 +39,19 @@ from services.actions import (
     PermissionDenied,
     Role,
 )
-from services.audit import AuditLog
-from services.config import ConfigError, Profile, load_profile, load_profiles
-from services.connectors.base import utc_now
-from services.domain import System
+from services.core.domain import System
+from services.core.redaction import register_secret
 from services.engine import Engine, RefreshMode
-from services.home import audit_path, config_path
-from services.http import HttpPolicy
-from services.redaction import register_secret
+from services.io.config import ConfigError, Profile, load_profile, load_profiles
+from services.io.connectors.base import utc_now
+from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
-from services.storage import Storage, StorageError
+from services.store.audit import AuditLog
+from services.store.home import audit_path, config_path
+from services.store.storage import Storage, StorageError
 from views.action_adapter import ActionAdapter
 from views.adapters import EngineAdapter, HealthAdapter
 from views.main_window import MainWindow
-
-if TYPE_CHECKING:  # the demo environment (Starlette, uvicorn, the generator) loads only with --demo
-    from services.demo.environment import DemoEnvironment
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +178,7 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     then the snapshot is shown, the first refresh starts, queued actions replay by themselves
     when their system returns, and what an earlier session left queued or executing is
     replayed once the first refresh is done. ``policies``: the HTTP policy per system (default:
-    each vendor's, ``services.http.DEFAULT_POLICIES``)."""
+    each vendor's, ``services.io.http.DEFAULT_POLICIES``)."""
     for secret in profile.all_secrets():
         register_secret(secret)
     window.set_profile(profile)
@@ -206,7 +204,7 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
 
 
 async def close_console(session: ConsoleSession, health: HealthAdapter, runner: ServiceLoop,
-                        env: DemoEnvironment | None = None) -> None:
+                        env: RunningDemo | None = None) -> None:
     """Shut down what :func:`compose` opened (and the service thread, the demo servers).
     Each step runs even if one before it failed: a hang or a skipped close at exit would lose
     the demo servers' shutdown or the database's last writes."""
@@ -242,7 +240,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     loop.set_exception_handler(_loop_exception_handler)
     tune_loop(loop)
     closed = asyncio.Event()
-    env: DemoEnvironment | None = None
+    env: RunningDemo | None = None
     session = ConsoleSession()
     runner = _service_loop().start()
     window = MainWindow()
@@ -256,9 +254,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         clock = utc_now
         if profile is None:
             window.set_source("Built-in demo environment (starting…)")
-            from services.demo.environment import DemoEnvironment, DemoOptions
-
-            env = await asyncio.to_thread(lambda: DemoEnvironment(DemoOptions(customers=customers, seed=seed)).start())
+            env = await asyncio.to_thread(start_demo, customers, seed)
             profile = env.profile()
             clock = env.now
             window.set_source(f"Built-in demo: {customers} customers, seed {seed}")

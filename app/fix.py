@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from app.headless import CommandError, _run, add_source_options, open_source, refresh_or_fail
-from services.actions import (
+from services.actions.service import (
     RULE_ACTIONS,
     ActionKind,
     ActionRequest,
@@ -47,10 +47,10 @@ from services.actions import (
     Plan,
     Role,
 )
-from services.audit import AuditLog
-from services.domain import SyncException
-from services.home import audit_path
-from services.storage import Storage, StorageError, database_url
+from services.core.domain import SyncException
+from services.store.audit import AuditLog
+from services.store.home import audit_path
+from services.store.storage import Storage, StorageError, database_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUEUED = 0, 1, 2, 3
 

@@ -29,26 +29,24 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from app.demo import RunningDemo, start_demo
 from app.sources import open_storage
-from services.config import SECRET_KEYS, ConfigError, Profile, load_profile
-from services.domain import SyncException, System
-from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
-from services.errors import (
+from services.core.domain import SyncException, System
+from services.core.errors import (
     AuthenticationError,
     ConnectorError,
     ProtocolError,
     RateLimitedError,
     UnavailableError,
 )
-from services.home import config_path
-from services.redaction import redact, register_secret
-from services.storage import StorageError
-from services.sysdata import Progress
-
-if TYPE_CHECKING:  # the demo environment (Starlette, uvicorn, the generator) loads only with --demo
-    from services.demo.environment import DemoEnvironment
+from services.core.redaction import redact, register_secret
+from services.core.sysdata import Progress
+from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
+from services.io.config import SECRET_KEYS, ConfigError, Profile, load_profile
+from services.store.home import config_path
+from services.store.storage import StorageError
 
 
 class CommandError(Exception):
@@ -70,19 +68,16 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
 class Source:
     profile: Profile
     engine: Engine
-    demo: DemoEnvironment | None
+    demo: RunningDemo | None
 
 
 @asynccontextmanager
 async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
-    demo: DemoEnvironment | None = None
+    demo: RunningDemo | None = None
     if args.demo:
         if args.profile or args.config:
             raise CommandError("--demo cannot be combined with --config/--profile")
-        from services.demo.environment import DemoEnvironment, DemoOptions
-
-        demo = await asyncio.to_thread(
-            lambda: DemoEnvironment(DemoOptions(customers=args.customers, seed=args.seed)).start())
+        demo = await asyncio.to_thread(start_demo, args.customers, args.seed)
         profile = demo.profile("demo")
         storage = open_storage(None, args.db)
         clock = demo.now
@@ -95,7 +90,7 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
             storage = open_storage(args.profile, args.db)
         except (ConfigError, StorageError) as exc:
             raise CommandError(str(exc)) from None
-        from services.connectors.base import utc_now
+        from services.io.connectors.base import utc_now
         clock = utc_now
     for secret in profile.all_secrets():
         register_secret(secret)
@@ -245,7 +240,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 # -- timeline ----------------------------------------------------------------------------
 async def _timeline(args: argparse.Namespace) -> int:
-    from services.timeline import build_timeline
+    from services.core.timeline import build_timeline
 
     async with open_source(args) as source:
         await refresh_or_fail(source, args)

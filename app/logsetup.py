@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import logging.handlers
 
-from services.home import logs_dir
-from services.redaction import RedactingFilter
+from services.core.redaction import RedactingFilter
+from services.store.home import logs_dir
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

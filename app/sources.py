@@ -7,8 +7,8 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.home import syncdesk_home
-from services.storage import Storage, StorageError
+from services.store.home import syncdesk_home
+from services.store.storage import Storage, StorageError
 
 
 def fresh_sqlite(path: Path) -> Storage:

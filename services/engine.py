@@ -24,20 +24,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.compute import run_cpu
-from services.config import Profile, SystemConnection
-from services.connectors.base import Clock, Connector, utc_now
-from services.domain import SyncException, System
-from services.errors import ConnectorError, SyncDeskError
-from services.exceptions import ExceptionTracker, TrackResult
-from services.http import HttpPolicy
-from services.overview import CustomerRow, OverviewFormatError, decode_rows
-from services.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
-from services.storage import Storage
-from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.core.domain import SyncException, System
+from services.core.errors import ConnectorError, SyncDeskError
+from services.core.overview import CustomerRow, OverviewFormatError, decode_rows
+from services.core.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
+from services.core.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.io.config import Profile, SystemConnection
+from services.io.connectors.base import Clock, Connector, utc_now
+from services.io.http import HttpPolicy
+from services.store.exceptions import ExceptionTracker, TrackResult
+from services.store.storage import Storage
 
 log = logging.getLogger(__name__)
 
-#: what a customer list needs from each system (services.overview): billing's customers, plans
+#: what a customer list needs from each system (services.core.overview): billing's customers, plans
 #: and subscriptions, the ERP's parties, support's organizations and tiers
 OVERVIEW_KINDS: dict[System, tuple[Kind, ...]] = {
     System.BILLING: (Kind.CUSTOMER, Kind.PLAN, Kind.SUBSCRIPTION),
@@ -46,9 +46,9 @@ OVERVIEW_KINDS: dict[System, tuple[Kind, ...]] = {
 }
 
 CONNECTOR_CLASSES: dict[str, str] = {
-    "stripe": "services.connectors.stripe:StripeConnector",
-    "tryton": "services.connectors.tryton:TrytonConnector",
-    "zendesk": "services.connectors.zendesk:ZendeskConnector",
+    "stripe": "services.io.connectors.stripe:StripeConnector",
+    "tryton": "services.io.connectors.tryton:TrytonConnector",
+    "zendesk": "services.io.connectors.zendesk:ZendeskConnector",
 }
 
 
@@ -153,7 +153,7 @@ class Engine:
         return await run_cpu(read)
 
     def remember_overview(self, payload: str, version: int) -> None:
-        """Store a customer list (``services.overview.encode_rows``) built from the data at
+        """Store a customer list (``services.core.overview.encode_rows``) built from the data at
         ``version``, in the background (latest wins); skipped if the data has changed since
         (the records' next write deletes it anyway)."""
         if self._overview_task is not None and not self._overview_task.done():

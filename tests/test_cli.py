@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from app.cli import main
-from services.domain import RULES
+from services.core.domain import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 ANCHOR = 1_780_000_000
@@ -125,9 +125,9 @@ def files_under(folder: Path) -> list[str]:
 def test_every_command_honours_syncdesk_home(tmp_path: Path) -> None:
     """Each command that writes local files writes them in SYNCDESK_HOME, and nothing in the default
     (platformdirs) location: the user's data, config, cache and state folders stay empty."""
-    from services.audit import AuditEntry, AuditLog
     from services.demo.dataset import generate
-    from services.storage import Storage
+    from services.store.audit import AuditEntry, AuditLog
+    from services.store.storage import Storage
 
     home, user = tmp_path / "custom-home", tmp_path / "user"
     home.mkdir()

@@ -1,6 +1,6 @@
 """Exit codes and failure messages of the headless commands, per kind of failure, run as a
 scheduled job runs them: ``python main.py ...`` in a subprocess against the demo servers over
-loopback, with a ``config.toml`` profile written by ``services.config.write_profile``.
+loopback, with a ``config.toml`` profile written by ``services.io.config.write_profile``.
 
 The contract (README's command table, app/headless.py, app/fix.py):
 
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import pytest
 
-from services.config import Profile, Secret, write_profile
+from services.core.domain import System
 from services.demo.environment import DemoEnvironment, DemoOptions, wait_until_answering
 from services.demo.faults import FaultConfig
-from services.domain import System
+from services.io.config import Profile, Secret, write_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMERS = 60  # the smallest size with every rule planted (twice)

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from services import home
-from services.config import ConfigError, Profile, Secret, SystemConnection, load_profile, write_profile
-from services.domain import System
+from services.core.domain import System
+from services.io.config import ConfigError, Profile, Secret, SystemConnection, load_profile, write_profile
+from services.store import home
 
 
 def _profile() -> Profile:

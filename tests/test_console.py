@@ -12,9 +12,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from services.config import Profile, Secret, SystemConnection
-from services.domain import System
-from services.health import Health, HealthResult
+from services.core.domain import System
+from services.io.config import Profile, Secret, SystemConnection
+from services.io.health import Health, HealthResult
 from views.main_window import MainWindow
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,8 +18,8 @@ import httpx
 import pytest
 from jsonschema import ValidationError
 
+from services.core.domain import System
 from services.demo.environment import DemoEnvironment, DemoOptions
-from services.domain import System
 from tests.specs import SPECS, load_subset, subset_path, validate_component, validate_response
 
 

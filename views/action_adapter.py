@@ -1,7 +1,7 @@
 """The one place where the action service and the audit log meet Qt.
 
-:class:`ActionAdapter` turns :class:`~services.actions.ActionService` and
-:class:`~services.audit.AuditLog` calls into Qt signals. Views call its plain methods (no
+:class:`ActionAdapter` turns :class:`~services.actions.service.ActionService` and
+:class:`~services.store.audit.AuditLog` calls into Qt signals. Views call its plain methods (no
 ``asyncSlot``): each method starts a named task in a :class:`TaskRegistry` (strong reference,
 latest wins per name, failures logged) and returns it, so a caller that wants to may await it.
 Every failure becomes one ``error`` signal with redacted text; nothing raises into a Qt slot.
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
-from services.actions import (
+from services.actions.service import (
     ActionKind,
     ActionRequest,
     ActionResult,
@@ -33,10 +33,10 @@ from services.actions import (
     OutboxItem,
     Plan,
 )
-from services.audit import AuditEntry, AuditFilter, AuditLog, VerifyCancelled, VerifyResult
-from services.domain import SyncException
-from services.redaction import redact
+from services.core.domain import SyncException
+from services.core.redaction import redact
 from services.runner import InlineLoop, Runner, post_to
+from services.store.audit import AuditEntry, AuditFilter, AuditLog, VerifyCancelled, VerifyResult
 from views.adapters import TaskRegistry
 
 log = logging.getLogger(__name__)

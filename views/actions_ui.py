@@ -68,7 +68,7 @@ from PySide6.QtWidgets import (
     QWidgetAction,
 )
 
-from services.actions import (
+from services.actions.service import (
     ActionKind,
     ActionRequest,
     ActionResult,
@@ -81,8 +81,8 @@ from services.actions import (
     Role,
     auditor_refusal,
 )
-from services.domain import Side, SyncException, System
-from services.redaction import redact
+from services.core.domain import Side, SyncException, System
+from services.core.redaction import redact
 from views.action_adapter import ActionAdapter
 from views.exceptions import format_value, owner_system, plain_tooltip
 from views.widgets import (
@@ -100,7 +100,7 @@ from views.widgets import (
 )
 
 #: what the auditor role may do, shown where a role is chosen; a refused act says why in the
-#: service's own words (services.actions: a verdict, or auditor_refusal)
+#: service's own words (services.actions.service: a verdict, or auditor_refusal)
 AUDITOR_TIP = "auditors can read, verify and export; they never act"
 
 KIND_TITLES: dict[ActionKind, str] = {

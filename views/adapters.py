@@ -19,15 +19,15 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from services.compute import run_cpu
-from services.config import Profile
-from services.domain import SyncException, System
+from services.core.domain import SyncException, System
+from services.core.overview import CustomerRow, RowFilter, attach_exceptions, build_customer_rows, encode_rows
+from services.core.reconcile import Snapshot
+from services.core.sysdata import Progress
+from services.core.timeline import Timeline, TimelineIndex
 from services.engine import Engine, RefreshMode, RefreshReport
-from services.health import HealthMonitor, HealthResult
-from services.overview import CustomerRow, RowFilter, attach_exceptions, build_customer_rows, encode_rows
-from services.reconcile import Snapshot
+from services.io.config import Profile
+from services.io.health import HealthMonitor, HealthResult
 from services.runner import InlineLoop, Runner, post_to
-from services.sysdata import Progress
-from services.timeline import Timeline, TimelineIndex
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The Audit log page: who changed what, where, when, why and with what result.
 
 Filters (operator, customer, system, action, outcome, dates, text) become an
-:class:`~services.audit.AuditFilter` that the page emits; the adapter reads the log in a worker
+:class:`~services.store.audit.AuditFilter` that the page emits; the adapter reads the log in a worker
 thread and hands the entries back. The page also verifies the hash chain (green "intact", or
 red naming the first bad entry) and exports the filtered log as CSV or JSON through a
 window-modal file dialog (no nested event loop). Every value is shown as plain text (item views,
@@ -42,10 +42,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.actions import ActionKind
-from services.audit import AuditEntry, AuditFilter, VerifyResult
-from services.domain import System
-from services.redaction import redact
+from services.actions.service import ActionKind
+from services.core.domain import System
+from services.core.redaction import redact
+from services.store.audit import AuditEntry, AuditFilter, VerifyResult
 from views.action_adapter import AUDIT_PAGE_LIMIT, ActionAdapter
 from views.actions_ui import STATUS_COLORS, Banner, kind_title, mono_font, pretty_json
 from views.exceptions import plain_tooltip

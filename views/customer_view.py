@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.domain import EventKind, Severity, SyncException, System
-from services.overview import SEVERITY_RANK, CustomerRow
-from services.timeline import Timeline, TimelineEntry, human_duration
+from services.core.domain import EventKind, Severity, SyncException, System
+from services.core.overview import SEVERITY_RANK, CustomerRow
+from services.core.timeline import Timeline, TimelineEntry, human_duration
 from views.widgets import (
     LATE_COLOR,
     MISSING_COLOR,

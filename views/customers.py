@@ -1,7 +1,7 @@
 """The Customers page: every billing customer with its links into the ERP and support.
 
 Scale: the list holds up to ~100,000 rows. Search and sort run in
-:class:`services.overview.RowFilter` (precomputed search strings and cached sort orders); the
+:class:`services.core.overview.RowFilter` (precomputed search strings and cached sort orders); the
 Qt model only exposes the resulting list of row indices, so a new search is one model reset
 and Qt then asks for the few dozen visible cells. No per-row Qt work, no Python
 ``filterAcceptsRow`` proxy, no ``resizeColumnsToContents``.
@@ -38,8 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.domain import Severity, System
-from services.overview import CustomerRow, Health, RowFilter
+from services.core.domain import Severity, System
+from services.core.overview import CustomerRow, Health, RowFilter
 from views.widgets import (
     LATE_COLOR,
     MISSING_COLOR,
@@ -384,7 +384,7 @@ class CustomersPage(QWidget):
     # -- public API --------------------------------------------------------------------------
     @property
     def sort_key(self) -> str:
-        """The key the table is sorted by (``services.overview.SORT_KEYS``)."""
+        """The key the table is sorted by (``services.core.overview.SORT_KEYS``)."""
         return self._sort_key
 
     def set_rows(self, rows: list[CustomerRow], prepared: RowFilter | None = None) -> None:

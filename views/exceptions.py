@@ -57,9 +57,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.domain import RULES, Severity, Side, SyncException, System, Team
-from services.overview import SEVERITY_RANK, exception_counts
-from services.reconcile import DEFAULT_OWNERSHIP, RULE_SYSTEMS
+from services.core.domain import RULES, Severity, Side, SyncException, System, Team
+from services.core.overview import SEVERITY_RANK, exception_counts
+from services.core.reconcile import DEFAULT_OWNERSHIP, RULE_SYSTEMS
 from views.widgets import ROW_FLAGS, SEVERITY_COLORS, SYSTEM_TITLES, EmptyState, plain_label, severity_icon, system_icon
 
 #: Role carrying the raw value a column sorts by (seconds for age, rank for severity, ...).

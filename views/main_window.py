@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.actions import ActionKind
-from services.config import Profile
-from services.domain import SyncException, System
-from services.health import Health, HealthResult
+from services.actions.service import ActionKind
+from services.core.domain import SyncException, System
+from services.io.config import Profile
+from services.io.health import Health, HealthResult
 from views.action_adapter import ActionAdapter
 from views.actions_ui import FixLauncher, OperatorWidget, PendingActionsPage, fix_policy
 from views.adapters import ConsoleState

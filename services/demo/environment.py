@@ -17,13 +17,13 @@ from datetime import UTC, datetime
 import httpx
 from starlette.types import ASGIApp
 
-from services.config import Profile, Secret, SystemConnection
+from services.core.domain import System
 from services.demo import stripe_server, tryton_server, zendesk_server
 from services.demo.dataset import generate
 from services.demo.faults import FaultConfig, FaultInjector
 from services.demo.serving import ServedApp, ThreadedServers, bind_socket, serve_all
 from services.demo.store import DemoDataset
-from services.domain import System
+from services.io.config import Profile, Secret, SystemConnection
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ Behaviour follows ``shared/specs/tryton/README.md`` (verified against a real try
 - Errors in three kinds: ``["UserError", [message, description, domain]]`` (and
   ``UserWarning`` / ``LoginException``), ``[str(exception), ""]`` for anything else, and
   bare HTTP errors (401/403/404/422/429, HTML bodies as werkzeug renders them).
-- Typed values as ``{"__class__": ...}`` objects (:mod:`services.demo.tryton_rpc`).
+- Typed values as ``{"__class__": ...}`` objects (:mod:`services.io.tryton_rpc`).
 - ``wizard.account.invoice.credit.create / execute / delete`` (the invoice's *Credit*: the only
   route to ``Invoice.credit``): with refund, a credit note copying the invoice (lines negated,
   their ``origin`` the credited lines, no reference) is posted in the invoice sequence
@@ -65,7 +65,7 @@ from starlette.types import ASGIApp
 
 from services.demo.faults import FaultInjector, FaultMiddleware
 from services.demo.store import ERP_MODELS, ErpStore
-from services.demo.tryton_rpc import decode, dumps, encode, loads
+from services.io.tryton_rpc import decode, dumps, encode, loads
 
 __all__ = ["SERVER_VERSION", "TrytonService", "create_app", "decode", "encode"]
 

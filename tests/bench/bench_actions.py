@@ -27,14 +27,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.actions import ActionKind, ActionRequest, ActionService, ActionStatus
-from services.audit import AuditEntry, AuditLog, GroupCommitter, VerifyCancelled
+from services.actions.service import ActionKind, ActionRequest, ActionService, ActionStatus
+from services.core.domain import System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
-from services.domain import System
 from services.engine import Engine, RefreshMode
-from services.http import HttpPolicy
-from services.storage import Storage
+from services.io.http import HttpPolicy
+from services.store.audit import AuditEntry, AuditLog, GroupCommitter, VerifyCancelled
+from services.store.storage import Storage
 from tests.services.actions_rig import ANCHOR, FINANCE, delete_posted_invoices
 
 

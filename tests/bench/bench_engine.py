@@ -28,14 +28,14 @@ import httpx
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from services.config import load_profile  # noqa: E402
-from services.domain import System  # noqa: E402
+from services.core.domain import System  # noqa: E402
+from services.core.overview import RowFilter, build_customer_rows  # noqa: E402
+from services.core.reconcile import reconcile  # noqa: E402
+from services.core.timeline import TimelineIndex  # noqa: E402
 from services.engine import Engine, RefreshMode  # noqa: E402
-from services.http import DEFAULT_POLICIES, HttpPolicy  # noqa: E402
-from services.overview import RowFilter, build_customer_rows  # noqa: E402
-from services.reconcile import reconcile  # noqa: E402
-from services.storage import Storage  # noqa: E402
-from services.timeline import TimelineIndex  # noqa: E402
+from services.io.config import load_profile  # noqa: E402
+from services.io.http import DEFAULT_POLICIES, HttpPolicy  # noqa: E402
+from services.store.storage import Storage  # noqa: E402
 
 ANCHOR = 1_780_000_000
 

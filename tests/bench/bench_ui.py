@@ -42,11 +42,11 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from sqlalchemy import delete  # noqa: E402
 
 from app.runtime import tune_loop  # noqa: E402
-from services.config import load_profile  # noqa: E402
-from services.domain import System  # noqa: E402
+from services.core.domain import System  # noqa: E402
 from services.engine import Engine, RefreshMode  # noqa: E402
-from services.http import HttpPolicy  # noqa: E402
-from services.storage import OVERVIEW, Storage  # noqa: E402
+from services.io.config import load_profile  # noqa: E402
+from services.io.http import HttpPolicy  # noqa: E402
+from services.store.storage import OVERVIEW, Storage  # noqa: E402
 from tests.bench.bench_engine import DemoServer  # noqa: E402
 
 UNLIMITED = {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP else 2) for s in System}
@@ -143,8 +143,8 @@ def cmd_stall(args: argparse.Namespace) -> None:
 
 
 def cmd_filter(args: argparse.Namespace) -> None:
-    from services.domain import Severity
-    from services.overview import CustomerRow
+    from services.core.domain import Severity
+    from services.core.overview import CustomerRow
     from views.customers import CustomersPage
 
     _app()
@@ -211,7 +211,7 @@ def cmd_launch(args: argparse.Namespace) -> None:
             raise SystemExit("child failed")
         return float(line[0].split()[1]), line[0]
 
-    # A session stores the customer list it shows (services/overview.py), so a launch finds
+    # A session stores the customer list it shows (services/core/overview.py), so a launch finds
     # the list its predecessor left. Without one (first launch after an upgrade, or after
     # records were written and the session ended before it showed them) the list is built
     # from the snapshot: measured once, first, with the stored list removed.

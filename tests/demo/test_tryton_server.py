@@ -19,8 +19,8 @@ import pytest
 from services.demo.faults import FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import ErpStore
-from services.demo.tryton_rpc import dumps, loads
 from services.demo.tryton_server import TrytonService, create_app, decode, encode
+from services.io.tryton_rpc import dumps, loads
 
 DB = "syncdesk_demo"
 NOW = datetime(2025, 3, 14, 12, 0, 0)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from services.demo.dataset import DemoDataset, generate
-from services.tryton_sandbox import (
+from services.demo.tryton_sandbox import (
     DEFAULT_ANCHOR,
     TrytonSandbox,
     build_template,

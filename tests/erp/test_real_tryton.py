@@ -21,20 +21,20 @@ import httpx
 import pytest
 import tomli_w
 
-from services.config import Secret, SystemConnection
-from services.connectors.tryton import PAGE_SIZE, TrytonConnector
-from services.demo.dataset import DemoDataset, in_flight_items, normalize_tax_id
-from services.domain import InvoiceStatus, Money, SubscriptionStatus, System
-from services.errors import (
+from services.core.domain import InvoiceStatus, Money, SubscriptionStatus, System
+from services.core.errors import (
     AuthenticationError,
     NotFoundError,
     ProtocolError,
     RemoteValidationError,
     RemoteWarning,
 )
-from services.http import HttpPolicy
-from services.sysdata import Kind, SystemData
-from services.tryton_sandbox import TrytonSandbox, build_template, copy_database, default_cache_dir, template_meta
+from services.core.sysdata import Kind, SystemData
+from services.demo.dataset import DemoDataset, in_flight_items, normalize_tax_id
+from services.demo.tryton_sandbox import TrytonSandbox, build_template, copy_database, default_cache_dir, template_meta
+from services.io.config import Secret, SystemConnection
+from services.io.connectors.tryton import PAGE_SIZE, TrytonConnector
+from services.io.http import HttpPolicy
 from tests.erp.conftest import ANCHOR, CUSTOMERS, SEED, TIMINGS, cache_hit_message
 
 pytestmark = [pytest.mark.erp, pytest.mark.slow, pytest.mark.timeout(600)]

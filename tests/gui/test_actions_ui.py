@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFileDialog, QLabel, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
-from services.actions import (
+from services.actions.service import (
     ActionKind,
     ActionRequest,
     ActionResult,
@@ -37,10 +37,10 @@ from services.actions import (
     auditor_refusal,
     role_check,
 )
-from services.audit import AuditEntry, AuditFilter, AuditLog, VerifyResult
-from services.domain import ExternalRef, Severity, Side, SyncException, System, Team
-from services.redaction import MASK, register_secret
-from services.storage import Storage
+from services.core.domain import ExternalRef, Severity, Side, SyncException, System, Team
+from services.core.redaction import MASK, register_secret
+from services.store.audit import AuditEntry, AuditFilter, AuditLog, VerifyResult
+from services.store.storage import Storage
 from views.action_adapter import ActionAdapter
 from views.actions_ui import (
     AUDITOR_TIP,
@@ -110,7 +110,7 @@ def tier_mismatch(n: int) -> SyncException:
 
 
 class FakeActionService:
-    """The public API of services.actions.ActionService, scripted per test — for fast widget
+    """The public API of services.actions.service.ActionService, scripted per test — for fast widget
     tests only (tests/gui/test_jobs_live.py drives the real service). Who may act, and every
     refusal text, come from the service's own role logic (``action_verdict``, ``role_check``):
     the fake never words a refusal itself."""
@@ -652,7 +652,7 @@ async def test_launcher_opens_one_dialog_per_exception(qtbot: QtBot, service: Fa
     carol = Operator("carol", Role.AUDITOR)
     adapter.set_operator(carol)
     assert "carol · auditor" in first.operator_label.text()
-    # the service's refusal, in its words (the fake takes it from services.actions)
+    # the service's refusal, in its words (the fake takes it from services.actions.service)
     assert not first.confirm_button.isEnabled()
     assert first.banner.text() == f"You cannot do this: {role_check(exc, carol).detail}"
     assert "carol is an auditor" in first.banner.text()
@@ -705,7 +705,7 @@ async def test_auditor_sees_every_fix_disabled(qtbot: QtBot, service: FakeAction
         buttons.append(b)
     apply_fix_permissions(buttons, adapter.allowed_actions(exc), adapter.operator)
     assert all(not b.isEnabled() for b in buttons)
-    # the tooltip is the service's refusal (services.actions.role_check), not words of the view's
+    # the tooltip is the service's refusal (services.actions.service.role_check), not words of the view's
     refusal = role_check(exc, auditor).detail
     assert refusal == "carol is an auditor: auditors read, verify and export; they never act"
     assert all(b.toolTip() == refusal for b in buttons)

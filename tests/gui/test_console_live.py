@@ -17,14 +17,14 @@ from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from app.console import _wire
+from services.core.domain import System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
-from services.domain import System
 from services.engine import Engine, RefreshMode
-from services.health import Health
-from services.http import HttpPolicy
+from services.io.health import Health
+from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
-from services.storage import Storage
+from services.store.storage import Storage
 from views.adapters import EngineAdapter
 from views.main_window import MainWindow
 

@@ -12,7 +12,7 @@ from PySide6.QtCore import QModelIndex, QPoint, Qt
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from services.domain import (
+from services.core.domain import (
     Customer,
     Entitlement,
     ExternalRef,
@@ -30,10 +30,10 @@ from services.domain import (
     Team,
     Tier,
 )
-from services.overview import CustomerRow, RowFilter, build_customer_rows
-from services.reconcile import Snapshot, reconcile
-from services.sysdata import SystemData
-from services.timeline import Timeline, TimelineIndex
+from services.core.overview import CustomerRow, RowFilter, build_customer_rows
+from services.core.reconcile import Snapshot, reconcile
+from services.core.sysdata import SystemData
+from services.core.timeline import Timeline, TimelineIndex
 from views.customer_view import FIX_TOOLTIP, CustomerPage, TimelineModel
 from views.customers import COL_ERP, COL_NAME, COL_SUPPORT, CustomersModel, CustomersPage
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QApplication, QComboBox
 from pytestqt.qtbot import QtBot
 
-from services.domain import RULES, ExternalRef, Severity, Side, SyncException, System, Team
+from services.core.domain import RULES, ExternalRef, Severity, Side, SyncException, System, Team
 from views.exceptions import (
     FIX_DISABLED_TIP,
     ID_ROLE,

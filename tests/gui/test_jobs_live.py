@@ -5,7 +5,7 @@ engine, EngineAdapter, ActionService on a durable temp audit database, ActionAda
 probes, the first refresh, automatic replay) over the demo servers on loopback, running as the
 console runs (Qt on a qasync loop, the services on a ServiceLoop thread). Every step is a
 click on a real widget; every wait is on a condition (:func:`until`). Nothing here is faked:
-what a dialog or tooltip says is what :class:`services.actions.ActionService` said.
+what a dialog or tooltip says is what :class:`services.actions.service.ActionService` said.
 
 - finance analyst: click the fix of a missing ERP invoice in the Exceptions page, review the
   preflight checks and the exact calls, give a reason, confirm, see it verified; the exception
@@ -38,7 +38,7 @@ from PySide6.QtWidgets import QApplication, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.console import ConsoleSession, _replay_after, close_console, compose, default_operator
-from services.actions import (
+from services.actions.service import (
     PENDING_STATUSES,
     ActionKind,
     ActionRequest,
@@ -50,14 +50,14 @@ from services.actions import (
     auditor_refusal,
     role_check,
 )
-from services.audit import AuditEntry, AuditLog
+from services.core.domain import SyncException, System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
-from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode
-from services.http import HttpPolicy
+from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
-from services.storage import Storage
+from services.store.audit import AuditEntry, AuditLog
+from services.store.storage import Storage
 from views.actions_ui import BulkDialog, FixDialog, PendingActionsPage
 from views.adapters import HealthAdapter
 from views.audit_page import AuditPage

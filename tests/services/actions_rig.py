@@ -15,14 +15,14 @@ from typing import Any, NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.actions import ActionService, Operator, Role
-from services.audit import AuditLog
+from services.actions.service import ActionService, Operator, Role
+from services.core.domain import SyncException, System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import DroppedConnection, FaultConfig
-from services.domain import SyncException, System
 from services.engine import Engine, RefreshMode
-from services.http import HttpPolicy
-from services.storage import Storage
+from services.io.http import HttpPolicy
+from services.store.audit import AuditLog
+from services.store.storage import Storage
 
 ANCHOR = 1_780_000_000  # fixed: identical data on every run
 FINANCE = Operator("ann.finance", Role.FINANCE)
@@ -80,7 +80,7 @@ class Rig:
 
     def write_profile(self, path: Path | None = None) -> Path:
         """The demo's connection profile as a TOML file (profile name ``demo``), for a subprocess."""
-        from services.config import write_profile
+        from services.io.config import write_profile
 
         target = path or self.tmp / "demo.toml"
         write_profile(target, self.env.profile("demo"))
@@ -156,10 +156,10 @@ async def make_rig(tmp_path: Path, *, customers: int = 150, seed: int = 3, opera
 REMOTE_SERVER = """
 import json, sys
 from pathlib import Path
-from services.config import write_profile
+from services.io.config import write_profile
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
-from services.domain import System
+from services.core.domain import System
 from tests.services.actions_rig import delete_posted_invoices, live_count
 
 args = json.loads(sys.argv[2])
@@ -253,7 +253,7 @@ class RemoteDemo:
         return datetime.fromtimestamp(ANCHOR + time.monotonic() - self._t0, UTC)
 
     def profile(self) -> Any:
-        from services.config import load_profile
+        from services.io.config import load_profile
 
         return load_profile(self.cfg, "demo")
 

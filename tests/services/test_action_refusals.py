@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from services.actions import (
+from services.actions.service import (
     ActionConflict,
     ActionKind,
     ActionRequest,
@@ -32,8 +32,8 @@ from services.actions import (
     Operator,
     PermissionDenied,
 )
+from services.core.domain import System
 from services.demo.faults import FaultConfig
-from services.domain import System
 from tests.services.actions_rig import (
     AUDITOR,
     FINANCE,

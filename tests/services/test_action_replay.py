@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from services.actions import ActionStatus
-from services.domain import System
+from services.actions.service import ActionStatus
+from services.core.domain import System
 from tests.services.actions_rig import FINANCE, Hold, RequestLog, Rig, live_count, make_rig, rpc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,13 +42,13 @@ DYING_CONSOLE = """
 import asyncio, json, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
-from services.actions import ActionKind, ActionRequest, ActionService, Operator, Role
-from services.audit import AuditLog
-from services.config import load_profile
-from services.domain import System
+from services.actions.service import ActionKind, ActionRequest, ActionService, Operator, Role
+from services.store.audit import AuditLog
+from services.io.config import load_profile
+from services.core.domain import System
 from services.engine import Engine
-from services.http import HttpPolicy
-from services.storage import Storage
+from services.io.http import HttpPolicy
+from services.store.storage import Storage
 
 args = json.loads(sys.argv[1])
 

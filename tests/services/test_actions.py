@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.actions import (
+from services.actions.service import (
     ActionConflict,
     ActionKind,
     ActionRequest,
@@ -23,9 +23,9 @@ from services.actions import (
     PermissionDenied,
     exception_fingerprint,
 )
-from services.connectors.tryton import TrytonConnector
-from services.domain import SyncException, System
+from services.core.domain import SyncException, System
 from services.engine import RefreshMode
+from services.io.connectors.tryton import TrytonConnector
 from tests.services.actions_rig import AUDITOR, FINANCE, SUPPORT, Rig, make_rig, plant_posted_amount_mismatch
 
 
@@ -323,7 +323,7 @@ async def test_credit_repost_twice_writes_once(credit_rig: Rig) -> None:
 
 
 def _work(rig: Rig, action_id: str) -> Any:
-    from services.actions import _work_from_row
+    from services.actions.service import _work_from_row
 
     return _work_from_row(rig.service._row(action_id))
 

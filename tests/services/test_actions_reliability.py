@@ -27,13 +27,13 @@ from typing import Any
 
 import pytest
 
-from services.actions import ActionKind, ActionRequest, ActionService, ActionStatus, BulkProgress
-from services.audit import AuditLog
+from services.actions.service import ActionKind, ActionRequest, ActionService, ActionStatus, BulkProgress
+from services.core.domain import System
 from services.demo.store import DemoCredentials
-from services.domain import System
 from services.engine import Engine, RefreshMode
-from services.http import HttpPolicy
-from services.storage import Storage
+from services.io.http import HttpPolicy
+from services.store.audit import AuditLog
+from services.store.storage import Storage
 from tests.services.actions_rig import FINANCE, RemoteDemo, live_count, make_rig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import services.audit
-from services.audit import GENESIS, AuditEntry, AuditLog, Links, VerifyCancelled, VerifyResult, entry_hash
-from services.storage import Storage
+import services.store.audit
+from services.store.audit import GENESIS, AuditEntry, AuditLog, Links, VerifyCancelled, VerifyResult, entry_hash
+from services.store.storage import Storage
 
 AWKWARD = ["plain", "é \"q\" \\ \n\t\r\b\f", "nul\x00inside", "\x01\x1f\x7f", "line\u2028sep\u2029", "😀 ünï",
            "{\"looks\": [\"like json\"]}", "\\u0041 not an escape", "", " "]
@@ -47,9 +47,9 @@ def inputs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     """Every test runs with SQLite building the hash inputs (keeping BLOBs out of its JSON
     functions as 3.45 and later need, or not where it refuses them) and with Python encoding
     them (a database other than SQLite), in pages of 7 entries so that page edges are crossed."""
-    monkeypatch.setattr(services.audit, "PAGE", 7)
+    monkeypatch.setattr(services.store.audit, "PAGE", 7)
     if request.param == "sqlite-guarded":
-        monkeypatch.setattr(services.audit, "_JSONB_SINCE", (0, 0, 0))
+        monkeypatch.setattr(services.store.audit, "_JSONB_SINCE", (0, 0, 0))
     elif request.param == "python":
         monkeypatch.setattr(AuditLog, "_sqlite_json", lambda self: None)
     return str(request.param)
@@ -324,7 +324,7 @@ def test_an_input_sqlite_encodes_differently_is_settled_by_the_python_encoding(
 
 def test_pages_of_the_default_size(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.undo()
-    assert services.audit.PAGE > N
+    assert services.store.audit.PAGE > N
     assert verify(db).ok
     run(db, "update audit_entry set reason = 'x' where seq = 17")
     result = verify(db)

@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from services import codec
-from services.domain import (
+from services.core.domain import (
     ExternalRef,
     Invoice,
     InvoiceLine,
@@ -19,6 +18,7 @@ from services.domain import (
     Money,
     System,
 )
+from services.store import codec
 
 
 def invoice(iid: str, customer: str, amount: str, status: InvoiceStatus = InvoiceStatus.PAID) -> Invoice:

@@ -1,4 +1,4 @@
-"""The CPU thread (services.compute) and piecewise release (services.sysdata.release)."""
+"""The CPU thread (services.compute) and piecewise release (services.core.sysdata.release)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from services.compute import run_cpu
-from services.sysdata import RELEASE_BATCH, release
+from services.core.sysdata import RELEASE_BATCH, release
 
 WHO: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.connectors.tryton import TrytonConnector
-from services.connectors.zendesk import ZendeskConnector
-from services.domain import InvoiceStatus, System
-from services.errors import RemoteValidationError
+from services.core.domain import InvoiceStatus, System
+from services.core.errors import RemoteValidationError
+from services.io.connectors.tryton import TrytonConnector
+from services.io.connectors.zendesk import ZendeskConnector
 from tests.services.actions_rig import Rig, make_rig
 
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.core.domain import System
+from services.core.errors import ProtocolError, RateLimitedError, UnavailableError
+from services.core.sysdata import Progress
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
-from services.domain import System
 from services.engine import Engine, RefreshMode
-from services.errors import ProtocolError, RateLimitedError, UnavailableError
-from services.http import HttpPolicy
-from services.storage import Storage
-from services.sysdata import Progress
+from services.io.http import HttpPolicy
+from services.store.storage import Storage
 
 ANCHOR = 1_780_000_000  # fixed: identical data on every run
 NO_LIMITS = {s: FaultConfig() for s in System}

@@ -8,8 +8,8 @@ import time
 import httpx
 import pytest
 
-from services.domain import System
-from services.errors import (
+from services.core.domain import System
+from services.core.errors import (
     AuthenticationError,
     CircuitOpenError,
     NotFoundError,
@@ -18,7 +18,7 @@ from services.errors import (
     RemoteValidationError,
     UnavailableError,
 )
-from services.http import BreakerState, CircuitBreaker, HttpPolicy, ResilientClient, parse_retry_after
+from services.io.http import BreakerState, CircuitBreaker, HttpPolicy, ResilientClient, parse_retry_after
 
 FAST = HttpPolicy(max_retries=3, backoff_base=0.001, backoff_max=0.005, concurrency=2, breaker_threshold=3,
                   breaker_cooldown=60)

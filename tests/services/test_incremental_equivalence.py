@@ -41,16 +41,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from services.config import Profile
+from services.core.domain import SyncException, System, Tier
+from services.core.reconcile import Snapshot, reconcile
+from services.core.sysdata import Kind, SystemData
 from services.demo.environment import DemoEnvironment, DemoOptions, wait_until_answering
 from services.demo.faults import FaultConfig
 from services.demo.zendesk_server import EXPORT_LAG
-from services.domain import SyncException, System, Tier
 from services.engine import Engine, RefreshMode
-from services.http import HttpPolicy
-from services.reconcile import Snapshot, reconcile
-from services.storage import Storage
-from services.sysdata import Kind, SystemData
+from services.io.config import Profile
+from services.io.http import HttpPolicy
+from services.store.storage import Storage
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def demo() -> Iterator[DemoEnvironment]:
 # -- comparing two snapshots --------------------------------------------------------------------
 def only_incremental_history(system: System, kind: Kind, key: str) -> bool:
     """Facts an incremental refresh records and a full one cannot: a support tier change
-    (``services.connectors.zendesk``: the organization's tier before and after)."""
+    (``services.io.connectors.zendesk``: the organization's tier before and after)."""
     return system is System.SUPPORT and kind is Kind.EVENT and key.startswith("tier-changed:")
 
 

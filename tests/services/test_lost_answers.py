@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from services.actions import ActionKind, ActionRequest, ActionResult, ActionStatus, Operator, Plan
-from services.domain import SyncException, System
+from services.actions.service import ActionKind, ActionRequest, ActionResult, ActionStatus, Operator, Plan
+from services.core.domain import SyncException, System
 from services.engine import RefreshMode
 from tests.services.actions_rig import FINANCE, SUPPORT, DropAnswers, Match, RequestLog, Rig, http, make_rig
 

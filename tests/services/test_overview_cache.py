@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.domain import System
-from services.engine import Engine, RefreshMode
-from services.overview import (
+from services.core.domain import System
+from services.core.overview import (
     CustomerRow,
     OverviewFormatError,
     attach_exceptions,
@@ -21,7 +20,8 @@ from services.overview import (
     decode_rows,
     encode_rows,
 )
-from services.sysdata import Delta, SystemData
+from services.core.sysdata import Delta, SystemData
+from services.engine import Engine, RefreshMode
 from tests.services.test_engine import demo, make_engine  # noqa: F401  (the demo fixture)
 
 FIELDS = ("customer_id", "name", "email", "tax_id", "country", "erp_party", "erp_code", "support_org",

@@ -1,7 +1,7 @@
 """Pacing with the real limits on: the demo servers at their DEFAULT rate limits
 (``services.demo.environment.DEFAULT_RATE_LIMITS``: billing 25 requests/s like Stripe's test
 mode, support 700/minute like Zendesk Enterprise, the ERP unlimited like trytond) and the engine
-with its DEFAULT HTTP policies (``services.http.DEFAULT_POLICIES``, what the console uses): a
+with its DEFAULT HTTP policies (``services.io.http.DEFAULT_POLICIES``, what the console uses): a
 full refresh large enough that billing needs several seconds, then bulk fixes writing to all
 three systems, and not one 429.
 
@@ -25,14 +25,14 @@ from pathlib import Path
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.actions import ActionKind, ActionRequest, ActionService, ActionStatus, Operator, Role
-from services.audit import AuditLog
+from services.actions.service import ActionKind, ActionRequest, ActionService, ActionStatus, Operator, Role
+from services.core.domain import System
 from services.demo.environment import DEFAULT_RATE_LIMITS, DemoEnvironment, DemoOptions, wait_until_answering
 from services.demo.faults import CONTROL_PREFIX, FaultConfig
-from services.domain import System
 from services.engine import Engine, RefreshMode
-from services.http import DEFAULT_POLICIES, HttpPolicy, rate_limiter
-from services.storage import Storage
+from services.io.http import DEFAULT_POLICIES, HttpPolicy, rate_limiter
+from services.store.audit import AuditLog
+from services.store.storage import Storage
 
 ANCHOR = 1_780_000_000
 #: billing needs ~0.1 request per customer (customers, subscriptions, invoices, events in

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.domain import (
+from services.core.domain import (
     RULES,
     Customer,
     Entitlement,
@@ -26,10 +26,10 @@ from services.domain import (
     Team,
     Tier,
 )
-from services.exceptions import ExceptionTracker
-from services.reconcile import ReconcileConfig, Snapshot, match_name, norm_name, norm_tax, reconcile
-from services.storage import Storage
-from services.sysdata import SystemData
+from services.core.reconcile import ReconcileConfig, Snapshot, match_name, norm_name, norm_tax, reconcile
+from services.core.sysdata import SystemData
+from services.store.exceptions import ExceptionTracker
+from services.store.storage import Storage
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 B, E, S = System.BILLING, System.ERP, System.SUPPORT
@@ -299,7 +299,7 @@ def test_property_one_amount_change_is_one_exception(n: int, pick: int, delta: i
 
 @pytest.mark.parametrize("rule", sorted(RULES))
 def test_every_rule_has_owner_severity_and_systems(rule: str) -> None:
-    from services.reconcile import DEFAULT_SEVERITY, RULE_SYSTEMS
+    from services.core.reconcile import DEFAULT_SEVERITY, RULE_SYSTEMS
 
     assert rule in DEFAULT_SEVERITY
     assert rule in RULE_SYSTEMS

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from services.domain import Severity
-from services.overview import SORT_KEYS, CustomerRow, RowFilter
+from services.core.domain import Severity
+from services.core.overview import SORT_KEYS, CustomerRow, RowFilter
 
 
 def naive(rows: list[CustomerRow], query: str, key: str, descending: bool, only: bool) -> list[int]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.script import ScriptDirectory
 
-from services.storage import MIGRATIONS, SCHEMA_HEAD, Storage, StorageError
+from services.store.storage import MIGRATIONS, SCHEMA_HEAD, Storage, StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +36,7 @@ def test_a_new_database_is_created_at_head(tmp_path: Path) -> None:
 def test_an_up_to_date_database_opens_without_importing_alembic(tmp_path: Path) -> None:
     db = tmp_path / "current.db"
     Storage.open_path(db).close()
-    code = ("import sys; from pathlib import Path; from services.storage import Storage; "
+    code = ("import sys; from pathlib import Path; from services.store.storage import Storage; "
             f"Storage.open_path(Path({str(db)!r})).close(); print('alembic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

@@ -15,24 +15,24 @@ from typing import Any
 import httpx
 import pytest
 
-from services.config import Secret, SystemConnection
-from services.connectors.base import from_unix
-from services.connectors.stripe import API_VERSION, StripeConnector, currency_exponent, form_pairs, to_money
-from services.demo.dataset import generate
-from services.demo.faults import FaultInjector
-from services.demo.serving import ThreadedServers
-from services.demo.store import BCustomer, BillingStore
-from services.demo.stripe_server import create_app
-from services.domain import EventKind, InvoiceStatus, Money, SubscriptionStatus, System, Tier
-from services.errors import (
+from services.core.domain import EventKind, InvoiceStatus, Money, SubscriptionStatus, System, Tier
+from services.core.errors import (
     AuthenticationError,
     NotFoundError,
     ProtocolError,
     RemoteValidationError,
     UnavailableError,
 )
-from services.http import HttpPolicy
-from services.sysdata import Kind, Progress, SystemData
+from services.core.sysdata import Kind, Progress, SystemData
+from services.demo.dataset import generate
+from services.demo.faults import FaultInjector
+from services.demo.serving import ThreadedServers
+from services.demo.store import BCustomer, BillingStore
+from services.demo.stripe_server import create_app
+from services.io.config import Secret, SystemConnection
+from services.io.connectors.base import from_unix
+from services.io.connectors.stripe import API_VERSION, StripeConnector, currency_exponent, form_pairs, to_money
+from services.io.http import HttpPolicy
 
 API_KEY = "sk_test_connector_51H8xYzQ"
 FAST = HttpPolicy(rate_per_second=None, concurrency=8, max_retries=2, backoff_base=0.01, backoff_max=0.05)

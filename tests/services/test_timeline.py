@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.domain import (
+from services.core.domain import (
     Customer,
     Entitlement,
     EventKind,
@@ -30,9 +30,9 @@ from services.domain import (
     Team,
     Tier,
 )
-from services.reconcile import Snapshot
-from services.sysdata import SystemData
-from services.timeline import (
+from services.core.reconcile import Snapshot
+from services.core.sysdata import SystemData
+from services.core.timeline import (
     UNKNOWN_CUSTOMER,
     Timeline,
     TimelineConfig,

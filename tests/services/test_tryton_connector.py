@@ -16,16 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from services.config import Secret, SystemConnection
-from services.connectors.tryton import PAGE_SIZE, TrytonConnector, tryton_error_parser
-from services.demo.dataset import DemoDataset, generate
-from services.demo.faults import FaultInjector
-from services.demo.serving import ThreadedServers
-from services.demo.store import ErpStore
-from services.demo.tryton_rpc import dumps, loads
-from services.demo.tryton_server import TrytonService, create_app
-from services.domain import InvoiceStatus, Money, SubscriptionStatus, System
-from services.errors import (
+from services.core.domain import InvoiceStatus, Money, SubscriptionStatus, System
+from services.core.errors import (
     AuthenticationError,
     NotFoundError,
     ProtocolError,
@@ -33,8 +25,16 @@ from services.errors import (
     RemoteWarning,
     UnavailableError,
 )
-from services.http import HttpPolicy
-from services.sysdata import Kind, Progress, SystemData
+from services.core.sysdata import Kind, Progress, SystemData
+from services.demo.dataset import DemoDataset, generate
+from services.demo.faults import FaultInjector
+from services.demo.serving import ThreadedServers
+from services.demo.store import ErpStore
+from services.demo.tryton_server import TrytonService, create_app
+from services.io.config import Secret, SystemConnection
+from services.io.connectors.tryton import PAGE_SIZE, TrytonConnector, tryton_error_parser
+from services.io.http import HttpPolicy
+from services.io.tryton_rpc import dumps, loads
 from tests.demo.test_tryton_server import NOW, TODAY, Clock, seed_minimal
 
 DB = "syncdesk_demo"

@@ -15,24 +15,24 @@ from typing import Any
 import httpx
 import pytest
 
-from services.config import Secret, SystemConnection
-from services.connectors import zendesk as zd
-from services.connectors.zendesk import ZendeskConnector, zendesk_error_parser
-from services.demo.dataset import DemoDataset, generate
-from services.demo.faults import FaultConfig, FaultInjector
-from services.demo.serving import ThreadedServers
-from services.demo.store import SupportStore
-from services.demo.zendesk_server import create_app
-from services.domain import Customer, Entitlement, EventKind, ExternalRef, SupportCase, System, Tier
-from services.errors import (
+from services.core.domain import Customer, Entitlement, EventKind, ExternalRef, SupportCase, System, Tier
+from services.core.errors import (
     AuthenticationError,
     NotFoundError,
     ProtocolError,
     RemoteValidationError,
     UnavailableError,
 )
-from services.http import HttpPolicy
-from services.sysdata import Kind, Progress, SystemData
+from services.core.sysdata import Kind, Progress, SystemData
+from services.demo.dataset import DemoDataset, generate
+from services.demo.faults import FaultConfig, FaultInjector
+from services.demo.serving import ThreadedServers
+from services.demo.store import SupportStore
+from services.demo.zendesk_server import create_app
+from services.io.config import Secret, SystemConnection
+from services.io.connectors import zendesk as zd
+from services.io.connectors.zendesk import ZendeskConnector, zendesk_error_parser
+from services.io.http import HttpPolicy
 
 ANCHOR = 1_714_564_800  # 2024-05-01T12:00:00Z: the dataset's "now"
 T1 = datetime.fromtimestamp(ANCHOR, UTC) + timedelta(minutes=2)  # the server's clock at the full refresh

@@ -1,7 +1,7 @@
 """The lifecycle timeline: one customer's events from all three systems on one time axis.
 
 Pure and Qt-free (DESIGN.md "The lifecycle timeline"). A :class:`TimelineIndex` is built once
-from a :class:`~services.reconcile.Snapshot` (one pass over every table: dicts of records per
+from a :class:`~services.core.reconcile.Snapshot` (one pass over every table: dicts of records per
 customer, ERP invoices / subscriptions per billing reference), then :meth:`TimelineIndex.build`
 costs only what one customer holds, so a console over 100,000 customers opens a timeline
 instantly. :func:`build_timeline` is the one-shot convenience (it builds an index each call).
@@ -48,7 +48,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from typing import Literal, TypeVar
 
-from services.domain import (
+from services.core.domain import (
     Customer,
     Entitlement,
     EventKind,
@@ -63,7 +63,7 @@ from services.domain import (
     System,
     Tier,
 )
-from services.reconcile import Snapshot
+from services.core.reconcile import Snapshot
 
 EntryStatus = Literal["ok", "late", "missing", "pending"]
 

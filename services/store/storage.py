@@ -1,9 +1,9 @@
 """Local storage (sqlmodel; SQLite in SYNCDESK_HOME by default, any SQLAlchemy URL).
 
-Tables (schema managed by Alembic, ``services/migrations``):
+Tables (schema managed by Alembic, ``services/store/migrations``):
 
 - ``snapshot_record``: every canonical record fetched, per (system, kind, key), as a JSON
-  array (services.codec);
+  array (services.store.codec);
 - ``system_state``: per system, when it was refreshed, from where, its resume cursor, the
   last error;
 - ``sync_exception``: every exception ever raised, open or closed, with first/last seen.
@@ -29,10 +29,10 @@ from typing import Any
 from sqlalchemy import Engine, Table, delete, event, func, insert, inspect, select, text
 from sqlmodel import Field, Session, SQLModel, create_engine
 
-from services import codec
-from services.domain import System
-from services.errors import SyncDeskError
-from services.sysdata import KIND_TYPES, Delta, Kind, SystemData
+from services.core.domain import System
+from services.core.errors import SyncDeskError
+from services.core.sysdata import KIND_TYPES, Delta, Kind, SystemData
+from services.store import codec
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ INSERT_BATCH = 500
 #: rows per fetch-and-decode batch when a snapshot is loaded
 LOAD_BATCH = 2_000
 
-#: the newest migration (services/migrations/versions); an equal stored revision needs no Alembic
+#: the newest migration (services/store/migrations/versions); an equal stored revision needs no Alembic
 SCHEMA_HEAD = "0003"
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -140,7 +140,7 @@ class AcceptedRow(SQLModel, table=True):
 
 
 class OverviewCacheRow(SQLModel, table=True):
-    """The customer list as the console last showed it (``services.overview.encode_rows``),
+    """The customer list as the console last showed it (``services.core.overview.encode_rows``),
     so the next launch shows it without decoding the snapshot. One row; deleted in the same
     transaction as any change to the snapshot's records, so a row present is never stale."""
 

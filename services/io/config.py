@@ -34,7 +34,7 @@ from typing import Any
 
 import tomli_w
 
-from services.domain import System
+from services.core.domain import System
 
 KINDS: dict[System, str] = {System.BILLING: "stripe", System.ERP: "tryton", System.SUPPORT: "zendesk"}
 SECRET_KEYS: dict[str, tuple[str, ...]] = {"stripe": ("api_key",), "tryton": ("password",),

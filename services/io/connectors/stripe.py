@@ -37,9 +37,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 
 from services.compute import run_cpu
-from services.config import SystemConnection
-from services.connectors.base import Clock, Connector, from_unix, utc_now
-from services.domain import (
+from services.core.domain import (
     Customer,
     EventKind,
     ExternalRef,
@@ -54,9 +52,20 @@ from services.domain import (
     System,
     Tier,
 )
-from services.errors import ConnectorError, NotFoundError
-from services.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
-from services.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress, release
+from services.core.errors import ConnectorError, NotFoundError
+from services.core.sysdata import (
+    Delta,
+    Kind,
+    Progress,
+    ProgressCallback,
+    RefreshResult,
+    SystemData,
+    no_progress,
+    release,
+)
+from services.io.config import SystemConnection
+from services.io.connectors.base import Clock, Connector, from_unix, utc_now
+from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
 
 log = logging.getLogger(__name__)
 

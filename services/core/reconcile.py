@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.domain import (
+from services.core.domain import (
     RULES,
     Customer,
     Entitlement,
@@ -36,7 +36,7 @@ from services.domain import (
     System,
     Tier,
 )
-from services.sysdata import SystemData
+from services.core.sysdata import SystemData
 
 FINALIZED = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE})
 TIER_RANK = {Tier.STANDARD: 1, Tier.PREMIUM: 2, Tier.ENTERPRISE: 3}

@@ -87,7 +87,7 @@ class ExternalRef:
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in a currency. Immutable and shared: the snapshot decodes each distinct value
-    once (see ``services.codec``), so equal amounts are often the same object."""
+    once (see ``services.store.codec``), so equal amounts are often the same object."""
 
     __codec_shared__: ClassVar[bool] = True
 

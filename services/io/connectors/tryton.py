@@ -4,7 +4,7 @@ trytond's JSON-RPC (facts in ``shared/specs/tryton/README.md``, verified against
 Protocol:
 
 - ``POST /<database>/rpc/`` with ``{"id", "method", "params"}``; typed values (Decimal, date,
-  datetime) travel as ``__class__`` objects (:mod:`services.demo.tryton_rpc`);
+  datetime) travel as ``__class__`` objects (:mod:`services.io.tryton_rpc`);
 - ``common.db.login [login, {"password": pw}, "en"]`` -> ``[uid, session, ...]``, then every call
   carries ``Authorization: Session base64("login:uid:session")`` (set per request, never logged);
   an empty 401 means the session expired: we log in again once and repeat the call;
@@ -27,7 +27,7 @@ already known, and re-reads the child records (identifiers, addresses, e-mails) 
 party that changed or whose children changed. With nothing changed it costs one request per
 model (8).
 
-Mapping (``services/connectors/base.py`` and ``services/reconcile.py``):
+Mapping (``services/io/connectors/base.py`` and ``services/core/reconcile.py``):
 
 - ``party.party`` -> :class:`Customer` keyed by the party id; ``customer_id`` = the party code
   (an empty code = unlinked = ``None``); e-mail = the first e-mail contact mechanism, tax id =
@@ -79,10 +79,7 @@ import httpx
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from services.compute import run_cpu
-from services.config import ConfigError, SystemConnection
-from services.connectors.base import Clock, Connector, utc_now
-from services.demo import tryton_rpc
-from services.domain import (
+from services.core.domain import (
     Customer,
     ExternalRef,
     Invoice,
@@ -93,7 +90,7 @@ from services.domain import (
     SubscriptionStatus,
     System,
 )
-from services.errors import (
+from services.core.errors import (
     AuthenticationError,
     CircuitOpenError,
     ConnectorError,
@@ -103,8 +100,7 @@ from services.errors import (
     RemoteWarning,
     UnavailableError,
 )
-from services.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
-from services.sysdata import (
+from services.core.sysdata import (
     Delta,
     Kind,
     Progress,
@@ -114,6 +110,10 @@ from services.sysdata import (
     no_progress,
     release,
 )
+from services.io import tryton_rpc
+from services.io.config import ConfigError, SystemConnection
+from services.io.connectors.base import Clock, Connector, utc_now
+from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
 
 log = logging.getLogger(__name__)
 

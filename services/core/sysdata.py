@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.domain import (
+from services.core.domain import (
     Customer,
     Entitlement,
     Invoice,

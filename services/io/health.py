@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from services.config import SystemConnection
-from services.domain import System
+from services.core.domain import System
+from services.io.config import SystemConnection
 
 TIMEOUT = httpx.Timeout(5.0, connect=3.0)
 

@@ -32,8 +32,8 @@ from typing import Any
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from services.redaction import MASK, redact
-from services.storage import AUDIT, Storage
+from services.core.redaction import MASK, redact
+from services.store.storage import AUDIT, Storage
 
 GENESIS = "0" * 64
 SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authori[sz]ation|session|cookie|credential)",

@@ -18,8 +18,8 @@ from itertools import accumulate, compress, repeat
 from operator import contains
 from typing import Any
 
-from services.domain import Severity, SubscriptionStatus, SyncException, System, Tier
-from services.reconcile import TIER_RANK, Snapshot
+from services.core.domain import Severity, SubscriptionStatus, SyncException, System, Tier
+from services.core.reconcile import TIER_RANK, Snapshot
 
 SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3, Severity.CRITICAL: 4}
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 
-from services.domain import ExternalRef, Severity, Side, SyncException, System, Team
-from services.reconcile import ReconcileResult
-from services.storage import EXC, Storage
+from services.core.domain import ExternalRef, Severity, Side, SyncException, System, Team
+from services.core.reconcile import ReconcileResult
+from services.store.storage import EXC, Storage
 
 
 @dataclass

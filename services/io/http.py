@@ -12,7 +12,7 @@ with:
 - a circuit breaker: after N consecutive failures of the system (timeouts, connection
   errors, 5xx) calls fail fast with :class:`CircuitOpenError` for a cool-down, then one trial
   call decides; listeners hear every state change (health lights, outbox replay);
-- typed errors (services.errors) naming the system, the operation and the vendor's message;
+- typed errors (services.core.errors) naming the system, the operation and the vendor's message;
 - one log line per request with the vendor's request id; credentials live in the client's
   auth and never reach a log line.
 """
@@ -33,8 +33,8 @@ import httpx
 from aiolimiter import AsyncLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from services.domain import System
-from services.errors import (
+from services.core.domain import System
+from services.core.errors import (
     AuthenticationError,
     CircuitOpenError,
     ConnectorError,

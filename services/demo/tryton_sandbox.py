@@ -10,7 +10,7 @@ The reference the demo ERP server and the Tryton connector are held against
   ``lookup_key``), customer invoices (draft, posted, paid, cancelled; numbered ``INV-000001``...
   in the demo's order, billing invoice id in ``reference``) and sale subscriptions (running,
   closed; ``SUB-000001``...), planted finance mismatches included. Seeding runs in a
-  subprocess (``python -m services.tryton_sandbox seed ...``) so trytond's process-global
+  subprocess (``python -m services.demo.tryton_sandbox seed ...``) so trytond's process-global
   configuration never leaks into the caller. The result is a template file cached under
   ``cache_dir`` and keyed by (customers, seed, anchor, module versions, fiscal year, seed
   format): built once, copied per use (:func:`copy_database`).
@@ -209,7 +209,7 @@ def build_template(cache_dir: Path, customers: int, seed: int, anchor: int, *,
                   "-u", *MODULES, "--activate-dependencies"], log_file, env)
             initialised = time.perf_counter()
             say(f"seeding {customers} customers (seed {seed}, anchor {anchor})")
-            _run([sys.executable, "-m", "services.tryton_sandbox", "seed", "--config", str(conf),
+            _run([sys.executable, "-m", "services.demo.tryton_sandbox", "seed", "--config", str(conf),
                   "--database", DATABASE, "--customers", str(customers), "--seed", str(seed),
                   "--anchor", str(anchor)], log_file, env)
             seeded = time.perf_counter()
@@ -372,7 +372,7 @@ class TrytonSandbox:
 
 
 # --------------------------------------------------------------------------------------
-# Seeding (runs inside ``python -m services.tryton_sandbox seed``: trytond imported there only)
+# Seeding (runs inside ``python -m services.demo.tryton_sandbox seed``: trytond imported there only)
 # --------------------------------------------------------------------------------------
 
 
@@ -763,7 +763,7 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.tryton_sandbox",
+    parser = argparse.ArgumentParser(prog="python -m services.demo.tryton_sandbox",
                                      description="build, seed or serve a real Tryton 8.2 sandbox")
     sub = parser.add_subparsers(dest="command", required=True)
     seed_p = sub.add_parser("seed", help="(internal) seed an initialised database in this process")

@@ -12,7 +12,7 @@ A connector reads everything reconciliation and the timeline need, validates eve
 - malformed answers and schema-violating objects raise :class:`ProtocolError` naming the
   object; nothing is silently coerced.
 
-Mapping conventions the reconciliation engine relies on (``services/reconcile.py``):
+Mapping conventions the reconciliation engine relies on (``services/core/reconcile.py``):
 
 - records are keyed by the native id as text; ``ExternalRef(system, kind, id)`` with kind
   ``customer``/``price``/``subscription``/``invoice``/``event`` (billing),
@@ -32,11 +32,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from services.config import SystemConnection
-from services.domain import System
-from services.errors import ProtocolError
-from services.http import HttpPolicy, ResilientClient
-from services.sysdata import Kind, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.core.domain import System
+from services.core.errors import ProtocolError
+from services.core.sysdata import Kind, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.io.config import SystemConnection
+from services.io.http import HttpPolicy, ResilientClient
 
 Clock = Callable[[], datetime]
 M = TypeVar("M", bound=BaseModel)

@@ -11,11 +11,11 @@ One action, start to end
    is a :class:`Check` with ``ok=False`` whose ``detail`` explains itself
    (``Plan.explanation``); nothing is written.
    The plan lists the exact calls (:class:`PlannedCall`: method, endpoint, body passed through
-   :func:`services.audit.redact_body`) and a deterministic idempotency key.
+   :func:`services.store.audit.redact_body`) and a deterministic idempotency key.
 2. :meth:`ActionService.execute` — refuses a failed plan (one audit entry, outcome
    ``refused``). Otherwise the *write-ahead*: the outbox row (status ``executing``, or
    ``queued`` when a target's circuit breaker is open) and the audit *intent* entry are
-   committed in ONE durable transaction (:class:`~services.audit.GroupCommitter`) before the
+   committed in ONE durable transaction (:class:`~services.store.audit.GroupCommitter`) before the
    first request. Then the steps run, the target is re-read (*verify*), and the outcome entry
    and the row's final status are committed together.
 3. *Verify after write*: every written object is read back through its connector, folded into
@@ -127,14 +127,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from services.audit import AuditEntry, AuditLog, GroupCommitter, redact_body
-from services.connectors.base import Connector, utc_now
-from services.connectors.stripe import StripeConnector, currency_exponent
-from services.connectors.tryton import TrytonConnector
-from services.connectors.zendesk import ZendeskConnector
-from services.domain import RULES, Customer, Invoice, InvoiceStatus, Severity, SyncException, System, Team, Tier
-from services.engine import Engine
-from services.errors import (
+from services.core.domain import RULES, Customer, Invoice, InvoiceStatus, Severity, SyncException, System, Team, Tier
+from services.core.errors import (
     ConnectorError,
     NotFoundError,
     RateLimitedError,
@@ -143,11 +137,17 @@ from services.errors import (
     SyncDeskError,
     UnavailableError,
 )
-from services.http import BreakerState
-from services.reconcile import ReconcileResult, _Run
-from services.redaction import redact
-from services.storage import ACCEPTED, OUTBOX
-from services.sysdata import SystemData
+from services.core.reconcile import ReconcileResult, _Run
+from services.core.redaction import redact
+from services.core.sysdata import SystemData
+from services.engine import Engine
+from services.io.connectors.base import Connector, utc_now
+from services.io.connectors.stripe import StripeConnector, currency_exponent
+from services.io.connectors.tryton import TrytonConnector
+from services.io.connectors.zendesk import ZendeskConnector
+from services.io.http import BreakerState
+from services.store.audit import AuditEntry, AuditLog, GroupCommitter, redact_body
+from services.store.storage import ACCEPTED, OUTBOX
 
 log = logging.getLogger(__name__)
 
@@ -1131,7 +1131,7 @@ class ActionService:
     async def _require_owning_team(self, row: Any) -> None:
         """Raise :class:`PermissionDenied` unless the operator's team owns the outbox row's
         exception. The owner is the exception's when the local snapshot knows it, else the
-        rule's in the catalogue (:data:`services.domain.RULES`), else the team of the role that
+        rule's in the catalogue (:data:`services.core.domain.RULES`), else the team of the role that
         wrote the row: a console whose snapshot never saw the exception (a fresh snapshot;
         in team mode another machine on the shared database) refuses another team all the same."""
         work = _work_from_row(row)
@@ -1754,7 +1754,7 @@ class _PlanBuilder:
             raise _Refuse("target", f"a support organization already carries {cust.ref.id}: refresh")
         party = self.idx.parties_by_code.get(cust.ref.id)
         name = party.name if party is not None else cust.name
-        from services.reconcile import norm_name
+        from services.core.reconcile import norm_name
 
         same = next((o for o in self.s.customers.values() if norm_name(o.name).casefold()
                      == norm_name(name).casefold()), None)
@@ -1798,7 +1798,7 @@ class _PlanBuilder:
         cid = self.exc.customer_id or self.exc.object_id
         party = self.party(cid)
         cust = self.billing_customer()
-        from services.reconcile import norm_country, norm_name, norm_tax
+        from services.core.reconcile import norm_country, norm_name, norm_tax
 
         fields_: dict[str, Any] = {}
         if norm_name(cust.name) != norm_name(party.name):

@@ -2,7 +2,7 @@
 
 Layout inside the home folder::
 
-    config.toml        connection profiles (see services.config)
+    config.toml        connection profiles (see services.io.config)
     syncdesk.db        local snapshot and audit log (SQLite by default)
     audit.db           the audit log and the action outbox (durable commits; audit-demo.db for the demo)
     logs/syncdesk.log  rotating log file (never contains secrets)

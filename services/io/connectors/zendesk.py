@@ -10,7 +10,7 @@ Protocol (``shared/specs/zendesk/syncdesk-subset.json`` and Zendesk's documentat
   incremental refresh costs one request per 1,000 changed tickets (plus one);
 - errors: ``{"error": ..., "description": ..., "details": ...}`` or ``{"errors": [...]}``.
 
-Mapping (``services/connectors/base.py``): an organization is a :class:`Customer` *and* an
+Mapping (``services/io/connectors/base.py``): an organization is a :class:`Customer` *and* an
 :class:`Entitlement` (both keyed by the organization id, ``customer_id`` = its
 ``external_id``), built from the custom organization fields ``support_tier``, ``sla_policy``
 and ``entitlement_end``; a ticket is a :class:`SupportCase` whose ``customer_id`` is the
@@ -33,9 +33,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from services.compute import run_cpu
-from services.config import ConfigError, SystemConnection
-from services.connectors.base import Clock, Connector, utc_now
-from services.domain import (
+from services.core.domain import (
     Customer,
     Entitlement,
     EventKind,
@@ -45,9 +43,8 @@ from services.domain import (
     System,
     Tier,
 )
-from services.errors import ProtocolError, RemoteValidationError
-from services.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
-from services.sysdata import (
+from services.core.errors import ProtocolError, RemoteValidationError
+from services.core.sysdata import (
     Delta,
     Kind,
     Progress,
@@ -57,6 +54,9 @@ from services.sysdata import (
     no_progress,
     release,
 )
+from services.io.config import ConfigError, SystemConnection
+from services.io.connectors.base import Clock, Connector, utc_now
+from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ message (never a credential), so a view can say exactly what failed and where.""
 
 from __future__ import annotations
 
-from services.domain import System
+from services.core.domain import System
 
 
 class SyncDeskError(Exception):

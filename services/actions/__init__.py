@@ -1,0 +1,2 @@
+"""Operator actions: preflight and preview (plan), the write-ahead outbox, execution,
+verification after write, and replay after a restart or an outage."""
