@@ -72,6 +72,7 @@ class ServiceLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._released: asyncio.Future[None] | None = None
         self._stopping = False
 
     # -- life cycle --------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class ServiceLoop:
         if self._configure is not None:
             self._configure(loop)
         self._loop = loop
+        self._released = loop.create_future()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -102,7 +104,10 @@ class ServiceLoop:
         asyncio.set_event_loop(loop)
         loop.call_soon(self._ready.set)
         try:
-            loop.run_forever()
+            # until stop(), as the loop's root task: anyio (starlette's run_in_threadpool in the demo
+            # servers) keeps its worker threads for the root task it finds through run_until_complete;
+            # under run_forever every request would start and stop a worker thread of its own
+            loop.run_until_complete(self._until_released())
         finally:
             try:
                 loop.run_until_complete(self._cancel_all())
@@ -113,6 +118,14 @@ class ServiceLoop:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+
+    async def _until_released(self) -> None:
+        assert self._released is not None
+        await self._released
+
+    def _release(self) -> None:
+        if self._released is not None and not self._released.done():
+            self._released.set_result(None)
 
     @staticmethod
     async def _cancel_all() -> None:
@@ -129,7 +142,7 @@ class ServiceLoop:
             return
         self._stopping = True
         with contextlib.suppress(RuntimeError):  # already closed
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop.call_soon_threadsafe(self._release)
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
             if self._thread.is_alive():

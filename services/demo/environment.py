@@ -18,11 +18,13 @@ import httpx
 from starlette.types import ASGIApp
 
 from services.core.domain import System
-from services.demo import stripe_server, tryton_server, zendesk_server
 from services.demo.dataset import generate
 from services.demo.faults import FaultConfig, FaultInjector
 from services.demo.serving import ServedApp, ThreadedServers, bind_socket, serve_all
 from services.demo.store import DemoDataset
+from services.demo.stripe import app as stripe_app
+from services.demo.tryton import app as tryton_app
+from services.demo.zendesk import app as zendesk_app
 from services.io.config import Profile, Secret, SystemConnection
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,11 @@ class DemoEnvironment:
         # start, so a dataset generated "as of" a past moment still behaves as if it were now.
         self._started = time.monotonic()
         self.apps: dict[System, ASGIApp] = {
-            System.BILLING: stripe_server.create_app(self.dataset.billing, self.injectors[System.BILLING],
+            System.BILLING: stripe_app.create_app(self.dataset.billing, self.injectors[System.BILLING],
                                                      creds.stripe_api_key, clock=lambda: int(self.now().timestamp())),
-            System.ERP: tryton_server.create_app(self.dataset.erp, self.injectors[System.ERP],
-                                                 clock=lambda: self.now().replace(tzinfo=None)),
-            System.SUPPORT: zendesk_server.create_app(self.dataset.support, self.injectors[System.SUPPORT],
+            System.ERP: tryton_app.create_app(self.dataset.erp, self.injectors[System.ERP],
+                                              clock=lambda: self.now().replace(tzinfo=None)),
+            System.SUPPORT: zendesk_app.create_app(self.dataset.support, self.injectors[System.SUPPORT],
                                                       clock=self.now),
         }
         self._threaded: ThreadedServers | None = None

@@ -1,4 +1,5 @@
-"""Running ASGI apps on 127.0.0.1 with uvicorn: in the caller's event loop or in a thread.
+"""Running ASGI apps on 127.0.0.1 with uvicorn: in the caller's event loop or in a thread of
+their own (a :class:`~services.runner.ServiceLoop`).
 
 Sockets are bound by us (port 0 = a free port chosen by the OS) before uvicorn starts, so
 the URL is known at once and there is no race for the port.
@@ -7,6 +8,7 @@ the URL is known at once and there is no race for the port.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import socket
@@ -16,6 +18,8 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from services.runner import ServiceLoop
 
 HOST = "127.0.0.1"
 
@@ -82,7 +86,7 @@ async def serve_all(apps: Sequence[ServedApp], started: asyncio.Event | None = N
 
 
 class ThreadedServers:
-    """Serve ASGI apps from a background thread with its own event loop.
+    """Serve ASGI apps from a background thread with its own event loop (a :class:`ServiceLoop`).
 
     Used by the console (so demo traffic never runs on the UI thread) and by tests::
 
@@ -93,9 +97,8 @@ class ThreadedServers:
     def __init__(self, apps: dict[str, ASGIApp], ports: dict[str, int] | None = None) -> None:
         ports = ports or {}
         self.apps = [ServedApp(name, app, bind_socket(ports.get(name, 0))) for name, app in apps.items()]
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._error: BaseException | None = None
+        self._loop: ServiceLoop | None = None
+        self._serving: concurrent.futures.Future[None] | None = None
 
     def url(self, name: str) -> str:
         for a in self.apps:
@@ -109,42 +112,38 @@ class ThreadedServers:
 
     def start(self, timeout: float = 10.0) -> ThreadedServers:
         ready = threading.Event()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            started = asyncio.Event()
-
-            async def main() -> None:
-                serving = asyncio.create_task(serve_all(self.apps, started))
-                await started.wait()
-                ready.set()
-                await serving
-
-            try:
-                loop.run_until_complete(main())
-            except BaseException as exc:  # reported to the starter
-                self._error = exc
-                ready.set()
-            finally:
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="demo-servers", daemon=True)
-        self._thread.start()
+        self._loop = ServiceLoop(name="demo-servers").start()
+        serving = self._serving = self._loop.submit(self._serve(ready))
+        serving.add_done_callback(lambda _: ready.set())  # a failure before the start is reported too
         if not ready.wait(timeout):
+            self.stop()
             raise TimeoutError("demo servers did not start in time")
-        if self._error is not None:
-            raise RuntimeError(f"demo servers failed to start: {self._error}") from self._error
+        error = serving.exception() if serving.done() and not serving.cancelled() else None
+        if error is not None:
+            self.stop()
+            raise RuntimeError(f"demo servers failed to start: {error}") from error
         return self
+
+    async def _serve(self, ready: threading.Event) -> None:
+        started = asyncio.Event()
+        serving = asyncio.create_task(serve_all(self.apps, started))
+        await started.wait()
+        if all(a.server.started for a in self.apps):
+            ready.set()
+        # else a server failed as it started: serving raises its error, and the done callback
+        # wakes the starter only once the error is there to report
+        await serving
 
     def stop(self, timeout: float = 10.0) -> None:
         for a in self.apps:
             a.server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("demo servers did not stop within %.0f s", timeout)
-            self._thread = None
+        if self._loop is None:
+            return
+        if self._serving is not None and not concurrent.futures.wait([self._serving], timeout).done:
+            log.warning("demo servers did not stop within %.0f s", timeout)
+        self._loop.stop(timeout)
+        self._loop = None
+        self._serving = None
 
     def __enter__(self) -> ThreadedServers:
         return self.start()

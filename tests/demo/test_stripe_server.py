@@ -26,21 +26,16 @@ from services.demo.store import (
     BSubItem,
     BSubscription,
 )
-from services.demo.stripe_server import (
-    CreatedRange,
-    OrderIndex,
-    StripeError,
-    add_interval,
-    create_app,
-    paginate,
-    parse_form,
-    render_customer,
-    render_event,
-    render_invoice,
-    render_price,
-    render_product,
-    render_subscription,
-)
+from services.demo.stripe.app import create_app
+from services.demo.stripe.errors import StripeError
+from services.demo.stripe.forms import parse_form
+from services.demo.stripe.lists import CreatedRange, OrderIndex, paginate
+from services.demo.stripe.serializers.catalog import render_price, render_product
+from services.demo.stripe.serializers.customers import render_customer
+from services.demo.stripe.serializers.events import render_event
+from services.demo.stripe.serializers.invoices import render_invoice
+from services.demo.stripe.serializers.subscriptions import render_subscription
+from services.demo.stripe.subscriptions import add_interval
 from tests.specs import validate_component, validate_response
 
 API_KEY = "sk_test_unit_4eC39HqLyjWDarjtT1zdp7dc"

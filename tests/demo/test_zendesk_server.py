@@ -18,7 +18,8 @@ from zenpy.lib.exception import APIException, RecordNotFoundException
 from services.demo.faults import FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import SupportStore
-from services.demo.zendesk_server import create_app, render_organization
+from services.demo.zendesk.app import create_app
+from services.demo.zendesk.serializers import render_organization
 from tests.specs import validate_response
 
 EMAIL = "agent@x.example"

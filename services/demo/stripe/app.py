@@ -1,0 +1,158 @@
+"""The demo Stripe server's application: :class:`StripeApi` (every resource family's handlers,
+plus secret-key authentication, parameter reading, the Request-Id and idempotent execution of
+each call) and :func:`create_app`, the route table behind :class:`FaultMiddleware`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from services.demo.faults import FaultInjector, FaultMiddleware
+from services.demo.store import BillingStore
+from services.demo.stripe.calls import Handler, _Call
+from services.demo.stripe.catalog import CatalogApi
+from services.demo.stripe.customers import CustomersApi
+from services.demo.stripe.errors import StripeError, _invalid, render_error
+from services.demo.stripe.events import EventsApi
+from services.demo.stripe.forms import parse_form
+from services.demo.stripe.idempotency import _IdemEntry, _idempotent_replay
+from services.demo.stripe.invoices import InvoicesApi
+from services.demo.stripe.responses import API_VERSION, _json_bytes, _json_response, _new_request_id
+from services.demo.stripe.subscriptions import SubscriptionsApi
+
+log = logging.getLogger(__name__)
+
+
+class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, EventsApi):
+    """The demo Stripe API: the handlers of every resource family and the plumbing each call
+    runs through (:meth:`endpoint`)."""
+
+    def authenticate(self, request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, cred = header.partition(" ")
+        key: str | None = None
+        if scheme.lower() == "bearer":
+            key = cred.strip()
+        elif scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(cred.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                decoded = ""
+            key = decoded.partition(":")[0]
+        if not key:
+            raise StripeError(
+                401, "You did not provide an API key. You need to provide your API key in the "
+                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+                headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
+        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+            raise StripeError(401, "Invalid API Key provided.",
+                              headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
+
+    async def read_params(self, request: Request) -> dict[str, Any]:
+        if request.method == "POST":
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            raw = await request.body()
+            if raw and ctype not in ("", "application/x-www-form-urlencoded"):
+                raise _invalid("Invalid request: request bodies must be application/x-www-form-urlencoded.")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _invalid("Invalid request: the body is not valid UTF-8.") from None
+            params = parse_form(text)
+            if request.url.query:
+                params.update(parse_form(request.url.query))
+            return params
+        return parse_form(request.url.query)
+
+    def endpoint(self, handler: Handler) -> Callable[[Request], Any]:
+        async def run(request: Request) -> Response:
+            request_id = _new_request_id()
+            try:
+                self.authenticate(request)
+                params = await self.read_params(request)
+                key = request.headers.get("idempotency-key") if request.method == "POST" else None
+                if key is not None and (not key or len(key) > 255):
+                    raise _invalid("Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key")
+                call = _Call(request, params, request_id, key, int(self.clock()))
+                response = self.execute(handler, call)
+                if call.wrote:
+                    request.state.write = True
+                return response
+            except StripeError as exc:
+                return _json_response(exc.status, exc.body(), request_id, exc.headers)
+            except Exception:
+                log.exception("demo billing: unexpected error on %s %s", request.method, request.url.path)
+                err = StripeError(500, "An unexpected error occurred.", type_="api_error")
+                return _json_response(500, err.body(), request_id)
+
+        return run
+
+    def execute(self, handler: Handler, call: _Call) -> Response:
+        with self.store.lock:
+            key = call.idempotency_key
+            if key is not None:
+                replay = _idempotent_replay(self.idempotency, call, key)
+                if replay is not None:
+                    return replay
+            body = handler(call)
+            data = _json_bytes(body)
+            headers: dict[str, str] = {}
+            if key is not None:
+                self.idempotency[key] = _IdemEntry(call.request.method, call.request.url.path,
+                                                   call.params, 200, data, call.now)
+                headers["Idempotency-Key"] = key
+        return Response(data, status_code=200, media_type="application/json",
+                        headers={"Request-Id": call.request_id, "Stripe-Version": API_VERSION, **headers})
+
+
+# --------------------------------------------------------------------------------------
+# Application
+# --------------------------------------------------------------------------------------
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    err = StripeError(404, f"Unrecognized request URL ({request.method}: {request.url.path}). Please see "
+                           "https://stripe.com/docs or we can help at https://support.stripe.com/.")
+    return _json_response(404, err.body())
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return await _not_found(request, exc)
+
+
+def create_app(store: BillingStore, injector: FaultInjector, api_key: str, *,
+               clock: Callable[[], int] | None = None) -> ASGIApp:
+    """The demo billing server: a Starlette app behind :class:`FaultMiddleware`."""
+    api = StripeApi(store, api_key, clock or (lambda: int(time.time())))
+    ep = api.endpoint
+    routes = [
+        Route("/v1/customers", ep(api.list_customers), methods=["GET"]),
+        Route("/v1/customers", ep(api.create_customer), methods=["POST"]),
+        Route("/v1/customers/{customer}", ep(api.retrieve_customer), methods=["GET"]),
+        Route("/v1/customers/{customer}", ep(api.update_customer), methods=["POST"]),
+        Route("/v1/prices", ep(api.list_prices), methods=["GET"]),
+        Route("/v1/products", ep(api.list_products), methods=["GET"]),
+        Route("/v1/products/{id}", ep(api.retrieve_product), methods=["GET"]),
+        Route("/v1/subscriptions", ep(api.list_subscriptions), methods=["GET"]),
+        Route("/v1/subscriptions", ep(api.create_subscription), methods=["POST"]),
+        Route("/v1/subscriptions/{subscription_exposed_id}", ep(api.retrieve_subscription), methods=["GET"]),
+        Route("/v1/subscriptions/{subscription_exposed_id}", ep(api.update_subscription), methods=["POST"]),
+        Route("/v1/invoices", ep(api.list_invoices), methods=["GET"]),
+        Route("/v1/invoices/{invoice}", ep(api.retrieve_invoice), methods=["GET"]),
+        Route("/v1/events", ep(api.list_events), methods=["GET"]),
+        Route("/v1/events/{id}", ep(api.retrieve_event), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
+    app.state.api = api
+    return FaultMiddleware(app, injector, render_error)

@@ -1,0 +1,52 @@
+"""``/v1/invoices``: list (by customer, subscription, status) and retrieve."""
+
+from __future__ import annotations
+
+from services.demo.stripe.api_base import ApiBase
+from services.demo.stripe.calls import _Call
+from services.demo.stripe.errors import _invalid, _no_such
+from services.demo.stripe.forms import _as_str, _check_keys
+from services.demo.stripe.lists import _LIST_PARAMS, CreatedRange, _parse_created
+from services.demo.stripe.responses import JSON
+from services.demo.stripe.serializers.invoices import render_invoice
+
+INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+
+
+class InvoicesApi(ApiBase):
+    """The invoice endpoints."""
+
+    def list_invoices(self, call: _Call) -> JSON:
+        p = call.params
+        _check_keys(p, (*_LIST_PARAMS, "customer", "status", "subscription", "created", "collection_method"))
+        rng = _parse_created(p["created"]) if "created" in p else CreatedRange()
+        status = _as_str(p["status"], "status") if "status" in p else None
+        if status is not None and status not in INVOICE_STATUSES:
+            raise _invalid(f"Invalid status: must be one of {', '.join(INVOICE_STATUSES)}", "status")
+        method = _as_str(p["collection_method"], "collection_method") if "collection_method" in p else None
+        customer = _as_str(p["customer"], "customer") if "customer" in p else None
+        subscription = _as_str(p["subscription"], "subscription") if "subscription" in p else None
+        invoices = self.store.invoices
+        index = self.index("invoice")
+        candidates: list[int] | None = None
+        if subscription is not None:
+            candidates = index.positions(self.store.invoices_by_subscription.get(subscription, ()))
+        elif customer is not None:
+            candidates = index.positions(self.store.invoices_by_customer.get(customer, ()))
+
+        def match(oid: str) -> bool:
+            inv = invoices[oid]
+            return ((status is None or inv.status == status) and (customer is None or inv.customer == customer)
+                    and (subscription is None or inv.subscription == subscription)
+                    and (method is None or method == "charge_automatically"))
+
+        return self.list_page(call, "invoice", "/v1/invoices", candidates, rng, match,
+                              lambda oid: render_invoice(self.store, invoices[oid]))
+
+    def retrieve_invoice(self, call: _Call) -> JSON:
+        _check_keys(call.params, ("expand",))
+        oid = call.path_param("invoice")
+        inv = self.store.invoices.get(oid)
+        if inv is None:
+            raise _no_such("invoice", oid, param="invoice")
+        return self.respond(call, render_invoice(self.store, inv))

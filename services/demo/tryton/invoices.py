@@ -1,0 +1,214 @@
+"""The invoice workflow: the strict invoice sequence, the buttons (validate, draft, cancel,
+post with its payment-term warning) and ``Invoice.credit``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from services.demo.store import ErpStore
+from services.demo.tryton.errors import TrytonUserWarning, UserError
+from services.demo.tryton.model_call import ModelCall, ids_list
+from services.demo.tryton.schema import PAYMENT_TERM, RECEIVABLE_ACCOUNT, REVENUE_ACCOUNT, REVENUE_JOURNAL, UNIT, Record
+
+PAYMENT_TERM_DAYS = 30
+
+
+class InvoiceSequence:
+    """Next invoice number and latest posted invoice date per type, scanned incrementally."""
+
+    def __init__(self, store: ErpStore) -> None:
+        self.store = store
+        self.prefix = "INV-"
+        self.width = 6
+        self.last = 0
+        self.latest: dict[str, date] = {}
+        self._scanned_to = 1
+
+    def refresh(self) -> None:
+        table = self.store.tables["account.invoice"]
+        end = self.store.next_ids["account.invoice"]
+        for rid in range(self._scanned_to, end):
+            rec = table.get(rid)
+            if rec is not None:
+                self.note(rec.get("type") or "out", rec.get("number"), rec.get("invoice_date"))
+        self._scanned_to = max(self._scanned_to, end)
+
+    def note(self, type_: str, number: Any, invoice_date: Any) -> None:
+        if not isinstance(number, str) or not number:
+            return
+        match = re.search(r"(\d+)$", number)
+        if match and int(match.group(1)) > self.last:
+            self.last = int(match.group(1))
+            self.prefix = number[: match.start()]
+            self.width = len(match.group(1))
+        if isinstance(invoice_date, date) and (type_ not in self.latest or invoice_date > self.latest[type_]):
+            self.latest[type_] = invoice_date
+
+    def next_number(self) -> str:
+        return f"{self.prefix}{self.last + 1:0{self.width}d}"
+
+    def snapshot(self) -> Callable[[], None]:
+        state = (self.prefix, self.width, self.last, dict(self.latest))
+
+        def restore() -> None:
+            self.prefix, self.width, self.last, latest = state
+            self.latest = latest
+        return restore
+
+
+def _warning_name(model: str, rid: int, name: str) -> str:
+    """As trytond's ``res.user.warning.format(name, records)``: md5 of the records, then name."""
+    return f"{hashlib.md5(f'{model},{rid}'.encode()).hexdigest()}.{name}"
+
+
+def invoice_records(call: ModelCall, ids: Any) -> list[Record]:
+    """The invoices ``ids`` (ascending, each once); a ``UserError`` when one does not exist."""
+    ids = ids_list(ids)
+    table = call.store.tables["account.invoice"]
+    missing = [i for i in ids if i not in table]
+    if missing:
+        raise UserError(f'You are trying to read records "{", ".join(map(str, missing[:5]))}" of '
+                        f'"Invoice" that don\'t exist anymore.')
+    return [table[i] for i in sorted(set(ids))]
+
+
+def _transition(call: ModelCall, ids: Any, sources: tuple[str, ...], target: str) -> None:
+    todo = [rec["id"] for rec in invoice_records(call, ids) if rec.get("state") in sources]
+    if todo:
+        call.write_records("account.invoice", todo, {"state": target}, check=False)
+
+
+def invoice_validate(call: ModelCall, ids: Any) -> None:
+    _transition(call, ids, ("draft",), "validated")
+
+
+def invoice_draft(call: ModelCall, ids: Any) -> None:
+    recs = invoice_records(call, ids)
+    todo = [r["id"] for r in recs if r.get("state") == "validated"
+            or (r.get("state") == "cancelled" and not r.get("number"))]
+    if todo:
+        call.write_records("account.invoice", todo, {"state": "draft"}, check=False)
+
+
+def invoice_cancel(call: ModelCall, ids: Any) -> None:
+    for rec in invoice_records(call, ids):
+        if rec.get("state") in ("posted", "paid"):
+            name = call.values.rec_name("account.invoice", rec["id"])
+            raise UserError(f'You cannot cancel customer invoice "{name}" because it is posted and the '
+                            f'accounting does not allow it.')
+    _transition(call, ids, ("draft", "validated"), "cancelled")
+
+
+def _check_warning(call: ModelCall, name: str) -> bool:
+    """trytond's ``res.user.warning.check``: True when the warning must be raised; an
+    acknowledgement that is not ``always`` is consumed."""
+    table = call.store.tables["res.user.warning"]
+    found = [rid for rid, w in table.items() if w.get("user") == call.tx.user and w.get("name") == name]
+    if not found:
+        return True
+    consumed = [rid for rid in found if not table[rid].get("always")]
+    if consumed:
+        call.delete_records("res.user.warning", consumed, check=False)
+    return False
+
+
+def invoice_post(call: ModelCall, ids: Any) -> None:
+    sequence = call.service.sequence
+    sequence.refresh()
+    call.tx.on_rollback(sequence.snapshot())
+    today = call.tx.now.date()
+    for rec in invoice_records(call, ids):
+        if rec.get("state") not in ("draft", "validated"):
+            continue
+        rid = rec["id"]
+        name = call.values.rec_name("account.invoice", rid)
+        type_ = rec.get("type") or "out"
+        invoice_date = rec.get("invoice_date") or today
+        latest = sequence.latest.get(type_)
+        if latest is not None and invoice_date < latest:
+            raise UserError(f'To number the invoice "{name}", you must set an invoice date after '
+                            f'"{latest.isoformat()}" because the sequence "Customer Invoice" has already '
+                            f'been used for a later invoice.')
+        if rec.get("journal") is None or rec.get("account") is None:
+            raise AttributeError("'NoneType' object has no attribute 'id'")  # trytond crashes likewise
+        due = invoice_date + timedelta(days=PAYMENT_TERM_DAYS)
+        if type_ == "out" and due < today:
+            # raised by the invoice's move (after numbering, in the same transaction: rolled back)
+            warning = _warning_name("account.invoice", rid, "invoice_payment_term")
+            if _check_warning(call, warning):
+                raise TrytonUserWarning(warning, f'The invoice "{name}" generates a payment date '
+                                                 f'"{due:%m/%d/%Y}" in the past.')
+        number = sequence.next_number()
+        call.write_records("account.invoice", [rid], {"state": "posted", "number": number,
+                                                     "invoice_date": invoice_date,
+                                                     "sequence_type_cache": _sequence_type(call, rec)}, check=False)
+        sequence.note(type_, number, invoice_date)
+
+
+def _sequence_type(call: ModelCall, rec: Record) -> str:
+    """trytond's ``Invoice._sequence_type``: a credit note when no line is positive and the
+    total is negative."""
+    lines = call.store.tables["account.invoice.line"]
+    amounts = [call.values.getter("account.invoice.line", "amount")(lines[lid])
+               for lid in call.store.lookup("account.invoice.line", "invoice", rec["id"])
+               if lid in lines and lines[lid].get("type", "line") == "line"]
+    total = call.values.getter("account.invoice", "total_amount")(rec)
+    return "credit_note" if all(a <= 0 for a in amounts) and total < 0 else "invoice"
+
+
+#: what ``Invoice._credit`` copies from the credited invoice (the demo's fields of them)
+CREDIT_COPIED = ("company", "party", "invoice_address", "currency", "journal", "account", "payment_term",
+                 "description", "type")
+#: ... and from each line (``InvoiceLine._credit``; the quantity is negated, origin = the line)
+CREDIT_LINE_COPIED = ("type", "currency", "company", "unit_price", "description", "unit", "product", "account")
+
+
+def invoice_credit(call: ModelCall, ids: Any, refund: bool = False, invoice_date: date | None = None) -> list[int]:
+    """trytond's ``Invoice.credit`` (not served over RPC: the ``account.invoice.credit`` wizard
+    calls it): one credit note per invoice; with ``refund`` the credit notes are posted, each
+    invoice must be posted, takes its credit note's move as cancel move and is cancelled, and
+    both are reconciled (the credit note ends ``paid``)."""
+    originals = invoice_records(call, ids)
+    lines = call.store.tables["account.invoice.line"]
+    credits: list[int] = []
+    for rec in originals:
+        values: dict[str, Any] = {k: rec.get(k) for k in CREDIT_COPIED}
+        # the generated demo invoices leave journal, account and payment term implicit (a real
+        # posted invoice has them): the ones on_change proposes
+        for name, default in (("journal", REVENUE_JOURNAL), ("account", RECEIVABLE_ACCOUNT),
+                              ("payment_term", PAYMENT_TERM)):
+            values[name] = values[name] if values[name] is not None else default
+        values["invoice_date"] = invoice_date
+        credit_lines = []
+        for lid in rec.get("lines") or []:
+            line = lines.get(lid)
+            if line is None:
+                continue
+            copied = {k: line.get(k) for k in CREDIT_LINE_COPIED}
+            # a demo line may leave its currency and company (the invoice's), account and unit implicit
+            copied["currency"] = copied["currency"] or rec.get("currency")
+            copied["company"] = copied["company"] or rec.get("company")
+            copied["account"] = copied["account"] or REVENUE_ACCOUNT
+            copied["unit"] = copied["unit"] or UNIT
+            quantity = line.get("quantity")
+            copied["quantity"] = -quantity if quantity else quantity
+            copied["origin"] = f"account.invoice.line,{lid}"
+            credit_lines.append(copied)
+        values["lines"] = [["create", credit_lines]]
+        credits.append(call.create_record("account.invoice", values))
+    if refund:
+        invoice_post(call, credits)
+        table = call.store.tables["account.invoice"]
+        for rec, credit in zip(originals, credits, strict=True):
+            if rec.get("state") != "posted":
+                raise UserError(f'You cannot refund invoice "{call.values.rec_name("account.invoice", rec["id"])}" '
+                                f'because it is not posted.')
+            call.write_records("account.invoice", [rec["id"]], {"cancel_move": table[credit].get("move"),
+                                                                "state": "cancelled"}, check=False)
+            # the invoice's and its cancel move's receivable lines are reconciled: both are settled
+            call.write_records("account.invoice", [credit], {"state": "paid"}, check=False)
+    return credits
