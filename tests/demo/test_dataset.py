@@ -20,7 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.demo.dataset import RULES, generate, in_flight_items, load_seed_params
+from services.demo.dataset import generate, in_flight_items
+from services.demo.generator.ground_truth import RULES
+from services.demo.generator.seed import SeedParamsError, load_seed_params
 from services.demo.store import DemoDataset
 
 ANCHOR = 1_750_000_020 - 1_750_000_020 % 60  # a fixed "now" (2025-06-15)
@@ -531,20 +533,62 @@ def test_names_exercise_plain_text_rendering() -> None:
 # --------------------------------------------------------------------------------------
 
 
+SEED_FILE = Path(__file__).resolve().parents[2] / "resources" / "demo_seed.toml"
+
+
 def test_seed_params_load_from_resources() -> None:
     p = load_seed_params()
     assert [plan.tier for plan in p.plans] == ["standard", "premium", "enterprise"]
     assert {c.currency for c in p.countries} == {"usd", "eur", "gbp"}
     assert {r for r, _ in p.mismatch} == set(RULES)
+    # the package data is the repository's file, not a copy: every country of it (10 today)
+    assert p == load_seed_params(SEED_FILE)
+    assert len(p.countries) == SEED_FILE.read_text(encoding="utf-8").count("[[countries]]") > 4
 
 
-def test_seed_params_fall_back_to_embedded_defaults(tmp_path: Path) -> None:
+def test_seed_params_from_a_file_of_ones_own(tmp_path: Path) -> None:
     f = tmp_path / "seed.toml"
-    f.write_text("[rates]\nlead = 0.5\n", encoding="utf-8")
+    f.write_text(SEED_FILE.read_text(encoding="utf-8").replace("\nlead = 0.03 ", "\nlead = 0.5 "), encoding="utf-8")
     p = load_seed_params(f)
     assert p.rates.lead == 0.5
-    assert len(p.plans) == 3 and p.countries
+    assert p.rates.trial == load_seed_params().rates.trial
     ds = generate(100, 2, anchor=ANCHOR, params=p)
     assert check(ds) == manifest_set(ds)
-    with pytest.raises(FileNotFoundError):
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: "[rates]\nlead = 0.5\n", "missing company, mismatch, plans, countries, names"),
+    (lambda t: t.replace("\ntrial_days = 14\n", "\n"), r"\[rates\]: missing trial_days"),
+    (lambda t: t.replace("\ntrial_days = 14\n", "\ntrial_days = 14\ntrial_dayz = 15\n"),
+     r"\[rates\]: unknown trial_dayz"),
+    (lambda t: t.replace('"entitlement.orphan" = 0.004', ""), r"\[mismatch\]: missing entitlement.orphan"),
+    (lambda t: t.replace("trial_days = 14", 'trial_days = "14"'), "trial_days must be an int, not '14'"),
+    (lambda t: t.replace('tier = "premium"', 'tier = "gold"'), "tier 'gold' is not one of"),
+    (lambda t: t.replace("monthly = { usd = 7900, eur = 7400, gbp = 6300 }", "monthly = { usd = 7900, eur = 7400 }"),
+     "plan 'pro' has no monthly and yearly price in 'gbp'"),
+    (lambda t: t.replace('suffixes = ["AB"]', "suffixes = []"),
+     "suffixes must be a non-empty list of str"),
+    (lambda t: t + "\n[company\n", "not valid TOML"),
+])
+def test_an_incomplete_or_invalid_seed_file_is_a_clear_error(tmp_path: Path, edit: Any, message: str) -> None:
+    """No defaults in code: what the file lacks, misspells or mistypes is named, never filled in."""
+    f = tmp_path / "seed.toml"
+    f.write_text(edit(SEED_FILE.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(SeedParamsError, match=message) as raised:
+        load_seed_params(f)
+    assert str(f) in str(raised.value)
+
+
+def test_a_missing_seed_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"demo seed parameters not found: .*missing\.toml"):
         load_seed_params(tmp_path / "missing.toml")
+
+
+def test_a_missing_packaged_seed_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installation without the ``resources`` package (say, an editable install made before it
+    was one) says what is missing instead of generating some other company."""
+    monkeypatch.setitem(sys.modules, "resources", None)  # import resources -> ModuleNotFoundError
+    with pytest.raises(FileNotFoundError, match=r"resources/demo_seed\.toml are not installed.*reinstall"):
+        load_seed_params()
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        generate(5, 1, anchor=ANCHOR)

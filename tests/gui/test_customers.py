@@ -3,116 +3,26 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QModelIndex, QPoint, Qt
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
-from services.core.domain import (
-    Customer,
-    Entitlement,
-    ExternalRef,
-    Invoice,
-    InvoiceStatus,
-    Money,
-    Plan,
-    Severity,
-    Side,
-    Subscription,
-    SubscriptionStatus,
-    SupportCase,
-    SyncException,
-    System,
-    Team,
-    Tier,
-)
+from services.core.domain import Severity, Side, Tier
 from services.core.overview import CustomerRow, RowFilter, build_customer_rows
-from services.core.reconcile import Snapshot, reconcile
-from services.core.sysdata import SystemData
-from services.core.timeline import Timeline, TimelineIndex
+from services.core.reconcile import reconcile
+from tests.worlds import NOW, T0, B, E, S, World, ref
 from views.customer_view import FIX_TOOLTIP, CustomerPage, TimelineModel
 from views.customers import COL_ERP, COL_NAME, COL_SUPPORT, CustomersModel, CustomersPage
 
 pytestmark = pytest.mark.gui
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-T0 = NOW - timedelta(days=30)
-MIN = timedelta(minutes=1)
-B, E, S = System.BILLING, System.ERP, System.SUPPORT
 HOSTILE = "<b>x</b>"
 HOSTILE_IMG = "<img src=x>"
-
-
-def ref(system: System, kind: str, ident: str) -> ExternalRef:
-    return ExternalRef(system, kind, ident)
-
-
-class World:
-    """A few customers in three systems; each call adds one customer, mirrored a few minutes later."""
-
-    def __init__(self) -> None:
-        self.b, self.e, self.s = SystemData(B), SystemData(E), SystemData(S)
-        self.b.plans["price_pro"] = Plan(ref(B, "price", "price_pro"), "pro_monthly", "Pro", tier=Tier.PREMIUM)
-        self.b.plans["price_ent"] = Plan(ref(B, "price", "price_ent"), "ent_monthly", "Ent", tier=Tier.ENTERPRISE)
-        self.exceptions: list[SyncException] = []
-
-    def customer(self, cid: str, name: str, *, erp: bool = True, support: bool = True,
-                 plan: str = "pro_monthly", tier: Tier = Tier.PREMIUM, at: datetime = T0) -> World:
-        self.b.customers[cid] = Customer(ref(B, "customer", cid), cid, name, f"billing@{cid}.example", "DE1234",
-                                         "DE", created=at)
-        sid = f"sub_{cid}"
-        self.b.subscriptions[sid] = Subscription(ref(B, "subscription", sid), cid, SubscriptionStatus.ACTIVE,
-                                                 plan, 3, created=at + MIN)
-        if erp:
-            self.e.customers[f"p{cid}"] = Customer(ref(E, "party.party", f"p{cid}"), cid, name, None, "DE1234",
-                                                   "DE", created=at + 2 * MIN)
-            self.e.subscriptions[f"s{cid}"] = Subscription(ref(E, "sale.subscription", f"s{cid}"), cid,
-                                                           SubscriptionStatus.ACTIVE, plan, 3,
-                                                           created=at + 4 * MIN, billing_subscription_id=sid)
-        if support:
-            self.s.customers[f"o{cid}"] = Customer(ref(S, "organization", f"o{cid}"), cid, name,
-                                                   created=at + 3 * MIN)
-            self.s.entitlements[f"o{cid}"] = Entitlement(ref(S, "organization", f"o{cid}"), cid, tier,
-                                                         updated=at + 10 * MIN)
-        return self
-
-    def invoice(self, cid: str, iid: str, *, finalized: datetime, erp_after: timedelta | None = 5 * MIN,
-                total: str = "1234.00", erp_total: str | None = None) -> World:
-        self.b.invoices[iid] = Invoice(ref(B, "invoice", iid), cid, InvoiceStatus.OPEN,
-                                       Money(Decimal(total), "EUR"), number=f"ACME-{iid[3:]}",
-                                       finalized_at=finalized)
-        if erp_after is not None:
-            self.e.invoices[f"e{iid}"] = Invoice(ref(E, "account.invoice", f"e{iid}"), cid, InvoiceStatus.POSTED,
-                                                 Money(Decimal(erp_total or total), "EUR"), number=f"ERP/{iid[3:]}",
-                                                 billing_invoice_id=iid, created=finalized + erp_after,
-                                                 posted_at=finalized + erp_after + MIN)
-        return self
-
-    def ticket(self, cid: str, tid: str, subject: str, at: datetime) -> World:
-        self.s.cases[tid] = SupportCase(ref(S, "ticket", tid), cid, subject, "open", "high", created=at)
-        return self
-
-    def exception(self, rule: str, cid: str, object_id: str, sides: list[Side], *,
-                  severity: Severity = Severity.HIGH, fixes: tuple[str, ...] = ("retry",),
-                  summary: str = "") -> World:
-        self.exceptions.append(SyncException(
-            id=f"{rule}:{object_id}", rule=rule, severity=severity, owner=Team.FINANCE, customer_id=cid,
-            object_id=object_id, summary=summary or rule, sides=sides, first_seen=NOW - timedelta(days=2),
-            last_seen=NOW, fix_actions=fixes))
-        return self
-
-    def snapshot(self) -> Snapshot:
-        return Snapshot({B: self.b, E: self.e, S: self.s})
-
-    def rows(self) -> list[CustomerRow]:
-        return build_customer_rows(self.snapshot(), self.exceptions)
-
-    def timeline(self, cid: str) -> Timeline:
-        return TimelineIndex(self.snapshot()).build(cid, exceptions=self.exceptions, now=NOW)
 
 
 def demo_world() -> World:
@@ -302,6 +212,26 @@ def test_hostile_names_are_plain_text(qtbot: QtBot, page: CustomersPage, world: 
         assert label.textFormat() == Qt.TextFormat.PlainText, label.text()
     summaries = [cp.timeline_model.index(r, 5).data() for r in range(cp.timeline_model.rowCount())]
     assert f"Customer {HOSTILE} created in billing" in summaries
+
+
+def test_hostile_names_in_tooltips_are_plain_text(qtbot: QtBot, page: CustomersPage, world: World) -> None:
+    """Qt renders a tooltip that looks like markup as rich text: the tables' tooltips show the
+    characters of an external name, never its markup."""
+    def shown(tip: object) -> str:
+        doc = QTextDocument()
+        doc.setHtml(str(tip))  # how Qt would show it if it took it for rich text
+        return doc.toPlainText()
+
+    for cid, name in (("cus_hostile", HOSTILE), ("cus_img", HOSTILE_IMG)):
+        row = page.model.row_of(cid)
+        assert row is not None
+        assert name in shown(page.model.index(row, COL_NAME).data(Qt.ItemDataRole.ToolTipRole))
+    cp = CustomerPage()
+    qtbot.addWidget(cp)
+    cp.show_customer(world.timeline("cus_hostile"), world.exceptions, None)
+    model = cp.timeline_model
+    tips = [shown(model.index(r, 5).data(Qt.ItemDataRole.ToolTipRole)) for r in range(model.rowCount())]
+    assert any(f"Customer {HOSTILE} created in billing" in tip for tip in tips)
 
 
 def test_customers_model_passes_modeltester(qtmodeltester: object, world: World) -> None:

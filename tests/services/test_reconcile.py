@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,71 +14,18 @@ from hypothesis import strategies as st
 from services.core.domain import (
     RULES,
     Customer,
-    Entitlement,
-    ExternalRef,
     Invoice,
     InvoiceStatus,
     Money,
-    Plan,
     Subscription,
     SubscriptionStatus,
-    System,
     Team,
     Tier,
 )
-from services.core.reconcile import ReconcileConfig, Snapshot, match_name, norm_name, norm_tax, reconcile
-from services.core.sysdata import SystemData
-from services.store.exceptions import ExceptionTracker
+from services.core.reconcile import match_name, norm_name, norm_tax, reconcile
+from services.store.exception_history import ExceptionTracker
 from services.store.storage import Storage
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-B, E, S = System.BILLING, System.ERP, System.SUPPORT
-
-
-def ref(system: System, kind: str, ident: str) -> ExternalRef:
-    return ExternalRef(system, kind, ident)
-
-
-class World:
-    """A tiny consistent company: customers each with a pro_monthly subscription and one paid invoice."""
-
-    def __init__(self, n: int = 1) -> None:
-        self.b, self.e, self.s = SystemData(B), SystemData(E), SystemData(S)
-        self.b.plans["price_pro"] = Plan(ref(B, "price", "price_pro"), "pro_monthly", "Pro", tier=Tier.PREMIUM)
-        self.b.plans["price_ent"] = Plan(ref(B, "price", "price_ent"), "ent_monthly", "Ent", tier=Tier.ENTERPRISE)
-        for i in range(n):
-            self.add_customer(f"cus_{i}", f"Acme {i} GmbH")
-
-    def add_customer(self, cid: str, name: str) -> None:
-        end = NOW + timedelta(days=20)
-        self.b.customers[cid] = Customer(ref(B, "customer", cid), cid, name, f"billing@{cid}.example", "DE1234", "DE")
-        self.e.customers[f"p{cid}"] = Customer(ref(E, "party.party", f"p{cid}"), cid, name, None, "DE1234", "DE")
-        self.s.customers[f"o{cid}"] = Customer(ref(S, "organization", f"o{cid}"), cid, name)
-        self.s.entitlements[f"o{cid}"] = Entitlement(ref(S, "organization", f"o{cid}"), cid, Tier.PREMIUM)
-        sid = f"sub_{cid}"
-        self.b.subscriptions[sid] = Subscription(ref(B, "subscription", sid), cid, SubscriptionStatus.ACTIVE,
-                                                 "pro_monthly", 3, current_period_end=end)
-        self.e.subscriptions[f"s{cid}"] = Subscription(ref(E, "sale.subscription", f"s{cid}"), cid,
-                                                       SubscriptionStatus.ACTIVE, "pro_monthly", 3,
-                                                       current_period_end=end.replace(hour=0, minute=0),
-                                                       billing_subscription_id=sid)
-        self.add_invoice(cid, f"in_{cid}", Decimal("90.00"))
-
-    def add_invoice(self, cid: str, iid: str, total: Decimal, status: InvoiceStatus = InvoiceStatus.PAID,
-                    erp_status: InvoiceStatus = InvoiceStatus.PAID, age: timedelta = timedelta(days=3)) -> None:
-        at = NOW - age
-        self.b.invoices[iid] = Invoice(ref(B, "invoice", iid), cid, status, Money(total, "EUR"), number=f"N-{iid}",
-                                       finalized_at=at, paid_at=at if status is InvoiceStatus.PAID else None)
-        self.e.invoices[f"e{iid}"] = Invoice(ref(E, "account.invoice", f"e{iid}"), cid, erp_status,
-                                             Money(total, "EUR"), billing_invoice_id=iid)
-
-    def snapshot(self, *systems: System) -> Snapshot:
-        data = {B: self.b, E: self.e, S: self.s}
-        return Snapshot({s: data[s] for s in (systems or (B, E, S))})
-
-    def rules(self, **kw: object) -> list[tuple[str, str | None, str]]:
-        result = reconcile(self.snapshot(), ReconcileConfig(**kw), NOW)  # type: ignore[arg-type]
-        return sorted((x.rule, x.customer_id, x.object_id) for x in result.exceptions)
+from tests.worlds import NOW, B, E, S, World, ref
 
 
 def test_consistent_world_has_no_exception() -> None:
@@ -122,10 +69,10 @@ def test_master_drift_normalises_and_names_fields() -> None:
 
 def test_missing_in_erp_respects_grace_void_and_zero() -> None:
     w = World(1)
-    w.add_invoice("cus_0", "in_late", Decimal("10"), age=timedelta(minutes=16))
-    w.add_invoice("cus_0", "in_fresh", Decimal("10"), age=timedelta(minutes=5))
-    w.add_invoice("cus_0", "in_void", Decimal("10"), status=InvoiceStatus.VOID)
-    w.add_invoice("cus_0", "in_zero", Decimal("0"))
+    w.paid_invoice("cus_0", "in_late", Decimal("10"), age=timedelta(minutes=16))
+    w.paid_invoice("cus_0", "in_fresh", Decimal("10"), age=timedelta(minutes=5))
+    w.paid_invoice("cus_0", "in_void", Decimal("10"), status=InvoiceStatus.VOID)
+    w.paid_invoice("cus_0", "in_zero", Decimal("0"))
     for iid in ("in_late", "in_fresh", "in_void", "in_zero"):
         del w.e.invoices[f"e{iid}"]
     w.b.invoices["in_draft"] = Invoice(ref(B, "invoice", "in_draft"), "cus_0", InvoiceStatus.DRAFT,
@@ -257,7 +204,7 @@ def test_credited_invoice_and_its_credit_note_drop_out_the_corrected_copy_is_com
     billing invoice id (how the Tryton connector maps them): neither is a duplicate, an orphan
     or a mismatch; the corrected copy is the one compared."""
     w = World(2)
-    w.add_invoice("cus_0", "in_open", Decimal("120.00"), status=InvoiceStatus.OPEN, erp_status=InvoiceStatus.POSTED)
+    w.paid_invoice("cus_0", "in_open", Decimal("120.00"), status=InvoiceStatus.OPEN, erp_status=InvoiceStatus.POSTED)
     original = w.e.invoices["ein_open"]
     original.total = Money(Decimal("150.00"), "EUR")
     assert w.rules() == [("invoice.amount_mismatch", "cus_0", "in_open")]
@@ -280,10 +227,10 @@ names = st.text(alphabet=string.ascii_letters + " &'<>éü", min_size=1, max_siz
 @given(n=st.integers(1, 6), name=names, qty=st.integers(1, 500), cents=st.integers(1, 10**9))
 def test_property_consistent_worlds_are_clean(n: int, name: str, qty: int, cents: int) -> None:
     w = World(n)
-    w.add_customer("cus_x", name)
+    w.customer("cus_x", name).paid_invoice("cus_x", "in_cus_x", Decimal("90.00"))
     w.b.subscriptions["sub_cus_x"].quantity = qty
     w.e.subscriptions["scus_x"].quantity = qty
-    w.add_invoice("cus_x", "in_x", Decimal(cents) / 100)
+    w.paid_invoice("cus_x", "in_x", Decimal(cents) / 100)
     assert w.rules() == []
 
 

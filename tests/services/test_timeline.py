@@ -6,101 +6,33 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.core.domain import (
     Customer,
-    Entitlement,
     EventKind,
-    ExternalRef,
     Invoice,
     InvoiceStatus,
     LifecycleEvent,
     Money,
-    Plan,
     Severity,
-    Subscription,
     SubscriptionStatus,
     SupportCase,
     SyncException,
-    System,
     Team,
     Tier,
 )
-from services.core.reconcile import Snapshot
-from services.core.sysdata import SystemData
 from services.core.timeline import (
     UNKNOWN_CUSTOMER,
     Timeline,
     TimelineConfig,
     TimelineEntry,
     TimelineIndex,
-    build_timeline,
     human_duration,
 )
-
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
-T0 = NOW - timedelta(days=30)  # the customer signs up
-B, E, S = System.BILLING, System.ERP, System.SUPPORT
-MIN = timedelta(minutes=1)
-
-
-def ref(system: System, kind: str, ident: str) -> ExternalRef:
-    return ExternalRef(system, kind, ident)
-
-
-class World:
-    """One customer per call: billing customer, ERP party, support org, a pro subscription mirrored
-    in the ERP and the support tier, all arriving a few minutes after their source."""
-
-    def __init__(self) -> None:
-        self.b, self.e, self.s = SystemData(B), SystemData(E), SystemData(S)
-        self.b.plans["price_std"] = Plan(ref(B, "price", "price_std"), "std_monthly", "Standard", tier=Tier.STANDARD)
-        self.b.plans["price_pro"] = Plan(ref(B, "price", "price_pro"), "pro_monthly", "Pro", tier=Tier.PREMIUM)
-        self.b.plans["price_ent"] = Plan(ref(B, "price", "price_ent"), "ent_monthly", "Ent", tier=Tier.ENTERPRISE)
-
-    def customer(self, cid: str = "cus_1", name: str = "Acme GmbH", *, at: datetime = T0,
-                 plan: str = "pro_monthly", tier: Tier | None = Tier.PREMIUM) -> World:
-        self.b.customers[cid] = Customer(ref(B, "customer", cid), cid, name, created=at)
-        self.e.customers[f"p{cid}"] = Customer(ref(E, "party.party", f"p{cid}"), cid, name, created=at + 2 * MIN)
-        self.s.customers[f"o{cid}"] = Customer(ref(S, "organization", f"o{cid}"), cid, name, created=at + 3 * MIN)
-        sid = f"sub_{cid}"
-        self.b.subscriptions[sid] = Subscription(ref(B, "subscription", sid), cid, SubscriptionStatus.ACTIVE,
-                                                 plan, 3, created=at + MIN)
-        self.e.subscriptions[f"s{cid}"] = Subscription(ref(E, "sale.subscription", f"s{cid}"), cid,
-                                                       SubscriptionStatus.ACTIVE, plan, 3, created=at + 4 * MIN,
-                                                       billing_subscription_id=sid)
-        self.s.entitlements[f"o{cid}"] = Entitlement(ref(S, "organization", f"o{cid}"), cid, tier,
-                                                     updated=at + 10 * MIN)
-        return self
-
-    def invoice(self, cid: str, iid: str, *, finalized: datetime, erp_after: timedelta | None = 5 * MIN,
-                paid_after: timedelta | None = None, erp_paid_after: timedelta | None = None,
-                total: str = "1234.00") -> World:
-        paid_at = finalized + paid_after if paid_after is not None else None
-        self.b.invoices[iid] = Invoice(ref(B, "invoice", iid), cid,
-                                       InvoiceStatus.PAID if paid_at else InvoiceStatus.OPEN,
-                                       Money(Decimal(total), "EUR"), number=f"ACME-{iid[3:]}",
-                                       finalized_at=finalized, paid_at=paid_at)
-        if erp_after is not None:
-            erp_paid = paid_at + erp_paid_after if paid_at and erp_paid_after is not None else None
-            self.e.invoices[f"e{iid}"] = Invoice(ref(E, "account.invoice", f"e{iid}"), cid,
-                                                 InvoiceStatus.PAID if erp_paid else InvoiceStatus.POSTED,
-                                                 Money(Decimal(total), "EUR"), number=f"ERP/{iid[3:]}",
-                                                 billing_invoice_id=iid, created=finalized + erp_after,
-                                                 posted_at=finalized + erp_after + MIN, paid_at=erp_paid)
-        return self
-
-    def snapshot(self, *systems: System) -> Snapshot:
-        data = {B: self.b, E: self.e, S: self.s}
-        return Snapshot({s: data[s] for s in (systems or (B, E, S))})
-
-    def timeline(self, cid: str = "cus_1", *systems: System, **kw: Any) -> Timeline:
-        kw.setdefault("now", NOW)
-        return build_timeline(self.snapshot(*systems), cid, **kw)
+from tests.worlds import MIN, NOW, T0, B, E, S, World, ref
 
 
 def group(tl: Timeline, key: str) -> list[TimelineEntry]:

@@ -1,0 +1,42 @@
+"""Phase 1, the catalog: one billing product per plan and one price per plan, interval and
+currency (``lookup_key`` = ``{plan}_{monthly|yearly}_{currency}``, shared with the ERP product
+code), and the human description of a subscription line."""
+
+from __future__ import annotations
+
+from services.demo.generator.state import _Gen
+from services.demo.store import BPrice, BProduct
+
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+
+
+def _build_catalog(g: _Gen) -> None:
+    b = g.billing
+    t = g.setup_ts
+    for pi, plan in enumerate(g.p.plans):
+        prod = BProduct(id=g.ids.short("prod_"), name=plan.name, created=t,
+                        metadata={"tier": plan.tier, "plan": plan.key},
+                        description=f"{plan.name} plan ({plan.tier} support)", updated=t)
+        b.products[prod.id] = prod
+        for months, table, label in ((1, plan.monthly, "monthly"), (12, plan.yearly, "yearly")):
+            for cur, amount in table:
+                price = BPrice(id=g.ids.long("price_"), product=prod.id, unit_amount=amount,
+                               currency=cur, interval="month" if months == 1 else "year",
+                               lookup_key=f"{plan.key}_{label}_{cur}", created=t,
+                               nickname=f"{plan.name} {label} ({cur.upper()})",
+                               metadata={"tier": plan.tier})
+                b.prices[price.id] = price
+                g.price_by_key[(pi, months, cur)] = price
+                g.price_plan[price.id] = pi
+                g.price_months[price.id] = months
+
+
+def _desc(g: _Gen, price: BPrice, qty: int) -> str:
+    key = (price.id, qty)
+    s = g.line_desc.get(key)
+    if s is None:
+        plan = g.p.plans[g.price_plan[price.id]]
+        amount = f"{_SYMBOLS.get(price.currency, '')}{price.unit_amount / 100:,.2f}"
+        s = g.line_desc[key] = f"{qty} × {plan.name} (at {amount} / {price.interval})"
+    return s
+

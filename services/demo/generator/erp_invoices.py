@@ -1,0 +1,161 @@
+"""Phase 4, the ERP's customer invoices: one per mapped, finalized billing invoice with a
+total (posted, paid once the payment synced, cancelled when voided, recent ones sometimes
+still draft), cancelled duplicates finance already cleaned up, manual invoices with purchase
+order references, planted orphans and migrated legacy invoices; then inserted in creation
+order, numbered by invoice date (``INV-000001``...), with their lines."""
+
+from __future__ import annotations
+
+from services.demo.generator.dates import _EPOCH, DAY, naive_utc
+from services.demo.generator.plants import _planted_invoice_specs
+from services.demo.generator.state import _erp_base, _ErpInv, _Gen
+from services.demo.store import ManifestEntry
+
+
+def _erp_invoice_specs(g: _Gen) -> list[_ErpInv]:
+    A = g.A
+    rng = g.rng
+    r = g.r
+    specs: list[_ErpInv] = []
+    recent = A - 3 * DAY
+    for inv in g.all_invoices:
+        fin = inv.finalized_at
+        if fin is None or inv.total <= 0:
+            continue
+        if inv.customer not in g.erp_party:
+            continue
+        cu_plant = g.plants.get(inv.customer)
+        plant = cu_plant if cu_plant is not None and cu_plant.invoice is inv else None
+        create = fin + g.ri(60, 600)
+        if create > A or inv.id in g.inflight_fin:
+            continue  # in flight: not in the ERP yet
+        state, write = "posted", None
+        if inv.status == "paid":
+            sync = max(inv.paid_at or fin, create) + g.ri(60, 600)
+            if sync <= A and inv.id not in g.inflight_pay:
+                state, write = "paid", sync
+        elif inv.status == "void":
+            state, write = "cancelled", g.clip(max(inv.voided_at or fin, create) + g.ri(60, 600))
+        spec = _ErpInv(create, None, inv, state, write)
+        spec.was_posted = state == "cancelled"
+        if plant is None:
+            if (fin >= recent and inv.status != "void" and inv.id not in g.inflight_pay
+                    and rng.random() < r.erp_recent_draft):
+                spec.state, spec.write = "draft", None
+            specs.append(spec)
+            if cu_plant is None and rng.random() < r.erp_cancelled_duplicate:
+                dup_t = g.clip(create + g.ri(60, 1800))
+                specs.append(_ErpInv(dup_t, None, inv, "cancelled", g.clip(dup_t + g.ri(600, DAY))))
+            continue
+        specs.extend(_planted_invoice_specs(g, plant, spec))
+    return specs
+
+
+def _orphan_specs(g: _Gen) -> list[_ErpInv]:
+    rng = g.rng
+    A = g.A
+    specs: list[_ErpInv] = []
+    legacy_party: int | None = None
+    prices = list(g.billing.prices.values())
+    for cu in g.custs:
+        plant = g.plants.get(cu.c.id)
+        orphan = plant is not None and plant.rule == "invoice.orphan_in_erp"
+        manual = plant is None and cu.c.id in g.erp_party and rng.random() < g.r.erp_manual_invoice
+        if not (orphan or manual):
+            continue
+        party_create = g.erp.tables["party.party"][g.erp_party[cu.c.id]]["create_date"]
+        lo = int((party_create - _EPOCH).total_seconds())
+        create = g.ri(lo, max(lo, A - 7200))
+        price = rng.choice([p for p in prices if p.currency == cu.c.currency] or prices)
+        spec = _ErpInv(create, cu, None, "posted", None)
+        spec.currency = price.currency
+        spec.lines = [(price.id, "Services (entered manually)", 1, price.unit_amount)]
+        if orphan:
+            spec.ref = g.ids.long("in_")
+            g.manifest.append(ManifestEntry("invoice.orphan_in_erp", cu.c.id, spec.ref,
+                                            "ERP invoice refers to a billing invoice that does not exist"))
+        else:
+            spec.ref = f"PO-{g.ri(10000, 99999)}"
+        specs.append(spec)
+    for _ in range(g.legacy_orphans):
+        if legacy_party is None:
+            legacy_party = g.erp.insert("party.party", _erp_base(g, {
+                "name": "Legacy migration (unmatched)", "code": None, "active": True, "identifiers": [],
+                "addresses": [], "contact_mechanisms": [], "tax_identifier": None, "email": None},
+                g.setup_ts + DAY, None, "Legacy migration (unmatched)"))
+        price = rng.choice(prices)
+        spec = _ErpInv(g.ri(A - 300 * DAY, A - 7200), None, None, "posted", None)
+        spec.currency = price.currency
+        spec.lines = [(price.id, "Migrated balance", 1, price.unit_amount)]
+        spec.ref = g.ids.long("in_")
+        specs.append(spec)
+        g.manifest.append(ManifestEntry("invoice.orphan_in_erp", None, spec.ref,
+                                        "migrated ERP invoice refers to a billing invoice that does not exist"))
+    g.legacy_party = legacy_party
+    return specs
+
+
+def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv]) -> None:
+    erp = g.erp
+    prices = g.billing.prices
+    specs.sort(key=lambda s: s.create)
+    numbered = [s for s in specs if s.state in ("posted", "paid") or s.was_posted]
+    numbered.sort(key=lambda s: (_inv_date(s) // DAY, s.create))
+    prefix = g.p.company.erp_invoice_prefix
+    for n, s in enumerate(numbered, 1):
+        s.number = f"{prefix}{n:06d}"
+    zero = g.dec(0)
+    legacy = g.legacy_party
+    for s in specs:
+        binv = s.binv
+        party: int | None
+        if binv is not None:
+            party = g.erp_party[binv.customer]
+            cid = binv.customer
+            desc: str | None = binv.number
+        elif s.cust is not None:
+            party = g.erp_party[s.cust.c.id]
+            cid = s.cust.c.id
+            desc = "Manual invoice"
+        else:
+            party, cid, desc = legacy, "", "Migrated invoice"
+        if s.lines is not None:
+            raw = s.lines
+        else:
+            assert binv is not None
+            raw = [(ln.price, ln.description, ln.quantity, ln.amount) for ln in binv.lines]
+        total = 0
+        for _, _, _, amount in raw:
+            total += amount
+        tot = g.dec(total)
+        lines: list[int] = []
+        create_dt = naive_utc(s.create)
+        write_dt = naive_utc(s.write) if s.write is not None else None
+        rec = {
+            "type": "out", "number": s.number, "reference": s.ref, "party": party, "company": company,
+            "currency": g.erp_currency[s.currency], "invoice_date": g.day(_inv_date(s)),
+            "state": s.state, "description": desc, "untaxed_amount": tot, "tax_amount": zero,
+            "total_amount": tot, "amount_to_pay": tot if s.state == "posted" else zero, "lines": lines,
+            "invoice_address": g.erp_address.get(cid) if cid else None,
+            "create_date": create_dt, "write_date": write_dt, "create_uid": 1,
+            "write_uid": 1 if write_dt is not None else None, "rec_name": s.number or s.ref or "(draft)",
+        }
+        iid = erp.insert("account.invoice", rec)
+        for price_id, ldesc, qty, amount in raw:
+            price = prices[price_id]
+            if qty and amount == price.unit_amount * qty:
+                q, unit = g.flt(qty), g.dec(price.unit_amount)
+            else:
+                q, unit = g.flt(1), g.dec(amount)
+            lines.append(erp.insert("account.invoice.line", {
+                "invoice": iid, "type": "line", "product": g.erp_product[price_id], "description": ldesc,
+                "quantity": q, "unit_price": unit, "amount": g.dec(amount),
+                "create_date": create_dt, "write_date": None, "create_uid": 1, "write_uid": None,
+                "rec_name": ldesc,
+            }))
+
+
+def _inv_date(s: _ErpInv) -> int:
+    if s.binv is not None and s.binv.finalized_at is not None:
+        return s.binv.finalized_at
+    return s.create

@@ -1,0 +1,29 @@
+"""The vocabulary of the demo's ground truth: rule ids (in manifest order), the statuses that
+make a subscription active or an invoice finalized, the grace periods and the tier order.
+
+What they mean — the contract between the planted mismatches and the reconciliation rules —
+is the docstring of ``services/demo/dataset.py``.
+"""
+
+from __future__ import annotations
+
+RULES: tuple[str, ...] = (
+    "customer.unmapped_erp",
+    "customer.unmapped_support",
+    "customer.master_drift",
+    "invoice.missing_in_erp",
+    "invoice.amount_mismatch",
+    "invoice.duplicate_in_erp",
+    "invoice.payment_state",
+    "invoice.orphan_in_erp",
+    "subscription.terms_mismatch",
+    "entitlement.missing",
+    "entitlement.tier_mismatch",
+    "entitlement.orphan",
+)
+
+ACTIVE_STATUSES = frozenset({"trialing", "active", "past_due"})
+FINALIZED_STATUSES = frozenset({"open", "paid", "void", "uncollectible"})
+INVOICE_GRACE = 900
+PAYMENT_GRACE = 3600
+TIER_RANK = {"standard": 1, "premium": 2, "enterprise": 3}
