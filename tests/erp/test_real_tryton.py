@@ -33,7 +33,8 @@ from services.core.sysdata import Kind, SystemData
 from services.demo.dataset import DemoDataset, in_flight_items, normalize_tax_id
 from services.demo.tryton_sandbox import TrytonSandbox, build_template, copy_database, default_cache_dir, template_meta
 from services.io.config import Secret, SystemConnection
-from services.io.connectors.tryton import PAGE_SIZE, TrytonConnector
+from services.io.connectors.tryton import TrytonConnector
+from services.io.connectors.tryton_session import PAGE_SIZE
 from services.io.http import HttpPolicy
 from tests.erp.conftest import ANCHOR, CUSTOMERS, SEED, TIMINGS, cache_hit_message
 

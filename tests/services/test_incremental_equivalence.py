@@ -46,7 +46,7 @@ from services.core.reconcile import Snapshot, reconcile
 from services.core.sysdata import Kind, SystemData
 from services.demo.environment import DemoEnvironment, DemoOptions, wait_until_answering
 from services.demo.faults import FaultConfig
-from services.demo.zendesk_server import EXPORT_LAG
+from services.demo.zendesk.incremental import EXPORT_LAG
 from services.engine import Engine, RefreshMode
 from services.io.config import Profile
 from services.io.http import HttpPolicy
@@ -525,7 +525,7 @@ async def full_then_incremental_vs_full(env: DemoEnvironment, rounds: list[list[
                     api.applied.append(done)
 
             # the next refresh comes a little later: past Zendesk's export lag (the export
-            # leaves out the most recent minute, services.demo.zendesk_server.EXPORT_LAG), so a
+            # leaves out the most recent minute, services.demo.zendesk.incremental.EXPORT_LAG), so a
             # full export holds every change; else a ticket an incremental refresh finds by
             # search (an organization relinked) is not in a full refresh *yet* -- both converge
             # a minute later

@@ -28,10 +28,11 @@ from services.demo.dataset import generate
 from services.demo.faults import FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import BCustomer, BillingStore
-from services.demo.stripe_server import create_app
+from services.demo.stripe.app import create_app
 from services.io.config import Secret, SystemConnection
 from services.io.connectors.base import from_unix
-from services.io.connectors.stripe import API_VERSION, StripeConnector, currency_exponent, form_pairs, to_money
+from services.io.connectors.stripe import API_VERSION, StripeConnector, form_pairs
+from services.io.connectors.stripe_payloads import currency_exponent, to_money
 from services.io.http import HttpPolicy
 
 API_KEY = "sk_test_connector_51H8xYzQ"

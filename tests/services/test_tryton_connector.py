@@ -30,12 +30,14 @@ from services.demo.dataset import DemoDataset, generate
 from services.demo.faults import FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import ErpStore
-from services.demo.tryton_server import TrytonService, create_app
+from services.demo.tryton.app import create_app
+from services.demo.tryton.service import TrytonService
 from services.io.config import Secret, SystemConnection
-from services.io.connectors.tryton import PAGE_SIZE, TrytonConnector, tryton_error_parser
+from services.io.connectors.tryton import TrytonConnector
+from services.io.connectors.tryton_session import PAGE_SIZE, tryton_error_parser
 from services.io.http import HttpPolicy
 from services.io.tryton_rpc import dumps, loads
-from tests.demo.test_tryton_server import NOW, TODAY, Clock, seed_minimal
+from tests.demo.tryton_rig import NOW, TODAY, Clock, seed_minimal
 
 DB = "syncdesk_demo"
 FAST = HttpPolicy(max_retries=2, backoff_base=0.01, backoff_max=0.05, connect_timeout=2.0, read_timeout=10.0,

@@ -28,7 +28,7 @@ from services.demo.dataset import DemoDataset, generate
 from services.demo.faults import FaultConfig, FaultInjector
 from services.demo.serving import ThreadedServers
 from services.demo.store import SupportStore
-from services.demo.zendesk_server import create_app
+from services.demo.zendesk.app import create_app
 from services.io.config import Secret, SystemConnection
 from services.io.connectors import zendesk as zd
 from services.io.connectors.zendesk import ZendeskConnector, zendesk_error_parser

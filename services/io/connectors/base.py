@@ -26,7 +26,8 @@ Mapping conventions the reconciliation engine relies on (``services/core/reconci
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -40,6 +41,7 @@ from services.io.http import HttpPolicy, ResilientClient
 
 Clock = Callable[[], datetime]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -48,6 +50,30 @@ def utc_now() -> datetime:
 
 def from_unix(ts: int | float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+async def gather_or_cancel(*aws: Awaitable[T]) -> list[T]:
+    """``asyncio.gather`` that cancels the siblings when one fails (no requests keep going)
+    and raises that failure (a typed ConnectorError, not an ExceptionGroup)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def parse_payload(system: System, model: type[M], data: Any, what: str) -> M:
+    """Validate one vendor object of ``system``; a violation is a ProtocolError naming the object."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(object)"
+        raise ProtocolError(system, f"read {what}",
+                            f"{what} does not match the protocol: {where}: {first.get('msg')}") from None
 
 
 class Connector(abc.ABC):
@@ -83,10 +109,4 @@ class Connector(abc.ABC):
 
     def parse(self, model: type[M], data: Any, what: str) -> M:
         """Validate one vendor object; a violation is a ProtocolError naming the object."""
-        try:
-            return model.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "(object)"
-            raise ProtocolError(self.system, f"read {what}",
-                                f"{what} does not match the protocol: {where}: {first.get('msg')}") from None
+        return parse_payload(self.system, model, data, what)

@@ -8,7 +8,9 @@ Protocol (``shared/specs/zendesk/syncdesk-subset.json`` and Zendesk's documentat
 - tickets come from the cursor-based incremental export
   (``/api/v2/incremental/tickets/cursor.json``), which resumes from an opaque cursor, so an
   incremental refresh costs one request per 1,000 changed tickets (plus one);
-- errors: ``{"error": ..., "description": ..., "details": ...}`` or ``{"errors": [...]}``.
+- errors: ``{"error": ..., "description": ..., "details": ...}`` or ``{"errors": [...]}``;
+- every answer is validated with the payload models of
+  :mod:`services.io.connectors.zendesk_payloads`.
 
 Mapping (``services/io/connectors/base.py``): an organization is a :class:`Customer` *and* an
 :class:`Entitlement` (both keyed by the organization id, ``customer_id`` = its
@@ -30,7 +32,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StrictBool, StrictInt, StrictStr
 
 from services.compute import run_cpu
 from services.core.domain import (
@@ -56,6 +57,16 @@ from services.core.sysdata import (
 )
 from services.io.config import ConfigError, SystemConnection
 from services.io.connectors.base import Clock, Connector, utc_now
+from services.io.connectors.zendesk_payloads import (
+    ExportPage,
+    OrganizationEnvelope,
+    OrganizationListPage,
+    OrganizationSearchPage,
+    SearchPage,
+    ZdMetricSet,
+    ZdOrganization,
+    ZdTicket,
+)
 from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
 
 log = logging.getLogger(__name__)
@@ -76,82 +87,6 @@ DELETED_STATUS = "deleted"
 
 ORG = "organization"
 TICKET = "ticket"
-
-
-# --------------------------------------------------------------------------------------
-# Vendor payloads (extra fields allowed; required fields and types validated)
-# --------------------------------------------------------------------------------------
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class ZdOrganization(_Model):
-    id: StrictInt
-    name: StrictStr
-    external_id: StrictStr | None = None
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
-    #: custom fields of any type (checkboxes are booleans); ours are checked when mapping
-    organization_fields: dict[str, Any] | None = None
-
-
-class ZdTicket(_Model):
-    id: StrictInt
-    status: StrictStr
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
-    subject: StrictStr | None = None
-    raw_subject: StrictStr | None = None
-    priority: StrictStr | None = None
-    organization_id: StrictInt | None = None
-    #: not part of Zendesk's ticket object; honoured when a proxy or sideload adds it
-    solved_at: AwareDatetime | None = None
-
-
-class ZdMetricSet(_Model):
-    ticket_id: StrictInt
-    solved_at: AwareDatetime | None = None
-
-
-class CursorMeta(_Model):
-    has_more: StrictBool
-    after_cursor: StrictStr | None = None
-
-
-class CursorLinks(_Model):
-    next: StrictStr | None = None
-
-
-class OrganizationListPage(_Model):
-    organizations: list[dict[str, Any]]
-    meta: CursorMeta
-    links: CursorLinks = CursorLinks()
-
-
-class OrganizationSearchPage(_Model):
-    """``GET /organizations/search`` (by external_id): not paginated in practice."""
-
-    organizations: list[dict[str, Any]]
-
-
-class SearchPage(_Model):
-    results: list[dict[str, Any]]
-    count: StrictInt | None = None
-    next_page: StrictStr | None = None
-
-
-class ExportPage(_Model):
-    tickets: list[dict[str, Any]]
-    end_of_stream: StrictBool
-    after_cursor: StrictStr | None = None
-    after_url: StrictStr | None = None
-    metric_sets: list[dict[str, Any]] | None = None
-
-
-class OrganizationEnvelope(_Model):
-    organization: dict[str, Any]
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,557 @@
+"""The Tryton connector's writes (the F5 actions) and the single-record reads they need, on
+top of :class:`~services.io.connectors.tryton_session.TrytonSession`.
+
+Writes: :meth:`TrytonConnector.ensure_party`,
+:meth:`TrytonConnector.ensure_invoice_posted` (idempotent: both look up by code / reference
+first, and again when a create's answer is lost), :meth:`TrytonConnector.acknowledge_warning`,
+:meth:`TrytonConnector.get_invoice`, :meth:`TrytonConnector.get_party`,
+:meth:`TrytonConnector.write_party`, :meth:`TrytonConnector.cancel_invoice` (draft only, idempotent),
+:meth:`TrytonConnector.replace_draft_invoice_lines` (draft only: a posted invoice is never
+edited in place), :meth:`TrytonConnector.credit_invoice` (credit with refund through Tryton's
+*Credit* wizard; idempotent: a credit note is looked up by its origin first and again when the
+answer is lost), :meth:`TrytonConnector.credit_and_repost` (credit, then create and post a
+corrected copy carrying the reference; idempotent end to end),
+:meth:`TrytonConnector.get_subscription` and :meth:`TrytonConnector.write_subscription_terms`
+(absolute values: repeatable).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from services.core.domain import Customer, Invoice, Subscription
+from services.core.errors import (
+    CircuitOpenError,
+    ConnectorError,
+    NotFoundError,
+    ProtocolError,
+    RemoteValidationError,
+    UnavailableError,
+)
+from services.io.config import SystemConnection
+from services.io.connectors.base import Clock, gather_or_cancel, utc_now
+from services.io.connectors.tryton_payloads import (
+    ADDRESS,
+    CONTACT,
+    IDENTIFIER,
+    INVOICE,
+    PARTY,
+    PRODUCT,
+    SERVICE,
+    STAMPS,
+    SUB_LINE,
+    SUBSCRIPTION,
+    _code,
+    _InvoiceHead,
+    _State,
+    _StateParty,
+    map_invoice,
+    map_party,
+    map_subscription,
+)
+from services.io.connectors.tryton_session import BOTH_ACTIVE, TrytonSession
+from services.io.http import ResilientClient
+
+log = logging.getLogger(__name__)
+
+#: what ``account.invoice.on_change(["type", "party"])`` fills in that ``create`` needs
+INVOICE_ONCHANGE_KEEP = ("journal", "account", "payment_term", "invoice_address")
+LINE_ONCHANGE_KEEP = ("unit", "account")
+#: Tryton's "Credit" wizard (``account.invoice.credit``): the RPC route to ``Invoice.credit``
+CREDIT_WIZARD = "account.invoice.credit"
+
+
+def _many2many_ids(value: Any) -> list[int]:
+    """Ids from an on_change answer for a many2many: ``[1, 2]`` or trytond's
+    ``{"add": [[index, {"id": 1, ...}], ...], ...}``."""
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool) and v >= 0]
+    if isinstance(value, dict):
+        out: list[int] = []
+        for item in value.get("add") or []:
+            target = item[1] if isinstance(item, list | tuple) and len(item) == 2 else item
+            rid = target.get("id") if isinstance(target, dict) else target
+            if isinstance(rid, int) and not isinstance(rid, bool) and rid >= 0:
+                out.append(rid)
+        return out
+    return []
+
+
+def _action_res_ids(answer: Any) -> list[int]:
+    """The record ids a wizard's answer opens: ``{"actions": [[action, {"res_id": [ids]}]]}``."""
+    out: list[int] = []
+    actions = answer.get("actions") if isinstance(answer, dict) else None
+    for item in actions if isinstance(actions, list) else []:
+        data = item[1] if isinstance(item, list) and len(item) == 2 else None
+        ids = data.get("res_id") if isinstance(data, dict) else None
+        for rid in ids if isinstance(ids, list) else [ids]:
+            if isinstance(rid, int) and not isinstance(rid, bool):
+                out.append(rid)
+    return out
+
+
+class TrytonWrites(TrytonSession):
+    """The writes half of :class:`~services.io.connectors.tryton.TrytonConnector`: parties,
+    customer invoices (post, cancel, credit, correct) and subscription terms."""
+
+    def __init__(self, conn: SystemConnection, client: ResilientClient, clock: Clock = utc_now) -> None:
+        super().__init__(conn, client, clock)
+        self._currency_ids: dict[str, int] = {}
+        self._product_cache: dict[str, int] = {}
+
+    async def _create_one(self, model: str, values: dict[str, Any],
+                          recover: Callable[[], Awaitable[int | None]]) -> int:
+        """``create`` one record; when the answer is lost (the write may have committed),
+        ``recover()`` looks the record up before giving up."""
+        operation = f"create {model}"
+        try:
+            created = await self.call(model, "create", [values], operation=operation)
+        except UnavailableError as exc:
+            if isinstance(exc, CircuitOpenError):
+                raise
+            log.warning("erp: %s: answer lost (%s); looking the record up", operation, exc.message)
+            try:
+                found = await recover()
+            except ConnectorError:
+                raise exc from None
+            if found is None:
+                raise
+            return found
+        if (not isinstance(created, list) or len(created) != 1 or not isinstance(created[0], int)
+                or isinstance(created[0], bool)):
+            raise ProtocolError(self.system, operation, "create did not answer one id")
+        return created[0]
+
+    async def find_party(self, customer_id: str) -> int | None:
+        """The party carrying ``customer_id`` as its code (active or not)."""
+        found = await self._ids(PARTY, [["code", "=", customer_id], BOTH_ACTIVE], limit=1)
+        return found[0] if found else None
+
+    async def ensure_party(self, customer_id: str, name: str, tax_id: str | None = None,
+                           country_code: str | None = None, email: str | None = None, *,
+                           tax_type: str | None = None) -> int:
+        """The id of the party coded ``customer_id``, created (with its identifier, address and
+        e-mail) when none exists. Idempotent, also when a create's answer was lost."""
+        existing = await self.find_party(customer_id)
+        if existing is not None:
+            return existing
+        values: dict[str, Any] = {"name": name, "code": customer_id}
+        if tax_id:
+            values["identifiers"] = [["create", [{"type": tax_type, "code": tax_id}]]]
+        if country_code:
+            countries = await self._ids("country.country", [["code", "=", country_code.upper()]], limit=1)
+            if not countries:
+                raise RemoteValidationError(self.system, "create party",
+                                            f"the ERP has no country with code {country_code!r}")
+            values["addresses"] = [["create", [{"country": countries[0]}]]]
+        else:  # an invoice needs an address: create one even when the country is unknown
+            values["addresses"] = [["create", [{}]]]
+        if email:
+            values["contact_mechanisms"] = [["create", [{"type": "email", "value": email}]]]
+        return await self._create_one(PARTY, values, lambda: self.find_party(customer_id))
+
+    async def get_party(self, party_id: int) -> Customer:
+        parties = await self.read_ids(PARTY, [party_id], [BOTH_ACTIVE])
+        party = parties.records.get(party_id)
+        if party is None:
+            raise NotFoundError(self.system, "read party", f"party {party_id} does not exist")
+        ident, addr, contacts = await gather_or_cancel(
+            self.read_ids(IDENTIFIER, [party_id], field="party"), self.read_ids(ADDRESS, [party_id], field="party"),
+            self.read_ids(CONTACT, [party_id], field="party"))
+        return map_party(party, ident.records, addr.records, contacts.records)
+
+    async def write_party(self, party_id: int, values: dict[str, Any]) -> Customer:
+        """Write ``values`` on the party (trytond field names; x2many actions allowed) and
+        answer the party as read back."""
+        await self.call(PARTY, "write", [party_id], dict(values), operation="write party")
+        return await self.get_party(party_id)
+
+    async def find_invoice(self, billing_invoice_id: str) -> tuple[int, str] | None:
+        """(id, state) of the first live (not cancelled) customer invoice with this reference."""
+        rows = await self.search_read_all(INVOICE, [["reference", "=", billing_invoice_id],
+                                                    ["type", "=", "out"], ["state", "!=", "cancelled"]],
+                                          fields=["state"], schema=_State, phase="invoice lookup")
+        if not rows.records:
+            return None
+        first = min(rows.records)
+        return first, rows.records[first].state
+
+    async def _invoice_state(self, invoice_id: int) -> str | None:
+        rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]], fields=["state"], schema=_State,
+                                          phase="invoice lookup")
+        found = rows.records.get(invoice_id)
+        return None if found is None else str(found.state)
+
+    async def _currency_id(self, code: str) -> int:
+        code = code.upper()
+        if code not in self._currency_ids:
+            found = await self._ids("currency.currency", [["code", "=", code]], limit=1)
+            if not found:
+                raise RemoteValidationError(self.system, "create invoice", f"the ERP has no currency {code}")
+            self._currency_ids[code] = found[0]
+        return self._currency_ids[code]
+
+    async def _on_change(self, model: str, values: dict[str, Any], fieldnames: list[str]) -> dict[str, Any]:
+        operation = f"on_change {model}"
+        answer = await self.call(model, "on_change", values, fieldnames, operation=operation, safe=True)
+        if isinstance(answer, list) and len(answer) == 1:
+            answer = answer[0]
+        if not isinstance(answer, dict):
+            raise ProtocolError(self.system, operation, "on_change did not answer an object of values")
+        return answer
+
+    async def _product_ids(self, codes: Iterable[str], operation: str) -> dict[str, int]:
+        """Product ids by code (cached: a code names the same product for the session)."""
+        wanted = sorted(set(codes))
+        todo = [c for c in wanted if c not in self._product_cache]
+        if todo:
+            found = await self.search_read_all(PRODUCT, [["code", "in", todo], BOTH_ACTIVE],
+                                               fields=["code", "name", "active", *STAMPS], phase="products")
+            for rec in sorted(found.records.values(), key=lambda r: r.id):
+                if rec.code:
+                    self._product_cache.setdefault(rec.code, rec.id)
+        products = {c: self._product_cache[c] for c in wanted if c in self._product_cache}
+        unknown = [c for c in wanted if c not in products]
+        if unknown:
+            raise RemoteValidationError(self.system, operation,
+                                        f"the ERP has no product with code {', '.join(unknown)}")
+        return products
+
+    async def _line_values(self, party_id: int, currency: int, company: int,
+                           lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
+                           products: dict[str, int]) -> list[dict[str, Any]]:
+        """``account.invoice.line`` values for ``lines`` (product code, quantity, unit price,
+        description), completed by the ERP's on_change (unit, account, taxes)."""
+        per_product: dict[int, dict[str, Any]] = {}
+        created_lines: list[dict[str, Any]] = []
+        for code, quantity, unit_price, description in lines:
+            product = products[code]
+            if product not in per_product:
+                per_product[product] = await self._on_change(
+                    "account.invoice.line",
+                    {"product": product, "type": "line", "invoice_type": "out", "party": party_id,
+                     "currency": currency, "company": company, "quantity": float(quantity)}, ["product"])
+            line_changes = per_product[product]
+            # a real Tryton requires each line's currency and company to be the invoice's
+            line: dict[str, Any] = {"type": "line", "product": product, "description": description,
+                                    "quantity": float(quantity), "unit_price": Decimal(unit_price),
+                                    "currency": currency, "company": company}
+            for key in LINE_ONCHANGE_KEEP:
+                if isinstance(line_changes.get(key), int) and not isinstance(line_changes.get(key), bool):
+                    line[key] = line_changes[key]
+            taxes = _many2many_ids(line_changes.get("taxes"))
+            if taxes:
+                line["taxes"] = [["add", taxes]]
+            created_lines.append(line)
+        return created_lines
+
+    async def _create_invoice(self, billing_invoice_id: str, party_id: int, currency_code: str,
+                              invoice_date: date | None,
+                              lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
+        await self._ensure_session()
+        company = self.company
+        currency = await self._currency_id(currency_code)
+        products = await self._product_ids((line[0] for line in lines), "create invoice")
+        header: dict[str, Any] = {"type": "out", "party": party_id, "company": company, "currency": currency}
+        if invoice_date is not None:
+            header["invoice_date"] = invoice_date
+        changes = await self._on_change(INVOICE, dict(header), ["type", "party"])
+        values: dict[str, Any] = {**header, "reference": billing_invoice_id}
+        for key in INVOICE_ONCHANGE_KEEP:
+            if isinstance(changes.get(key), int) and not isinstance(changes.get(key), bool):
+                values[key] = changes[key]
+        if "journal" not in values or "account" not in values:
+            raise RemoteValidationError(self.system, "create invoice",
+                                        f"the ERP proposes no journal or receivable account for party {party_id}")
+        created_lines = await self._line_values(party_id, currency, company, lines, products)
+        if created_lines:
+            values["lines"] = [["create", created_lines]]
+
+        async def recover() -> int | None:
+            found = await self.find_invoice(billing_invoice_id)
+            return found[0] if found else None
+
+        return await self._create_one(INVOICE, values, recover)
+
+    async def _invoice_button(self, invoice_id: int, button: str, operation: str, done: tuple[str, ...]) -> None:
+        """Press an invoice button. When the answer is lost (the connection dropped after the
+        server may have committed), the invoice is read again: a state in ``done`` means the
+        button took effect, so pressing it is not repeated."""
+        try:
+            await self.call(INVOICE, button, [invoice_id], operation=operation)
+        except UnavailableError as exc:
+            if isinstance(exc, CircuitOpenError):
+                raise
+            try:
+                state = await self._invoice_state(invoice_id)
+            except ConnectorError:
+                raise exc from None
+            if state not in done:
+                raise
+
+    async def post_invoice(self, invoice_id: int) -> None:
+        """Post (number) a draft or validated invoice. A UserWarning surfaces as
+        :class:`RemoteWarning`; acknowledge it with :meth:`acknowledge_warning` and post again."""
+        await self._invoice_button(invoice_id, "post", "post invoice", ("posted", "paid"))
+
+    async def ensure_invoice_posted(self, billing_invoice_id: str, party_id: int, currency_code: str,
+                                    invoice_date: date | None,
+                                    lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
+        """The id of the posted customer invoice whose reference is ``billing_invoice_id``:
+        found (and posted if still a draft) or created from ``lines`` = (product code,
+        quantity, unit price, description) and posted. Idempotent; a warning on posting is
+        raised as :class:`RemoteWarning` and leaves a draft that the next call posts."""
+        existing = await self.find_invoice(billing_invoice_id)
+        if existing is None:
+            invoice_id = await self._create_invoice(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+            state = "draft"
+        else:
+            invoice_id, state = existing
+        if state not in ("posted", "paid"):
+            await self.post_invoice(invoice_id)
+        return invoice_id
+
+    async def acknowledge_warning(self, name: str) -> None:
+        """Tell the ERP the current user accepts warning ``name`` once (``res.user.warning``)."""
+        await self._ensure_session()
+        await self._create_one("res.user.warning", {"user": self.uid, "name": name, "always": False},
+                               self._no_recovery)
+
+    @staticmethod
+    async def _no_recovery() -> int | None:
+        return None
+
+    async def get_invoice(self, invoice_id: int) -> Invoice:
+        rows = await self.read_ids(INVOICE, [invoice_id])
+        inv = rows.records.get(invoice_id)
+        if inv is None:
+            raise NotFoundError(self.system, "read invoice", f"invoice {invoice_id} does not exist")
+        return map_invoice(inv)
+
+    async def invoice_state(self, invoice_id: int) -> str | None:
+        """The invoice's state (``None`` when it does not exist)."""
+        return await self._invoice_state(invoice_id)
+
+    async def cancel_invoice(self, invoice_id: int) -> None:
+        """Cancel a draft or validated invoice (the ``cancel`` button). Idempotent: an
+        invoice already cancelled is left as it is. A posted invoice is refused (the ERP
+        never cancels a posted invoice in place)."""
+        state = await self._invoice_state(invoice_id)
+        if state is None:
+            raise NotFoundError(self.system, "cancel invoice", f"invoice {invoice_id} does not exist")
+        if state == "cancelled":
+            return
+        if state in ("posted", "paid"):
+            raise RemoteValidationError(self.system, "cancel invoice",
+                                        f"invoice {invoice_id} is {state}: a posted invoice is never cancelled in "
+                                        "place (credit it instead)")
+        await self._invoice_button(invoice_id, "cancel", "cancel invoice", ("cancelled",))
+
+    async def _invoice_head(self, invoice_id: int, operation: str) -> _InvoiceHead:
+        rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]],
+                                          fields=["state", "party", "type", "number", "reference"],
+                                          schema=_InvoiceHead, phase="invoice lookup")
+        found = rows.records.get(invoice_id)
+        if found is None:
+            raise NotFoundError(self.system, operation, f"invoice {invoice_id} does not exist")
+        assert isinstance(found, _InvoiceHead)
+        return found
+
+    async def find_credit_notes(self, invoice_id: int, party_id: int | None = None) -> list[tuple[int, str]]:
+        """(id, state) of the live (not cancelled) customer credit notes of invoice
+        ``invoice_id``, oldest first: Tryton's ``origin_invoices`` (a credit note's lines have
+        the credited invoice's lines as their origin). ``party_id`` narrows the search."""
+        domain: list[Any] = [["origin_invoices", "=", invoice_id], ["type", "=", "out"],
+                             ["state", "!=", "cancelled"]]
+        if party_id is not None:
+            domain.append(["party", "=", party_id])
+        rows = await self.search_read_all(INVOICE, domain, fields=["state"], schema=_State,
+                                          phase="credit note lookup")
+        return [(rid, str(rows.records[rid].state)) for rid in sorted(rows.records)]
+
+    async def credit_invoice(self, invoice_id: int, credit_date: date | None = None) -> int | None:
+        """Credit posted customer invoice ``invoice_id`` with refund, as Tryton's *Credit*
+        wizard does (``wizard.account.invoice.credit``; the ``credit`` classmethod is not served
+        over RPC): a credit note (party, accounts, currency, payment term and lines copied, the
+        quantities negated, each line's origin = the credited line, no reference, dated
+        ``credit_date`` or today) is posted and reconciled against the invoice, which ends
+        ``cancelled``. Answers the credit note's id.
+
+        Idempotent: an invoice already credited (cancelled, with a credit note) answers that
+        credit note and credits nothing again; when the wizard's answer is lost, the invoice is
+        read again, and cancelled with a credit note means the credit took effect. An invoice
+        cancelled in place (no credit note: its posting was reversed by a cancel move) answers
+        ``None``. Refused (:class:`RemoteValidationError`): a draft, validated or paid invoice
+        (Tryton refunds only a posted invoice whose payment is not reconciled), and a posted
+        invoice that a live credit note already credits (one made by hand, without refund:
+        finish it in the ERP). A warning while posting the credit note is raised as
+        :class:`RemoteWarning` (nothing committed); acknowledge it and call again."""
+        operation = "credit invoice"
+        return await self._credit(await self._invoice_head(invoice_id, operation), credit_date, operation)
+
+    async def _credit(self, head: _InvoiceHead, credit_date: date | None, operation: str) -> int | None:
+        name = head.number or f"{head.id} [{head.reference or ''}]"
+        if head.type != "out":
+            raise RemoteValidationError(self.system, operation, f"invoice {name} is not a customer invoice")
+        notes = await self.find_credit_notes(head.id, head.party)
+        if head.state == "cancelled":
+            return notes[0][0] if notes else None
+        if head.state != "posted":
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {name} is {head.state}: Tryton credits with refund only a "
+                                        "posted invoice whose payment is not reconciled")
+        if notes:
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {name} is posted, but credit note {notes[0][0]} ({notes[0][1]}) "
+                                        "already credits it: finish or cancel that credit note in the ERP first")
+        active = {"active_model": INVOICE, "active_id": head.id, "active_ids": [head.id]}
+        opened = await self.wizard(CREDIT_WIZARD, "create", operation=operation, context=active)
+        if (not isinstance(opened, list) or not opened or not isinstance(opened[0], int)
+                or isinstance(opened[0], bool)):
+            raise ProtocolError(self.system, operation, "the credit wizard did not answer a session")
+        session = opened[0]
+        start: dict[str, Any] = {"with_refund": True}
+        if credit_date is not None:
+            start["invoice_date"] = credit_date
+        try:
+            answer = await self.wizard(CREDIT_WIZARD, "execute", session, {"start": start}, "credit",
+                                       operation=operation, context=active)
+        except UnavailableError as exc:
+            await self._end_wizard(session, active)
+            if isinstance(exc, CircuitOpenError):
+                raise
+            log.warning("erp: %s: answer lost (%s); reading the invoice again", operation, exc.message)
+            try:
+                state = await self._invoice_state(head.id)
+                notes = await self.find_credit_notes(head.id, head.party)
+            except ConnectorError:
+                raise exc from None
+            if state != "cancelled" or not notes:
+                raise
+            return notes[0][0]
+        except ConnectorError:
+            await self._end_wizard(session, active)
+            raise
+        await self._end_wizard(session, active)
+        created = _action_res_ids(answer)
+        if len(created) == 1:
+            return created[0]
+        notes = await self.find_credit_notes(head.id, head.party)
+        if not notes:
+            raise ProtocolError(self.system, operation, "the credit wizard answered no credit note")
+        return notes[0][0]
+
+    async def _end_wizard(self, session: int, active: dict[str, Any]) -> None:
+        """Delete a wizard session (best effort: an abandoned session is harmless)."""
+        try:
+            await self.wizard(CREDIT_WIZARD, "delete", session, operation="close credit wizard", context=active)
+        except ConnectorError as exc:
+            log.info("erp: credit wizard session %s not closed: %s", session, exc.message)
+
+    async def credit_and_repost(self, invoice_id: int, billing_invoice_id: str, party_id: int, currency_code: str,
+                                invoice_date: date | None,
+                                lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
+                                ) -> tuple[int | None, int]:
+        """Replace posted customer invoice ``invoice_id`` (reference ``billing_invoice_id``):
+        credit it with refund (:meth:`credit_invoice`, dated ``invoice_date``), then create and
+        post a corrected copy from ``lines`` in ``currency_code`` for ``party_id``, with the
+        billing invoice id as its reference (:meth:`ensure_invoice_posted`). Answers (credit
+        note id, corrected copy id).
+
+        Idempotent end to end: each step looks up first (the credit note by its origin, the copy
+        by reference: the credited invoice is cancelled, so the live invoice carrying the
+        reference is the copy) and again when an answer is lost; a re-run after a crash between
+        the steps only posts the copy. Refused before anything is written when the invoice does
+        not carry ``billing_invoice_id`` or another live invoice carries it too (a duplicate)."""
+        operation = "credit and repost"
+        head = await self._invoice_head(invoice_id, operation)
+        if _code(head.reference) != billing_invoice_id:
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {head.number or invoice_id} carries reference {head.reference!r}, "
+                                        f"not {billing_invoice_id!r}")
+        if head.state == "posted":
+            others = [i for i in await self._ids(INVOICE, [["reference", "=", billing_invoice_id], ["type", "=", "out"],
+                                                           ["state", "!=", "cancelled"]]) if i != invoice_id]
+            if others:
+                raise RemoteValidationError(self.system, operation,
+                                            f"invoice {others[0]} carries {billing_invoice_id} too: resolve the "
+                                            "duplicate before crediting")
+        credit_note = await self._credit(head, invoice_date, "credit invoice")
+        corrected = await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+        if corrected == invoice_id:  # unreachable: a credited invoice is cancelled, never live
+            raise RemoteValidationError(self.system, operation, f"invoice {invoice_id} is still live after its credit")
+        return credit_note, corrected
+
+    async def replace_draft_invoice_lines(self, invoice_id: int, currency_code: str,
+                                          lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> None:
+        """Set a draft (or validated) invoice's currency and replace its lines with ``lines``
+        (product code, quantity, unit price, description). A posted invoice is never edited
+        in place: refused with :class:`RemoteValidationError`. Repeating the call gives the
+        same invoice (the lines are replaced, not added)."""
+        operation = "correct invoice"
+        rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]], fields=["state", "party"],
+                                          schema=_StateParty, phase="invoice lookup")
+        found = rows.records.get(invoice_id)
+        if found is None:
+            raise NotFoundError(self.system, operation, f"invoice {invoice_id} does not exist")
+        if found.state not in ("draft", "validated"):
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {invoice_id} is {found.state}: a posted invoice is never edited "
+                                        "in place")
+        await self._ensure_session()
+        company = self.company
+        currency = await self._currency_id(currency_code)
+        products = await self._product_ids((line[0] for line in lines), operation)
+        new_lines = await self._line_values(found.party, currency, company, lines, products)
+        old = await self._ids("account.invoice.line", [["invoice", "=", invoice_id]])
+        actions: list[Any] = []
+        if old:
+            actions.append(["delete", old])
+        if new_lines:
+            actions.append(["create", new_lines])
+        await self.call(INVOICE, "write", [invoice_id], {"currency": currency, "lines": actions},
+                        operation=operation)
+
+    async def get_subscription(self, subscription_id: int) -> Subscription:
+        subs = await self.read_ids(SUBSCRIPTION, [subscription_id])
+        sub = subs.records.get(subscription_id)
+        if sub is None:
+            raise NotFoundError(self.system, "read subscription", f"subscription {subscription_id} does not exist")
+        lines = await self.read_ids(SUB_LINE, sub.lines)
+        services = await self.read_ids(SERVICE, {line.service for line in lines.records.values()})
+        return map_subscription(sub, lines.records, services.records)
+
+    async def write_subscription_terms(self, subscription_id: int, *, plan_key: str | None = None,
+                                       quantity: int | None = None,
+                                       next_invoice_date: date | None = None) -> Subscription:
+        """Write billing's terms on the ERP subscription: the first line's service (the
+        subscription service of the product coded ``plan_key``) and quantity, and the next
+        invoice date. Writes are absolute values, so repeating the call is harmless. Answers
+        the subscription as read back."""
+        operation = "write subscription"
+        subs = await self.read_ids(SUBSCRIPTION, [subscription_id])
+        sub = subs.records.get(subscription_id)
+        if sub is None:
+            raise NotFoundError(self.system, operation, f"subscription {subscription_id} does not exist")
+        line_values: dict[str, Any] = {}
+        if plan_key is not None:
+            services = await self.search_read_all(SERVICE, [["product.code", "=", plan_key]], phase="services")
+            if not services.records:
+                raise RemoteValidationError(self.system, operation,
+                                            f"the ERP has no subscription service for product {plan_key!r}")
+            line_values["service"] = min(services.records)
+        if quantity is not None:
+            line_values["quantity"] = float(quantity)
+        if line_values:
+            if not sub.lines:
+                raise RemoteValidationError(self.system, operation,
+                                            f"subscription {subscription_id} has no line to write")
+            await self.call(SUB_LINE, "write", [sub.lines[0]], line_values, operation=operation)
+        if next_invoice_date is not None:
+            await self.call(SUBSCRIPTION, "write", [subscription_id], {"next_invoice_date": next_invoice_date},
+                            operation=operation)
+        return await self.get_subscription(subscription_id)
