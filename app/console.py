@@ -30,15 +30,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from app.demo import RunningDemo, start_demo
 from app.runtime import collect_when_idle, tune_interpreter, tune_loop
 from app.sources import open_storage
-from services.actions.service import (
-    PENDING_STATUSES,
-    ActionKind,
-    ActionRequest,
-    ActionService,
-    Operator,
-    PermissionDenied,
-    Role,
-)
+from services.actions.model import PENDING_STATUSES, ActionKind, ActionRequest, Operator, PermissionDenied, Role
+from services.actions.service import ActionService
 from services.core.domain import System
 from services.core.redaction import register_secret
 from services.engine import Engine, RefreshMode

@@ -35,18 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from app.headless import CommandError, _run, add_source_options, open_source, refresh_or_fail
-from services.actions.service import (
+from services.actions.model import (
     RULE_ACTIONS,
     ActionKind,
     ActionRequest,
     ActionResult,
-    ActionService,
     ActionStatus,
     BulkProgress,
     Operator,
     Plan,
     Role,
 )
+from services.actions.service import ActionService
 from services.core.domain import SyncException
 from services.store.audit import AuditLog
 from services.store.home import audit_path

@@ -27,7 +27,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from services.actions.service import ActionKind, ActionRequest, ActionService, ActionStatus
+from services.actions.model import ActionKind, ActionRequest, ActionStatus
+from services.actions.service import ActionService
 from services.core.domain import System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.actions.service import ActionService, Operator, Role
+from services.actions.model import Operator, Role
+from services.actions.service import ActionService
 from services.core.domain import SyncException, System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import DroppedConnection, FaultConfig

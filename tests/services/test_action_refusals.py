@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from services.actions.service import (
+from services.actions.model import (
     ActionConflict,
     ActionKind,
     ActionRequest,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from services.actions.service import ActionStatus
+from services.actions.model import ActionStatus
 from services.core.domain import System
 from tests.services.actions_rig import FINANCE, Hold, RequestLog, Rig, live_count, make_rig, rpc
 
@@ -42,7 +42,8 @@ DYING_CONSOLE = """
 import asyncio, json, sys, time
 from datetime import UTC, datetime
 from pathlib import Path
-from services.actions.service import ActionKind, ActionRequest, ActionService, Operator, Role
+from services.actions.model import ActionKind, ActionRequest, Operator, Role
+from services.actions.service import ActionService
 from services.store.audit import AuditLog
 from services.io.config import load_profile
 from services.core.domain import System

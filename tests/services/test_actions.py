@@ -15,14 +15,8 @@ from typing import Any
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.actions.service import (
-    ActionConflict,
-    ActionKind,
-    ActionRequest,
-    ActionStatus,
-    PermissionDenied,
-    exception_fingerprint,
-)
+from services.actions.accepted import exception_fingerprint
+from services.actions.model import ActionConflict, ActionKind, ActionRequest, ActionStatus, PermissionDenied
 from services.core.domain import SyncException, System
 from services.engine import RefreshMode
 from services.io.connectors.tryton import TrytonConnector
@@ -323,7 +317,7 @@ async def test_credit_repost_twice_writes_once(credit_rig: Rig) -> None:
 
 
 def _work(rig: Rig, action_id: str) -> Any:
-    from services.actions.service import _work_from_row
+    from services.actions.outbox import _work_from_row
 
     return _work_from_row(rig.service._row(action_id))
 

@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from services.actions.service import ActionKind, ActionRequest, ActionService, ActionStatus, BulkProgress
+from services.actions.model import ActionKind, ActionRequest, ActionStatus, BulkProgress
+from services.actions.service import ActionService
 from services.core.domain import System
 from services.demo.store import DemoCredentials
 from services.engine import Engine, RefreshMode

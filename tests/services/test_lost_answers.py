@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from services.actions.service import ActionKind, ActionRequest, ActionResult, ActionStatus, Operator, Plan
+from services.actions.model import ActionKind, ActionRequest, ActionResult, ActionStatus, Operator, Plan
+from services.actions.steps import UpdateCustomer
 from services.core.domain import SyncException, System
 from services.engine import RefreshMode
 from tests.services.actions_rig import FINANCE, SUPPORT, DropAnswers, Match, RequestLog, Rig, http, make_rig
@@ -173,7 +174,7 @@ async def test_billing_customer_update_with_a_lost_answer_is_replayed_not_repeat
         billing = rig.env.dataset.billing
         customers, events = len(billing.customers), len(billing.events)
         plan, result = await fix(rig, FINANCE, exc, ActionKind.PUSH)
-        assert [s["op"] for s in plan.steps] == ["billing.update_customer"]
+        assert [s.op for s in plan.steps] == ["billing.update_customer"]
         await assert_done_once(rig, plan, result, drop)
         key = f"{plan.idempotency_key}-0"
         posts = log.matching(UPDATE_CUSTOMER)
@@ -187,7 +188,9 @@ async def test_billing_customer_update_with_a_lost_answer_is_replayed_not_repeat
         assert [(e.type, e.object_id, e.idempotency_key) for e in new_events] == [("customer.updated", cid, key)]
         assert len(billing.customers) == customers
         party = next(s.values for s in exc.sides if s.system is System.ERP)
-        written = plan.steps[0]["fields"]
+        step = plan.steps[0]
+        assert isinstance(step, UpdateCustomer)
+        written = step.fields
         customer = billing.customers[cid]
         for name, value in written.items():
             assert value == party[name]

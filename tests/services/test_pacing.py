@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from services.actions.service import ActionKind, ActionRequest, ActionService, ActionStatus, Operator, Role
+from services.actions.model import ActionKind, ActionRequest, ActionStatus, Operator, Role
+from services.actions.service import ActionService
 from services.core.domain import System
 from services.demo.environment import DEFAULT_RATE_LIMITS, DemoEnvironment, DemoOptions, wait_until_answering
 from services.demo.faults import CONTROL_PREFIX, FaultConfig

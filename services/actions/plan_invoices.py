@@ -1,0 +1,306 @@
+"""Planning the invoice fixes (the ERP holds the invoice; billing owns its content).
+
+- ``invoice.missing_in_erp`` → RETRY: create + post the ERP invoice from the billing invoice
+  (party by code, currency, lines = plan key → ERP product code, quantity, unit price; a line
+  whose amount is not quantity × a unit price in the currency's precision is sent as 1 × the
+  amount). The invoice date is the billing finalization date, unless the ERP's strict invoice
+  sequence already holds a later posted invoice (Tryton refuses to number an invoice dated
+  before the latest one): then the late posting is dated today and the preview says so. The
+  operator may choose the date (``value={"invoice_date": "YYYY-MM-DD"}``). A Tryton warning
+  (e.g. due date in the past) is never acknowledged silently: the action fails with the
+  warning's text and name; re-running with ``value={"acknowledge_warning": name}``
+  acknowledges it (audited) and posts the draft left by the first attempt.
+- ``invoice.amount_mismatch`` → CORRECT a *draft* ERP invoice: its currency and lines are
+  replaced by billing's (or by ``value={"currency": …, "lines": [...]}``). A posted invoice is
+  never edited in place (CORRECT is refused): CREDIT_REPOST it (finance role only; a reason is
+  required) — the ERP credits it with refund through Tryton's *Credit* wizard (a credit note
+  copying it with negated lines is posted and reconciled, the invoice ends ``cancelled``), then a
+  corrected copy with billing's lines and currency and the billing invoice id as reference is
+  created and posted (:meth:`TrytonConnector.credit_and_repost`). Both are dated today, or the
+  latest posted invoice's date when the ERP's strict sequence is already later
+  (``value={"invoice_date": …}`` chooses); a warning is handled as for RETRY. Idempotent end to
+  end: the credit note is looked up by its origin and the copy by reference before each create,
+  and again when an answer is lost, so a repeat, a lost answer or a crash between the steps
+  never credits or posts twice. Verify re-reads the three invoices: the credited one (cancelled)
+  and the credit note (no billing copy: the connector maps it without reference) drop out of the
+  invoice rules, and the exception closes only when the corrected copy agrees with billing.
+  Refused in preflight: a draft (correct it), a paid ERP invoice (Tryton refunds only an unpaid
+  posted one), a voided billing invoice, a duplicate. FLAG for review and ACCEPT stay available.
+- ``invoice.duplicate_in_erp`` → CANCEL the extra draft copies (the ``cancel`` button; one
+  copy is kept: the posted one, else the oldest; ``value={"invoice": id}`` picks the copy to
+  cancel). When every extra copy is posted: refused, FLAG it.
+- ``invoice.payment_state``, ``invoice.orphan_in_erp`` → FLAG for review or ACCEPT
+  (:mod:`services.actions.plan`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from services.actions.model import Role
+from services.actions.plan_builder import _PlanBuilderCore, _ref_id, _Refuse
+from services.actions.roles import _credit_refusal, _posted_explanation
+from services.actions.steps import CancelInvoice, CreditRepost, PostInvoice, ReplaceLines, StepLine
+from services.core.domain import Invoice, InvoiceStatus, System
+from services.io.connectors.stripe_payloads import currency_exponent
+
+
+class _InvoicePlans(_PlanBuilderCore):
+    """RETRY, CORRECT, CREDIT_REPOST and CANCEL of invoices."""
+
+    def acknowledge_warning(self) -> str | None:
+        """``value={"acknowledge_warning": name}``: the step acknowledges that ERP warning once
+        (audited, previewed as its own call); the name for the step's ``acknowledge``."""
+        ack = self.value.get("acknowledge_warning")
+        if not ack:
+            return None
+        self.notes.append(f"acknowledges the ERP warning {ack} once (audited)")
+        self.rpc_call("model.res.user.warning.create", [[{"name": str(ack), "always": False}]],
+                      "acknowledge the ERP's warning once")
+        return str(ack)
+
+    def latest_posted_date(self) -> date | None:
+        """The newest invoice date among the ERP's posted or paid invoices: its strict invoice
+        sequence refuses anything dated earlier."""
+        return max((i.invoice_date for i in self.e.invoices.values()
+                    if i.invoice_date and i.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)), default=None)
+
+    def chosen_invoice_date(self) -> date | None:
+        """The operator's ``value={"invoice_date": "YYYY-MM-DD"}``, if given."""
+        if not self.value.get("invoice_date"):
+            return None
+        try:
+            return date.fromisoformat(str(self.value["invoice_date"]))
+        except ValueError:
+            raise _Refuse("date", f"invoice_date {self.value['invoice_date']!r} is not a date") from None
+
+    def billing_lines(self, inv: Any) -> list[StepLine]:
+        exp = currency_exponent(inv.total.currency.lower())
+        quantum = Decimal(1).scaleb(-exp)
+        lines: list[StepLine] = []
+        total = Decimal(0)
+        erp_keys = {p.key for p in self.e.plans.values()}
+        for line in inv.lines:
+            if not line.plan_key:
+                raise _Refuse("product", f"line {line.description!r} has no plan: it cannot map to an ERP product")
+            if erp_keys and line.plan_key not in erp_keys:
+                raise _Refuse("product", f"plan {line.plan_key!r} has no ERP product with that code")
+            amount = line.amount.amount
+            total += amount
+            qty = line.quantity
+            try:
+                unit = (amount / qty).quantize(quantum) if qty else None
+            except (InvalidOperation, ZeroDivisionError):
+                unit = None
+            if unit is not None and unit * qty == amount:
+                lines.append((line.plan_key, str(qty), str(unit), line.description))
+            else:
+                lines.append((line.plan_key, "1", str(amount), line.description))
+        if not erp_keys:
+            self.notes.append("the ERP's products are not in the snapshot: plan keys are checked by the ERP")
+        if total != inv.total.amount:
+            raise _Refuse("lines", f"billing's lines add up to {total} but the invoice total is {inv.total.amount} "
+                                   f"{inv.total.currency}: post it by hand")
+        self.ok("product", f"{len(lines)} line(s); every plan maps to an ERP product")
+        return lines
+
+    def check_currency(self, currency: str) -> None:
+        known = {i.total.currency for i in self.e.invoices.values()}
+        if known and currency not in known:
+            raise _Refuse("currency", f"the ERP holds no invoice in {currency}: the currency may not be set up")
+        self.ok("currency", f"{currency} is known to the ERP")
+
+    def retry_invoice(self) -> None:
+        iid = self.exc.object_id
+        inv = self.b.invoices.get(iid)
+        if inv is None:
+            raise _Refuse("source", f"billing invoice {iid} is not in the snapshot: refresh first")
+        party = self.party(inv.customer_id)
+        if self.idx.erp_invoices(iid):
+            raise _Refuse("target", f"the ERP already holds an invoice for {iid}: refresh")
+        currency = inv.total.currency
+        self.check_currency(currency)
+        lines = self.billing_lines(inv)
+        finalized = (inv.finalized_at or inv.created)
+        latest = self.latest_posted_date()
+        chosen = self.chosen_invoice_date()
+        if chosen is not None:
+            inv_date = chosen
+            self.notes.append(f"invoice date chosen by the operator: {inv_date}")
+        else:
+            inv_date = finalized.astimezone(UTC).date() if finalized else self.clock().date()
+            if latest is not None and inv_date < latest:
+                today = self.engine.clock().astimezone(UTC).date()
+                self.notes.append(f"billing finalized it on {inv_date}, but the ERP's strict invoice sequence already "
+                                  f"has a posted invoice dated {latest}: the late posting is dated {today}")
+                inv_date = max(today, latest)
+        self.ok("date", f"invoice date {inv_date}")
+        ack = self.acknowledge_warning()
+        self.steps = [PostInvoice(iid, int(party.ref.id), currency, inv_date.isoformat(), tuple(lines), ack)]
+        self.post_calls(iid, int(party.ref.id), currency, inv_date, lines)
+        self.before = {"billing": {"invoice": iid, "number": inv.number, "total": str(inv.total.amount),
+                                   "currency": currency, "status": inv.status.value}, "erp": None}
+        self.expected_after = {"erp": {"reference": iid, "state": "posted", "total": str(inv.total.amount),
+                                       "currency": currency, "invoice_date": inv_date.isoformat()}}
+
+    def post_calls(self, iid: str, party_id: int, currency: str, inv_date: date,
+                   lines: list[StepLine]) -> None:
+        """The calls of :meth:`TrytonConnector.ensure_invoice_posted`."""
+        self.rpc_call("model.account.invoice.search_read", [[["reference", "=", iid], ["type", "=", "out"],
+                                                             ["state", "!=", "cancelled"]]],
+                      "look the invoice up by reference first (idempotency): an existing one is posted, not "
+                      "created again")
+        self.rpc_call("model.account.invoice.create", [[{
+            "type": "out", "party": party_id, "reference": iid, "currency": currency,
+            "invoice_date": inv_date.isoformat(),
+            "lines": [["create", [{"product": code, "quantity": qty, "unit_price": unit, "description": desc}
+                                  for code, qty, unit, desc in lines]]]}]],
+            "create the draft (journal, receivable account, payment term, units and taxes as the ERP's "
+            "on_change proposes them)")
+        self.rpc_call("model.account.invoice.post", [["<new invoice id>"]], "post (numbers the invoice)")
+
+    def erp_invoice_side(self) -> tuple[Any, Any]:
+        side = next((s for s in self.exc.sides if s.system is System.ERP and s.ref is not None), None)
+        if side is None or side.ref is None:
+            raise _Refuse("target", "the exception names no ERP invoice")
+        inv = self.e.invoices.get(side.ref.id)
+        if inv is None:
+            raise _Refuse("target", f"ERP invoice {side.ref.id} is not in the snapshot: refresh first")
+        return side, inv
+
+    def correct_invoice(self) -> None:
+        self.need_reason("a correction")
+        _, erp_inv = self.erp_invoice_side()
+        if erp_inv.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VALIDATED):
+            raise _Refuse("posted", _posted_explanation(erp_inv.number or erp_inv.ref.id, erp_inv.status.value))
+        self.ok("posted", f"ERP invoice {erp_inv.ref.id} is {erp_inv.status.value}: it may be corrected")
+        binv = self.b.invoices.get(self.exc.object_id)
+        if binv is None:
+            raise _Refuse("source", f"billing invoice {self.exc.object_id} is not in the snapshot")
+        currency = str(self.value.get("currency") or binv.total.currency).upper()
+        self.check_currency(currency)
+        if self.value.get("lines"):
+            lines = [(str(ln["plan_key"]), str(ln["quantity"]), str(ln["unit_price"]),
+                      str(ln.get("description") or ln["plan_key"])) for ln in self.value["lines"]]
+            self.notes.append("lines chosen by the operator")
+        else:
+            lines = self.billing_lines(binv)
+        self.steps = [ReplaceLines(int(erp_inv.ref.id), currency, tuple(lines))]
+        self.rpc_call("model.account.invoice.write", [[int(erp_inv.ref.id)], {
+            "currency": currency, "lines": [["delete", ["<current lines>"]], ["create", [
+                {"product": c, "quantity": q, "unit_price": u, "description": d} for c, q, u, d in lines]]]}],
+            "replace the draft's lines with billing's (the owner of the invoice's content)")
+        total = sum((Decimal(q) * Decimal(u) for _, q, u, _ in lines), Decimal(0))
+        self.before = {"erp": {"invoice": erp_inv.ref.id, "state": erp_inv.status.value,
+                               "total": str(erp_inv.total.amount), "currency": erp_inv.total.currency}}
+        self.expected_after = {"erp": {"invoice": erp_inv.ref.id, "total": str(total), "currency": currency}}
+
+    def credit_repost(self) -> None:
+        """Credit a posted ERP invoice with refund and post a corrected copy (module docstring)."""
+        self.need_reason("a credit + repost")
+        if self.operator.role is not Role.FINANCE:
+            raise _Refuse("role", "a credit + repost of a posted invoice is for the finance role only")
+        _, erp_inv = self.erp_invoice_side()
+        number = erp_inv.number or erp_inv.ref.id
+        refusal = _credit_refusal(number, erp_inv.status.value)
+        if refusal is not None:
+            raise _Refuse("posted", refusal)
+        self.ok("posted", f"ERP invoice {number} is posted: it is credited with refund (a credit note cancels it), "
+                          "then a corrected copy is posted")
+        iid = self.exc.object_id
+        live = [i.ref.id for i in self.idx.erp_invoices(iid)]
+        if live != [erp_inv.ref.id]:
+            raise _Refuse("target", f"{len(live)} live ERP invoices carry {iid}: refresh, or resolve the duplicate "
+                                    "first")
+        binv = self.b.invoices.get(iid)
+        if binv is None:
+            raise _Refuse("source", f"billing invoice {iid} is not in the snapshot: refresh first")
+        if binv.status is InvoiceStatus.VOID:
+            raise _Refuse("source", f"billing voided {iid}: there is nothing to repost — flag it for review")
+        party = self.party(binv.customer_id)
+        currency = binv.total.currency
+        self.check_currency(currency)
+        lines = self.billing_lines(binv)
+        today = self.engine.clock().astimezone(UTC).date()
+        latest = self.latest_posted_date()
+        chosen = self.chosen_invoice_date()
+        if chosen is not None:
+            inv_date = chosen
+            if latest is not None and inv_date < latest:
+                raise _Refuse("date", f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
+                                      f"the credit note and the copy cannot be dated {inv_date}")
+            self.notes.append(f"date chosen by the operator: {inv_date}")
+        else:
+            inv_date = max(today, latest) if latest is not None else today
+            if inv_date != today:
+                self.notes.append(f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
+                                  f"dated {inv_date}, not today")
+        self.ok("date", f"the credit note and the corrected copy are dated {inv_date}")
+        invoice_id, party_id = int(erp_inv.ref.id), int(party.ref.id)
+        ack = self.acknowledge_warning()
+        self.steps = [CreditRepost(invoice_id, iid, party_id, currency, inv_date.isoformat(), tuple(lines), ack)]
+        active = {"active_model": "account.invoice", "active_id": invoice_id, "active_ids": [invoice_id]}
+        self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
+                                                            ["state", "party", "type", "number", "reference"]],
+                      f"read the invoice: still posted and carrying {iid} (a credited invoice is cancelled: it is "
+                      "not credited again)")
+        self.rpc_call("model.account.invoice.search", [[["reference", "=", iid], ["type", "=", "out"],
+                                                        ["state", "!=", "cancelled"]]],
+                      f"no other live invoice carries {iid} (a duplicate is refused)")
+        lookup = [["origin_invoices", "=", invoice_id], ["type", "=", "out"], ["state", "!=", "cancelled"],
+                  ["party", "=", "<its party>"]]
+        self.rpc_call("model.account.invoice.search_read", [lookup, 0, None, [["id", "ASC"]], ["state"]],
+                      "look for a credit note of it first (idempotency): its lines' origins are the invoice's lines")
+        self.rpc_call("wizard.account.invoice.credit.create", [active], "open the ERP's Credit wizard on the invoice")
+        self.rpc_call("wizard.account.invoice.credit.execute",
+                      ["<wizard session>", {"start": {"with_refund": True, "invoice_date": inv_date.isoformat()}},
+                       "credit", active],
+                      "credit with refund: a credit note copying the invoice with negated lines is posted and "
+                      "reconciled with it; the invoice ends cancelled (a lost answer: the invoice is read again)")
+        self.rpc_call("wizard.account.invoice.credit.delete", ["<wizard session>", active], "close the wizard session")
+        self.post_calls(iid, party_id, currency, inv_date, lines)
+        self.notes.append("the corrected copy carries billing's lines and currency (billing owns the invoice's "
+                          "content) and the billing invoice id as reference")
+        self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),
+                                   "currency": currency, "status": binv.status.value},
+                       "erp": {"invoice": erp_inv.ref.id, "number": erp_inv.number, "state": erp_inv.status.value,
+                               "total": str(erp_inv.total.amount), "currency": erp_inv.total.currency}}
+        self.expected_after = {"erp": {
+            "credited": {"invoice": erp_inv.ref.id, "state": "cancelled"},
+            "credit_note": {"total": str(-erp_inv.total.amount), "currency": erp_inv.total.currency,
+                            "invoice_date": inv_date.isoformat()},
+            "corrected": {"reference": iid, "state": "posted", "total": str(binv.total.amount), "currency": currency,
+                          "invoice_date": inv_date.isoformat()}}}
+
+    def cancel_duplicate(self) -> None:
+        copies: list[tuple[Any, Invoice]] = []
+        for side in self.exc.sides:
+            found = self.e.invoices.get(side.ref.id) if side.system is System.ERP and side.ref is not None else None
+            if found is not None:
+                copies.append((side, found))
+        if len(copies) < 2:
+            raise _Refuse("target", "fewer than two ERP copies in the snapshot: refresh first")
+        if self.value.get("invoice"):
+            wanted = _ref_id(self.value["invoice"])
+            chosen = [i for _, i in copies if i.ref.id == wanted]
+            if not chosen:
+                raise _Refuse("target", f"ERP invoice {wanted} is not one of the copies")
+        else:
+            posted = [i for _, i in copies if i.status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)]
+            keep = posted[0] if posted else min((i for _, i in copies), key=lambda i: int(i.ref.id))
+            chosen = [i for _, i in copies if i is not keep]
+        posted_chosen = [i for i in chosen if i.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VALIDATED)]
+        if posted_chosen:
+            raise _Refuse("posted", f"ERP invoice {posted_chosen[0].number or posted_chosen[0].ref.id} is "
+                                    f"{posted_chosen[0].status.value}: a posted invoice is never cancelled in place; "
+                                    "flag it for review")
+        self.ok("posted", f"cancelling {len(chosen)} draft cop{'y' if len(chosen) == 1 else 'ies'}")
+        for inv in chosen:
+            self.steps.append(CancelInvoice(int(inv.ref.id)))
+            self.rpc_call("model.account.invoice.cancel", [[int(inv.ref.id)]], f"cancel draft copy {inv.ref.id}")
+        self.before = {"erp": [{"invoice": i.ref.id, "state": i.status.value, "number": i.number}
+                               for _, i in copies]}
+        self.expected_after = {"erp": [{"invoice": i.ref.id, "state": "cancelled"} for i in chosen]}
+

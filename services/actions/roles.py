@@ -1,0 +1,103 @@
+"""Who may act on what (pure; the service and the console's fast widget tests share it).
+
+Roles: ``finance`` acts on finance-owned rules, ``support`` on support-owned ones, ``auditor``
+never acts (plans show a failed ``role`` check; execute/bulk/replay/cancel raise
+:class:`~services.actions.model.PermissionDenied`). ``retry_failed`` and ``cancel_pending`` refuse
+another team's action too, whose owner comes from the outbox row's rule when the local snapshot
+does not know the exception. Every audit entry carries the operator's name and role.
+
+Besides the role, some refusals follow from the exception alone, whoever acts
+(:func:`static_refusal`): a posted invoice is never edited in place, a paid one is not credited,
+a duplicate whose copies are all posted is not cancelled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.actions.model import ROLE_TEAM, RULE_ACTIONS, ActionKind, Check, Operator, PermissionDenied, Role
+from services.core.domain import SyncException, System, Team
+
+
+def auditor_refusal(operator: Operator) -> str:
+    """Why an auditor's act is refused (a plan's failed ``role`` check, :class:`PermissionDenied`)."""
+    return f"{operator.name} is an auditor: auditors read, verify and export; they never act"
+
+
+def require_actor(operator: Operator) -> None:
+    """Raise :class:`PermissionDenied` when ``operator`` may not act at all (an auditor)."""
+    if operator.role is Role.AUDITOR:
+        raise PermissionDenied(auditor_refusal(operator))
+
+
+def role_check(exc: SyncException, operator: Operator) -> Check:
+    """The ``role`` preflight check: may ``operator`` act on ``exc`` (its owning team)?"""
+    if operator.role is Role.AUDITOR:
+        return Check("role", False, auditor_refusal(operator))
+    team = ROLE_TEAM[operator.role]
+    if exc.owner is not team:
+        return Check("role", False, f"{exc.rule} is owned by {exc.owner.value}; the {operator.role.value} role "
+                                    "cannot act on it")
+    return Check("role", True, f"{operator.name} ({operator.role.value}) may act on {exc.owner.value} exceptions")
+
+
+def static_refusal(exc: SyncException, kind: ActionKind) -> str | None:
+    """Why ``kind`` is refused for ``exc`` whoever acts, from the exception alone (a posted
+    invoice is never edited in place, …); ``None`` when nothing in it forbids the action."""
+    erp_sides = [s for s in exc.sides if s.system is System.ERP and s.ref is not None]
+    if exc.rule == "invoice.amount_mismatch" and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
+        state = str(erp_sides[0].values.get("state")) if erp_sides else ""
+        number = (erp_sides[0].values.get("number") or erp_sides[0].ref) if erp_sides else "?"
+        if kind is ActionKind.CORRECT and state in ("posted", "paid"):
+            return _posted_explanation(number, state)
+        if kind is ActionKind.CREDIT_REPOST and erp_sides:
+            return _credit_refusal(number, state)
+    if exc.rule == "invoice.duplicate_in_erp" and kind is ActionKind.CANCEL:
+        drafts = [s for s in erp_sides if s.values.get("state") in ("draft", "validated")]
+        if not drafts:
+            return "every copy is posted: a posted invoice is never cancelled in place; flag it for review"
+    return None
+
+
+def action_verdict(exc: SyncException, kind: ActionKind, operator: Operator) -> tuple[ActionKind, bool, str]:
+    """(kind, may ``operator`` run it on ``exc``, why not): the role check first, then the
+    refusals the exception itself implies."""
+    role = role_check(exc, operator)
+    if not role.ok:
+        return kind, False, role.detail
+    why = static_refusal(exc, kind)
+    return kind, why is None, why or ""
+
+
+def allowed_actions_for(exc: SyncException, operator: Operator) -> list[tuple[ActionKind, bool, str]]:
+    """:meth:`ActionService.allowed_actions` for ``operator``: a verdict per fix the rule offers."""
+    return [action_verdict(exc, kind, operator) for kind in RULE_ACTIONS.get(exc.rule, ())]
+
+
+def _role_team(role: str) -> Team | None:
+    """The team of an outbox row's role (``None``: not a team role)."""
+    try:
+        return ROLE_TEAM.get(Role(role))
+    except ValueError:
+        return None
+
+
+def _posted_explanation(number: Any, state: str) -> str:
+    if state == "paid":
+        return (f"ERP invoice {number} is paid: a posted invoice is never edited in place, and the ERP credits with "
+                "refund only an unpaid one — flag it for review")
+    return (f"ERP invoice {number} is {state}: a posted invoice is never edited in place; credit + repost it "
+            "instead (a credit note cancels it and a corrected copy is posted; finance)")
+
+
+def _credit_refusal(number: Any, state: str) -> str | None:
+    """Why a credit + repost of an ERP invoice in ``state`` is refused (``None``: posted, allowed)."""
+    if state == "posted":
+        return None
+    if state in ("draft", "validated"):
+        return (f"ERP invoice {number} is {state}: it is not posted, so it is corrected in place (correct), not "
+                "credited")
+    if state == "paid":
+        return (f"ERP invoice {number} is paid: the ERP credits with refund only a posted invoice whose payment is "
+                "not reconciled — undo the payment's reconciliation in the ERP first, or flag it for review")
+    return f"ERP invoice {number} is {state}: there is nothing to credit"

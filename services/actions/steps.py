@@ -1,0 +1,426 @@
+"""The action steps: what an action writes, one frozen dataclass per kind, and their stored form.
+
+A plan (:mod:`services.actions.plan`) builds typed steps; the outbox
+(:mod:`services.actions.outbox`) stores them as JSON (:meth:`Step.to_json`, the dict format of
+every earlier version, read back by :func:`step_from_json`), and
+:mod:`services.actions.execute` runs them in order, each through its handler
+(:data:`services.actions.step_handlers.HANDLERS`).
+
+The local steps (:class:`AcceptDifference`, :class:`FlagForReview`) send nothing: the service
+records them when it finishes the action.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Self, TypeAlias
+
+from services.core.domain import System
+from services.core.errors import SyncDeskError
+
+#: a JSON value as the outbox stores it
+Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | None
+JsonObject: TypeAlias = dict[str, Json]
+#: an invoice line as a step carries it: (ERP product code, quantity, unit price, description), as text
+StepLine: TypeAlias = tuple[str, str, str, str]
+
+
+class StepFormatError(SyncDeskError):
+    """A stored step that cannot be read: an unknown ``op`` or a missing / mistyped field."""
+
+
+class Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: :class:`WriteSubscription`: the field is left as the ERP has it (absent from the JSON)
+KEEP = Keep.KEEP
+
+
+class _Fields:
+    """Typed reads of one stored step's fields; a wrong one is a :class:`StepFormatError`."""
+
+    def __init__(self, op: str, raw: Mapping[str, Json]) -> None:
+        self.op = op
+        self.raw = raw
+
+    def _bad(self, key: str, want: str) -> StepFormatError:
+        got = "missing" if key not in self.raw else f"{self.raw[key]!r}"
+        return StepFormatError(f"action step {self.op}: {key} is {got}, not {want}")
+
+    def has(self, key: str) -> bool:
+        return key in self.raw
+
+    def text(self, key: str) -> str:
+        value = self.raw.get(key)
+        if not isinstance(value, str):
+            raise self._bad(key, "a text")
+        return value
+
+    def opt_text(self, key: str) -> str | None:
+        return None if self.raw.get(key) is None else self.text(key)
+
+    def number(self, key: str) -> int:
+        """An id: an integer, or its text (``int(...)`` as the steps always read them)."""
+        value = self.raw.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self._bad(key, "an integer")
+        try:
+            return int(value)
+        except ValueError:
+            raise self._bad(key, "an integer") from None
+
+    def opt_number(self, key: str) -> int | None:
+        return None if self.raw.get(key) is None else self.number(key)
+
+    def obj(self, key: str) -> JsonObject:
+        value = self.raw.get(key)
+        if not isinstance(value, dict):
+            raise self._bad(key, "an object")
+        return dict(value)
+
+    def lines(self, key: str) -> tuple[StepLine, ...]:
+        value = self.raw.get(key)
+        if not isinstance(value, list):
+            raise self._bad(key, "a list of lines")
+        out: list[StepLine] = []
+        for line in value:
+            if not (isinstance(line, list) and len(line) == 4 and all(isinstance(v, str) for v in line)):
+                raise self._bad(key, "a list of [product, quantity, unit price, description] texts")
+            code, qty, unit, desc = (str(v) for v in line)
+            out.append((code, qty, unit, desc))
+        return tuple(out)
+
+
+def _lines_json(lines: Iterable[StepLine]) -> list[Json]:
+    return [list(line) for line in lines]
+
+
+# --------------------------------------------------------------------------------------
+# The step kinds
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One write of an action, in the order the plan lists them."""
+
+    #: the stored name of the kind (``"erp.post_invoice"``)
+    op: ClassVar[str]
+    #: the system written to (``None``: a local record, nothing is sent)
+    system: ClassVar[System | None]
+
+    def to_json(self) -> JsonObject:
+        """The stored form (the outbox payload's ``steps``): ``op``, ``system`` and the fields."""
+        return {"op": self.op, "system": self.system.value if self.system else None, **self._fields()}
+
+    def _fields(self) -> JsonObject:
+        return {}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PostInvoice(Step):
+    """invoice.missing_in_erp RETRY: create + post the ERP invoice for a billing invoice."""
+
+    op = "erp.post_invoice"
+    system = System.ERP
+    billing_invoice_id: str
+    party_id: int
+    currency: str
+    invoice_date: str | None  # ISO date; ``None``: the connector dates it
+    lines: tuple[StepLine, ...]
+    #: an ERP warning to acknowledge once before posting
+    acknowledge: str | None = None
+
+    def _fields(self) -> JsonObject:
+        out: JsonObject = {"billing_invoice_id": self.billing_invoice_id, "party_id": self.party_id,
+                           "currency": self.currency}
+        if self.invoice_date is not None:
+            out["invoice_date"] = self.invoice_date
+        out["lines"] = _lines_json(self.lines)
+        if self.acknowledge is not None:
+            out["acknowledge"] = self.acknowledge
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
+                   f.opt_text("invoice_date"), f.lines("lines"), f.opt_text("acknowledge"))
+
+
+@dataclass(frozen=True)
+class EnsureParty(Step):
+    """customer.unmapped_erp CREATE: the ERP party coded with the customer id (looked up first)."""
+
+    op = "erp.ensure_party"
+    system = System.ERP
+    customer_id: str
+    name: str
+    tax_id: str | None
+    country: str | None
+    email: str | None
+
+    def _fields(self) -> JsonObject:
+        return {"customer_id": self.customer_id, "name": self.name, "tax_id": self.tax_id, "country": self.country,
+                "email": self.email}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.text("customer_id"), f.text("name"), f.opt_text("tax_id"), f.opt_text("country"),
+                   f.opt_text("email"))
+
+
+@dataclass(frozen=True)
+class LinkParty(Step):
+    """customer.unmapped_erp LINK: an unlinked party's code becomes the customer id."""
+
+    op = "erp.link_party"
+    system = System.ERP
+    party_id: int
+    customer_id: str
+
+    def _fields(self) -> JsonObject:
+        return {"party_id": self.party_id, "customer_id": self.customer_id}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("party_id"), f.text("customer_id"))
+
+
+@dataclass(frozen=True)
+class ReplaceLines(Step):
+    """invoice.amount_mismatch CORRECT: a draft ERP invoice's currency and lines, replaced."""
+
+    op = "erp.replace_lines"
+    system = System.ERP
+    invoice_id: int
+    currency: str
+    lines: tuple[StepLine, ...]
+
+    def _fields(self) -> JsonObject:
+        return {"invoice_id": self.invoice_id, "currency": self.currency, "lines": _lines_json(self.lines)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("invoice_id"), f.text("currency"), f.lines("lines"))
+
+
+@dataclass(frozen=True)
+class CreditRepost(Step):
+    """invoice.amount_mismatch CREDIT_REPOST: credit a posted invoice with refund, post a corrected copy."""
+
+    op = "erp.credit_repost"
+    system = System.ERP
+    invoice_id: int
+    billing_invoice_id: str
+    party_id: int
+    currency: str
+    invoice_date: str  # ISO date of the credit note and the copy
+    lines: tuple[StepLine, ...]
+    acknowledge: str | None = None
+
+    def _fields(self) -> JsonObject:
+        out: JsonObject = {"invoice_id": self.invoice_id, "billing_invoice_id": self.billing_invoice_id,
+                           "party_id": self.party_id, "currency": self.currency, "invoice_date": self.invoice_date,
+                           "lines": _lines_json(self.lines)}
+        if self.acknowledge is not None:
+            out["acknowledge"] = self.acknowledge
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("invoice_id"), f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
+                   f.text("invoice_date"), f.lines("lines"), f.opt_text("acknowledge"))
+
+
+@dataclass(frozen=True)
+class CancelInvoice(Step):
+    """invoice.duplicate_in_erp CANCEL: one extra draft copy."""
+
+    op = "erp.cancel_invoice"
+    system = System.ERP
+    invoice_id: int
+
+    def _fields(self) -> JsonObject:
+        return {"invoice_id": self.invoice_id}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("invoice_id"))
+
+
+@dataclass(frozen=True)
+class WriteSubscription(Step):
+    """subscription.terms_mismatch PUSH: billing's plan, quantity and period end on the ERP
+    subscription; only what differs is written (:data:`KEEP` / ``None``: left as it is)."""
+
+    op = "erp.write_subscription"
+    system = System.ERP
+    subscription_id: int
+    plan_key: str | Keep | None = KEEP
+    quantity: int | None = None
+    next_invoice_date: str | None = None  # ISO date
+
+    def _fields(self) -> JsonObject:
+        out: JsonObject = {"subscription_id": self.subscription_id}
+        if self.plan_key is not KEEP:
+            out["plan_key"] = self.plan_key
+        if self.quantity is not None:
+            out["quantity"] = self.quantity
+        if self.next_invoice_date is not None:
+            out["next_invoice_date"] = self.next_invoice_date
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("subscription_id"), f.opt_text("plan_key") if f.has("plan_key") else KEEP,
+                   f.opt_number("quantity"), f.opt_text("next_invoice_date"))
+
+
+@dataclass(frozen=True)
+class UpdateCustomer(Step):
+    """customer.master_drift PUSH / CORRECT: fields of billing's customer (canonical names:
+    ``name``, ``tax_id``, ``country``), with the action's Idempotency-Key."""
+
+    op = "billing.update_customer"
+    system = System.BILLING
+    customer_id: str
+    fields: JsonObject
+
+    def _fields(self) -> JsonObject:
+        return {"customer_id": self.customer_id, "fields": dict(self.fields)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.text("customer_id"), f.obj("fields"))
+
+
+@dataclass(frozen=True)
+class CreateOrg(Step):
+    """customer.unmapped_support CREATE: the organization (looked up by external id first)."""
+
+    op = "support.create_org"
+    system = System.SUPPORT
+    name: str
+    external_id: str
+    #: organization fields to set (the support tier billing's plan grants), may be empty
+    fields: JsonObject
+
+    def _fields(self) -> JsonObject:
+        return {"name": self.name, "external_id": self.external_id, "fields": dict(self.fields)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.text("name"), f.text("external_id"), f.obj("fields") if f.raw.get("fields") else {})
+
+
+@dataclass(frozen=True)
+class LinkOrg(Step):
+    """customer.unmapped_support LINK: PUT the candidate organization's external id."""
+
+    op = "support.link_org"
+    system = System.SUPPORT
+    org_id: int
+    external_id: str
+
+    def _fields(self) -> JsonObject:
+        return {"org_id": self.org_id, "external_id": self.external_id}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("org_id"), f.text("external_id"))
+
+
+@dataclass(frozen=True)
+class UpdateOrg(Step):
+    """customer.master_drift PUSH / CORRECT: the organization's own values (its name)."""
+
+    op = "support.update_org"
+    system = System.SUPPORT
+    org_id: int
+    values: JsonObject
+
+    def _fields(self) -> JsonObject:
+        return {"org_id": self.org_id, "values": dict(self.values)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("org_id"), f.obj("values"))
+
+
+@dataclass(frozen=True)
+class SetOrgFields(Step):
+    """entitlement.* PUSH / REVOKE: the organization's fields (``support_tier``; ``None`` revokes)."""
+
+    op = "support.set_fields"
+    system = System.SUPPORT
+    org_id: int
+    fields: JsonObject
+
+    def _fields(self) -> JsonObject:
+        return {"org_id": self.org_id, "fields": dict(self.fields)}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("org_id"), f.obj("fields"))
+
+
+@dataclass(frozen=True)
+class AcceptDifference(Step):
+    """ACCEPT (every rule): a local record; the service stores the acceptance when it finishes."""
+
+    op = "local.accept"
+    system = None
+    #: the exception's fingerprint (:func:`services.actions.accepted.exception_fingerprint`)
+    fingerprint: str
+    expires_at: str  # ISO date/time
+
+    def _fields(self) -> JsonObject:
+        return {"fingerprint": self.fingerprint, "expires_at": self.expires_at}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.text("fingerprint"), f.text("expires_at"))
+
+
+@dataclass(frozen=True)
+class FlagForReview(Step):
+    """FLAG: an audited local record for review; nothing is sent, the exception stays open."""
+
+    op = "local.flag"
+    system = None
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls()
+
+
+#: every step kind by its stored ``op``
+STEP_TYPES: dict[str, type[Step]] = {cls.op: cls for cls in (
+    PostInvoice, EnsureParty, LinkParty, ReplaceLines, CreditRepost, CancelInvoice, WriteSubscription,
+    UpdateCustomer, CreateOrg, LinkOrg, UpdateOrg, SetOrgFields, AcceptDifference, FlagForReview)}
+
+
+def step_from_json(raw: Mapping[str, Json]) -> Step:
+    """A stored step (:meth:`Step.to_json` of this or an earlier version) as its typed kind;
+    :class:`StepFormatError` for an unknown ``op`` or a missing / mistyped field."""
+    op = raw.get("op")
+    kind = STEP_TYPES.get(op) if isinstance(op, str) else None
+    if kind is None:
+        raise StepFormatError(f"unknown action step {op!r}")
+    return kind.from_fields(_Fields(kind.op, raw))
+
+
+def step_systems(steps: Iterable[Step]) -> list[System]:
+    """The remote systems ``steps`` write to, first written first."""
+    out: list[System] = []
+    for step in steps:
+        if step.system is not None and step.system not in out:
+            out.append(step.system)
+    return out
