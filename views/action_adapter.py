@@ -22,17 +22,17 @@ from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
-from services.actions.service import (
+from services.actions.model import (
     ActionKind,
     ActionRequest,
     ActionResult,
-    ActionService,
     BulkProgress,
     BulkResult,
     Operator,
     OutboxItem,
     Plan,
 )
+from services.actions.service import ActionService
 from services.core.domain import SyncException
 from services.core.redaction import redact
 from services.runner import InlineLoop, Runner, post_to

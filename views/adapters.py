@@ -89,6 +89,9 @@ class ConsoleState:
     #: search and sort over ``rows``, prepared for the customer table's sort key off the UI
     #: thread (sorting 100,000 rows and joining their search texts take ~0.1 s)
     row_filter: RowFilter | None = None
+    #: the engine's configured ownership (``engine.config.ownership``: field -> system of record),
+    #: the one the action service enforces; the views show each exception's owner from it
+    ownership: dict[str, System] = field(default_factory=dict)
 
     def timeline(self, customer_id: str) -> Timeline | None:
         if self.timelines is None:
@@ -212,6 +215,7 @@ class EngineAdapter(QObject):
         snapshot = engine.snapshot() if source is None else source
         exceptions = await engine.open_exceptions()
         now = engine.clock()
+        ownership = dict(engine.config.ownership)
 
         def build() -> tuple[ConsoleState, str | None]:
             ages: dict[System, datetime | None] = {}
@@ -233,7 +237,8 @@ class EngineAdapter(QObject):
             # encoded here, before the views get the state: encoding while the UI thread paints
             # it would compete with every one of the paint's calls into Python for the GIL
             stored = encode_rows(rows) if complete and store_overview else None
-            return ConsoleState(rows, exceptions, now, timelines, ages, errors, complete, row_filter), stored
+            return ConsoleState(rows, exceptions, now, timelines, ages, errors, complete, row_filter,
+                                ownership), stored
 
         state, stored = await run_cpu(build)
         if stored is not None:

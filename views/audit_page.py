@@ -17,9 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QDate,
-    QModelIndex,
     QObject,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
@@ -42,24 +40,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.actions.service import ActionKind
+from services.actions.model import ActionKind
 from services.core.domain import System
 from services.core.redaction import redact
 from services.store.audit import AuditEntry, AuditFilter, VerifyResult
 from views.action_adapter import AUDIT_PAGE_LIMIT, ActionAdapter
-from views.actions_ui import STATUS_COLORS, Banner, kind_title, mono_font, pretty_json
-from views.exceptions import plain_tooltip
-from views.widgets import (
-    PENDING_COLOR,
-    SYSTEM_TITLES,
-    EmptyState,
-    RowsTableModel,
-    dot_icon,
-    plain_label,
-    set_muted,
-    setup_readonly_table,
-    system_icon,
-)
+from views.actions.wording import kind_title
+from views.widgets.banner import Banner
+from views.widgets.icons import PENDING_COLOR, STATUS_COLORS, dot_icon, system_icon
+from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
+from views.widgets.text import SYSTEM_TITLES, mono_font, plain_label, pretty_json, set_muted
 
 OUTCOMES = ("pending", "queued", "succeeded", "failed", "refused", "cancelled")
 SEQ_ROLE = Qt.ItemDataRole.UserRole
@@ -131,14 +121,14 @@ def entry_detail(entry: AuditEntry) -> str:
     return redact("\n".join(lines))
 
 
-class AuditModel(RowsTableModel):
+class AuditModel(RowsTableModel[AuditEntry]):
     """Audit entries, newest first as loaded (plain data; tested with qtmodeltester)."""
 
     HEADERS = AUDIT_HEADERS
+    RIGHT_ALIGNED = frozenset({AuditColumn.SEQ})
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[AuditEntry] = []
         self._row_of: dict[int, int] = {}
 
     def set_entries(self, entries: Sequence[AuditEntry]) -> None:
@@ -151,39 +141,13 @@ class AuditModel(RowsTableModel):
         return list(self._rows)
 
     def entry_at(self, row: int) -> AuditEntry | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_item(row)
 
     def row_of(self, seq: int) -> int | None:
         return self._row_of.get(seq)
 
-    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        entry = self._rows[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(entry, col)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            text = self._display(entry, col)
-            if col == AuditColumn.ACTION:
-                text = f"action {entry.action_id}"
-            return plain_tooltip(text) if text else None
-        if role == Qt.ItemDataRole.DecorationRole:
-            if col == AuditColumn.OUTCOME:
-                return dot_icon(STATUS_COLORS.get(entry.outcome, PENDING_COLOR), hollow=entry.phase == "intent")
-            if col == AuditColumn.SYSTEM and entry.target_system in {s.value for s in System}:
-                return system_icon(System(entry.target_system))
-            return None
-        if role == Qt.ItemDataRole.ForegroundRole and col == AuditColumn.ERROR and entry.error:
-            return QColor(STATUS_COLORS["failed"])
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == AuditColumn.SEQ:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == SEQ_ROLE:
-            return entry.seq
-        return None
-
-    @staticmethod
-    def _display(entry: AuditEntry, col: int) -> str:
+    # -- cells -------------------------------------------------------------------------------
+    def display(self, entry: AuditEntry, col: int) -> str:
         if col == AuditColumn.SEQ:
             return str(entry.seq)
         if col == AuditColumn.TIME:
@@ -206,6 +170,24 @@ class AuditModel(RowsTableModel):
         if col == AuditColumn.REQUEST:
             return redact(request_summary(entry))
         return redact(entry.error or "").replace("\n", " ")
+
+    def tooltip(self, entry: AuditEntry, col: int) -> str | None:
+        text = f"action {entry.action_id}" if col == AuditColumn.ACTION else self.display(entry, col)
+        return text or None
+
+    def decoration(self, entry: AuditEntry, col: int) -> Any:
+        if col == AuditColumn.OUTCOME:
+            return dot_icon(STATUS_COLORS.get(entry.outcome, PENDING_COLOR), hollow=entry.phase == "intent")
+        if col == AuditColumn.SYSTEM and entry.target_system in {s.value for s in System}:
+            return system_icon(System(entry.target_system))
+        return None
+
+    def role_data(self, entry: AuditEntry, col: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.ForegroundRole and col == AuditColumn.ERROR and entry.error:
+            return QColor(STATUS_COLORS["failed"])
+        if role == SEQ_ROLE:
+            return entry.seq
+        return None
 
 
 class _OptionalDate(QWidget):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeAlias
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -43,25 +43,20 @@ from PySide6.QtWidgets import (
 from services.core.domain import EventKind, Severity, SyncException, System
 from services.core.overview import SEVERITY_RANK, CustomerRow
 from services.core.timeline import Timeline, TimelineEntry, human_duration
-from views.widgets import (
+from views.widgets.icons import (
     LATE_COLOR,
     MISSING_COLOR,
     OK_COLOR,
     PENDING_COLOR,
     SEVERITY_COLORS,
     SYSTEM_COLORS,
-    SYSTEM_TITLES,
-    EmptyState,
-    RowsTableModel,
     dot_icon,
-    plain_label,
-    set_muted,
     severity_icon,
     system_icon,
     unlinked_icon,
 )
-
-ModelIndex: TypeAlias = QModelIndex | QPersistentModelIndex
+from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
+from views.widgets.text import SYSTEM_TITLES, plain_label, set_muted
 
 FIX_TOOLTIP = "Fixing arrives with actions ([F5])"
 STATUS_COLORS: dict[str, str] = {"ok": OK_COLOR, "late": LATE_COLOR, "missing": MISSING_COLOR,
@@ -130,7 +125,7 @@ def _lag_text(lag: timedelta | None) -> str:
     return ("−" if lag < timedelta(0) else "+") + human_duration(lag)
 
 
-class TimelineModel(RowsTableModel):
+class TimelineModel(RowsTableModel[TimelineEntry]):
     """One customer's timeline entries (real and synthetic) in the chosen order."""
 
     HEADERS = TIMELINE_COLUMNS
@@ -138,7 +133,6 @@ class TimelineModel(RowsTableModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._timeline: Timeline | None = None
-        self._rows: list[TimelineEntry] = []
         self._synthetic: set[int] = set()
         self._group_color: dict[str, str] = {}
         self._group_size: dict[str, int] = {}
@@ -225,24 +219,17 @@ class TimelineModel(RowsTableModel):
     def group_color(self, group: str | None) -> str | None:
         return self._group_color.get(group) if group else None
 
-    # -- Qt model API ----------------------------------------------------------------------
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        e = self._rows[index.row()]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(e, col)
-        if role == Qt.ItemDataRole.DecorationRole:
-            if col == T_SYSTEM:
-                return system_icon(e.event.system)
-            if col == T_STATUS:
-                return dot_icon(STATUS_COLORS[e.status], hollow=e.status in ("missing", "pending"))
-            if col == T_EVENT:
-                return _square_icon(self.group_color(e.group))
-            return None
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(e, col)
+    # -- cells -----------------------------------------------------------------------------
+    def decoration(self, e: TimelineEntry, col: int) -> Any:
+        if col == T_SYSTEM:
+            return system_icon(e.event.system)
+        if col == T_STATUS:
+            return dot_icon(STATUS_COLORS[e.status], hollow=e.status in ("missing", "pending"))
+        if col == T_EVENT:
+            return _square_icon(self.group_color(e.group))
+        return None
+
+    def role_data(self, e: TimelineEntry, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.FontRole:
             if self.is_synthetic(e) or (col == T_STATUS and e.status != "ok"):
                 font = QFont()
@@ -268,7 +255,7 @@ class TimelineModel(RowsTableModel):
             return e.group
         return None
 
-    def _display(self, e: TimelineEntry, col: int) -> str:
+    def display(self, e: TimelineEntry, col: int) -> str:
         ev = e.event
         if col == T_WHEN:
             return f"{ev.at:%Y-%m-%d %H:%M}"
@@ -292,7 +279,7 @@ class TimelineModel(RowsTableModel):
             return ids[0] if len(ids) == 1 else f"{ids[0]} +{len(ids) - 1}"
         return ""
 
-    def _tooltip(self, e: TimelineEntry, col: int) -> str:
+    def tooltip(self, e: TimelineEntry, col: int) -> str | None:
         ev = e.event
         lines = [ev.summary]
         if col == T_WHEN:
@@ -396,7 +383,7 @@ class SideBySideTable(QTableWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
 
-#: (action, allowed, why not) per fix of an exception, e.g. ``views.actions_ui.fix_policy(adapter)``
+#: (action, allowed, why not) per fix of an exception, e.g. ``views.actions.permissions.fix_policy(adapter)``
 FixPolicy: TypeAlias = Callable[[SyncException], Sequence[tuple[str, bool, str]]]
 
 
@@ -616,23 +603,15 @@ class CustomerPage(QWidget):
 
     def _setup_timeline_view(self) -> None:
         v = self.timeline_view
-        v.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        v.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        v.setWordWrap(False)
+        # no alternating rows: the model tints the rows of a correlation group, late and missing ones
+        setup_readonly_table(v, stretch=T_SUMMARY, alternating=False,
+                             widths=dict(zip(range(len(TIMELINE_COLUMNS)), (125, 85, 220, 85, 80, 400, 180),
+                                             strict=True)),
+                             selection=QAbstractItemView.SelectionMode.SingleSelection)
         v.setShowGrid(False)
         v.setTabKeyNavigation(False)
-        v.setTextElideMode(Qt.TextElideMode.ElideRight)
-        vh = v.verticalHeader()
-        vh.setVisible(False)
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(v.fontMetrics().height() + 10)
-        hh = v.horizontalHeader()
-        hh.setHighlightSections(False)
-        hh.setStretchLastSection(False)
-        for col, width in zip(range(len(TIMELINE_COLUMNS)), (125, 85, 220, 85, 80, 400, 180), strict=True):
-            hh.resizeSection(col, width)
-        hh.setSectionResizeMode(T_SUMMARY, QHeaderView.ResizeMode.Stretch)
+        v.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        v.horizontalHeader().setHighlightSections(False)
         v.selectionModel().currentRowChanged.connect(self._on_current)
 
     # -- public API --------------------------------------------------------------------------

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QItemSelectionModel,
     QModelIndex,
-    QPersistentModelIndex,
     Qt,
     QTimer,
     Signal,
@@ -40,21 +38,17 @@ from PySide6.QtWidgets import (
 
 from services.core.domain import Severity, System
 from services.core.overview import CustomerRow, Health, RowFilter
-from views.widgets import (
+from views.widgets.icons import (
     LATE_COLOR,
     MISSING_COLOR,
     OK_COLOR,
-    ROW_FLAGS,
-    SYSTEM_TITLES,
-    EmptyState,
     dot_icon,
-    plain_label,
     severity_icon,
     system_icon,
     unlinked_icon,
 )
-
-ModelIndex: TypeAlias = QModelIndex | QPersistentModelIndex
+from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
+from views.widgets.text import SYSTEM_TITLES, plain_label
 
 HEALTH_COLORS: dict[Health, str] = {Health.OK: OK_COLOR, Health.ATTENTION: LATE_COLOR,
                                     Health.CRITICAL: MISSING_COLOR}
@@ -85,7 +79,7 @@ COLUMNS: tuple[Column, ...] = (
  COL_HEALTH) = range(len(COLUMNS))
 
 
-class CustomersModel(QAbstractTableModel):
+class CustomersModel(RowsTableModel[CustomerRow]):
     """Read-only table over ``rows``, showing only the row indices of the current view.
 
     ``sort()`` (a header click) does not sort here: it emits ``sort_requested(key, descending)``
@@ -93,10 +87,11 @@ class CustomersModel(QAbstractTableModel):
     """
 
     sort_requested = Signal(str, bool)
+    HEADERS = tuple(c.title for c in COLUMNS)
+    RIGHT_ALIGNED = frozenset({COL_EXC})
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[CustomerRow] = []
         self._view: list[int] = []
         self._row_index: dict[str, int] | None = None  # customer id -> index in rows (lazy, per set_rows)
 
@@ -141,45 +136,23 @@ class CustomersModel(QAbstractTableModel):
             return None
 
     # -- Qt model API ----------------------------------------------------------------------
-    def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._view)
+    def record_count(self) -> int:
+        return len(self._view)
 
-    def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
+    def record(self, row: int) -> CustomerRow:
+        return self._rows[self._view[row]]
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation is Qt.Orientation.Horizontal and 0 <= section < len(COLUMNS):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return COLUMNS[section].title
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return f"Sort by {COLUMNS[section].title.lower()}"
-        return None
+    def header_tooltip(self, section: int) -> str | None:
+        return f"Sort by {COLUMNS[section].title.lower()}"
 
-    def flags(self, index: ModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return ROW_FLAGS
-
-    def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._view):
-            return None
-        r = self._rows[self._view[index.row()]]
-        col = index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(r, col)
+    def role_data(self, r: CustomerRow, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.UserRole:
             return r.customer_id
-        if role == Qt.ItemDataRole.DecorationRole:
-            return self._decoration(r, col)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(r, col)
         if role == Qt.ItemDataRole.ForegroundRole:
             if (col == COL_ERP and r.erp_party is None and System.ERP not in r.unknown) or (
                     col == COL_SUPPORT and r.support_org is None and System.SUPPORT not in r.unknown):
                 return QColor(MISSING_COLOR)
             return None
-        if role == Qt.ItemDataRole.TextAlignmentRole and col == COL_EXC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
@@ -187,8 +160,7 @@ class CustomersModel(QAbstractTableModel):
             self.sort_requested.emit(COLUMNS[column].sort_key, order == Qt.SortOrder.DescendingOrder)
 
     # -- cells -----------------------------------------------------------------------------
-    @staticmethod
-    def _display(r: CustomerRow, col: int) -> str:
+    def display(self, r: CustomerRow, col: int) -> str:
         if col == COL_ID:
             return r.customer_id
         if col == COL_NAME:
@@ -213,8 +185,7 @@ class CustomersModel(QAbstractTableModel):
             return r.health.value
         return ""
 
-    @staticmethod
-    def _decoration(r: CustomerRow, col: int) -> Any:
+    def decoration(self, r: CustomerRow, col: int) -> Any:
         if col == COL_ERP:
             if System.ERP in r.unknown:
                 return None
@@ -231,8 +202,7 @@ class CustomersModel(QAbstractTableModel):
             return severity_icon(r.worst)
         return None
 
-    @staticmethod
-    def _tooltip(r: CustomerRow, col: int) -> str:
+    def tooltip(self, r: CustomerRow, col: int) -> str | None:
         if col in (COL_ERP, COL_SUPPORT) and (System.ERP if col == COL_ERP else System.SUPPORT) in r.unknown:
             return "No data from this system yet: whether the customer is linked there is unknown"
         if col == COL_ERP:
@@ -357,27 +327,17 @@ class CustomersPage(QWidget):
 
     def _setup_table(self) -> None:
         t = self.table
-        t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        t.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        t.setAlternatingRowColors(True)
-        t.setWordWrap(False)
-        t.setTextElideMode(Qt.TextElideMode.ElideRight)
+        setup_readonly_table(t, stretch=None, widths={i: col.width for i, col in enumerate(COLUMNS)},
+                             selection=QAbstractItemView.SelectionMode.SingleSelection)
         t.setShowGrid(False)
         t.setTabKeyNavigation(False)
         t.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         t.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        vh = t.verticalHeader()
-        vh.setVisible(False)
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # uniform row heights: no per-row measuring
-        vh.setDefaultSectionSize(t.fontMetrics().height() + 10)
+        # uniform row heights: no per-row measuring
+        t.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         hh = t.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        hh.setStretchLastSection(True)
         hh.setHighlightSections(False)
         hh.setSortIndicatorShown(True)
-        for i, col in enumerate(COLUMNS):
-            hh.resizeSection(i, col.width)
         hh.setSortIndicator(COL_NAME, Qt.SortOrder.AscendingOrder)
         t.setSortingEnabled(True)
 

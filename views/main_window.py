@@ -32,18 +32,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from services.actions.service import ActionKind
+from services.actions.model import ActionKind
 from services.core.domain import SyncException, System
 from services.io.config import Profile
 from services.io.health import Health, HealthResult
 from views.action_adapter import ActionAdapter
-from views.actions_ui import FixLauncher, OperatorWidget, PendingActionsPage, fix_policy
-from views.adapters import ConsoleState
+from views.actions.launcher import FixLauncher
+from views.actions.operator import OperatorWidget
+from views.actions.pending import PendingActionsPage
+from views.actions.permissions import fix_policy
+from views.adapters import ConsoleState, HealthAdapter
 from views.audit_page import AuditPage
 from views.customer_view import CustomerPage
 from views.customers import CustomersPage
-from views.exceptions import ExceptionsPage
-from views.widgets import EmptyState, dot_icon, plain_label, set_muted
+from views.exceptions.page import ExceptionsPage
+from views.widgets.icons import dot_icon
+from views.widgets.tables import EmptyState
+from views.widgets.text import SYSTEM_TITLES, plain_label, set_muted
 
 HEALTH_COLORS: dict[Health, str] = {
     Health.OK: "#2e9d5b",
@@ -51,10 +56,10 @@ HEALTH_COLORS: dict[Health, str] = {
     Health.DOWN: "#d0453b",
     Health.NOT_CONFIGURED: "#8a8f98",
 }
-SYSTEM_TITLES = {System.BILLING: "Billing", System.ERP: "ERP", System.SUPPORT: "Support"}
 
 
-def human_age(seconds: float) -> str:
+def ago_text(seconds: float) -> str:
+    """How long ago, for the snapshot's age: ``"just now"``, ``"42 s ago"``, ``"5 min ago"`` …"""
     if seconds < 90:
         return "just now" if seconds < 10 else f"{int(seconds)} s ago"
     minutes = seconds / 60
@@ -314,7 +319,7 @@ class MainWindow(QMainWindow):
     def attach_actions(self, actions: ActionAdapter) -> None:
         """Connect the action service: operator switch, fix buttons, bulk, pending, audit."""
         self.action_adapter = actions
-        self.launcher = FixLauncher(actions, self)
+        self.launcher = FixLauncher(actions, self, ownership=self.state.ownership if self.state is not None else None)
         self.operator_widget = OperatorWidget(actions.operator)
         self.operator_widget.setToolTip("Who acts, and in which role; recorded with every audit entry")
         spacer = QWidget()
@@ -415,6 +420,10 @@ class MainWindow(QMainWindow):
     def set_state(self, state: ConsoleState) -> None:
         """Show a new snapshot in place: selections, filters and scroll positions are kept."""
         self.state = state
+        # the owner shown is the engine's configured one (the ownership the action service enforces)
+        self.exceptions_page.set_ownership(state.ownership)
+        if self.launcher is not None:
+            self.launcher.set_ownership(state.ownership)
         self.customers_page.set_loading(False)
         self.exceptions_page.set_loading(False)
         self.customers_page.set_rows(state.rows, state.row_filter)  # prepared with the rows (adapters)
@@ -433,7 +442,7 @@ class MainWindow(QMainWindow):
         now = datetime.now(UTC)
         parts = []
         for system, at in self.state.ages.items():
-            parts.append(f"{SYSTEM_TITLES[system]} {human_age((now - at).total_seconds()) if at else 'never'}")
+            parts.append(f"{SYSTEM_TITLES[system]} {ago_text((now - at).total_seconds()) if at else 'never'}")
         self.age_label.setText("Snapshot: " + ", ".join(parts))
 
     def set_source(self, text: str) -> None:
@@ -465,8 +474,8 @@ class MainWindow(QMainWindow):
         self.full_refresh_action.setEnabled(True)
         self._update_age()
 
-    def attach_health(self, adapter: object) -> None:
-        adapter.checked.connect(self.on_health)  # type: ignore[attr-defined]
+    def attach_health(self, adapter: HealthAdapter) -> None:
+        adapter.checked.connect(self.on_health)
 
     def on_health(self, system_value: str, result: HealthResult) -> None:
         light = self.lights[System(system_value)]

@@ -13,16 +13,11 @@ from PySide6.QtWidgets import QApplication, QComboBox
 from pytestqt.qtbot import QtBot
 
 from services.core.domain import RULES, ExternalRef, Severity, Side, SyncException, System, Team
-from views.exceptions import (
-    FIX_DISABLED_TIP,
-    ID_ROLE,
-    SORT_ROLE,
-    Column,
-    ExceptionsModel,
-    ExceptionsPage,
-    human_age,
-)
-from views.widgets import severity_icon
+from views.exceptions.detail import FIX_DISABLED_TIP
+from views.exceptions.model import ID_ROLE, SORT_ROLE, Column, ExceptionsModel
+from views.exceptions.page import ExceptionsPage
+from views.widgets.icons import severity_icon
+from views.widgets.text import human_age
 
 pytestmark = pytest.mark.gui
 
@@ -484,7 +479,7 @@ def test_qtmodeltester(qtmodeltester: object, excs: list[SyncException]) -> None
 
 
 def test_qtmodeltester_live_changes(qtmodeltester: object, excs: list[SyncException]) -> None:
-    from views.exceptions import ExceptionFilter
+    from views.exceptions.model import ExceptionFilter
 
     model = ExceptionsModel()
     qtmodeltester.check(model, force_py=True)  # type: ignore[attr-defined]

@@ -38,18 +38,10 @@ from PySide6.QtWidgets import QApplication, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.console import ConsoleSession, _replay_after, close_console, compose, default_operator
-from services.actions.service import (
-    PENDING_STATUSES,
-    ActionKind,
-    ActionRequest,
-    ActionService,
-    ActionStatus,
-    Operator,
-    OutboxItem,
-    Role,
-    auditor_refusal,
-    role_check,
-)
+from services.actions.model import PENDING_STATUSES, ActionKind, ActionRequest, ActionStatus, Operator, OutboxItem, Role
+from services.actions.roles import auditor_refusal, role_check
+from services.actions.service import ActionService
+from services.actions.steps import SetOrgFields
 from services.core.domain import SyncException, System
 from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
@@ -58,10 +50,12 @@ from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
 from services.store.audit import AuditEntry, AuditLog
 from services.store.storage import Storage
-from views.actions_ui import BulkDialog, FixDialog, PendingActionsPage
+from views.actions.bulk_dialog import BulkDialog
+from views.actions.fix_dialog import FixDialog
+from views.actions.pending import PendingActionsPage
 from views.adapters import HealthAdapter
 from views.audit_page import AuditPage
-from views.exceptions import Column
+from views.exceptions.model import Column
 from views.main_window import MainWindow
 
 pytestmark = pytest.mark.gui
@@ -381,7 +375,9 @@ def test_support_lead_switches_role_and_pushes_the_tier_to_zendesk(
         plan = dialog.plan
         assert plan is not None and plan.ok, plan.explanation if plan else None
         assert ("✓ role", role_check(exc, lead).detail) in check_rows(dialog)
-        org_id = plan.steps[0]["org_id"]
+        step = plan.steps[0]
+        assert isinstance(step, SetOrgFields)
+        org_id = step.org_id
         tier = plan.expected_after["support"]["support_tier"]
         with env.dataset.support.lock:
             before = env.dataset.support.organizations[org_id]["organization_fields"]["support_tier"]

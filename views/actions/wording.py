@@ -1,0 +1,59 @@
+"""How the action views name and frame each action kind and the operator: titles, hints, which
+kinds need a reason, which run over a selection, "alice · finance"."""
+
+from __future__ import annotations
+
+from services.actions.model import ActionKind, Operator
+from views.widgets.text import text_of
+
+#: what the auditor role may do, shown where a role is chosen; a refused act says why in the
+#: service's own words (services.actions.service: a verdict, or auditor_refusal)
+AUDITOR_TIP = "auditors can read, verify and export; they never act"
+
+KIND_TITLES: dict[ActionKind, str] = {
+    ActionKind.RETRY: "Retry",
+    ActionKind.CORRECT: "Correct",
+    ActionKind.CREDIT_REPOST: "Credit + repost",
+    ActionKind.ACCEPT: "Accept difference",
+    ActionKind.LINK: "Link",
+    ActionKind.CREATE: "Create",
+    ActionKind.PUSH: "Push owner value",
+    ActionKind.REVOKE: "Revoke / downgrade",
+    ActionKind.CANCEL: "Cancel extra draft",
+    ActionKind.FLAG: "Flag for review",
+}
+KIND_HINTS: dict[ActionKind, str] = {
+    ActionKind.RETRY: "Re-run the synchronization of this object from its owner to the target.",
+    ActionKind.CORRECT: "Write the values below to the copy. They are prefilled from the owner's side.",
+    ActionKind.CREDIT_REPOST: "Credit the posted ERP invoice (a credit note cancels it), then post a corrected copy "
+                              "with billing's lines and currency. Finance only.",
+    ActionKind.ACCEPT: "Mark the difference as intended until the expiry date; it reopens if the data changes.",
+    ActionKind.LINK: "Map this record to one of the candidates below.",
+    ActionKind.CREATE: "Create the missing record from the owner's data.",
+    ActionKind.PUSH: "Write the owner's value to the copies.",
+    ActionKind.REVOKE: "Revoke or downgrade the support entitlement that has no active subscription.",
+    ActionKind.CANCEL: "Cancel the extra draft invoice in the ERP.",
+    ActionKind.FLAG: "Flag the record for review; nothing is written to the systems.",
+}
+#: kinds whose reason is required (the others take an optional one)
+REASON_REQUIRED = frozenset({ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.ACCEPT, ActionKind.FLAG})
+#: kinds that need a value per item, so they are never offered over a selection
+NOT_BULK = frozenset({ActionKind.CORRECT, ActionKind.LINK})
+ACCEPT_DEFAULT_DAYS = 30
+
+
+def kind_of(action: str) -> ActionKind | None:
+    """The action kind of a fix-button id (``"retry"`` …); ``None`` for one the service lacks."""
+    try:
+        return ActionKind(action)
+    except ValueError:
+        return None
+
+
+def kind_title(kind: ActionKind | str) -> str:
+    k = kind_of(str(kind)) if not isinstance(kind, ActionKind) else kind
+    return KIND_TITLES.get(k, str(kind).capitalize()) if k is not None else str(kind).capitalize()
+
+
+def operator_text(operator: Operator) -> str:
+    return f"{operator.name} · {text_of(operator.role)}"

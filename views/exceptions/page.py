@@ -1,0 +1,406 @@
+"""The Exceptions page: the queue finance analysts and support leads work from.
+
+It puts a filter bar, the per-rule counts, the table (:mod:`views.exceptions.model`) and the
+detail pane (:mod:`views.exceptions.detail`) together, and keeps the selection and scroll
+position across refreshes.
+
+Everything that comes from an external system (summaries, names, ids, values) is shown as
+plain text: item views never interpret markup, labels are made with ``plain_label`` and
+tooltips go through ``plain_tooltip``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from PySide6.QtCore import QItemSelectionModel, Qt, Signal
+from PySide6.QtGui import QIcon, QKeySequence, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QTableView,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from services.core.domain import RULES, Severity, SyncException, System, Team
+from services.core.overview import SEVERITY_RANK, exception_counts
+from views.exceptions.detail import ExceptionDetail
+from views.exceptions.model import ID_ROLE, SYSTEM_ORDER, Column, ExceptionFilter, ExceptionsModel
+from views.widgets.icons import severity_icon, system_icon
+from views.widgets.tables import EmptyState, setup_readonly_table
+from views.widgets.text import SYSTEM_TITLES, bold_font, muted_brush, plain_label
+
+EMPTY_TITLE = "No open exceptions — everything agrees"
+
+_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+
+
+AGE_CHOICES: tuple[tuple[str, float | None], ...] = (
+    ("Any age", None), ("> 1 h", 3600.0), ("> 1 d", 86400.0), ("> 7 d", 7 * 86400.0), ("> 30 d", 30 * 86400.0))
+
+
+class ExceptionsPage(QWidget):
+    """Filter bar, counts per rule, the exception table and the detail pane."""
+
+    open_customer = Signal(str)
+    fix_requested = Signal(str, str)  # exception id, action
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ExceptionsModel(self)
+        self.now = datetime.now(UTC)
+        self._loading = False
+        self._loaded = False
+        self._pending_id: str | None = None
+
+        # -- filter bar ------------------------------------------------------------
+        self.rule_combo = QComboBox()
+        self.rule_combo.setObjectName("ruleFilter")
+        self.rule_combo.addItem("All rules", None)
+        for rule in RULES:
+            self.rule_combo.addItem(f"{rule} (0)", rule)
+        self.rule_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.rule_combo.setToolTip("Only exceptions of this rule (count of open exceptions)")
+
+        self.owner_combo = QComboBox()
+        self.owner_combo.addItem("All teams", None)
+        for team in Team:
+            self.owner_combo.addItem(team.value, team.value)
+        self.owner_combo.setToolTip("Only exceptions owned by this team")
+
+        self.severity_combo = QComboBox()
+        self.severity_combo.addItem("Any severity", None)
+        for sev in _SEVERITIES:
+            self.severity_combo.addItem(severity_icon(sev), sev.value if sev is Severity.CRITICAL
+                                        else f"{sev.value} or worse", sev.value)
+        self.severity_combo.setToolTip("At least this severity: “high or worse” shows high and critical")
+
+        self.system_combo = QComboBox()
+        self.system_combo.addItem("All systems", None)
+        for system in SYSTEM_ORDER:
+            self.system_combo.addItem(system_icon(system), SYSTEM_TITLES[system], system.value)
+        self.system_combo.setToolTip("Only exceptions whose rule compares this system")
+
+        self.age_combo = QComboBox()
+        for text, seconds in AGE_CHOICES:
+            self.age_combo.addItem(text, seconds)
+        self.age_combo.setToolTip("Only exceptions first seen longer ago than this")
+
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Search customer, object, summary…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.setToolTip("Case-insensitive text in the customer id, object id or summary")
+        self.search_edit.setMinimumWidth(200)
+
+        self.clear_button = QPushButton("Clear filters")
+        self.clear_button.clicked.connect(self.clear_filters)
+        self.shown_label = plain_label()
+        self.shown_label.setEnabled(False)
+
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        for widget in (self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo):
+            bar.addWidget(widget)
+        bar.addWidget(self.search_edit, 1)
+        bar.addWidget(self.clear_button)
+        bar.addWidget(self.shown_label)
+
+        # -- counts per rule -------------------------------------------------------
+        self.rule_list = QTreeWidget()
+        self.rule_list.setObjectName("ruleCounts")
+        self.rule_list.setRootIsDecorated(False)
+        self.rule_list.setHeaderLabels(["Rule", "Open"])
+        self.rule_list.setUniformRowHeights(True)
+        self.rule_list.header().setStretchLastSection(False)
+        self.rule_list.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.rule_list.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.rule_list.setToolTip("Open exceptions per rule; click one to show only that rule")
+        self._rule_items: dict[str | None, QTreeWidgetItem] = {}
+        total_item = QTreeWidgetItem(["All rules", "0"])
+        total_item.setData(0, Qt.ItemDataRole.UserRole, None)
+        total_item.setFont(0, bold_font(self.rule_list.font()))
+        total_item.setFont(1, bold_font(self.rule_list.font()))
+        self._rule_items[None] = total_item
+        self.rule_list.addTopLevelItem(total_item)
+        for rule, (team, _fixes) in RULES.items():
+            item = QTreeWidgetItem([rule, "0"])
+            item.setData(0, Qt.ItemDataRole.UserRole, rule)
+            item.setToolTip(0, f"{rule} — owned by {team.value}")
+            self._rule_items[rule] = item
+            self.rule_list.addTopLevelItem(item)
+        for item in self._rule_items.values():
+            item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.rule_list.itemClicked.connect(self._rule_item_clicked)
+        self.rule_list.currentItemChanged.connect(self._rule_item_current)
+        self.rule_list.setCurrentItem(total_item)
+
+        # -- table -------------------------------------------------------------------
+        self.table = QTableView()
+        self.table.setObjectName("exceptionsTable")
+        self.table.setModel(self.model)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(Column.AGE, Qt.SortOrder.DescendingOrder)
+        setup_readonly_table(
+            self.table, stretch=Column.SUMMARY, selection=QAbstractItemView.SelectionMode.SingleSelection,
+            widths={Column.SEVERITY: 88, Column.RULE: 200, Column.OWNER: 70, Column.CUSTOMER: 110,
+                    Column.OBJECT: 120, Column.SYSTEMS: 120, Column.AGE: 80, Column.FIRST_SEEN: 140})
+        self.table.horizontalHeader().setMinimumSectionSize(40)
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
+
+        self.table_empty = EmptyState(EMPTY_TITLE)
+        self.table_stack = QStackedWidget()
+        self.table_stack.addWidget(self.table)
+        self.table_stack.addWidget(self.table_empty)
+
+        # -- detail ------------------------------------------------------------------
+        self.detail = ExceptionDetail()
+        self.detail.open_customer.connect(self.open_customer)
+        self.detail.fix_requested.connect(self.fix_requested)
+
+        # the queue on top, the selected exception below it; the counts per rule on the left
+        self.detail_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.detail_splitter.addWidget(self.table_stack)
+        self.detail_splitter.addWidget(self.detail)
+        self.detail_splitter.setStretchFactor(0, 3)
+        self.detail_splitter.setStretchFactor(1, 2)
+        self.detail_splitter.setSizes([460, 380])
+        self.detail_splitter.setChildrenCollapsible(False)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.rule_list)
+        self.splitter.addWidget(self.detail_splitter)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([250, 1250])
+        self.splitter.setChildrenCollapsible(False)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(8, 8, 8, 8)
+        lay.addLayout(bar)
+        lay.addWidget(self.splitter, 1)
+
+        for combo in (self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo):
+            combo.currentIndexChanged.connect(self._filters_changed)
+        self.search_edit.textChanged.connect(self._filters_changed)
+        self._update_states()
+
+    # -- data in -----------------------------------------------------------------------
+    def set_ownership(self, ownership: Mapping[str, System]) -> None:
+        """The engine's configured ownership (``ConsoleState.ownership``, the one the action
+        service enforces): the detail pane shows the owner it names."""
+        if dict(ownership) == self.detail.ownership:
+            return
+        self.detail.set_ownership(ownership)
+        self._show_selected(force=True)
+
+    def set_loading(self, loading: bool = True) -> None:
+        """Show "loading" until the first ``set_exceptions`` (later refreshes update in place)."""
+        self._loading = loading
+        self._update_states()
+
+    def set_exceptions(self, exceptions: Sequence[SyncException], now: datetime) -> None:
+        """Refresh in place: filters, sort, selection (by id) and scroll position are kept."""
+        selected = self.selected_id()
+        bar = self.table.verticalScrollBar()
+        scroll = bar.value()
+        self.now = now
+        self._loading = False
+        self._loaded = True
+        self.model.set_exceptions(exceptions, now)
+        self._update_counts(exceptions)
+        self._restore(selected, scroll, refresh=True)
+        self._update_states()
+
+    # -- filters -----------------------------------------------------------------------
+    def current_filter(self) -> ExceptionFilter:
+        # combo data is stored as plain strings (Qt turns a StrEnum into str anyway)
+        owner, severity, system = (c.currentData() for c in (self.owner_combo, self.severity_combo, self.system_combo))
+        return ExceptionFilter(
+            rule=self.rule_combo.currentData(),
+            owner=Team(owner) if owner else None,
+            min_severity=Severity(severity) if severity else None,
+            system=System(system) if system else None,
+            min_age=self.age_combo.currentData(),
+            text=self.search_edit.text(),
+        )
+
+    def set_rule_filter(self, rule: str | None) -> None:
+        index = self.rule_combo.findData(rule) if rule else 0
+        self.rule_combo.setCurrentIndex(max(0, index))
+
+    def clear_filters(self) -> None:
+        for combo in (self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.search_edit.blockSignals(True)
+        self.search_edit.clear()
+        self.search_edit.blockSignals(False)
+        self._filters_changed()
+
+    def _filters_changed(self) -> None:
+        selected = self.selected_id()
+        self.model.set_filter(self.current_filter())
+        self._restore(selected, None)
+        self._sync_rule_list()
+        self._update_states()
+
+    def _sync_rule_list(self) -> None:
+        item = self._rule_items.get(self.rule_combo.currentData())
+        if item is not None and self.rule_list.currentItem() is not item:
+            self.rule_list.blockSignals(True)
+            self.rule_list.setCurrentItem(item)
+            self.rule_list.blockSignals(False)
+
+    def _rule_item_clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        self.set_rule_filter(item.data(0, Qt.ItemDataRole.UserRole))
+
+    def _rule_item_current(self, item: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None = None) -> None:
+        if item is not None:  # keyboard navigation in the list filters too
+            self.set_rule_filter(item.data(0, Qt.ItemDataRole.UserRole))
+
+    def _update_counts(self, exceptions: Sequence[SyncException]) -> None:
+        counts = exception_counts(exceptions)
+        total = sum(counts.values())
+        worst: dict[str, Severity] = {}
+        for exc in exceptions:
+            prev = worst.get(exc.rule)
+            if exc.is_open and (prev is None or SEVERITY_RANK[exc.severity] > SEVERITY_RANK[prev]):
+                worst[exc.rule] = exc.severity
+        self.rule_counts: dict[str, int] = {rule: counts.get(rule, 0) for rule in RULES}
+        for rule in counts:  # a rule the catalogue does not know yet still gets a line
+            if rule not in self._rule_items:
+                self.rule_combo.addItem(f"{rule} (0)", rule)
+                item = QTreeWidgetItem([rule, "0"])
+                item.setData(0, Qt.ItemDataRole.UserRole, rule)
+                item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self._rule_items[rule] = item
+                self.rule_list.addTopLevelItem(item)
+            self.rule_counts[rule] = counts[rule]
+        self.rule_combo.setItemText(0, f"All rules ({total})")
+        muted = muted_brush(self.rule_list)
+        normal = self.rule_list.palette().brush(QPalette.ColorGroup.Active, QPalette.ColorRole.Text)
+        for key, item in self._rule_items.items():
+            count = total if key is None else self.rule_counts.get(key, 0)
+            item.setText(1, str(count))
+            brush = muted if count == 0 else normal
+            item.setForeground(0, brush)
+            item.setForeground(1, brush)
+            if key is not None:
+                self.rule_combo.setItemText(self.rule_combo.findData(key), f"{key} ({count})")
+                sev = worst.get(key)
+                item.setIcon(0, severity_icon(sev) if sev else QIcon())
+                item.setToolTip(1, f"{count} open; worst severity {sev.value}" if sev else "none open")
+
+    # -- selection ---------------------------------------------------------------------
+    def selected_id(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return None
+        value = self.model.data(rows[0], ID_ROLE)
+        return str(value) if value is not None else None
+
+    def selected_exception(self) -> SyncException | None:
+        exc_id = self.selected_id()
+        return self.model.exception_by_id(exc_id) if exc_id else None
+
+    def select_exception(self, exc_id: str) -> bool:
+        row = self.model.row_of(exc_id)
+        if row is None:
+            return False
+        self._select_row(row)
+        return True
+
+    def _select_row(self, row: int) -> None:
+        index = self.model.index(row, 0)
+        self.table.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.table.scrollTo(index)
+
+    def next_exception(self) -> bool:
+        """Select the next exception in the queue (F8); ``False`` at the end."""
+        return self._step(+1)
+
+    def previous_exception(self) -> bool:
+        """Select the previous exception in the queue (Shift+F8); ``False`` at the start."""
+        return self._step(-1)
+
+    def _step(self, delta: int) -> bool:
+        count = self.model.rowCount()
+        if count == 0:
+            return False
+        exc_id = self.selected_id()
+        row = self.model.row_of(exc_id) if exc_id else None
+        if row is None:
+            target = 0 if delta > 0 else count - 1
+        else:
+            target = row + delta
+            if not 0 <= target < count:
+                return False
+        self._select_row(target)
+        return True
+
+    def _restore(self, selected: str | None, scroll: int | None, refresh: bool = False) -> None:
+        row = self.model.row_of(selected) if selected else None
+        selection = self.table.selectionModel()
+        if row is not None:
+            index = self.model.index(row, 0)
+            selection.setCurrentIndex(
+                index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        else:
+            selection.clearSelection()
+        if scroll is not None:
+            self.table.verticalScrollBar().setValue(scroll)
+        elif row is not None:
+            self.table.scrollTo(self.model.index(row, 0))
+        self._show_selected(force=refresh)
+
+    def _show_selected(self, force: bool = False) -> None:
+        exc = self.selected_exception()
+        if exc is not None:
+            if force or self.detail.exception is not exc or not self.detail.is_showing_exception():
+                self.detail.show_exception(exc, self.now)
+            return
+        self._update_detail_empty()
+
+    # -- states ------------------------------------------------------------------------
+    def _update_detail_empty(self) -> None:
+        if self._loading and not self._loaded:
+            self.detail.show_empty("Loading exceptions…", "The queue fills in after the first reconciliation.")
+        elif self.model.total_count() == 0:
+            self.detail.show_empty(EMPTY_TITLE, "Billing, ERP and support hold the same values.")
+        elif self.model.visible_count() == 0:
+            self.detail.show_empty("No exception matches the filters", "Clear the filters to see the whole queue.")
+        else:
+            self.detail.show_empty("Select an exception", "Its sides, owner and fixes are shown here.")
+
+    def _update_states(self) -> None:
+        total, visible = self.model.total_count(), self.model.visible_count()
+        if self._loading and not self._loaded:
+            self.table_empty.set_message("Loading exceptions…", "Reading the latest reconciliation.")
+            self.table_stack.setCurrentWidget(self.table_empty)
+        elif total == 0:
+            self.table_empty.set_message(EMPTY_TITLE, "The next refresh re-checks every rule.")
+            self.table_stack.setCurrentWidget(self.table_empty)
+        else:
+            self.table_stack.setCurrentWidget(self.table)
+        filtering = self.model.filter.active
+        self.shown_label.setText(f"{visible:,} of {total:,} shown" if filtering else f"{total:,} open")
+        self.clear_button.setEnabled(filtering)
+        if self.selected_exception() is None:
+            self._update_detail_empty()
+
+    # -- keyboard ----------------------------------------------------------------------
+    @staticmethod
+    def shortcuts() -> dict[str, QKeySequence]:
+        """The keys the main window binds to :meth:`next_exception` / :meth:`previous_exception`."""
+        return {"next": QKeySequence(Qt.Key.Key_F8), "previous": QKeySequence(Qt.Modifier.SHIFT | Qt.Key.Key_F8)}
