@@ -32,7 +32,7 @@ from services.core.sysdata import Delta, Kind, Progress, ProgressCallback, Refre
 from services.io.config import Profile, SystemConnection
 from services.io.connectors.base import Clock, Connector, utc_now
 from services.io.http import HttpPolicy
-from services.store.exceptions import ExceptionTracker, TrackResult
+from services.store.exception_history import ExceptionTracker, TrackResult
 from services.store.storage import Storage
 
 log = logging.getLogger(__name__)
