@@ -122,6 +122,7 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
+@pytest.mark.slow  # six commands in subprocesses, about 10-20 s
 def test_every_command_honours_syncdesk_home(tmp_path: Path) -> None:
     """Each command that writes local files writes them in SYNCDESK_HOME, and nothing in the default
     (platformdirs) location: the user's data, config, cache and state folders stay empty."""

@@ -41,6 +41,9 @@ from services.demo.environment import DemoEnvironment, DemoOptions, wait_until_a
 from services.demo.faults import FaultConfig
 from services.io.config import Profile, Secret, write_profile
 
+#: every test runs `main.py` in subprocesses against demo servers (90 s for the file on 2 cores)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMERS = 60  # the smallest size with every rule planted (twice)
 #: generous: a command is a Python start-up (~1 s) plus a refresh of 60 customers (~1 s), on
@@ -233,7 +236,7 @@ SERVER_FAULTS: dict[str, tuple[System, dict[str, object], str, tuple[str, ...]]]
 
 @pytest.mark.parametrize(("cmd", "fault"), [
     ("reconcile", "outage"), ("timeline", "outage"), ("reconcile", "garbled answers"),
-    pytest.param("reconcile", "throttled", marks=pytest.mark.slow)])
+    pytest.param("reconcile", "throttled")])
 def test_server_faults_exit_2_naming_the_system_and_the_kind(servers: DemoEnvironment, tmp_path: Path, cmd: str,
                                                              fault: str) -> None:
     system, change, counter, words = SERVER_FAULTS[fault]
@@ -392,7 +395,6 @@ def fix_demo() -> Iterator[DemoEnvironment]:
     env.stop()
 
 
-@pytest.mark.slow
 def test_fix_exit_codes_and_audit_verify(fix_demo: DemoEnvironment, tmp_path: Path) -> None:
     config, secrets = write_config(tmp_path / "config.toml", fix_demo)
     audit_db = tmp_path / "audit.db"
