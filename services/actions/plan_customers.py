@@ -125,25 +125,41 @@ class _CustomerPlans(_PlanBuilderCore):
         self.before = {"support": {"organization": cand.ref.id, "external_id": None}}
         self.expected_after = {"support": {"organization": cand.ref.id, "external_id": cust.ref.id}}
 
+    def field_owner(self, field: str) -> System:
+        """The system of record of a customer master field in the engine's configuration (the
+        same ownership the console shows, :mod:`services.core.ownership`)."""
+        return self.engine.config.ownership.get(f"customer.{field}", System.ERP)
+
     def push_master(self) -> None:
         cid = self.exc.customer_id or self.exc.object_id
         party = self.party(cid)
         cust = self.billing_customer()
         from services.core.reconcile import norm_country, norm_name, norm_tax
 
+        differing = {"name": norm_name(cust.name) != norm_name(party.name),
+                     "tax_id": norm_tax(cust.tax_id) != norm_tax(party.tax_id),
+                     "country": norm_country(cust.country) != norm_country(party.country)}
+        # a push flows from the ERP (the default owner) to the copies; a field the configuration
+        # gives another owner is never overwritten from the ERP's value
+        not_erp = [f for f, differs in differing.items() if differs and self.field_owner(f) is not System.ERP]
+        if not_erp:
+            owners = ", ".join(f"{f.replace('_', ' ')} is owned by {self.field_owner(f).value}" for f in not_erp)
+            raise _Refuse("owner", f"in this configuration {owners}: a push writes the ERP's values to the copies "
+                                   "and would overwrite the owner; correct the ERP party from the owner's value "
+                                   "in the ERP, or accept the difference")
         fields_: JsonObject = {}
-        if norm_name(cust.name) != norm_name(party.name):
-            fields_["name"] = party.name
-        if norm_tax(cust.tax_id) != norm_tax(party.tax_id):
-            fields_["tax_id"] = party.tax_id
-        if norm_country(cust.country) != norm_country(party.country):
-            fields_["country"] = party.country
+        for field, differs in differing.items():
+            if differs:
+                fields_[field] = getattr(party, field)
         self.before = {"erp (owner)": {"name": party.name, "tax_id": party.tax_id, "country": party.country},
                        "billing": {k: getattr(cust, k) for k in fields_}}
         if fields_:
             self.bill_update(cid, fields_, "push the ERP's (owner's) values to billing's copy")
         org = self.idx.orgs_by_ext.get(cid)
         if org is not None and norm_name(org.name) != norm_name(party.name):
+            if self.field_owner("name") is not System.ERP:
+                raise _Refuse("owner", f"in this configuration the name is owned by {self.field_owner('name').value}: "
+                                       "a push would write the ERP's name to the support organization")
             self.org_update(org, {"name": party.name}, "push the ERP's legal name to the support organization")
             self.before["support"] = {"name": org.name}
         if not self.steps:
@@ -174,12 +190,18 @@ class _CustomerPlans(_PlanBuilderCore):
         cid = self.exc.customer_id or self.exc.object_id
         target = str(self.value.get("target") or "").lower()
         values = {k: self.value[k] for k in OWNER_FIELDS if k in self.value}
-        owner = self.engine.config.ownership
-        owned = [k for k in values if owner.get(f"customer.{k}") is System.ERP]
-        if target in ("", System.ERP.value) and (owned or not values):
-            fields_text = ", ".join(k.replace("_", " ") for k in (owned or list(OWNER_FIELDS)))
-            raise _Refuse("owner", f"the ERP owns {fields_text}; corrections flow from the owner to the copies: "
-                                   "correct the party in the ERP, then push")
+        owned = [k for k in values if self.field_owner(k).value == target]
+        if target in ("", System.ERP.value) and not values:
+            owned = [k for k in OWNER_FIELDS if self.field_owner(k) is System.ERP]
+        if owned or target in ("", System.ERP.value):
+            by_owner: dict[System, list[str]] = {}
+            for k in owned or list(OWNER_FIELDS):
+                by_owner.setdefault(self.field_owner(k), []).append(k.replace("_", " "))
+            owner_text = "; ".join(f"{'the ERP' if o is System.ERP else o.value} owns {', '.join(fs)}"
+                                   for o, fs in by_owner.items())
+            where = ("correct the party in the ERP" if set(by_owner) == {System.ERP}
+                     else "correct the owner's record in its own system")
+            raise _Refuse("owner", f"{owner_text}; corrections flow from the owner to the copies: {where}, then push")
         if not values:
             raise _Refuse("value", "choose the values to write (name, tax_id, country)")
         self.ok("owner", f"writes a copy ({target}), not the owner")

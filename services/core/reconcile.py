@@ -313,6 +313,8 @@ class _Run:
 
     def rule_master_drift(self, with_support: bool) -> None:
         customers, orgs = self.b.customers, (self.orgs_by_ext if with_support else {})
+        # the system of record of the customer's name (the configured ownership; ERP by default)
+        name_owner = self.config.ownership.get("customer.name", System.ERP)
         for cid, party in self.parties_by_code.items():
             cust = customers.get(cid)
             if cust is None:
@@ -335,16 +337,18 @@ class _Run:
                 continue
             sides = [
                 Side(System.ERP, party.ref, {"name": party.name, "tax_id": party.tax_id, "country": party.country,
-                                             "owner": True}),
+                                             "owner": name_owner is System.ERP}),
                 Side(System.BILLING, cust.ref, {k: v[0] for k, v in diffs.items()}),
             ]
             fields_ = sorted(diffs)
             if org is not None and org_differs:
                 sides.append(Side(System.SUPPORT, org.ref, {"name": org.name}))
                 fields_.append("support name")
+            where = ("from the ERP (owner)" if name_owner is System.ERP
+                     else f"between the ERP and {name_owner.value} (owner)")
             self.add("customer.master_drift", cid, cid,
-                     f"{party.name}: {', '.join(fields_)} {'differs' if len(fields_) == 1 else 'differ'} "
-                     "from the ERP (owner)", sides)
+                     f"{party.name}: {', '.join(fields_)} {'differs' if len(fields_) == 1 else 'differ'} {where}",
+                     sides)
 
     # -- invoices --------------------------------------------------------------------
     def scan_invoices(self, check: bool) -> None:

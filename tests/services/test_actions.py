@@ -8,6 +8,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.actions.accepted import exception_fingerprint
 from services.actions.model import ActionConflict, ActionKind, ActionRequest, ActionStatus, PermissionDenied
 from services.core.domain import SyncException, System
+from services.core.reconcile import DEFAULT_OWNERSHIP
 from services.engine import RefreshMode
 from services.io.connectors.tryton import TrytonConnector
 from tests.services.actions_rig import AUDITOR, FINANCE, SUPPORT, Rig, make_rig, plant_posted_amount_mismatch
@@ -585,3 +587,28 @@ async def test_bulk_reports_progress_and_each_result(rig: Rig) -> None:
     result = await rig.service.bulk(reqs, lambda p: seen.append(p.done))
     assert not result.cancelled and result.succeeded == len(excs) and result.ok
     assert sorted(seen) == list(range(1, len(excs) + 1))
+
+
+async def test_push_and_correct_follow_the_configured_ownership(rig: Rig) -> None:
+    """With a custom ownership (billing owns the tax id), a push never overwrites billing's tax
+    id with the ERP's, and a correction never writes the owner; the default owner still pushes."""
+    rig.engine.config = replace(rig.engine.config,
+                                ownership={**DEFAULT_OWNERSHIP, "customer.tax_id": System.BILLING})
+    drifts = await rig.open_of("customer.master_drift")
+
+    def billing_values(exc: SyncException) -> dict[str, Any]:
+        return next(s.values for s in exc.sides if s.system is System.BILLING)
+
+    tax = next(e for e in drifts if "tax_id" in billing_values(e))
+    plan = await rig.service.plan(ActionRequest(ActionKind.PUSH, tax.id))
+    assert not plan.ok
+    assert "tax id is owned by billing" in plan.explanation and "would overwrite the owner" in plan.explanation
+    plan = await rig.service.plan(ActionRequest(ActionKind.CORRECT, tax.id, reason="billing is right",
+                                                value={"target": "billing", "tax_id": "DE000"}))
+    assert not plan.ok and plan.explanation.startswith("billing owns tax id")
+    # a field the ERP still owns is pushed as before
+    name_only = next(e for e in drifts if set(billing_values(e)) == {"name"})
+    plan = await rig.service.plan(ActionRequest(ActionKind.PUSH, name_only.id))
+    assert plan.ok, plan.explanation
+    assert [s.to_json()["fields"] for s in plan.steps if s.op == "billing.update_customer"] == [
+        {"name": next(s.values["name"] for s in name_only.sides if s.system is System.ERP)}]
