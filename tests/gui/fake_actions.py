@@ -8,7 +8,6 @@ The fixtures built on them (``service``, ``adapter``) are in ``tests/gui/conftes
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from services.actions.roles import action_verdict, role_check
 from services.core.domain import ExternalRef, Severity, Side, SyncException, System, Team
 from services.core.reconcile import ReconcileConfig
 from services.store.audit import AuditEntry
+from tests.gui.live_loop import save_png
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 HOSTILE = "<b>x</b> & <i>y</i> <img src=q>"
@@ -216,14 +216,7 @@ def shot(widget: QWidget, tmp_path: Path, name: str) -> Path:
     """Render ``widget`` to a PNG (also into $SYNCDESK_SHOTS when set, for a human to look at)."""
     widget.show()
     QApplication.processEvents()  # pending layout requests (no loop runs them in these tests)
-    path = tmp_path / f"{name}.png"
-    pix = widget.grab()
-    assert pix.save(str(path))
-    extra = os.environ.get("SYNCDESK_SHOTS")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        assert pix.save(str(Path(extra) / f"{name}.png"))
-    return path
+    return save_png(widget.grab(), tmp_path, name)
 
 
 async def settle(n: int = 8) -> None:

@@ -6,12 +6,11 @@ plain text."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
@@ -25,31 +24,13 @@ from services.io.health import Health
 from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
 from services.store.storage import Storage
+from tests.gui.live_loop import run_qasync
 from views.adapters import EngineAdapter
 from views.main_window import MainWindow
 
 pytestmark = pytest.mark.gui
 ANCHOR = 1_780_000_000
 FAST = {s: HttpPolicy(max_retries=0, backoff_base=0.01, read_timeout=2.0, breaker_threshold=50) for s in System}
-
-
-@pytest.fixture(scope="module")
-def qloop() -> Iterator[asyncio.AbstractEventLoop]:
-    """One qasync loop for the module, as the console has one per process (creating and
-    closing several qasync loops in one process is not something the console ever does)."""
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])
-    assert isinstance(app, QApplication)
-    app.setQuitOnLastWindowClosed(False)  # as the console does: the loop outlives the window
-    loop = qasync.QEventLoop(app)
-    yield loop
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
-
-
-def run_qasync(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    return loop.run_until_complete(coro)
 
 
 async def console(tmp_path: Path, scenario: Callable[[MainWindow, EngineAdapter, DemoEnvironment], Awaitable[None]],

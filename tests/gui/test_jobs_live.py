@@ -25,16 +25,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import os
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import qasync
 from PySide6.QtCore import SIGNAL, Qt
-from PySide6.QtWidgets import QApplication, QPushButton, QWidget
+from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
 from app.console import ConsoleSession, _replay_after, close_console, compose, default_operator
@@ -50,6 +48,7 @@ from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
 from services.store.audit import AuditEntry, AuditLog
 from services.store.storage import Storage
+from tests.gui.live_loop import grab_png, run_qasync
 from views.actions.bulk_dialog import BulkDialog
 from views.actions.fix_dialog import FixDialog
 from views.actions.pending import PendingActionsPage
@@ -70,22 +69,6 @@ DEADLINE = 60.0
 
 
 # -- the loop and the console --------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def qloop() -> Iterator[asyncio.AbstractEventLoop]:
-    """One qasync loop for the module, as the console has one per process."""
-    app = QApplication.instance() or QApplication([])
-    assert isinstance(app, QApplication)
-    app.setQuitOnLastWindowClosed(False)  # as the console does: the loop outlives the window
-    loop = qasync.QEventLoop(app)
-    yield loop
-    loop.run_until_complete(loop.shutdown_asyncgens())
-    loop.close()
-
-
-def run_qasync(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> Any:
-    return loop.run_until_complete(coro)
-
-
 async def until(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
     """Wait (the Qt and asyncio events keep running) until ``condition()`` holds."""
     loop = asyncio.get_running_loop()
@@ -183,18 +166,6 @@ def read_audit(path: Path) -> list[AuditEntry]:
         return list(reversed(AuditLog(storage).entries()))
     finally:
         storage.close()
-
-
-def shot(widget: QWidget, tmp_path: Path, name: str) -> Path:
-    """Render ``widget`` to a PNG (also into $SYNCDESK_SHOTS when set, for a human to look at)."""
-    path = tmp_path / f"{name}.png"
-    pix = widget.grab()
-    assert pix.save(str(path))
-    extra = os.environ.get("SYNCDESK_SHOTS")
-    if extra:
-        Path(extra).mkdir(parents=True, exist_ok=True)
-        assert pix.save(str(Path(extra) / f"{name}.png"))
-    return path
 
 
 async def console(qtbot: QtBot, tmp_path: Path, caplog: pytest.LogCaptureFixture,
@@ -300,7 +271,7 @@ def test_finance_analyst_fixes_a_missing_erp_invoice_and_the_audit_log_shows_it(
         assert "Preflight passed" in dialog.banner.text() and dialog.confirm_button.isEnabled()
         live.qtbot.keyClicks(dialog.reason_edit, REASON_FINANCE)
         assert dialog.reason() == REASON_FINANCE
-        shot(dialog, live.tmp, "job-finance-preview")
+        grab_png(dialog, live.tmp, "job-finance-preview")
         live.qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
         await until(lambda: dialog.state == "done", "the verified result in the dialog")
         result = dialog.outcome
@@ -308,7 +279,7 @@ def test_finance_analyst_fixes_a_missing_erp_invoice_and_the_audit_log_shows_it(
         assert result.status is ActionStatus.SUCCEEDED and result.verified, result.message
         assert dialog.result_banner.text().startswith("✓ Done and verified")
         assert f"Action {result.action_id}" in dialog.result_banner.text()
-        shot(dialog, live.tmp, "job-finance-verified")
+        grab_png(dialog, live.tmp, "job-finance-verified")
 
         # the exception left the queue
         await until(lambda: window.exceptions_page.model.row_of(exc.id) is None, "the exception to leave the queue")
@@ -342,7 +313,7 @@ def test_finance_analyst_fixes_a_missing_erp_invoice_and_the_audit_log_shows_it(
         outcome = next(e for e in shown_entries if e.phase == "outcome")
         assert page.select_seq(outcome.seq)
         assert REASON_FINANCE in page.detail.toPlainText() and result.action_id in page.detail.toPlainText()
-        shot(window, live.tmp, "job-finance-audit-log")
+        grab_png(window, live.tmp, "job-finance-audit-log")
 
     run_qasync(qloop, console(qtbot, tmp_path, caplog, scenario))
 
@@ -388,13 +359,13 @@ def test_support_lead_switches_role_and_pushes_the_tier_to_zendesk(
         assert (dialog.calls.item(0, 1).text(), dialog.calls.item(0, 2).text()) == (
             "PUT", f"/api/v2/organizations/{org_id}.json")
         live.qtbot.keyClicks(dialog.reason_edit, REASON_SUPPORT)
-        shot(dialog, live.tmp, "job-support-preview")
+        grab_png(dialog, live.tmp, "job-support-preview")
         live.qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
         await until(lambda: dialog.state == "done", "the verified result in the dialog")
         result = dialog.outcome
         assert result is not None
         assert result.status is ActionStatus.SUCCEEDED and result.verified, result.message
-        shot(dialog, live.tmp, "job-support-verified")
+        grab_png(dialog, live.tmp, "job-support-verified")
 
         # Zendesk's organization now carries the tier billing grants
         with env.dataset.support.lock:
@@ -438,7 +409,7 @@ def test_auditor_is_refused_every_act_in_the_services_words_and_nothing_is_writt
         window.open_customer(target.customer_id)
         cards = window.customer_page.cards
         assert cards and all(b.toolTip() == refusal and not b.isEnabled() for c in cards for b in c.fix_buttons)
-        shot(window, live.tmp, "job-auditor-customer")
+        grab_png(window, live.tmp, "job-auditor-customer")
 
         # a fix dialog, if something opens one, refuses too; asking it for a preview (choosing
         # an invoice date re-plans) gets the service's refusal as the failed check
@@ -459,7 +430,7 @@ def test_auditor_is_refused_every_act_in_the_services_words_and_nothing_is_writt
         assert dialog.banner.text() == f"You cannot do this: {refusal}"
         live.qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)  # disabled: nothing happens
         assert dialog.state == "ready" and dialog.outcome is None
-        shot(dialog, live.tmp, "job-auditor-refused")
+        grab_png(dialog, live.tmp, "job-auditor-refused")
         dialog.close()
 
         # a bulk run: the menu entry opens it, and it cannot start
@@ -599,7 +570,7 @@ def test_console_start_replays_what_a_previous_session_left_pending_exactly_once
         assert isinstance(page, PendingActionsPage) and session.actions is not None
         await session.actions.refresh_pending()
         assert page.model.rowCount() == 0
-        shot(window, live.tmp, "job-startup-replayed")
+        grab_png(window, live.tmp, "job-startup-replayed")
 
     run_qasync(qloop, console(qtbot, tmp_path, caplog, scenario, env=env))
 
@@ -705,6 +676,6 @@ def test_a_queued_fix_replays_by_itself_when_the_erp_returns_and_the_window_show
         assert row.status is ActionStatus.SUCCEEDED
         outcomes = [e.outcome for e in entries_of(await live.audit(), action_id) if e.phase == "outcome"]
         assert outcomes[-1] == "succeeded"
-        shot(window, live.tmp, "job-replayed-in-session")
+        grab_png(window, live.tmp, "job-replayed-in-session")
 
     run_qasync(qloop, console(qtbot, tmp_path, caplog, scenario, policies=policies))
