@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--oldest-first", action="store_true", help="oldest event first (default: newest first)")
     tl.add_argument("--output", type=Path, help="write to FILE instead of standard output")
 
-    from app.fix import add_audit_parser, add_fix_parser
+    from app.audit_cli import add_audit_parser
+    from app.fix import add_fix_parser
 
     add_fix_parser(sub)
     add_audit_parser(sub)
@@ -92,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # only, unless --verbose.
     headless = args.command in ("reconcile", "timeline", "fix", "audit")
     setup_logging(verbose=args.verbose, console_level=logging.ERROR if headless else logging.WARNING)
-    from app.fix import cmd_audit, cmd_fix
+    from app.audit_cli import cmd_audit
+    from app.fix import cmd_fix
     from app.headless import cmd_reconcile, cmd_timeline
 
     commands = {"console": cmd_console, "screenshot": cmd_screenshot, "reconcile": cmd_reconcile,

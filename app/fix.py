@@ -1,4 +1,4 @@
-"""Headless fixing and the audit log on the command line.
+"""Headless fixing on the command line (the audit commands: ``app/audit_cli.py``).
 
     syncdesk fix (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) --rule RULE
                  [--customer ID] [--action retry|accept|push|create|link|correct|cancel|revoke|flag]
@@ -6,8 +6,6 @@
                  [--role finance|support|auditor] [--dry-run] [--resume] [--audit-db FILE] [--limit N]
                  [--format text|json]
     syncdesk fix --resume [--config FILE] --profile NAME        (replay pending actions only)
-    syncdesk audit verify [--db FILE]
-    syncdesk audit export --format csv|json [--output FILE] [--db FILE]
 
 ``fix`` refreshes, reconciles, then runs the rule's fix (``--action``, default: the rule's first
 fix) over every open exception of the rule (optionally one customer's) as one bulk action,
@@ -18,9 +16,8 @@ nothing to fix), 1 when any action failed or was refused, 3 when some are still 
 target is unreachable; they replay on the next ``--resume`` run or in the console), 2 for a
 usage or source error.
 
-``audit verify`` exits 0 when the chain is intact, else names the first altered, removed or
-reordered entry and exits 1. The audit log lives in SYNCDESK_HOME/audit.db
-(``audit-demo.db`` for actions on the built-in demo), or ``--audit-db`` / ``--db``.
+The audit log lives in SYNCDESK_HOME/audit.db (``audit-demo.db`` for actions on the built-in
+demo), or ``--audit-db``.
 """
 
 from __future__ import annotations
@@ -85,19 +82,6 @@ def add_fix_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def add_audit_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser("audit", help="verify or export the tamper-evident audit log")
-    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = asub.add_parser("verify", help="check the hash chain; names the first bad entry")
-    verify.add_argument("--db", type=Path, help="audit database (default: SYNCDESK_HOME/audit.db)")
-    export = asub.add_parser("export", help="write every entry as CSV or JSON")
-    export.add_argument("--format", choices=("csv", "json"), required=True)
-    export.add_argument("--output", type=Path, help="write to FILE instead of standard output")
-    export.add_argument("--db", type=Path, help="audit database (default: SYNCDESK_HOME/audit.db)")
-    return p
-
-
-# -- fix ---------------------------------------------------------------------------------
 def _expiry(text: str | None) -> str | None:
     if not text:
         return None
@@ -254,32 +238,4 @@ def cmd_fix(args: argparse.Namespace) -> int:
     return _run(_fix(args), "fix")
 
 
-# -- audit -------------------------------------------------------------------------------
-def cmd_audit(args: argparse.Namespace) -> int:
-    path: Path = args.db or audit_path()
-    if not path.exists():
-        print(f"audit: no audit log at {path}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        storage = Storage(database_url(path), durable=True)
-    except StorageError as exc:
-        print(f"audit: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    log = AuditLog(storage)
-    try:
-        if args.audit_command == "verify":
-            result = log.verify()
-            print(str(result), file=sys.stdout if result.ok else sys.stderr)
-            return EXIT_OK if result.ok else EXIT_FAILED
-        text = log.export(args.format)
-        if args.output:
-            args.output.write_text(text, encoding="utf-8")
-            print(f"audit: wrote {log.count()} entries to {args.output}", file=sys.stderr)
-        else:
-            sys.stdout.write(text)
-        return EXIT_OK
-    finally:
-        storage.close()
-
-
-__all__ = ["add_audit_parser", "add_fix_parser", "cmd_audit", "cmd_fix"]
+__all__ = ["add_fix_parser", "cmd_fix"]
