@@ -14,6 +14,9 @@
 3. Bulk retry throughput: the demo ERP limited to ``--rate`` requests/s (429 beyond), the
    client paced at the same rate; ``--invoices`` missing postings retried in bulk; the ERP
    requests/s achieved during the run as a share of the limit. Target >= 90 %.
+
+``--skip`` leaves a part out. The last line is ``BENCH {json}`` (tests/bench/report.py) with
+the figures of the parts that ran. Also runs as ``python tests/bench/bench_actions.py``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import sys
 import tempfile
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from services.actions.model import ActionKind, ActionRequest, ActionStatus
 from services.actions.service import ActionService
@@ -36,7 +42,14 @@ from services.engine import Engine, RefreshMode
 from services.io.http import HttpPolicy
 from services.store.audit import AuditEntry, AuditLog, GroupCommitter, VerifyCancelled
 from services.store.storage import Storage
+from tests.bench.report import Number, Target, emit
 from tests.services.actions_rig import ANCHOR, FINANCE, delete_posted_invoices
+
+Figures = dict[str, Number | None]
+TARGETS: dict[str, Target] = {
+    "appends_per_s": (">=", 2000), "verify_s": ("<=", 10), "progress_gap_max_ms": ("<=", 200),
+    "cancel_to_stop_ms": ("<=", 200), "share_of_limit": (">=", 0.9),
+}
 
 
 def _entry(i: int) -> AuditEntry:
@@ -47,7 +60,7 @@ def _entry(i: int) -> AuditEntry:
                       before={"erp": None}, after={}, reason="bench", at=datetime.now(UTC))
 
 
-async def bench_appends(tmp: Path, total: int, writers: int) -> float:
+async def bench_appends(tmp: Path, total: int, writers: int, checks: dict[str, bool]) -> Figures:
     storage = Storage.open_path(tmp / "appends.db", durable=True)
     committer = GroupCommitter(AuditLog(storage))
     per = total // writers
@@ -64,10 +77,12 @@ async def bench_appends(tmp: Path, total: int, writers: int) -> float:
     print(f"audit appends: {per * writers} entries by {writers} concurrent writers in {took:.2f} s = "
           f"{rate:,.0f}/s durable ({committer.batches} group commits; chain ok: {ok})  [target >= 2,000/s]")
     storage.close()
-    return rate
+    checks["chain_ok"] = ok
+    return {"appends_count": per * writers, "writers_count": writers, "appends_s": took, "appends_per_s": rate,
+            "group_commits_count": committer.batches}
 
 
-def bench_verify(tmp: Path, entries: int) -> float:
+def bench_verify(tmp: Path, entries: int, checks: dict[str, bool]) -> Figures:
     storage = Storage.open_path(tmp / "verify.db", durable=False)
     log = AuditLog(storage)
     started = time.perf_counter()
@@ -91,21 +106,29 @@ def bench_verify(tmp: Path, entries: int) -> float:
     timer = threading.Timer(1.0, cancel)
     ticks.append(time.perf_counter())
     timer.start()
+    cancel_ms: float | None = None  # from the request to VerifyCancelled
+    checked_at_cancel: int | None = None
     try:
         log.verify(progress=lambda _checked, _total: ticks.append(time.perf_counter()), cancelled=stop.is_set)
         stopped = "finished before the cancel at 1 s"
     except VerifyCancelled as exc:
+        cancel_ms = (time.perf_counter() - requested[0]) * 1000
+        checked_at_cancel = exc.checked
         stopped = (f"cancelled after {exc.checked:,} entries, "
-                   f"{(time.perf_counter() - requested[0]) * 1000:.0f} ms after the request")
+                   f"{cancel_ms:.0f} ms after the request")
     gap = max(b - a for a, b in itertools.pairwise(ticks))
     print(f"audit verify with progress: {len(ticks) - 1} progress calls, longest gap {gap * 1000:.0f} ms; {stopped}  "
           "[both <= 200 ms]")
     timer.cancel()
     storage.close()
-    return took
+    checks["verify_ok"] = result.ok
+    checks["verify_cancelled"] = cancel_ms is not None
+    return {"verify_entries_count": result.checked, "verify_s": took, "verify_build_s": built,
+            "progress_calls_count": len(ticks) - 1, "progress_gap_max_ms": gap * 1000,
+            "cancel_to_stop_ms": cancel_ms, "checked_at_cancel_count": checked_at_cancel}
 
 
-async def bench_bulk(tmp: Path, rate: float, invoices: int) -> float:
+async def bench_bulk(tmp: Path, rate: float, invoices: int) -> Figures:
     faults = {s: FaultConfig() for s in System}
     faults[System.ERP] = FaultConfig(rate_limit=rate)
     opts = DemoOptions(customers=200, seed=7, anchor=ANCHOR, faults=faults)
@@ -140,7 +163,10 @@ async def bench_bulk(tmp: Path, rate: float, invoices: int) -> float:
               f"requests = {achieved:.1f}/s of the configured {rate:.0f}/s = {achieved / rate:.0%} "
               f"(429s: {stats['injected'].get('429', 0)}; {len(missing) / took:.2f} actions/s)  [target >= 90 %]")
         await service.aclose()
-        return achieved / rate
+        return {"bulk_actions_count": len(missing), "bulk_s": took, "bulk_succeeded_count": ok,
+                "erp_requests_count": stats["total"], "erp_requests_per_s": achieved, "erp_limit_per_s": rate,
+                "share_of_limit": achieved / rate, "erp_429_count": stats["injected"].get("429", 0),
+                "actions_per_s": len(missing) / took}
     finally:
         await engine.aclose()
         engine.storage.close()
@@ -157,14 +183,19 @@ def main() -> None:
     p.add_argument("--invoices", type=int, default=80)
     p.add_argument("--skip", action="append", default=[], choices=("appends", "verify", "bulk"))
     args = p.parse_args()
+    figures: Figures = {}
+    checks: dict[str, bool] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         if "appends" not in args.skip:
-            asyncio.run(bench_appends(tmp, args.appends, args.writers))
+            figures |= asyncio.run(bench_appends(tmp, args.appends, args.writers, checks))
         if "verify" not in args.skip:
-            bench_verify(tmp, args.entries)
+            figures |= bench_verify(tmp, args.entries, checks)
         if "bulk" not in args.skip:
-            asyncio.run(bench_bulk(tmp, args.rate, args.invoices))
+            figures |= asyncio.run(bench_bulk(tmp, args.rate, args.invoices))
+    params = {"appends": args.appends, "writers": args.writers, "entries": args.entries, "rate": args.rate,
+              "invoices": args.invoices, "skip": sorted(set(args.skip))}
+    emit("bench_actions", params, figures, TARGETS, checks)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Time and memory of the demo dataset generator at scale.
 
 Run: ``.venv/bin/python tests/bench/bench_dataset.py [customers] [seed]`` (default 100000).
-Prints wall time, CPU time, peak RSS and record counts. Not collected by pytest.
+Prints wall time, CPU time, peak RSS and record counts, then a ``BENCH {json}`` line
+(tests/bench/report.py). Target: < 60 s wall time for 100,000 customers. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from services.demo.dataset import generate
+from tests.bench.report import emit
 
 
 def main() -> None:
@@ -34,7 +36,19 @@ def main() -> None:
     print("erp:", {m: len(t) for m, t in ds.erp.tables.items() if t})
     s = ds.support
     print(f"support: organizations={len(s.organizations)} users={len(s.users)} tickets={len(s.tickets)}")
-    print("manifest:", dict(sorted(Counter(m.rule for m in ds.manifest).items())))
+    manifest = dict(sorted(Counter(m.rule for m in ds.manifest).items()))
+    print("manifest:", manifest)
+    figures: dict[str, float | int | None] = {
+        "wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss / 1024, "rss_before_mb": rss0 / 1024,
+        "billing_customers_count": len(b.customers), "billing_subscriptions_count": len(b.subscriptions),
+        "billing_invoices_count": len(b.invoices), "billing_invoices_per_customer": len(b.invoices) / max(1, customers),
+        "billing_events_count": len(b.events),
+        "support_organizations_count": len(s.organizations), "support_users_count": len(s.users),
+        "support_tickets_count": len(s.tickets), "manifest_count": sum(manifest.values()),
+    }
+    figures |= {f"erp_{m}_count": len(t) for m, t in ds.erp.tables.items() if t}
+    figures |= {f"manifest_{rule}_count": n for rule, n in manifest.items()}
+    emit("bench_dataset", {"customers": customers, "seed": seed}, figures, {"wall_s": ("<", 60)})
 
 
 if __name__ == "__main__":

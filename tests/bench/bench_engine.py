@@ -7,6 +7,11 @@
 The demo servers run in a separate ``demo-server`` process, so the figures (and the peak RSS)
 are SyncDesk's own. ``reconcile`` builds its snapshot once with a full refresh and keeps it in
 ``--cache`` (default: a folder under the system temp dir) for later runs.
+
+Targets: ``refresh`` of 10,000 customers without server limits, SyncDesk peak RSS ≤ 600 MB;
+with ``--limited``, each limited system's requests/s from its first to its last request
+≥ 90 % of the allowed rate, and no 429. ``reconcile`` of 100,000 customers: median ≤ 3 s.
+The last line is ``BENCH {json}`` (tests/bench/report.py).
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from services.engine import Engine, RefreshMode  # noqa: E402
 from services.io.config import load_profile  # noqa: E402
 from services.io.http import DEFAULT_POLICIES, HttpPolicy  # noqa: E402
 from services.store.storage import Storage  # noqa: E402
+from tests.bench.report import Number, Target, emit  # noqa: E402
 
 ANCHOR = 1_780_000_000
+RSS_TARGET: Target = ("<=", 600)
 
 
 def rss_mb() -> float:
@@ -74,7 +81,9 @@ class DemoServer:
 
 
 async def full_refresh(profile_path: Path, db: Path, limited: bool, billing_rate: float | None = None,
-                       only: list[System] | None = None) -> tuple[Engine, float, bool]:
+                       only: list[System] | None = None,
+                       figures: dict[str, Number | None] | None = None) -> tuple[Engine, float, bool]:
+    """A full refresh; its per-system figures go into ``figures`` when given."""
     profile = load_profile(profile_path, "demo")
     storage = Storage.open_path(db)
     if limited:
@@ -91,6 +100,10 @@ async def full_refresh(profile_path: Path, db: Path, limited: bool, billing_rate
     for o in report.outcomes.values():
         print(f"  {o.system.value:8} {'ok' if o.ok else 'FAILED ' + o.error_text:4} {o.records:>9,} records "
               f"{o.requests:>6,} requests {o.seconds:7.1f} s  ({o.requests / max(o.seconds, 1e-9):5.1f} req/s)")
+        if figures is not None:
+            name = o.system.value
+            figures |= {f"{name}_records_count": o.records, f"{name}_requests_count": o.requests,
+                        f"{name}_s": o.seconds, f"{name}_requests_per_s": o.requests / max(o.seconds, 1e-9)}
     return engine, took, report.ok
 
 
@@ -101,10 +114,14 @@ def cmd_refresh(args: argparse.Namespace) -> None:
     server = DemoServer(args.customers, args.seed, args.limited, work, args.billing_rate)
     print(f"  demo-server generated and answering in {server.startup:.1f} s (separate process)")
     only = [System(x) for x in args.only] if args.only else None
+    figures: dict[str, Number | None] = {"server_startup_s": server.startup}
+    targets: dict[str, Target] = {"peak_rss_mb": RSS_TARGET}
     try:
-        engine, took, _ = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited,
-                                                   args.billing_rate, only))
-        print(f"  total wall time {took:.1f} s; SyncDesk peak RSS {rss_mb():.0f} MB")
+        engine, took, ok = asyncio.run(full_refresh(server.config, work / "bench.db", args.limited,
+                                                    args.billing_rate, only, figures))
+        peak = rss_mb()
+        print(f"  total wall time {took:.1f} s; SyncDesk peak RSS {peak:.0f} MB")
+        figures |= {"refresh_s": took, "peak_rss_mb": peak}
         profile = load_profile(server.config, "demo")
         for system in (System.BILLING, System.SUPPORT):
             st = server.stats(profile.connections[system].url)
@@ -114,17 +131,32 @@ def cmd_refresh(args: argparse.Namespace) -> None:
                        else DEFAULT_POLICIES[system].rate_per_second)
             first, last = st.get("first_at"), st.get("last_at")
             window = ""
+            name = system.value
+            if isinstance(total, int):
+                figures[f"{name}_server_requests_count"] = total
+            if isinstance(injected, dict):
+                figures[f"{name}_429_count"] = injected.get("429", 0)
+                if args.limited and (only is None or system in only):
+                    targets[f"{name}_429_count"] = ("<=", 0)
+            if args.limited and allowed:
+                figures[f"{name}_allowed_per_s"] = allowed
             if isinstance(first, float) and isinstance(last, float) and last > first and isinstance(total, int):
                 rate = (total - 1) / (last - first)
                 window = f"; {rate:.1f} requests/s from its first to its last request ({last - first:.1f} s)"
+                figures |= {f"{name}_window_requests_per_s": rate, f"{name}_window_s": last - first}
                 if args.limited and allowed:
                     window += f" = {rate / allowed:.0%} of the allowed rate"
+                    figures[f"{name}_share_of_limit"] = rate / allowed
+                    targets[f"{name}_share_of_limit"] = (">=", 0.9)
             print(f"  {system.value:8} server saw {total:,} requests; 429s sent: "
                   f"{injected.get('429', 0) if isinstance(injected, dict) else '?'}"
                   + (f"; allowed {allowed:.1f}/s" if args.limited and allowed else "") + window)
         engine.storage.close()
     finally:
         server.stop()
+    params = {"customers": args.customers, "seed": args.seed, "limited": args.limited,
+              "billing_rate": args.billing_rate, "only": sorted(args.only) if args.only else None}
+    emit("bench_engine.refresh", params, figures, targets, {"refresh_ok": ok})
 
 
 def cmd_reconcile(args: argparse.Namespace) -> None:
@@ -132,6 +164,9 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     db = cache / f"snapshot-{args.customers}-{args.seed}-{ANCHOR}.db"
     marker = db.with_suffix(".ok")
+    params: dict[str, object] = {"customers": args.customers, "seed": args.seed, "repeat": args.repeat,
+                                 "cache": str(cache), "snapshot": "cached" if marker.exists() else "built"}
+    targets: dict[str, Target] = {"reconcile_median_s": ("<=", 3)}
     if not marker.exists():
         print(f"building the {args.customers:,}-customer snapshot once (full refresh, no rate limits)…")
         db.unlink(missing_ok=True)
@@ -140,13 +175,17 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
         try:
             engine, took, ok = asyncio.run(full_refresh(server.config, db, False))
             engine.storage.close()
-            print(f"  full refresh {took:.1f} s; peak RSS {rss_mb():.0f} MB")
+            peak = rss_mb()
+            print(f"  full refresh {took:.1f} s; peak RSS {peak:.0f} MB")
+            built = {"server_startup_s": server.startup, "snapshot_refresh_s": took, "peak_rss_mb": peak}
             if not ok:
+                emit("bench_engine.reconcile", params, built, targets, {"refresh_ok": False})
                 raise SystemExit("a system failed: the snapshot is incomplete and not kept")
             marker.write_text(json.dumps({"refresh_seconds": took}))
         finally:
             server.stop()
         print("run again to measure reconciliation in a fresh process")
+        emit("bench_engine.reconcile", params, built, targets, {"refresh_ok": True})
         return
     storage = Storage.open_path(db)
     started = time.perf_counter()
@@ -155,7 +194,10 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     load_s = time.perf_counter() - started
     snap = engine.snapshot()
     counts = {s.value: d.count() for s, d in snap.systems.items()}
-    print(f"snapshot of {args.customers:,} customers loaded in {load_s:.1f} s: {counts}; RSS {rss_mb():.0f} MB")
+    loaded_rss = rss_mb()
+    print(f"snapshot of {args.customers:,} customers loaded in {load_s:.1f} s: {counts}; RSS {loaded_rss:.0f} MB")
+    figures: dict[str, Number | None] = {"load_s": load_s, "rss_after_load_mb": loaded_rss}
+    figures |= {f"{name}_records_count": n for name, n in counts.items()}
     gc.collect()
     gc.freeze()  # as the console does after each publish: the snapshot is long-lived
     times = []
@@ -165,8 +207,11 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
         result = reconcile(snap)
         times.append(time.perf_counter() - t0)
     assert result is not None
+    median = sorted(times)[len(times) // 2]
     print(f"reconcile: {len(result.exceptions):,} exceptions; best {min(times):.2f} s, "
-          f"median {sorted(times)[len(times) // 2]:.2f} s over {args.repeat} runs (one core)")
+          f"median {median:.2f} s over {args.repeat} runs (one core)")
+    figures |= {"exceptions_count": len(result.exceptions), "reconcile_best_s": min(times),
+                "reconcile_median_s": median}
     t0 = time.perf_counter()
     rows = build_customer_rows(snap, result.exceptions)
     rows_s = time.perf_counter() - t0
@@ -177,8 +222,11 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     TimelineIndex(snap)
     tl_s = time.perf_counter() - t0
     print(f"customer rows {rows_s:.2f} s, name order {sort_s:.2f} s, timeline index {tl_s:.2f} s")
-    print(f"peak RSS {rss_mb():.0f} MB")
+    peak = rss_mb()
+    print(f"peak RSS {peak:.0f} MB")
+    figures |= {"customer_rows_s": rows_s, "name_order_s": sort_s, "timeline_index_s": tl_s, "peak_rss_mb": peak}
     storage.close()
+    emit("bench_engine.reconcile", params, figures, targets)
 
 
 def main() -> None:

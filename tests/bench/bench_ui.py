@@ -16,6 +16,8 @@
   is still being read in a worker thread; that time is printed too). Target ≤ 2 s. Measured
   as launches find the database: with the customer list the previous session stored (and
   once without it, the first launch after an upgrade).
+
+Each sub-command ends with a ``BENCH {json}`` line (tests/bench/report.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -48,6 +51,7 @@ from services.io.config import load_profile  # noqa: E402
 from services.io.http import HttpPolicy  # noqa: E402
 from services.store.storage import OVERVIEW, Storage  # noqa: E402
 from tests.bench.bench_engine import DemoServer  # noqa: E402
+from tests.bench.report import Number, emit  # noqa: E402
 
 UNLIMITED = {s: HttpPolicy(rate_per_second=None, concurrency=8 if s is not System.ERP else 2) for s in System}
 
@@ -102,6 +106,7 @@ def cmd_stall(args: argparse.Namespace) -> None:
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     tune_loop(loop)
+    figures: dict[str, Number | None] = {"server_startup_s": server.startup}
 
     async def run() -> None:
         profile = load_profile(server.config, "demo")
@@ -130,6 +135,11 @@ def cmd_stall(args: argparse.Namespace) -> None:
         print(f"longest gaps: {beat.longest()}")
         print(f"UI heartbeat (5 ms): longest stall {gaps[-1]:.0f} ms, p99 {gaps[int(len(gaps) * 0.99)]:.0f} ms, "
               f"median {statistics.median(gaps):.0f} ms over {len(gaps):,} ticks")
+        figures.update({
+            "refresh_s": took, "rows_shown_count": len(window.state.rows) if window.state else 0,
+            "state_shown_s": shown[0] - started if shown else None, "stall_max_ms": gaps[-1],
+            "p99_ms": gaps[int(len(gaps) * 0.99)], "median_ms": statistics.median(gaps), "ticks_count": len(gaps),
+        })
         await adapter.aclose()
         await runner.call(engine.aclose())
         if isinstance(runner, ServiceLoop):
@@ -140,6 +150,8 @@ def cmd_stall(args: argparse.Namespace) -> None:
         loop.run_until_complete(run())
     finally:
         server.stop()
+    emit("bench_ui.stall", {"customers": args.customers, "inline": args.inline, "heartbeat_ms": 5}, figures,
+         {"stall_max_ms": ("<=", 50)})
 
 
 def cmd_filter(args: argparse.Namespace) -> None:
@@ -168,7 +180,10 @@ def cmd_filter(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     page.set_rows(rows)
     QApplication.processEvents()
-    print(f"{args.rows:,} rows: first set_rows + paint {(time.perf_counter() - t0) * 1000:.0f} ms")
+    first_ms = (time.perf_counter() - t0) * 1000
+    print(f"{args.rows:,} rows: first set_rows + paint {first_ms:.0f} ms")
+    figures: dict[str, Number | None] = {"first_set_rows_ms": first_ms}
+    medians = []
     for query in ["alpine", "summit energy", "cus_00000", "de0000123", "360001", "zzz", ""]:
         times = []
         for _ in range(5):
@@ -179,9 +194,16 @@ def cmd_filter(args: argparse.Namespace) -> None:
             times.append((time.perf_counter() - t0) * 1000)
         print(f"  filter {query!r:18} -> {page.model.rowCount():>7,} rows: median {statistics.median(times):5.1f} ms, "
               f"max {max(times):5.1f} ms")
+        key = "query_" + (re.sub(r"\W+", "_", query) or "empty")
+        medians.append(statistics.median(times))
+        figures |= {f"{key}_rows_count": page.model.rowCount(), f"{key}_median_ms": medians[-1],
+                    f"{key}_max_ms": max(times)}
+    figures["worst_query_median_ms"] = max(medians)
+    emit("bench_ui.filter", {"rows": args.rows, "repeats_per_query": 5}, figures,
+         {"worst_query_median_ms": ("<=", 100)})
 
 
-def _build_snapshot(customers: int, db: Path) -> Path:
+def _build_snapshot(customers: int, db: Path) -> float:
     from tests.bench.bench_engine import full_refresh
 
     work = db.parent
@@ -192,7 +214,7 @@ def _build_snapshot(customers: int, db: Path) -> Path:
     finally:
         server.stop()
     print(f"(built a {customers:,}-customer snapshot in {took:.0f} s)")
-    return server.config
+    return took
 
 
 def cmd_launch(args: argparse.Namespace) -> None:
@@ -200,8 +222,11 @@ def cmd_launch(args: argparse.Namespace) -> None:
     cache.mkdir(exist_ok=True)
     db = cache / f"launch-{args.customers}.db"
     cfg = cache / f"demo-{args.customers}-1.toml"
-    if not db.exists() or not cfg.exists():
-        _build_snapshot(args.customers, db)
+    figures: dict[str, Number | None] = {}
+    built = not db.exists() or not cfg.exists()
+    if built:
+        figures["snapshot_build_s"] = _build_snapshot(args.customers, db)
+
     def launch() -> tuple[float, str]:
         out = subprocess.run([sys.executable, __file__, "_launch_child", str(db), str(cfg)], capture_output=True,
                              text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
@@ -221,13 +246,44 @@ def cmd_launch(args: argparse.Namespace) -> None:
     storage.close()
     took, line = launch()
     print(f"  without a stored customer list: {line}")
+    first = _child_figures(line)
+    figures |= {"no_stored_list_interactive_s": took, "no_stored_list_window_shown_s": first["window_shown_s"],
+                "no_stored_list_complete_s": first["complete_s"]}
     results = []
+    children = []
     for _ in range(args.repeat):
         took, line = launch()
         results.append(took)
+        children.append(_child_figures(line))
         print("  " + line)
     print(f"launch to interactive with {args.customers:,} customers: median {statistics.median(results):.2f} s "
           f"(best {min(results):.2f} s) over {len(results)} launches")
+    figures |= {
+        "interactive_median_s": statistics.median(results), "interactive_best_s": min(results),
+        "interactive_max_s": max(results),
+        "window_shown_median_s": statistics.median(c["window_shown_s"] for c in children),
+        "complete_median_s": statistics.median(c["complete_s"] for c in children),
+        "customers_listed_count": children[-1]["customers_listed_count"],
+        "exceptions_listed_count": children[-1]["exceptions_listed_count"],
+    }
+    emit("bench_ui.launch", {"customers": args.customers, "repeat": args.repeat,
+                             "snapshot": "built" if built else "cached"}, figures,
+         {"interactive_median_s": ("<=", 2)})
+
+
+CHILD_LINE = re.compile(r"interactive (?P<interactive>[\d.]+) s after process start \(window shown at "
+                        r"(?P<shown>[\d.]+) s; (?P<customers>[\d,]+) customers, (?P<exceptions>[\d,]+) exceptions "
+                        r"listed; whole snapshot with timelines in at (?P<complete>[\d.]+) s\)")
+
+
+def _child_figures(line: str) -> dict[str, float]:
+    """The figures of a launch child's "interactive ..." line (printed by :func:`launch_child`)."""
+    m = CHILD_LINE.fullmatch(line)
+    if m is None:
+        raise SystemExit(f"unexpected launch line: {line!r}")
+    return {"interactive_s": float(m["interactive"]), "window_shown_s": float(m["shown"]),
+            "customers_listed_count": int(m["customers"].replace(",", "")),
+            "exceptions_listed_count": int(m["exceptions"].replace(",", "")), "complete_s": float(m["complete"])}
 
 
 def _process_age() -> float:
