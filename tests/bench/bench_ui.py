@@ -208,9 +208,16 @@ def _build_snapshot(customers: int, db: Path) -> float:
 
     work = db.parent
     server = DemoServer(customers, 1, False, work)
-    try:
-        engine, took, _ = asyncio.run(full_refresh(server.config, db, False))
+    async def build() -> float:
+        engine, took, _ = await full_refresh(server.config, db, False)
+        # the stored exceptions a launch shows with the customers (as after a console's refresh)
+        await engine.reconcile()
+        await engine.aclose()
         engine.storage.close()
+        return took
+
+    try:
+        took = asyncio.run(build())
     finally:
         server.stop()
     print(f"(built a {customers:,}-customer snapshot in {took:.0f} s)")
@@ -220,7 +227,7 @@ def _build_snapshot(customers: int, db: Path) -> float:
 def cmd_launch(args: argparse.Namespace) -> None:
     cache = Path(tempfile.gettempdir()) / "syncdesk-uibench-cache"
     cache.mkdir(exist_ok=True)
-    db = cache / f"launch-{args.customers}.db"
+    db = cache / f"launch-{args.customers}-reconciled.db"  # with its stored exceptions
     cfg = cache / f"demo-{args.customers}-1.toml"
     figures: dict[str, Number | None] = {}
     built = not db.exists() or not cfg.exists()
