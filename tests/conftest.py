@@ -10,6 +10,7 @@ some platform skips with ``pytest.skip("platform: <the condition>")``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def syncdesk_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("syncdesk-home")
     monkeypatch.setenv("SYNCDESK_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def audit_key_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The audit log's signing keys and witnesses in a private folder too, never the user's keyring
+    or config folder; on a MonkeyPatch of its own, so that a test's ``monkeypatch.undo()`` keeps it."""
+    keys = tmp_path_factory.mktemp("audit-keys")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SYNCDESK_AUDIT_KEY_DIR", str(keys))
+        patch.delenv("SYNCDESK_AUDIT_WITNESS", raising=False)
+        yield keys
 
 
 # -- skip guard --------------------------------------------------------------------------------

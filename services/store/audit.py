@@ -6,6 +6,13 @@ names the first bad entry. Deleting the newest entries leaves a valid but shorte
 the log also keeps its head (last sequence number and hash) in a file beside the database
 (``<db>.head``) and ``verify`` compares the two.
 
+That file, like the chain, can be rewritten by anyone able to write the database. What anchors
+the log is ``services.store.audit_anchor``: every commit group also stores a checkpoint of the
+head signed with the log's Ed25519 key (kept outside SYNCDESK_HOME, ``services.store.audit_keys``),
+and the checkpoint goes to witnesses outside the database; ``verify`` judges the log against
+them (rollback, rewrite, a cut end, entries added without the key). README: "The audit log: what
+it detects, what it cannot".
+
 Sequence numbers are the primary key and are never reused: two writers racing for the same
 number collide on the key and the loser retries, so the chain stays linear across processes.
 
@@ -33,9 +40,11 @@ from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from services.core.redaction import MASK, redact
+from services.core.text_safety import csv_cell
+from services.store.audit_anchor import Anchor, VerifyContext, is_file_sqlite
+from services.store.audit_checkpoint import GENESIS, Since, when
 from services.store.storage import AUDIT, Storage
 
-GENESIS = "0" * 64
 SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authori[sz]ation|session|cookie|credential)",
                         re.IGNORECASE)
 FIELDS = ("seq", "at", "operator", "role", "action_id", "action_kind", "phase", "exception_id", "customer_id",
@@ -139,11 +148,53 @@ class VerifyResult:
     checked: int
     first_bad: int | None = None
     problem: str = ""
+    #: what protects the log beyond its hash chain (the signing key's place, the witnesses)
+    protection: str = field(default="", compare=False)
+    #: why that protection is weaker than it could be ("" when nothing to say)
+    warning: str = field(default="", compare=False)
+    #: "anchored since <time>" and, for a log written before signing, which entries were anchored late
+    anchored: str = field(default="", compare=False)
+    #: entries 1..late were written before the log was signed (0: none)
+    late: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         if self.ok:
-            return f"audit log intact: {self.checked} entries verified"
+            late = f" ({self.anchored})" if self.late else ""
+            return f"audit log intact: {self.checked} entries verified{late}"
         return f"audit log NOT intact: {self.problem}"
+
+
+def anchored_text(since: Since | None) -> tuple[str, int]:
+    if since is None:
+        return "", 0
+    if since.late:
+        span = "entry 1 was" if since.late == 1 else f"entries 1–{since.late} were"
+        return (f"anchored since {when(since.at).removeprefix('on ')}: {span} written before the log was signed "
+                "and anchored late"), since.late
+    return f"anchored since {when(since.at).removeprefix('on ')}: every entry is covered by a signed checkpoint", 0
+
+
+def _finish(result: VerifyResult, ctx: VerifyContext | None, since: Since | None = None) -> VerifyResult:
+    """``result`` with the protection in force and the anchoring said."""
+    anchored, late = anchored_text(since)
+    if ctx is None:
+        return replace(result, protection="none beyond the hash chain (a database in memory or not SQLite)",
+                       anchored=anchored, late=late)
+    return replace(result, protection=ctx.protection, warning=ctx.warning or "", anchored=anchored, late=late)
+
+
+def _read_head(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """The head file's ``{"seq": int >= 0, "hash": str}``, or why it is unreadable."""
+    try:
+        head = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None, "not JSON"
+    if not isinstance(head, dict):
+        return None, "not a JSON object"
+    seq, digest = head.get("seq"), head.get("hash")
+    if type(seq) is not int or seq < 0 or not isinstance(digest, str):
+        return None, "its seq is not a whole number or its hash not a text"
+    return {"seq": seq, "hash": digest}, ""
 
 
 class VerifyCancelled(Exception):
@@ -173,6 +224,9 @@ class AuditLog:
         if head_file is None and storage.engine.url.get_backend_name() == "sqlite" and db and db != ":memory:":
             head_file = Path(f"{db}.head")
         self.head_file = head_file
+        path = is_file_sqlite(storage.engine)
+        #: signed checkpoints and witnesses (None: a database in memory or not SQLite, not anchored)
+        self.anchor = Anchor(storage.engine, path) if path is not None else None
 
     # -- writing ----------------------------------------------------------------------------
     def append(self, entry: AuditEntry, conn: Connection | None = None) -> AuditEntry:
@@ -180,7 +234,10 @@ class AuditLog:
         return self.append_many([entry], conn)[0]
 
     def append_many(self, entries: list[AuditEntry], conn: Connection | None = None) -> list[AuditEntry]:
-        """Append entries in order, in one transaction (a group commit)."""
+        """Append entries in order, in one transaction (a group commit), with the signed
+        checkpoint of the new head. With ``conn``, call :meth:`note_committed` once it committed."""
+        if not entries:
+            return []
         if conn is not None:
             return self._append(entries, conn)
         for _ in range(20):
@@ -189,13 +246,14 @@ class AuditLog:
                     done = self._append(entries, own)
             except IntegrityError:  # another writer took the sequence number: read the head again
                 continue
-            self._write_head(done[-1])
+            self.note_committed(done)
             return done
         raise RuntimeError("audit log: could not append after 20 attempts (heavy contention)")
 
     def _append(self, entries: list[AuditEntry], conn: Connection) -> list[AuditEntry]:
         last = conn.execute(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)).first()
         seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+        before = (seq, prev)
         done: list[AuditEntry] = []
         rows = []
         for e in entries:
@@ -207,6 +265,8 @@ class AuditLog:
             rows.append(row)
             done.append(e)
         conn.execute(insert(AUDIT), rows)
+        if self.anchor is not None:
+            self.anchor.sign_group(conn, before, (seq, prev))
         return done
 
     def _write_head(self, entry: AuditEntry) -> None:
@@ -216,10 +276,19 @@ class AuditLog:
         tmp.write_text(json.dumps({"seq": entry.seq, "hash": entry.hash}))
         os.replace(tmp, self.head_file)
 
-    def note_committed(self, entries: list[AuditEntry]) -> None:
-        """After appending inside a caller's transaction, once it committed: move the head."""
+    def note_committed(self, entries: list[AuditEntry], *, wait: bool = True) -> None:
+        """After appending inside a caller's transaction, once it committed: move the head and
+        write the signed checkpoint to the witnesses (``wait``: before returning; else on the
+        anchor's publisher thread, see :meth:`flush`)."""
         if entries:
             self._write_head(entries[-1])
+            if self.anchor is not None:
+                self.anchor.committed(entries[-1].seq, wait=wait)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the witnesses hold every checkpoint committed through this log (False: not
+        within ``timeout`` s). The process does it when it exits; ``verify`` before it reads them."""
+        return self.anchor.flush(timeout) if self.anchor is not None else True
 
     # -- reading ----------------------------------------------------------------------------
     def _rows(self, batch: int = 20_000) -> Iterator[Any]:
@@ -390,31 +459,27 @@ class AuditLog:
 
     def verify(self, progress: Callable[[int, int], None] | None = None,
                cancelled: Callable[[], bool] | None = None) -> VerifyResult:
-        """Check every entry and the head; name the first altered, removed or reordered one.
+        """Check every entry, the head file and the signed checkpoints and witnesses; name the
+        first altered, removed, reordered or unsigned entry (or what could not be checked).
 
         ``progress(checked, total)`` is called when the check starts and after every page of
         :data:`PAGE` entries (every 40-90 ms on a 2-core machine); ``total`` is the last
         sequence number when it started, or ``checked`` once that is more. ``cancelled()``
         (e.g. ``threading.Event().is_set``) is polled before every page and every 20 ms while
         waiting for one; when it returns true :class:`VerifyCancelled` is raised. Both are
-        called in the caller's thread."""
+        called in the caller's thread. A log written before checkpoints were signed is
+        anchored on its first verify (its current head signed once: ``late`` entries)."""
         if cancelled is not None and cancelled():
             raise VerifyCancelled(0)
-        # the head first: written after each commit, it is then never ahead of what the scan reads,
-        # even while entries are being appended
+        # the witnesses and the head first: written after each commit, they are then never ahead
+        # of what the scan reads, even while entries are being appended
+        ctx = self.anchor.context() if self.anchor is not None else None
         head: Any = None
-        unreadable = False
+        unreadable = ""
         if self.head_file is not None and self.head_file.exists():
-            try:
-                head = json.loads(self.head_file.read_text())
-            except ValueError:
-                unreadable = True
-            else:
-                unreadable = not isinstance(head, dict)
-                head = head if not unreadable else None
-        head_seq = head.get("seq") if head is not None else None
-        head_at = head_seq if type(head_seq) is int and head_seq > 0 else None
-        at_head: Any = None  # the stored hash of entry head_seq, once the scan reaches it
+            head, unreadable = _read_head(self.head_file)
+        head_at = head["seq"] if head is not None and head["seq"] > 0 else None
+        at_head: Any = None  # the stored hash of entry head_at, once the scan reaches it
         total = self._last_seq() if progress is not None else 0
         if progress is not None:
             progress(0, total)
@@ -434,14 +499,15 @@ class AuditLog:
             for seq, prev_hash, digest, data in zip(seqs, prevs, hashes, inputs, strict=True):
                 if seq != expected_seq:
                     what = "removed" if seq > expected_seq else "duplicated or reordered"
-                    return VerifyResult(False, checked, expected_seq,
-                                        f"entry {expected_seq} is {what} (found entry {seq} in its place)")
+                    gap = f"entry {expected_seq} is {what} (found entry {seq} in its place)"
+                    return _finish(VerifyResult(False, checked, expected_seq, gap), ctx)
                 if prev_hash != prev:
-                    return VerifyResult(False, checked, seq,
-                                        f"entry {seq} does not follow entry {seq - 1}: "
-                                        "an earlier entry was altered, removed or reordered")
+                    return _finish(VerifyResult(False, checked, seq,
+                                                f"entry {seq} does not follow entry {seq - 1}: "
+                                                "an earlier entry was altered, removed or reordered"), ctx)
                 if sha256(data).hexdigest() != digest and not (sqlite_inputs and self._exact_match(seq, digest)):
-                    return VerifyResult(False, checked, seq, f"entry {seq} was altered after it was written")
+                    return _finish(VerifyResult(False, checked, seq, f"entry {seq} was altered after it was written"),
+                                   ctx)
                 prev = digest
                 expected_seq += 1
                 checked += 1
@@ -451,19 +517,31 @@ class AuditLog:
             if progress is not None:
                 total = max(total, checked)
                 progress(checked, total)
+        head_problem: VerifyResult | None = None
         if unreadable:
-            return VerifyResult(False, checked, None, f"the head file {self.head_file} is unreadable")
-        if head is not None:
-            if head.get("seq", 0) > checked:
-                return VerifyResult(False, checked, checked + 1,
-                                    f"entries {checked + 1}–{head['seq']} were removed from the end of the log")
-            if head_seq == checked and head.get("hash") != prev:
-                return VerifyResult(False, checked, checked, f"entry {checked} differs from the recorded head")
+            head_problem = VerifyResult(False, checked, None, f"the head file {self.head_file} is unreadable "
+                                                              f"({unreadable})")
+        elif head is not None:
+            if head["seq"] > checked:
+                head_problem = VerifyResult(False, checked, checked + 1,
+                                            f"entries {checked + 1}–{head['seq']} were removed from the end of the log")
+            elif head["seq"] == checked and head["hash"] != prev:
+                head_problem = VerifyResult(False, checked, checked, f"entry {checked} differs from the recorded head")
             # entries appended since the head was written (or while verify ran): the chain must
             # still pass through it, else it was rewritten from there back
-            if head_at is not None and head_at < checked and head.get("hash") != at_head:
-                return VerifyResult(False, checked, head_at, f"entry {head_at} differs from the recorded head")
-        return VerifyResult(True, checked)
+            elif head_at is not None and head_at < checked and head["hash"] != at_head:
+                head_problem = VerifyResult(False, checked, head_at, f"entry {head_at} differs from the recorded head")
+        since: Since | None = None
+        anchor_problem: VerifyResult | None = None
+        if self.anchor is not None and ctx is not None:
+            found, since = self.anchor.judge_log(ctx, checked, prev)
+            if found is not None:
+                anchor_problem = VerifyResult(False, checked, found.first_bad, found.sentence)
+        # the head file's word on an entry first (as before signing), then the checkpoints' and
+        # witnesses', then what names no entry
+        ranked = [r for r in (head_problem, anchor_problem) if r is not None]
+        ranked.sort(key=lambda r: r.first_bad is None)
+        return _finish(ranked[0] if ranked else VerifyResult(True, checked), ctx, since)
 
     def entries(self, flt: AuditFilter | None = None, limit: int | None = None) -> list[AuditEntry]:
         q = select(AUDIT).order_by(AUDIT.c.seq.desc())
@@ -501,7 +579,7 @@ class AuditLog:
             writer.writeheader()
             for e in items:
                 d = _export_dict(e)
-                writer.writerow({k: (_canonical(v) if isinstance(v, dict) else v) for k, v in d.items()})
+                writer.writerow({k: csv_cell(_canonical(v) if isinstance(v, dict) else v) for k, v in d.items()})
             return buf.getvalue()
         raise ValueError(f"unknown export format {fmt!r} (csv or json)")
 
@@ -579,6 +657,6 @@ class GroupCommitter:
                 if "audit_entry" in str(exc.orig) or "seq" in str(exc.orig):
                     continue  # another process took the sequence number; read the head again
                 raise
-            self.log.note_committed(done)
+            self.log.note_committed(done, wait=False)  # the witnesses on their own thread: the next group goes on
             return done
         raise RuntimeError("audit log: could not append after 20 attempts (heavy contention)")

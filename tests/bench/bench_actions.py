@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import os
 import sys
 import tempfile
 import threading
@@ -187,6 +188,9 @@ def main() -> None:
     checks: dict[str, bool] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        # the benchmark's audit logs sign their checkpoints with keys of their own, never the user's
+        os.environ["SYNCDESK_AUDIT_KEY_DIR"] = str(tmp / "audit-keys")
+        os.environ.pop("SYNCDESK_AUDIT_WITNESS", None)
         if "appends" not in args.skip:
             figures |= asyncio.run(bench_appends(tmp, args.appends, args.writers, checks))
         if "verify" not in args.skip:
