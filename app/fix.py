@@ -2,10 +2,19 @@
 
     syncdesk fix (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) --rule RULE
                  [--customer ID] [--action retry|accept|push|create|link|correct|cancel|revoke|flag]
-                 [--reason TEXT] [--value JSON] [--expires ISO|Nd|Nh] [--operator NAME]
+                 [--reason TEXT] [--value JSON] [--expires ISO|Nd|Nh]
                  [--role finance|support|auditor] [--dry-run] [--resume] [--audit-db FILE] [--limit N]
                  [--format text|json]
     syncdesk fix --resume [--config FILE] --profile NAME        (replay pending actions only)
+
+Who acts is who is logged in: the audit log records the OS login (``services.core.identity``),
+never a name given on the command line. ``--role`` must be one the role policy (the ``[roles]``
+table of the config file: ``--config``, else SYNCDESK_HOME/config.toml, also for ``--demo``)
+grants the login; by default the login's only acting role, finance when it holds both, else
+auditor. Without a ``[roles]`` table the login holds every role. A role the login lacks, or an
+auditor acting (a fix, ``--resume``, a bulk run), is refused with exit 2 before anything is
+opened or written; ``--dry-run`` is open to auditors. A policy that changed since this audit
+log last saw it is recorded in the log (``role_policy``) before the first action.
 
 ``fix`` refreshes, reconciles, then runs the rule's fix (``--action``, default: the rule's first
 fix) over every open exception of the rule (optionally one customer's) as one bulk action,
@@ -16,14 +25,15 @@ nothing to fix), 1 when any action failed or was refused, 3 when some are still 
 target is unreachable; they replay on the next ``--resume`` run or in the console), 2 for a
 usage or source error.
 
-The audit log lives in SYNCDESK_HOME/audit.db (``audit-demo.db`` for actions on the built-in
-demo), or ``--audit-db``.
+Each profile has its own audit log (services.store.home): SYNCDESK_HOME/audit-<profile>.db,
+SYNCDESK_HOME/demo/audit.db for the built-in demo, or ``--audit-db``; ``syncdesk audit verify
+--profile NAME`` (``--demo``) checks it.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
+import asyncio
 import json
 import re
 import sys
@@ -31,7 +41,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.headless import CommandError, _run, add_source_options, open_source, refresh_or_fail
+from app.headless import (
+    CommandError,
+    _run,
+    add_source_options,
+    json_text,
+    open_source,
+    refresh_or_fail,
+    safe_text,
+)
 from services.actions.model import (
     RULE_ACTIONS,
     ActionKind,
@@ -43,20 +61,17 @@ from services.actions.model import (
     Plan,
     Role,
 )
+from services.actions.role_audit import record_policy_change
+from services.actions.roles import auditor_refusal
 from services.actions.service import ActionService
 from services.core.domain import SyncException
+from services.core.identity import Identity, RolePolicyError, current_login, resolve_identity
+from services.io.config import ConfigError, load_roles
 from services.store.audit import AuditLog
-from services.store.home import audit_path
+from services.store.home import audit_path, config_path
 from services.store.storage import Storage, StorageError, database_url
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUEUED = 0, 1, 2, 3
-
-
-def _default_operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (containers): a neutral label
-        return "headless"
 
 
 def add_fix_parser(sub: Any) -> argparse.ArgumentParser:
@@ -70,13 +85,15 @@ def add_fix_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why (required for accept, correct, credit_repost and flag)")
     p.add_argument("--value", help="operator-chosen values as a JSON object (correct, link, retry, credit_repost)")
     p.add_argument("--expires", help="accept: until when (ISO date/time, or e.g. 30d, 12h)")
-    p.add_argument("--operator", default=_default_operator(), help="operator name recorded in the audit log")
-    p.add_argument("--role", choices=[r.value for r in Role], default=Role.FINANCE.value,
-                   help="operator role (default finance); auditors never act")
+    p.add_argument("--role", choices=[r.value for r in Role],
+                   help="act in this role, one the [roles] table grants your login (default: your only acting "
+                        "role; finance if you hold finance and support); auditors never act")
     p.add_argument("--dry-run", action="store_true", help="print the plans (checks, exact calls); write nothing")
     p.add_argument("--resume", action="store_true",
                    help="first replay actions left queued or executing by an earlier run")
-    p.add_argument("--audit-db", type=Path, help="audit log / outbox database (default: SYNCDESK_HOME/audit.db)")
+    p.add_argument("--audit-db", type=Path,
+                   help="audit log / outbox database (default: the profile's, SYNCDESK_HOME/audit-PROFILE.db; "
+                        "SYNCDESK_HOME/demo/audit.db with --demo)")
     p.add_argument("--limit", type=int, help="at most N exceptions")
     p.add_argument("--format", choices=("text", "json"), default="text")
     return p
@@ -162,15 +179,37 @@ def _open_audit(path: Path) -> AuditLog:
         raise CommandError(str(exc)) from None
 
 
+def identity_for(config: Path | None) -> Identity:
+    """The logged-in login and its roles under the ``[roles]`` table of ``config`` (default:
+    SYNCDESK_HOME/config.toml; no file or no table: every role). A malformed table is a usage
+    error naming the key."""
+    try:
+        policy = load_roles(config or config_path())
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    return resolve_identity(policy, current_login())
+
+
+def _operator(identity: Identity, role: str | None, dry_run: bool) -> Operator:
+    """The operator ``fix`` acts as: the login, in ``role`` (default: :meth:`Identity.default_role`).
+    A role the policy does not grant, or an auditor acting, is a usage error."""
+    chosen = Role(role) if role else identity.default_role()
+    try:
+        identity.check(identity.login, chosen)
+    except RolePolicyError as exc:
+        raise CommandError(f"{exc}; nothing was done") from None
+    operator = Operator(identity.login, chosen)
+    if chosen is Role.AUDITOR and not dry_run:
+        why = identity.read_only_reason()
+        raise CommandError(f"{why + '; ' if why else ''}{auditor_refusal(operator)} (use --dry-run to see the plans)")
+    return operator
+
+
 async def _fix(args: argparse.Namespace) -> int:
     if not args.rule and not args.resume:
         raise CommandError("choose --rule RULE (or --resume to replay pending actions)")
-    if args.demo and args.resume and not args.rule:
-        raise CommandError("--resume replays actions against a configured profile; the demo restarts fresh")
-    operator = Operator(args.operator, Role(args.role))
-    if operator.role is Role.AUDITOR and not args.dry_run:
-        raise CommandError(f"{operator.name} is an auditor: auditors read, verify and export; they never act "
-                           "(use --dry-run to see the plans)")
+    identity = identity_for(args.config)
+    operator = _operator(identity, args.role, args.dry_run)
     try:
         base_value = json.loads(args.value) if args.value else None
     except ValueError as exc:
@@ -181,18 +220,22 @@ async def _fix(args: argparse.Namespace) -> int:
     quiet = args.quiet or args.format == "json"
     async with open_source(args) as source:
         engine = source.engine
-        audit = _open_audit(args.audit_db or audit_path(demo=bool(args.demo)))
-        service = ActionService(engine, audit, operator, clock=engine.clock)
+        audit = _open_audit(args.audit_db or (audit_path(demo=True) if args.demo else audit_path(args.profile)))
+        service = ActionService(engine, audit, operator, clock=engine.clock, identity=identity)
         results: list[ActionResult] = []
         try:
+            if not args.dry_run:  # a dry run writes nothing; the next real run records the change
+                changed = await asyncio.to_thread(record_policy_change, audit, identity, operator.role, engine.clock())
+                if changed is not None and not quiet:
+                    print(f"audit: {changed.reason}", file=sys.stderr)
             await refresh_or_fail(source, args)
             await engine.reconcile()
-            if args.resume and not args.demo and not args.dry_run:
+            if args.resume and not args.dry_run:
                 replayed = await service.replay_pending()
                 results.extend(replayed)
                 if not quiet:
                     for r in replayed:
-                        print(f"replayed {r.status.value:9} {r.exception_id}: {r.message}", file=sys.stderr)
+                        print(f"replayed {r.status.value:9} {r.exception_id}: {safe_text(r.message)}", file=sys.stderr)
                 await engine.reconcile()
             if args.rule:
                 exceptions = [e for e in await engine.open_exceptions() if e.rule == args.rule
@@ -206,10 +249,10 @@ async def _fix(args: argparse.Namespace) -> int:
                 if args.dry_run:
                     plans = [await service.plan(r) for r in reqs]
                     if args.format == "json":
-                        print(json.dumps([_plan_dict(p) for p in plans], indent=2, ensure_ascii=False, default=str))
+                        print(json_text([_plan_dict(p) for p in plans]), end="")
                     else:
                         for plan in plans:
-                            print(_plan_text(plan))
+                            print(safe_text(_plan_text(plan), newlines=True))
                         print(f"dry run: {len(plans)} plans, {sum(p.ok for p in plans)} ready, "
                               f"{sum(not p.ok for p in plans)} refused; nothing written")
                     return EXIT_OK if all(p.ok for p in plans) else EXIT_FAILED
@@ -225,11 +268,10 @@ async def _fix(args: argparse.Namespace) -> int:
             await service.aclose()
             audit.storage.close()
     if args.format == "json":
-        print(json.dumps({"summary": _summary(results), "results": [_result_dict(r) for r in results]}, indent=2,
-                         ensure_ascii=False))
+        print(json_text({"summary": _summary(results), "results": [_result_dict(r) for r in results]}), end="")
     else:
         for r in results:
-            print(f"{r.status.value:9} {r.exception_id}: {r.message}")
+            print(f"{r.status.value:9} {r.exception_id}: {safe_text(r.message)}")
         print(f"fix: {_summary(results)}")
     return _exit_code(results)
 

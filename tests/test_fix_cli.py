@@ -9,17 +9,20 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
+from services.core import identity
+from services.store.home import audit_path
 
 DEMO = ["--demo", "--customers", "120", "--seed", "1", "-q"]
 
 
-def test_fix_retries_missing_postings_and_the_log_verifies(syncdesk_home: Path,
+def test_fix_retries_missing_postings_and_the_log_verifies(syncdesk_home: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["fix", *DEMO, "--rule", "invoice.missing_in_erp", "--operator", "kim", "--role", "finance"])
+    monkeypatch.setattr(identity, "os_login", lambda: "kim")  # the OS login the log records
+    rc = main(["fix", *DEMO, "--rule", "invoice.missing_in_erp", "--role", "finance"])
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "fix: 2 actions: 2 succeeded, 0 failed" in out
-    db = syncdesk_home / "audit-demo.db"
+    db = audit_path(demo=True)
     assert main(["audit", "verify", "--db", str(db)]) == 0
     assert "audit log intact: 4 entries verified" in capsys.readouterr().out
     target = syncdesk_home / "audit.json"
@@ -38,7 +41,8 @@ def test_dry_run_writes_nothing(syncdesk_home: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "POST /v1/customers/cus_" in out and "dry run: 2 plans, 2 ready" in out
-    con = sqlite3.connect(syncdesk_home / "audit-demo.db")
+    assert audit_path(demo=True).exists()
+    con = sqlite3.connect(audit_path(demo=True))
     try:
         assert con.execute("select count(*) from audit_entry").fetchone()[0] == 0
         assert con.execute("select count(*) from action_outbox").fetchone()[0] == 0
@@ -49,6 +53,10 @@ def test_dry_run_writes_nothing(syncdesk_home: Path, capsys: pytest.CaptureFixtu
 def test_refusals_exit_non_zero(syncdesk_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fix", *DEMO, "--rule", "invoice.missing_in_erp", "--role", "auditor"]) == 2
     assert "auditors read, verify and export" in capsys.readouterr().err
+    # the operator is the login: a name on the command line is not accepted any more
+    with pytest.raises(SystemExit) as usage:
+        main(["fix", *DEMO, "--rule", "invoice.missing_in_erp", "--operator", "cfo.jane"])
+    assert usage.value.code == 2 and "--operator" in capsys.readouterr().err
     # support cannot act on a finance rule; a posted invoice is never corrected in place
     assert main(["fix", *DEMO, "--rule", "invoice.missing_in_erp", "--role", "support"]) == 1
     assert "refused" in capsys.readouterr().out

@@ -17,14 +17,9 @@ from typing import Any
 from services.actions.steps import Step, step_systems
 from services.core.domain import SyncException, System, Team
 from services.core.errors import SyncDeskError
+from services.core.identity import Role  # the role policy's roles (services/core/identity.py)
 
 Clock = Callable[[], datetime]
-
-
-class Role(enum.StrEnum):
-    FINANCE = "finance"
-    SUPPORT = "support"
-    AUDITOR = "auditor"
 
 
 ROLE_TEAM: dict[Role, Team] = {Role.FINANCE: Team.FINANCE, Role.SUPPORT: Team.SUPPORT}
@@ -32,6 +27,9 @@ ROLE_TEAM: dict[Role, Team] = {Role.FINANCE: Team.FINANCE, Role.SUPPORT: Team.SU
 
 @dataclass(frozen=True)
 class Operator:
+    """Who acts: ``name`` is the login (:func:`services.core.identity.current_login`), ``role``
+    the active role, one the role policy grants that login."""
+
     name: str
     role: Role
 

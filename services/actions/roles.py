@@ -6,6 +6,11 @@ never acts (plans show a failed ``role`` check; execute/bulk/replay/cancel raise
 another team's action too, whose owner comes from the outbox row's rule when the local snapshot
 does not know the exception. Every audit entry carries the operator's name and role.
 
+Which roles a login holds is the role policy's (:mod:`services.core.identity`, the ``[roles]``
+table of config.toml); the service acts only as its identity's login in a granted role, and
+writes each switch of role and each change of the policy to the audit log
+(:mod:`services.actions.role_audit`).
+
 Besides the role, some refusals follow from the exception alone, whoever acts
 (:func:`static_refusal`): a posted invoice is never edited in place, a paid one is not credited,
 a duplicate whose copies are all posted is not cancelled.

@@ -53,7 +53,10 @@ first-seen time, hence a new key. On the wire: :mod:`services.actions.step_handl
 Failures, outages, replay: :mod:`services.actions.execute` and :mod:`services.actions.replay`.
 Roles: :mod:`services.actions.roles`; ``retry_failed`` and ``cancel_pending`` refuse another
 team's action too, whose owner comes from the outbox row's rule when the local snapshot does not
-know the exception. Every audit entry carries the operator's name and role.
+know the exception. Every audit entry carries the operator's name and role. Given an
+:class:`~services.core.identity.Identity` (the command line and the console always give one), the
+service acts only as that login in a role the policy grants, and audits every switch of role
+(:meth:`ActionService.set_operator`, :meth:`ActionService.switch_role`).
 """
 
 from __future__ import annotations
@@ -96,10 +99,12 @@ from services.actions.outbox import (
 from services.actions.plan import _PlanBuilder
 from services.actions.plan_builder import _Refuse
 from services.actions.replay import _Replay
+from services.actions.role_audit import role_change_entry
 from services.actions.roles import _role_team, allowed_actions_for, require_actor, role_check
 from services.actions.steps import FlagForReview, step_systems
 from services.actions.verify import _Coalescer
 from services.core.domain import RULES, Severity, SyncException, System, Team
+from services.core.identity import Identity, RolePolicyError
 from services.core.reconcile import _Run
 from services.engine import Engine
 from services.io.connectors.base import Connector, utc_now
@@ -111,15 +116,32 @@ def _no_progress(_: BulkProgress) -> None:
     return None
 
 
+def _require_granted(identity: Identity, operator: Operator) -> None:
+    """Raise :class:`PermissionDenied` unless ``operator`` is ``identity``'s login in a granted role."""
+    try:
+        identity.check(operator.name, operator.role)
+    except RolePolicyError as exc:
+        raise PermissionDenied(str(exc)) from None
+
+
 class ActionService(_Replay):
     """Plans, executes, verifies, queues and replays operator actions (see module docstring)."""
 
     def __init__(self, engine: Engine, audit: AuditLog, operator: Operator, *, clock: Clock = utc_now,
                  retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
-                 bulk_concurrency: dict[System, int] | None = None) -> None:
+                 bulk_concurrency: dict[System, int] | None = None, identity: Identity | None = None) -> None:
+        """``identity``: the logged-in login and the roles the role policy grants it
+        (:func:`services.core.identity.resolve_identity`). Given one, the service only ever acts
+        as that login in a granted role: ``operator`` must be one (else :class:`PermissionDenied`),
+        and every later switch is checked and audited (:meth:`set_operator`, :meth:`switch_role`).
+        ``None`` leaves the operator to the caller (embedding, tests); the command line and the
+        console always pass the login's identity."""
+        if identity is not None:
+            _require_granted(identity, operator)
         self.engine = engine
         self.audit = audit
-        self.operator = operator
+        self.identity = identity
+        self._operator = operator
         self.clock = clock
         self.retry_delays = retry_delays
         #: actions in flight per target system during bulk and replay (requests are paced by
@@ -143,8 +165,40 @@ class ActionService(_Replay):
         engine.hide_hooks.append(self.accepted)
 
     # -- operator and roles -------------------------------------------------------------
+    @property
+    def operator(self) -> Operator:
+        """Who acts now (the login and its active role, when the service has an identity)."""
+        return self._operator
+
+    @operator.setter
+    def operator(self, operator: Operator) -> None:
+        self.set_operator(operator)
+
     def set_operator(self, operator: Operator) -> None:
-        self.operator = operator
+        """Act as ``operator`` from now on. With an identity: refused (:class:`PermissionDenied`)
+        unless it is the login in a role the policy grants, and a change of role is one
+        ``role_change`` audit entry, appended before the switch takes effect. The append is
+        synchronous SQLite: on an event loop use :meth:`switch_role` instead."""
+        if self.identity is None or operator == self._operator:
+            self._operator = operator
+            return
+        _require_granted(self.identity, operator)
+        self.audit.append(role_change_entry(self.identity, self._operator, operator, self.clock()))
+        self._operator = operator
+
+    async def switch_role(self, role: Role) -> Operator:
+        """Switch the login's active role to ``role`` (the console's role switch): checked against
+        the identity's policy (:class:`PermissionDenied` otherwise), one ``role_change`` audit
+        entry in the chain (group-committed with the actions' entries), then the switch.
+        Returns the operator now acting. Without an identity, only the role changes, unaudited."""
+        new = Operator(self._operator.name, role)
+        if new == self._operator:
+            return new
+        if self.identity is not None:
+            _require_granted(self.identity, new)
+            await self.committer.append(role_change_entry(self.identity, self._operator, new, self.clock()))
+        self._operator = new
+        return new
 
     def _role_check(self, exc: SyncException, operator: Operator | None = None) -> Check:
         return role_check(exc, operator or self.operator)

@@ -22,10 +22,22 @@ Any credential (``api_key``, ``password``, ``api_token``) may instead be given a
 ``<key>_env = "VAR"`` (read from the environment at load time), or left out to be read from
 the OS keyring (service ``SyncDesk``, user ``<profile>/<system>/<key>``). Secrets are held in
 :class:`Secret`, whose ``repr``/``str`` never show the value.
+
+The same file holds the role policy (:func:`parse_roles`, :mod:`services.core.identity`)::
+
+    [roles]
+    alice = "finance"
+    bob = "auditor"
+    carol = ["finance", "support"]
+
+Whoever can edit the file can grant roles: on a shared machine it belongs to an administrator
+and is read-only to operators (README, "Roles"). Files holding secrets are written by
+:func:`write_private`: mode 0600 from the first byte, then renamed into place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -35,6 +47,7 @@ from typing import Any
 import tomli_w
 
 from services.core.domain import System
+from services.core.identity import ALL_ROLES, Role, RolePolicy
 
 KINDS: dict[System, str] = {System.BILLING: "stripe", System.ERP: "tryton", System.SUPPORT: "zendesk"}
 SECRET_KEYS: dict[str, tuple[str, ...]] = {"stripe": ("api_key",), "tryton": ("password",),
@@ -206,10 +219,82 @@ def profile_to_toml(profile: Profile) -> dict[str, Any]:
     return {"profiles": {profile.name: tables}}
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable and writable by the owner only (0600) from the first
+    byte: a new temporary file is created with that mode (never a default-mode file chmod-ed
+    afterwards), written, flushed to disk, then atomically renamed over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a leftover of a crashed write (O_EXCL: never reuse a file someone else made)
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fd = -1
+            if os.name == "posix":
+                os.fchmod(out.fileno(), 0o600)  # the umask can only remove bits; make it exact
+            out.write(text.encode("utf-8"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if fd != -1:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
 def write_profile(path: Path, profile: Profile) -> None:
     """Write ``profile`` as the only profile of a TOML file, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(tomli_w.dumps(profile_to_toml(profile)), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    write_private(path, tomli_w.dumps(profile_to_toml(profile)))
+
+
+# -- the role policy ---------------------------------------------------------------------------
+def parse_roles(data: dict[str, Any], source: str = "") -> RolePolicy | None:
+    """The ``[roles]`` table of a parsed config file (``None`` when there is none). Each key is
+    a login, each value one role name or a non-empty list of them; anything else is a
+    :class:`ConfigError` naming the key."""
+    if "roles" not in data:
+        return None
+    table = data["roles"]
+    where = f"{source}: [roles]" if source else "[roles]"
+    known = ", ".join(r.value for r in ALL_ROLES)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table mapping logins to roles, e.g. alice = \"finance\"")
+    grants: list[tuple[str, tuple[Role, ...]]] = []
+    for login, value in table.items():
+        if not login.strip():
+            raise ConfigError(f"{where}: an empty login")
+        if isinstance(value, dict):
+            raise ConfigError(f"{where} {login!r}: a table, not roles — write a login that holds a dot in quotes, "
+                              f"e.g. \"{login}.{next(iter(value), 'name')}\" = \"finance\"")
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise ConfigError(f"{where} {login!r}: give a role name or a non-empty list of role names ({known}), "
+                              f"not {value!r}")
+        roles: list[Role] = []
+        for name in names:
+            try:
+                role = Role(name.strip())
+            except ValueError:
+                raise ConfigError(f"{where} {login!r}: unknown role {name!r} (roles: {known})") from None
+            if role not in roles:
+                roles.append(role)
+        grants.append((login, tuple(roles)))
+    return RolePolicy(tuple(sorted(grants)), source)
+
+
+def load_roles(path: Path) -> RolePolicy | None:
+    """The role policy of the config file at ``path``; ``None`` when the file does not exist or
+    has no ``[roles]`` table (then the local login holds every role)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # unreadable: the policy is unknown, so nobody is granted anything
+        raise ConfigError(f"{path}: cannot read the role policy: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_roles(data, str(path))

@@ -1,4 +1,9 @@
-"""The operator in the toolbar: "alice · finance"; click to switch the operator's name and role."""
+"""Who acts, in the toolbar: "alice · finance". The name is the login (never typed); a click
+opens a role switch among the roles the role policy grants that login.
+
+The widget only shows and asks: ``role_changed(Role)`` is a request, which the console hands to
+the action service (``ActionAdapter.switch_role``: checked against the policy and audited); the
+widget shows the new role when the service answers (:meth:`OperatorWidget.set_operator`)."""
 
 from __future__ import annotations
 
@@ -7,7 +12,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QFrame,
-    QLineEdit,
     QMenu,
     QPushButton,
     QToolButton,
@@ -16,52 +20,60 @@ from PySide6.QtWidgets import (
 )
 
 from services.actions.model import Operator, Role
+from services.core.identity import Identity
 from views.actions.wording import AUDITOR_TIP, operator_text
 from views.widgets.icons import PENDING_COLOR, dot_icon
 from views.widgets.text import plain_label, plain_tooltip, set_muted, text_of
 
 ROLE_COLORS: dict[str, str] = {"finance": "#635bff", "support": "#1f9d8a", "auditor": "#8a8f98"}
+ROLE_HINTS: dict[str, str] = {
+    Role.FINANCE.value: "fixes finance exceptions (invoices, customers, subscriptions)",
+    Role.SUPPORT.value: "fixes entitlement exceptions (tiers, SLAs)",
+    Role.AUDITOR.value: AUDITOR_TIP,
+}
 
 
 class OperatorWidget(QToolButton):
-    """"alice · finance" in the toolbar; click to switch the operator's name and role.
+    """"alice · finance" in the toolbar; click to switch the login's role (only the roles its
+    :class:`~services.core.identity.Identity` holds are offered; the login cannot be changed).
 
-    Emits ``operator_changed(Operator)``; :meth:`set_operator` only shows (no signal)."""
+    Emits ``role_changed(Role)`` when the operator asks for another role; :meth:`set_operator`
+    only shows (no signal)."""
 
-    operator_changed = Signal(object)
+    role_changed = Signal(object)  # Role
 
-    def __init__(self, operator: Operator, parent: QWidget | None = None) -> None:
+    def __init__(self, operator: Operator, parent: QWidget | None = None, identity: Identity | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("operatorWidget")
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.operator = operator
+        self.identity = identity
 
         self.form = QFrame()
         self.form.setObjectName("operatorForm")
         self.form.setMinimumWidth(300)
         form = QFormLayout(self.form)
         form.setContentsMargins(10, 8, 10, 8)
-        self.name_edit = QLineEdit()
-        self.name_edit.setObjectName("operatorName")
-        self.name_edit.setPlaceholderText("your name")
-        self.name_edit.setMaxLength(80)
+        self.login_label = plain_label("")
+        self.login_label.setObjectName("operatorLogin")
+        self.login_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.role_combo = QComboBox()
         self.role_combo.setObjectName("operatorRole")
-        for role in Role:
-            self.role_combo.addItem(dot_icon(ROLE_COLORS.get(role.value, PENDING_COLOR)), role.value, role.value)
         self.role_hint = set_muted(plain_label(""))
         self.role_hint.setWordWrap(True)
-        self.apply_button = QPushButton("Switch")
+        self.policy_note = set_muted(plain_label(""))
+        self.policy_note.setObjectName("operatorPolicy")
+        self.policy_note.setWordWrap(True)
+        self.apply_button = QPushButton("Switch role")
         self.apply_button.setObjectName("operatorApply")
         self.apply_button.setDefault(True)
-        form.addRow(plain_label("Operator"), self.name_edit)
+        form.addRow(plain_label("Logged in as"), self.login_label)
         form.addRow(plain_label("Role"), self.role_combo)
         form.addRow(self.role_hint)
+        form.addRow(self.policy_note)
         form.addRow(self.apply_button)
         self.role_combo.currentIndexChanged.connect(self._role_hint)
-        self.name_edit.textChanged.connect(self._validate)
-        self.name_edit.returnPressed.connect(self.apply)
         self.apply_button.clicked.connect(self.apply)
 
         self._menu = QMenu(self)
@@ -70,39 +82,72 @@ class OperatorWidget(QToolButton):
         self._menu.addAction(action)
         self._menu.aboutToShow.connect(self._fill_form)
         self.setMenu(self._menu)
+        self._fill_roles()
         self.set_operator(operator)
+
+    # -- what the widget shows ------------------------------------------------------------------
+    def offered_roles(self) -> list[Role]:
+        """The roles the switch offers: the identity's (without one, only the current role)."""
+        if self.identity is None:
+            return [Role(text_of(self.operator.role))]
+        return list(self.identity.roles)
+
+    def set_identity(self, identity: Identity) -> None:
+        """The login and the roles the policy grants it (the console sets it at start-up)."""
+        self.identity = identity
+        self._fill_roles()
+        self.set_operator(self.operator)
 
     def set_operator(self, operator: Operator) -> None:
         self.operator = operator
         role = text_of(operator.role)
         self.setText(operator_text(operator))
         self.setIcon(dot_icon(ROLE_COLORS.get(role, PENDING_COLOR)))
-        self.setToolTip(plain_tooltip(f"Acting as {operator.name} ({role}). Click to switch operator or role."
-                                      + (f"\n{AUDITOR_TIP}" if role == Role.AUDITOR.value else "")))
+        tip = f"Logged in as {operator.name}, acting as {role}; recorded with every audit entry."
+        if len(self.offered_roles()) > 1:
+            tip += " Click to switch role."
+        if self.identity is not None and not self.identity.can_act:
+            tip += f"\n{self.identity.read_only_reason()}."
+        self.setToolTip(plain_tooltip(tip + (f"\n{AUDITOR_TIP}" if role == Role.AUDITOR.value else "")))
         self._fill_form()
 
+    def _fill_roles(self) -> None:
+        self.role_combo.blockSignals(True)
+        self.role_combo.clear()
+        for role in self.offered_roles():
+            self.role_combo.addItem(dot_icon(ROLE_COLORS.get(role.value, PENDING_COLOR)), role.value, role.value)
+        self.role_combo.blockSignals(False)
+        self.role_combo.setEnabled(self.role_combo.count() > 1)
+        self.policy_note.setText(self._policy_text())
+
+    def _policy_text(self) -> str:
+        identity = self.identity
+        if identity is None:
+            return ""
+        if not identity.can_act:
+            return identity.read_only_reason()
+        if identity.policy is None:
+            return "No [roles] table in config.toml: this login holds every role."
+        granted = ", ".join(r.value for r in identity.roles)
+        return f"Granted by {identity.where()}: {granted}."
+
     def _fill_form(self) -> None:
-        self.name_edit.setText(self.operator.name)
+        self.login_label.setText(self.operator.name)
         self.role_combo.setCurrentIndex(max(0, self.role_combo.findData(text_of(self.operator.role))))
         self._role_hint()
 
     def _role_hint(self, *_: object) -> None:
         role = self.role_combo.currentData()
-        self.role_hint.setText({
-            Role.FINANCE.value: "fixes finance exceptions (invoices, customers, subscriptions)",
-            Role.SUPPORT.value: "fixes entitlement exceptions (tiers, SLAs)",
-            Role.AUDITOR.value: AUDITOR_TIP,
-        }.get(role, ""))
+        self.role_hint.setText(ROLE_HINTS.get(role, ""))
+        self.apply_button.setEnabled(role is not None and role != text_of(self.operator.role))
 
-    def _validate(self) -> None:
-        self.apply_button.setEnabled(bool(self.name_edit.text().strip()))
-
+    # -- asking for another role ----------------------------------------------------------------
     def apply(self) -> None:
-        name = self.name_edit.text().strip()
-        if not name:
-            return
-        new = Operator(name=name, role=Role(self.role_combo.currentData()))
+        """Ask for the chosen role (``role_changed``); shown once the service switched."""
+        data = self.role_combo.currentData()
         self._menu.hide()
-        if new != self.operator:
-            self.set_operator(new)
-            self.operator_changed.emit(new)
+        if data is None or data == text_of(self.operator.role):
+            return
+        role = Role(data)
+        if role in self.offered_roles():
+            self.role_changed.emit(role)
