@@ -1,8 +1,10 @@
 """Headless sub-commands over the engine: ``reconcile`` and ``timeline``.
 
-Both take the same source options: ``--demo [--customers N] [--seed S]`` (the built-in demo,
-started in-process on free ports with a fresh local snapshot) or ``[--config FILE] --profile
-NAME`` (a configured connection; snapshot in SYNCDESK_HOME, or ``--db URL``).
+Both take the same source options: ``--demo [--customers N] [--seed S]`` (the built-in demo:
+its world, kept in SYNCDESK_HOME/demo between runs, served in-process on free ports; its
+snapshot there too; ``--customers``/``--seed`` only matter when the world is created) or
+``[--config FILE] --profile NAME`` (a configured connection; snapshot in SYNCDESK_HOME, or
+``--db URL``). Either way the refresh is incremental once a snapshot exists.
 
 Exit status (``reconcile``, ``timeline``; ``fix`` adds its own, see app.fix):
 
@@ -13,7 +15,21 @@ Exit status (``reconcile``, ``timeline``; ``fix`` adds its own, see app.fix):
   customer) or a system that could not be refreshed (unreachable, unavailable (5xx),
   rejected the credentials, kept rate limiting, answered something unexpected); every failed
   system is named on that one line;
+- 4: refreshed and printed, but some records a system sent could not be read (a time out of
+  range, a wrong type, a missing field, an id listed twice with different content): they are
+  quarantined — left out of the data, the rest of the refresh goes on — and each is one line on
+  stderr, ``reconcile: could not read billing invoice in_1: created: …`` (also with ``-q``);
+  the output is complete except for them. The list is kept with the snapshot and is printed
+  again by every run until the records read (a full refresh replaces it);
 - 130: interrupted (Ctrl+C).
+
+Output (``reconcile``, ``timeline``; ``fix`` uses the same helpers): every text that came from
+a system passes :func:`safe_text` — credentials masked (services.core.redaction), control and
+bidirectional characters shown as visible escapes (services.core.text_safety), so a name holding
+``ESC]52;…`` cannot write to the clipboard. ``--format table`` elides long cells with "…" to fit
+the terminal's width (``--wide``: whole); ``--format csv`` cells are also formula-neutralised
+(:func:`~services.core.text_safety.csv_cell`); ``--format json`` is exact JSON
+(:func:`json_text`: every character that could act on a terminal is a ``\\u`` escape).
 """
 
 from __future__ import annotations
@@ -23,7 +39,10 @@ import asyncio
 import csv
 import io
 import json
+import re
+import shutil
 import sys
+import unicodedata
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -31,7 +50,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.demo import RunningDemo, start_demo
+from app.demo import DemoError, RunningDemo, positive_int, start_demo
 from app.sources import open_storage
 from services.core.domain import SyncException, System
 from services.core.errors import (
@@ -41,8 +60,9 @@ from services.core.errors import (
     RateLimitedError,
     UnavailableError,
 )
-from services.core.redaction import redact, register_secret
+from services.core.redaction import redact, redact_value, register_secret
 from services.core.sysdata import Progress
+from services.core.text_safety import BIDI_CONTROLS, SEPARATORS, csv_cell, terminal_safe
 from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
 from services.io.config import SECRET_KEYS, ConfigError, Profile, load_profile
 from services.store.home import config_path
@@ -54,9 +74,12 @@ class CommandError(Exception):
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--demo", action="store_true", help="use the built-in demo environment")
-    p.add_argument("--customers", type=int, default=250, help="demo size (with --demo; default 250)")
-    p.add_argument("--seed", type=int, default=1, help="demo seed (with --demo; default 1)")
+    p.add_argument("--demo", action="store_true",
+                   help="use the built-in demo, whose world is kept in SYNCDESK_HOME/demo between runs")
+    p.add_argument("--customers", type=positive_int, default=None,
+                   help="demo size when its world is created (with --demo; default 250)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="demo seed when its world is created (with --demo; default 1)")
     p.add_argument("--config", type=Path, help="connection profiles (default: SYNCDESK_HOME/config.toml)")
     p.add_argument("--profile", help="profile name in the configuration file")
     p.add_argument("--db", help="snapshot database (SQLAlchemy URL; default: SQLite in SYNCDESK_HOME)")
@@ -77,9 +100,16 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
     if args.demo:
         if args.profile or args.config:
             raise CommandError("--demo cannot be combined with --config/--profile")
-        demo = await asyncio.to_thread(start_demo, args.customers, args.seed)
+        try:
+            demo = await asyncio.to_thread(start_demo, args.customers, args.seed)
+        except DemoError as exc:
+            raise CommandError(str(exc)) from None
         profile = demo.profile("demo")
-        storage = open_storage(None, args.db)
+        try:
+            storage = open_storage(None, args.db)
+        except StorageError as exc:
+            await asyncio.to_thread(demo.stop)
+            raise CommandError(str(exc)) from None
         clock = demo.now
     else:
         if not args.profile:
@@ -98,6 +128,8 @@ async def open_source(args: argparse.Namespace) -> AsyncIterator[Source]:
         engine = Engine.from_profile(profile, storage, clock=clock)
     except ConfigError as exc:
         storage.close()
+        if demo is not None:
+            await asyncio.to_thread(demo.stop)
         raise CommandError(str(exc)) from None
     try:
         await engine.load()
@@ -130,7 +162,8 @@ def _progress_printer(quiet: bool) -> Any:
             return
         last[key] = p.done
         total = f"/{p.total}" if p.total else ""
-        print(f"  {p.system.value:8} {p.phase:14} {p.done}{total} {p.message}", file=sys.stderr, flush=True)
+        print(f"  {p.system.value:8} {p.phase:14} {p.done}{total} {safe_text(p.message)}", file=sys.stderr,
+              flush=True)
 
     return show
 
@@ -142,6 +175,20 @@ async def refresh_or_fail(source: Source, args: argparse.Namespace) -> RefreshRe
         urls = {s: c.url for s, c in source.profile.connections.items()}
         raise CommandError("; ".join(failure_reason(o, urls.get(o.system)) for o in report.failed))
     return report
+
+
+#: exit status: refreshed and printed, but some records could not be read (see the module doc)
+EXIT_QUARANTINED = 4
+
+
+def report_quarantined(engine: Engine, name: str) -> int:
+    """One line on stderr per record the systems sent that could not be read; the exit
+    status: :data:`EXIT_QUARANTINED` when there is any, else 0."""
+    entries = engine.quarantined()
+    for q in entries:
+        print(f"{name}: could not read {q.system.value} {safe_text(q.kind)} {safe_text(q.record_id)}: "
+              f"{safe_text(q.reason)}", file=sys.stderr)
+    return EXIT_QUARANTINED if entries else 0
 
 
 def failure_reason(outcome: SystemOutcome, url: str | None = None) -> str:
@@ -166,6 +213,105 @@ def failure_reason(outcome: SystemOutcome, url: str | None = None) -> str:
     else:
         what = "could not be refreshed"
     return f"{where} {what}: {detail}"
+
+
+# -- output that cannot be turned against the reader --------------------------------------
+def safe_text(text: str, *, newlines: bool = False) -> str:
+    """Upstream text as a terminal may print it: credentials masked, every control and
+    bidirectional character a visible escape (``newlines=True`` keeps line breaks)."""
+    return terminal_safe(redact(text), newlines=newlines)
+
+
+#: what ``json.dumps(ensure_ascii=False)`` leaves raw and a terminal may act on: DEL, the C1
+#: controls (U+0080..U+009F: 8-bit CSI, OSC...), bidirectional controls and line separators
+_JSON_RAW_CONTROLS = re.compile("[\x7f-\x9f" + "".join(sorted(BIDI_CONTROLS | SEPARATORS)) + "]")
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented JSON with credentials masked in its strings; characters a terminal
+    could act on are ``\\uXXXX`` escapes, so the text is inert and ``json.loads`` gives back
+    exactly the (masked) value. A trailing newline."""
+    text = json.dumps(redact_value(value), indent=2, ensure_ascii=False, default=str)
+    return _JSON_RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text) + "\n"
+
+
+def csv_text(value: Any) -> str:
+    """One CSV cell: credentials masked, control characters as visible escapes (line breaks
+    kept: a quoted cell may hold them), formula-neutralised (a leading ``= + - @`` gets ``'``)."""
+    if isinstance(value, str):
+        value = terminal_safe(redact(value), newlines=True)
+    return csv_cell(value)
+
+
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: wide (East Asian) characters two, combining marks none."""
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def elide(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal columns, ending in "…" when cut."""
+    if display_width(text) <= width:
+        return text
+    out: list[str] = []
+    used = 0
+    for ch in text:
+        w = display_width(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…" if width >= 1 else ""
+
+
+def terminal_width(args: argparse.Namespace) -> int | None:
+    """The width a table must fit (the terminal's, or ``COLUMNS``, else 80); None with ``--wide``."""
+    return None if getattr(args, "wide", False) else shutil.get_terminal_size().columns
+
+
+def _fit(natural: list[int], floors: list[int], room: int) -> list[int]:
+    """Column widths within ``room``: the widest columns give way first, none below its floor
+    (its header), what is left over goes back to the columns that were cut, left to right."""
+    if sum(natural) <= room:
+        return natural
+
+    def total(cap: int) -> int:
+        return sum(min(n, max(cap, f)) for n, f in zip(natural, floors, strict=True))
+
+    lo, hi = 0, max(natural)
+    while lo < hi:  # the largest cap that fits
+        mid = (lo + hi + 1) // 2
+        if total(mid) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    widths = [min(n, max(lo, f)) for n, f in zip(natural, floors, strict=True)]
+    spare = room - sum(widths)
+    for i, n in enumerate(natural):
+        if spare <= 0:
+            break
+        grow = min(spare, n - widths[i])
+        widths[i] += grow
+        spare -= grow
+    return widths
+
+
+def _table(rows: list[list[str]], header: list[str], width: int | None) -> str:
+    """A plain-text table; every cell is :func:`safe_text`. ``width``: the columns to fit
+    (long cells elided with "…"); None prints every cell whole."""
+    cells = [[safe_text(c) for c in row] for row in [header, *rows]]
+    natural = [max(display_width(row[i]) for row in cells) for i in range(len(header))]
+    if width is not None:
+        widths = _fit(natural, [display_width(h) for h in cells[0]], width - 2 * (len(header) - 1))
+        cells = [[elide(c, w) for c, w in zip(row, widths, strict=True)] for row in cells]
+    else:
+        widths = natural
+    lines = ["  ".join(c + " " * (w - display_width(c)) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 # -- reconcile ---------------------------------------------------------------------------
@@ -196,27 +342,23 @@ def _write(text: str, output: Path | None) -> None:
         raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def render_exceptions(rows: list[dict[str, Any]], fmt: str) -> str:
+def render_exceptions(rows: list[dict[str, Any]], fmt: str, width: int | None = None) -> str:
+    """The open exceptions as ``json`` (exact), ``csv`` (spreadsheet-safe cells) or a table
+    fitted to ``width`` columns (None: whole cells)."""
     if fmt == "json":
-        return json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n"
+        return json_text(rows)
     columns = ["rule", "customer", "object", "severity", "owner", "summary"]
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow([*columns, "id", "first_seen", "sides"])
         for r in rows:
-            writer.writerow([r[c] or "" for c in columns] + [r["id"], r["first_seen"],
-                                                             json.dumps(r["sides"], default=str)])
+            writer.writerow([csv_text(r[c] or "") for c in columns]
+                            + [csv_text(r["id"]), csv_text(r["first_seen"]),
+                               csv_text(json.dumps(redact_value(r["sides"]), default=str))])
         return buf.getvalue()
-    return _table([[str(r[c] or "—") for c in columns] for r in rows], columns) + f"\n{len(rows)} open exceptions\n"
-
-
-def _table(rows: list[list[str]], header: list[str], max_width: int = 70) -> str:
-    cells = [[c if len(c) <= max_width else c[: max_width - 1] + "…" for c in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return (_table([[str(r[c] or "—") for c in columns] for r in rows], columns, width)
+            + f"\n{len(rows)} open exceptions\n")
 
 
 async def _reconcile(args: argparse.Namespace) -> int:
@@ -226,12 +368,12 @@ async def _reconcile(args: argparse.Namespace) -> int:
         exceptions = await source.engine.open_exceptions()
         now = result.checked_at
         rows = [exception_dict(e, now) for e in sorted(exceptions, key=lambda e: (e.rule, e.id))]
-        _write(render_exceptions(rows, args.format), args.output)
+        _write(render_exceptions(rows, args.format, terminal_width(args)), args.output)
         if not args.quiet:
             took = ", ".join(f"{o.system.value} {o.mode} {o.records} records in {o.seconds:.1f} s "
                              f"({o.requests} requests)" for o in report.outcomes.values())
             print(f"refreshed: {took}", file=sys.stderr)
-    return 0
+        return report_quarantined(source.engine, "reconcile")
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
@@ -259,7 +401,7 @@ async def _timeline(args: argparse.Namespace) -> int:
                                 "group": e.group, "status": e.status, "note": e.note,
                                 "lag_seconds": e.lag.total_seconds() if e.lag is not None else None,
                                 "exceptions": list(e.event.exception_ids)} for e in entries]}
-            _write(json.dumps(out, indent=2, ensure_ascii=False) + "\n", args.output)
+            _write(json_text(out), args.output)
         else:
             header = ["when (UTC)", "system", "event", "status", "lag", "summary"]
             rows = [[e.event.at.strftime("%Y-%m-%d %H:%M"), e.event.system.value, e.event.kind.value,
@@ -267,8 +409,13 @@ async def _timeline(args: argparse.Namespace) -> int:
                                                                 if e.event.exception_ids else "")]
                     for e in entries]
             ident = "; ".join(f"{s.value}: {', '.join(r.id for r in refs)}" for s, refs in timeline.identities.items())
-            _write(f"{timeline.name} ({timeline.customer_id}) — {ident}\n\n{_table(rows, header, 90)}\n", args.output)
-    return 0
+            width = terminal_width(args)
+            name = safe_text(timeline.name or "")
+            if width is not None:  # the name gives way, never the ids
+                name = elide(name, max(20, width // 2))
+            title = f"{name} ({safe_text(timeline.customer_id)}) — {safe_text(ident)}"
+            _write(f"{title}\n\n{_table(rows, header, width)}\n", args.output)
+        return report_quarantined(source.engine, "timeline")
 
 
 def _lag(lag: Any) -> str:
@@ -290,8 +437,8 @@ def _run(coro: Any, name: str, stream: TextIO | None = None) -> int:
     try:
         return asyncio.run(coro)
     except CommandError as exc:
-        # one line, whatever the vendor's message holds, and never a configured secret
-        line = " ".join(redact(str(exc)).split())
+        # one line, whatever the vendor's message holds: never a credential, never a control character
+        line = terminal_safe(" ".join(redact(str(exc)).split()))
         print(f"{name}: {line}", file=stream or sys.stderr)
         return 2
     except KeyboardInterrupt:

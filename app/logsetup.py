@@ -1,4 +1,10 @@
-"""Logging for every command: a rotating file in SYNCDESK_HOME/logs plus stderr, secrets scrubbed."""
+"""Logging for every command: a rotating file in SYNCDESK_HOME/logs plus stderr.
+
+Both handlers pass every record through one :class:`~services.core.redaction.RedactingFilter`:
+the rendered message, its traceback and stack text have every credential masked (configured
+secrets in every encoding, anything credential-shaped: services.core.redaction) and every
+control character shown as a visible escape (a log is read in a terminal: an upstream's
+``ESC]52;…`` must not reach the clipboard through ``tail -f``)."""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ def setup_logging(verbose: bool = False, console_level: int = logging.WARNING) -
     if getattr(root, "_syncdesk_configured", False):
         return
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    redact = RedactingFilter()
+    redact = RedactingFilter()  # one filter, both handlers: nothing reaches a log line unredacted
     file_handler = logging.handlers.RotatingFileHandler(
         logs_dir() / "syncdesk.log", maxBytes=5_000_000, backupCount=5, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter(FORMAT))

@@ -1,9 +1,21 @@
 """Typed errors of the connectors. Each carries the system, the operation and the vendor's
-message (never a credential), so a view can say exactly what failed and where."""
+message (never a credential), so a view can say exactly what failed and where.
+
+Every text a :class:`ConnectorError` holds may come from the upstream (the vendor's message, its
+error code, a request id from a response header, a Tryton warning's name) and an upstream can echo
+the credentials it received: the constructors pass each through the one redactor
+(:func:`services.core.redaction.redact`), so no log line, terminal, snapshot or audit entry made
+from an error can hold a credential.
+"""
 
 from __future__ import annotations
 
 from services.core.domain import System
+from services.core.redaction import redact
+
+
+def _clean(text: str | None) -> str | None:
+    return redact(text) if text else text
 
 
 class SyncDeskError(Exception):
@@ -19,10 +31,10 @@ class ConnectorError(SyncDeskError):
                  request_id: str | None = None, vendor_code: str | None = None) -> None:
         self.system = system
         self.operation = operation
-        self.message = message
+        self.message = redact(message)
         self.status = status
-        self.request_id = request_id
-        self.vendor_code = vendor_code
+        self.request_id = _clean(request_id)
+        self.vendor_code = _clean(vendor_code)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -89,7 +101,7 @@ class RemoteWarning(ConnectorError):
     kind = "warning"
 
     def __init__(self, *args: object, warning_name: str = "", **kwargs: object) -> None:
-        self.warning_name = warning_name
+        self.warning_name = redact(warning_name)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
