@@ -2,8 +2,11 @@
 
 - ``load()`` reads the local snapshot (in a worker thread) so the console opens at once;
 - ``refresh(mode)`` refreshes every system concurrently; each system commits whole or
-  not at all, a failing system is reported and does not stop the others, cancellation
-  (``task.cancel()``) leaves every system's snapshot as it was or fully updated;
+  not at all, a failing system is reported and does not stop the others (whatever it
+  raised: an unexpected error is a failed :class:`SystemOutcome` too, never an exception out
+  of ``refresh``), cancellation (``task.cancel()``) leaves every system's snapshot as it was
+  or fully updated; records a system sent that could not be read are quarantined, not fatal
+  (:meth:`Engine.quarantined`, ``SystemData.quarantined``), and stored with its snapshot;
 - ``reconcile()`` evaluates the rules off the event-loop thread and merges the findings
   into the exception history.
 
@@ -28,11 +31,22 @@ from services.core.domain import SyncException, System
 from services.core.errors import ConnectorError, SyncDeskError
 from services.core.overview import CustomerRow, OverviewFormatError, decode_rows
 from services.core.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
-from services.core.sysdata import Delta, Kind, Progress, ProgressCallback, RefreshResult, SystemData, no_progress
+from services.core.redaction import redact, register_secret
+from services.core.sysdata import (
+    Delta,
+    Kind,
+    Progress,
+    ProgressCallback,
+    Quarantined,
+    RefreshResult,
+    SystemData,
+    no_progress,
+)
 from services.io.config import Profile, SystemConnection
 from services.io.connectors.base import Clock, Connector, utc_now
-from services.io.http import HttpPolicy
+from services.io.http import DEFAULT_POLICIES, HttpPolicy, policy_from_settings
 from services.store.exception_history import ExceptionTracker, TrackResult
+from services.store.home import syncdesk_home
 from services.store.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -52,12 +66,27 @@ CONNECTOR_CLASSES: dict[str, str] = {
 }
 
 
+#: the request budget every process of the machine shares (services.io.rate_budget), in SYNCDESK_HOME
+RATE_BUDGET_FILE = "rate-budget.db"
+
+
 def connector_for(conn: SystemConnection, *, policy: HttpPolicy | None = None, transport: Any = None,
                   clock: Clock = utc_now) -> Connector:
+    """The connector of ``conn`` over ``policy`` (default: the vendor's), with what the
+    connection's settings change of it (``total_timeout = 20``...: ``policy_from_settings``)."""
     module_name, _, cls_name = CONNECTOR_CLASSES[conn.kind].partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
-    connector: Connector = cls.create(conn, policy=policy, transport=transport, clock=clock)
+    for secret in conn.secrets.values():  # masked wherever an upstream echoes it (services.core.redaction)
+        register_secret(secret.reveal())
+    effective = policy_from_settings(policy or DEFAULT_POLICIES[conn.system], conn.settings,
+                                     f"{conn.system.value} connection")
+    connector: Connector = cls.create(conn, policy=effective, transport=transport, clock=clock)
     return connector
+
+
+class RefreshFailed(SyncDeskError):
+    """A refresh of one system failed for a reason that is not a connector error (a bug, a
+    local database that cannot be written): the system is reported failed, the others go on."""
 
 
 class RefreshMode(enum.StrEnum):
@@ -76,10 +105,12 @@ class SystemOutcome:
     requests: int = 0
     seconds: float = 0.0
     error: ConnectorError | SyncDeskError | None = None
+    #: records the system holds that could not be read (after this refresh)
+    quarantined: int = 0
 
     @property
     def error_text(self) -> str:
-        return str(self.error) if self.error else ""
+        return redact(str(self.error)) if self.error else ""
 
 
 @dataclass
@@ -125,9 +156,17 @@ class Engine:
 
     @classmethod
     def from_profile(cls, profile: Profile, storage: Storage, *, policies: dict[System, HttpPolicy] | None = None,
-                     config: ReconcileConfig | None = None, clock: Clock = utc_now) -> Engine:
+                     config: ReconcileConfig | None = None, clock: Clock = utc_now,
+                     shared_budget: bool = True) -> Engine:
+        """The engine over ``profile``'s connections. ``shared_budget``: systems with a rate
+        limit pace by a budget shared with the other SyncDesk processes of this machine
+        (``SYNCDESK_HOME/rate-budget.db``), unless their policy says ``shared_rate=False``."""
         connectors = {s: connector_for(c, policy=(policies or {}).get(s), clock=clock)
                       for s, c in profile.connections.items()}
+        if shared_budget:
+            path = syncdesk_home() / RATE_BUDGET_FILE
+            for connector in connectors.values():
+                connector.client.share_rate_budget(path)
         return cls(storage, connectors, config=config, clock=clock)
 
     async def aclose(self) -> None:
@@ -222,6 +261,19 @@ class Engine:
     def snapshot(self) -> Snapshot:
         return Snapshot(dict(self.data))
 
+    def quarantined(self, system: System | None = None) -> list[Quarantined]:
+        """The records the systems sent that could not be read (all systems, or ``system``),
+        by system, kind and id: what the last refreshes left out (kept with the snapshot, so
+        a restart shows them too). Each has ``system``, ``kind``, ``record_id``, ``reason``
+        and ``line()``, the sentence ``reconcile`` prints."""
+        systems = [system] if system is not None else list(System)
+        out: list[Quarantined] = []
+        for s in systems:
+            data = self.data.get(s)
+            if data is not None:
+                out.extend(sorted(data.quarantined.values(), key=lambda q: (q.kind, q.record_id)))
+        return out
+
     def snapshot_age(self, system: System) -> timedelta | None:
         state = self.storage.state(system)
         if state is None or state.refreshed_at is None:
@@ -240,12 +292,13 @@ class Engine:
         started = time.perf_counter()
         before = connector.requests_made
         async with self._locks[system]:
-            state = await asyncio.to_thread(self.storage.state, system)
-            cursor = state.cursor if state else {}
-            known = self.data.get(system)
-            use_full = mode is RefreshMode.FULL or not cursor or known is None or (
-                state is not None and state.refreshed_at is None)
+            use_full = mode is RefreshMode.FULL
             try:
+                state = await asyncio.to_thread(self.storage.state, system)
+                cursor = state.cursor if state else {}
+                known = self.data.get(system)
+                use_full = use_full or not cursor or known is None or (
+                    state is not None and state.refreshed_at is None)
                 if use_full:
                     result = await connector.full_refresh(progress)
                 else:
@@ -256,15 +309,29 @@ class Engine:
                 outcome = await self._commit(system, connector, result)
             except ConnectorError as exc:
                 log.warning("%s refresh failed: %s", system.value, exc)
-                await asyncio.to_thread(self.storage.record_error, system, str(exc), self.clock())
+                await self._record_error(system, str(exc))
                 return SystemOutcome(system, False, "full" if use_full else "incremental",
                                      requests=connector.requests_made - before,
                                      seconds=time.perf_counter() - started, error=exc)
+            except Exception as exc:  # not a connector's error: a bug or the local disk; fail this system only
+                log.exception("%s refresh failed unexpectedly", system.value)
+                error = RefreshFailed(redact(f"{system.value} refresh: unexpected error "
+                                             f"({type(exc).__name__}: {exc})"))
+                await self._record_error(system, str(error))
+                return SystemOutcome(system, False, "full" if use_full else "incremental",
+                                     requests=connector.requests_made - before,
+                                     seconds=time.perf_counter() - started, error=error)
         outcome.requests = connector.requests_made - before
         outcome.seconds = time.perf_counter() - started
         progress(Progress(system, "done", outcome.records, outcome.records,
                           f"{outcome.mode}: {outcome.changes} changes"))
         return outcome
+
+    async def _record_error(self, system: System, message: str) -> None:
+        try:
+            await asyncio.to_thread(self.storage.record_error, system, message, self.clock())
+        except Exception:  # the failure is reported anyway; the database may be what failed
+            log.exception("%s: could not store the refresh error", system.value)
 
     def _id_check_due(self, last_full: datetime | None) -> bool:
         return last_full is None or self.clock() - last_full > self.id_check_every
@@ -287,7 +354,8 @@ class Engine:
                 await run_cpu(self.storage.replace_system, data, result.cursor, source, at)
                 self.data[system] = data
                 self.data_version += 1
-            return SystemOutcome(system, True, "full", records=data.count(), changes=data.count())
+            return SystemOutcome(system, True, "full", records=data.count(), changes=data.count(),
+                             quarantined=len(data.quarantined))
         assert result.delta is not None
         delta = result.delta
         async with self._write_lock:
@@ -296,7 +364,8 @@ class Engine:
                 current = (self.data.get(system) or SystemData(system)).applied(delta)  # copy on write
                 self.data[system] = current
                 self.data_version += 1
-        return SystemOutcome(system, True, "incremental", records=current.count(), changes=delta.count())
+        return SystemOutcome(system, True, "incremental", records=current.count(), changes=delta.count(),
+                             quarantined=len(current.quarantined))
 
     # -- reconciliation -------------------------------------------------------------------
     async def reconcile(self, now: datetime | None = None) -> tuple[ReconcileResult, TrackResult]:

@@ -400,7 +400,7 @@ def test_fix_exit_codes_and_audit_verify(fix_demo: DemoEnvironment, tmp_path: Pa
     audit_db = tmp_path / "audit.db"
 
     def fix(rule: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("fix", *source(config), "--rule", rule, "--operator", "kim", "--audit-db", str(audit_db),
+        return run_cli("fix", *source(config), "--rule", rule, "--audit-db", str(audit_db),
                        *extra)
 
     def planted(rule: str) -> int:

@@ -376,7 +376,8 @@ class _Run:
             e = erp_by_ref.get(iid)
             if e is None:
                 finalized = inv.finalized_at or inv.created
-                if st is not void and inv.total.amount > 0 and finalized is not None and now - finalized > grace:
+                # $0 (trial) invoices are not sent to the ERP; a negative total is compared like any other
+                if st is not void and inv.total.amount != 0 and finalized is not None and now - finalized > grace:
                     self.add("invoice.missing_in_erp", inv.customer_id, iid,
                              f"{inv.number or iid} ({money_str(inv.total.amount, inv.total.currency)}) "
                              f"finalized {finalized:%Y-%m-%d %H:%M} UTC has not reached the ERP",

@@ -55,8 +55,10 @@ class ServedApp:
     server: uvicorn.Server = field(init=False)
 
     def __post_init__(self) -> None:
+        # log_config=None: uvicorn's loggers propagate to the application's logging (the log
+        # file, syncdesk.log) instead of getting a stderr handler of their own
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_keep_alive=30, timeout_graceful_shutdown=2)
+                                timeout_keep_alive=30, timeout_graceful_shutdown=2, log_config=None)
         self.server = _QuietServer(config)
 
     @property

@@ -142,19 +142,12 @@ def _run(cmd: list[str], log_file: Path, env: dict[str, str] | None = None, time
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` (POSIX ``flock``; no lock elsewhere)."""
+    """An exclusive lock on ``path`` (the ``filelock`` package: on every platform)."""
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows
-            yield
-            return
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 def build_template(cache_dir: Path, customers: int, seed: int, anchor: int, *,

@@ -3,15 +3,19 @@
 Each external system gets one long-lived :class:`ResilientClient` (one ``httpx.AsyncClient``)
 with:
 
-- explicit connect/read timeouts;
+- explicit connect/read timeouts, and a total deadline for each attempt (connect + headers +
+  whole body: a server that drips its answer a byte at a time cannot hold a call past
+  ``total_timeout``; the attempt fails as a timeout and is retried like one, boundedly);
 - bounded retries with exponential backoff and full jitter (tenacity), **only for safe
   requests** (GET/HEAD/PUT/DELETE, a POST carrying an ``Idempotency-Key``, or a call the
   connector marks safe such as a Tryton read); a 429 is retried for every request, since the
   server did not process it, honouring ``Retry-After``;
-- a concurrency limit (semaphore) and a request-rate limit (aiolimiter leaky bucket);
+- a concurrency limit (semaphore) and a request-rate limit (aiolimiter leaky bucket, or a
+  budget shared by every process of the machine: :mod:`services.io.rate_budget`);
 - a circuit breaker: after N consecutive failures of the system (timeouts, connection
   errors, 5xx) calls fail fast with :class:`CircuitOpenError` for a cool-down, then one trial
-  call decides; listeners hear every state change (health lights, outbox replay);
+  call decides (a trial that ends without an answer — cancelled — frees the trial for the
+  next call); listeners hear every state change (health lights, outbox replay);
 - typed errors (services.core.errors) naming the system, the operation and the vendor's message;
 - one log line per request with the vendor's request id; credentials live in the client's
   auth and never reach a log line.
@@ -23,10 +27,12 @@ import asyncio
 import email.utils
 import enum
 import logging
+import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,6 +50,8 @@ from services.core.errors import (
     RemoteValidationError,
     UnavailableError,
 )
+from services.io.config import ConfigError
+from services.io.rate_budget import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,12 @@ ErrorParser = Callable[[httpx.Response], tuple[str, str | None]]
 @dataclass(frozen=True)
 class HttpPolicy:
     connect_timeout: float = 5.0
+    #: the longest wait for any one read of the answer (httpx's per-read timeout)
     read_timeout: float = 30.0
+    #: the longest one attempt may take, from connecting to the last byte of the body (None:
+    #: no total limit). The per-read timeout alone lets a server that sends a byte every few
+    #: seconds hold a call for ever
+    total_timeout: float | None = 60.0
     max_retries: int = 4
     backoff_base: float = 0.2
     backoff_max: float = 8.0
@@ -74,15 +87,53 @@ class HttpPolicy:
     rate_burst_seconds: float = 0.5
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    #: with a rate: share the budget with the other processes of this machine talking to the
+    #: same system (:meth:`ResilientClient.share_rate_budget`; the engine turns it on)
+    shared_rate: bool = True
 
 
 #: Defaults that fit each vendor: Stripe test mode 25 requests/s (live: 100/s); Zendesk
 #: Enterprise 700 requests/minute; Tryton is one process on one core: 2 concurrent calls.
 DEFAULT_POLICIES: dict[System, HttpPolicy] = {
     System.BILLING: HttpPolicy(rate_per_second=25.0, concurrency=8),
-    System.ERP: HttpPolicy(concurrency=2, read_timeout=65.0),
+    System.ERP: HttpPolicy(concurrency=2, read_timeout=65.0, total_timeout=130.0),
     System.SUPPORT: HttpPolicy(rate_per_second=700 / 60, concurrency=4),
 }
+
+
+#: what a connection's settings in config.toml may change of its policy, and how each is read
+POLICY_SETTINGS: dict[str, Callable[[str], Any]] = {
+    "connect_timeout": float,
+    "read_timeout": float,
+    "total_timeout": float,
+    "max_retries": int,
+    "rate_per_second": float,
+    "concurrency": int,
+    "shared_rate": lambda v: {"true": True, "false": False}[v.strip().lower()],
+}
+
+
+def policy_from_settings(base: HttpPolicy, settings: Mapping[str, str], where: str = "") -> HttpPolicy:
+    """``base`` with the policy keys a connection's settings give (``total_timeout = 20``,
+    ``read_timeout``, ``connect_timeout``, ``max_retries``, ``rate_per_second``,
+    ``concurrency``, ``shared_rate = false``); other settings are the connector's. A value
+    that does not read, or a timeout, rate or concurrency that is not positive, is a
+    :class:`ConfigError`."""
+    changes: dict[str, Any] = {}
+    for key, read in POLICY_SETTINGS.items():
+        if key not in settings:
+            continue
+        raw = settings[key]
+        try:
+            value = read(str(raw))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{where or 'connection'}: {key} = {raw!r} is not valid") from None
+        if key not in ("max_retries", "shared_rate") and not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{where or 'connection'}: {key} must be positive, got {raw!r}")
+        if key == "max_retries" and not 0 <= value <= 20:
+            raise ConfigError(f"{where or 'connection'}: max_retries must be 0 to 20, got {raw!r}")
+        changes[key] = value
+    return replace(base, **changes) if changes else base
 
 
 def rate_limiter(policy: HttpPolicy) -> AsyncLimiter | None:
@@ -126,7 +177,10 @@ class CircuitBreaker:
                 except Exception:
                     log.exception("circuit listener failed")
 
-    def before_call(self, operation: str) -> None:
+    def before_call(self, operation: str) -> bool:
+        """Raise :class:`CircuitOpenError` when the call may not be made; return whether it is
+        the half-open state's trial call (its caller must settle it: a ``record_*`` outcome,
+        or :meth:`abandon_trial` when it ends without one)."""
         if self.state is BreakerState.OPEN:
             remaining = self.cooldown - (self.clock() - self.opened_at)
             if remaining > 0:
@@ -138,6 +192,15 @@ class CircuitBreaker:
             if self._trial_in_flight:
                 raise CircuitOpenError(self.system, operation, "not attempted: a trial call is under way")
             self._trial_in_flight = True
+            return True
+        return False
+
+    def abandon_trial(self) -> None:
+        """The trial call ended without telling anything (cancelled, or failed before an
+        answer for a reason of ours): the next call becomes the trial. Without this a
+        cancelled trial would leave every later call refused ("a trial call is under way")."""
+        if self.state is BreakerState.HALF_OPEN:
+            self._trial_in_flight = False
 
     def record_success(self) -> None:
         self._trial_in_flight = False
@@ -206,7 +269,7 @@ class ResilientClient:
             follow_redirects=False,
         )
         self._semaphore = asyncio.Semaphore(p.concurrency)
-        self._limiter = rate_limiter(p)
+        self._limiter: AsyncLimiter | SharedRateLimiter | None = rate_limiter(p)
         self.breaker = CircuitBreaker(system, p.breaker_threshold, p.breaker_cooldown)
         self.stats = RequestStats()
 
@@ -216,6 +279,19 @@ class ResilientClient:
 
     def with_policy(self, **changes: Any) -> HttpPolicy:
         return replace(self.policy, **changes)
+
+    def share_rate_budget(self, path: Path) -> bool:
+        """Pace by a budget every process of this machine shares (the SQLite file ``path``,
+        keyed by system and base URL) instead of this process's own limiter: two commands or
+        a console and a command at once then stay together under the vendor's limit. Only
+        with a rate and ``shared_rate`` on; returns whether it is now shared."""
+        p = self.policy
+        if not p.rate_per_second or not p.shared_rate:
+            return False
+        rate = p.rate_per_second * p.rate_headroom
+        self._limiter = SharedRateLimiter(path, f"{self.system.value} {self.base_url}", rate,
+                                          burst=max(1.0, rate * p.rate_burst_seconds))
+        return True
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -263,15 +339,37 @@ class ResilientClient:
 
     async def _once(self, method: str, url: str, operation: str, params: Any, data: Any, json: Any,
                     headers: dict[str, str] | None) -> httpx.Response:
-        self.breaker.before_call(operation)
+        trial = self.breaker.before_call(operation)
+        try:
+            return await self._attempt(method, url, operation, params, data, json, headers)
+        except BaseException:
+            # every outcome that told the breaker something has settled the trial already;
+            # anything else (a cancellation above all: gather_or_cancel cancels the siblings
+            # of a failed request) must free it, or the system stays refused until restart
+            if trial:
+                self.breaker.abandon_trial()
+            raise
+
+    async def _attempt(self, method: str, url: str, operation: str, params: Any, data: Any, json: Any,
+                       headers: dict[str, str] | None) -> httpx.Response:
+        total = self.policy.total_timeout
         async with self._semaphore:
             if self._limiter is not None:
                 await self._limiter.acquire()
             started = time.perf_counter()
             self.stats.requests += 1
             try:
-                response = await self._client.request(method, url, params=params, data=data, json=json,
-                                                      headers=headers)
+                # the total deadline covers connect, headers and the whole body (httpx reads
+                # the body before returning); the wait for the semaphore and the limiter above
+                # is ours, not the server's, and is left out
+                async with asyncio.timeout(total):
+                    response = await self._client.request(method, url, params=params, data=data, json=json,
+                                                          headers=headers)
+            except TimeoutError:
+                self.breaker.record_failure()
+                self.stats.failures += 1
+                raise UnavailableError(self.system, operation,
+                                       f"timed out (no complete answer within {total or 0:g} s)") from None
             except httpx.TimeoutException as exc:
                 self.breaker.record_failure()
                 self.stats.failures += 1

@@ -6,17 +6,27 @@ Tables (schema managed by Alembic, ``services/store/migrations``):
   array (services.store.codec);
 - ``system_state``: per system, when it was refreshed, from where, its resume cursor, the
   last error;
-- ``sync_exception``: every exception ever raised, open or closed, with first/last seen.
+- ``sync_exception``: every exception ever raised, open or closed, with first/last seen;
+- ``quarantined_record``: per system, the records its last refreshes could not read (kind,
+  id, reason: ``services.core.sysdata.Quarantined``), written in the same transaction as the
+  records.
 
 A refresh commits whole per system (one transaction) or leaves the previous snapshot as it
 was. Opening a database migrates it to the current schema; an SQLite file is copied to a
-``.bak-<revision>`` file first; a database written by a newer SyncDesk is refused.
+``.bak-<revision>`` file first; a database written by a newer SyncDesk is refused. Several
+processes may open the same database at once (a console and scheduled commands): the
+migration runs under a file lock (``<database>.lock``, the ``filelock`` package, so on every
+platform) and the others wait for it, then find the schema current; a new SQLite file is
+created readable by its owner only (0600) before SQLite writes its first byte, and so are its
+``-wal``/``-shm`` files and backups (SQLite gives them the database file's mode).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
@@ -26,12 +36,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, event, func, insert, inspect, select, text
+from filelock import FileLock
+from filelock import Timeout as LockTimeout
+from sqlalchemy import Engine, Table, delete, event, func, insert, inspect, make_url, select, text
+from sqlalchemy.exc import ArgumentError
 from sqlmodel import Field, Session, SQLModel, create_engine
 
 from services.core.domain import System
 from services.core.errors import SyncDeskError
-from services.core.sysdata import KIND_TYPES, Delta, Kind, SystemData
+from services.core.redaction import redact
+from services.core.sysdata import KIND_TYPES, Delta, Kind, Quarantined, SystemData
 from services.store import codec
 
 log = logging.getLogger(__name__)
@@ -42,7 +56,11 @@ INSERT_BATCH = 500
 LOAD_BATCH = 2_000
 
 #: the newest migration (services/store/migrations/versions); an equal stored revision needs no Alembic
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
+#: seconds a process waits for another's migration of the same database before giving up
+MIGRATION_LOCK_TIMEOUT = 300.0
+#: seconds an SQLite statement waits for another connection's (or process's) write to finish
+BUSY_TIMEOUT = 60.0
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -149,6 +167,16 @@ class OverviewCacheRow(SQLModel, table=True):
     payload: str
 
 
+class QuarantineRow(SQLModel, table=True):
+    """A record a refresh could not read (``services.core.sysdata.Quarantined``)."""
+
+    __tablename__ = "quarantined_record"
+    system: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)
+    record_id: str = Field(primary_key=True)
+    reason: str
+
+
 REC: Table = SnapshotRecord.__table__  # type: ignore[attr-defined]
 STATE: Table = SystemState.__table__  # type: ignore[attr-defined]
 EXC: Table = ExceptionRow.__table__  # type: ignore[attr-defined]
@@ -156,6 +184,7 @@ AUDIT: Table = AuditRow.__table__  # type: ignore[attr-defined]
 OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 ACCEPTED: Table = AcceptedRow.__table__  # type: ignore[attr-defined]
 OVERVIEW: Table = OverviewCacheRow.__table__  # type: ignore[attr-defined]
+QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -199,9 +228,12 @@ class Storage:
         ``synchronous=FULL``), for the audit log and the outbox; the snapshot, a cache that can
         be fetched again, uses ``NORMAL``."""
         self.url = url
-        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False}
-                                            if url.startswith("sqlite") else {})
-        if url.startswith("sqlite"):
+        sqlite = url.startswith("sqlite")
+        if sqlite:
+            _create_private(url)
+        self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT}
+                                            if sqlite else {})
+        if sqlite:
             sync = "FULL" if durable else "NORMAL"
             event.listen(self.engine, "connect", lambda conn, rec: _sqlite_pragmas(conn, sync))
         self._migrate()
@@ -227,6 +259,21 @@ class Storage:
         # SCHEMA_HEAD equal to the migrations' head.
         if self._stored_revision() == SCHEMA_HEAD:
             return
+        db = self.engine.url.database
+        if self.engine.url.get_backend_name() != "sqlite" or not db or db == ":memory:":
+            self._upgrade()
+            return
+        # another process may be creating or migrating the same file right now: one at a
+        # time, and whoever comes second finds the schema current
+        lock = FileLock(f"{db}.lock", timeout=MIGRATION_LOCK_TIMEOUT, mode=0o600)
+        try:
+            with lock:
+                self._upgrade()
+        except LockTimeout:
+            raise StorageError(f"the database {self._where()} is being migrated by another SyncDesk process "
+                               f"(no answer within {MIGRATION_LOCK_TIMEOUT:.0f} s; {db}.lock)") from None
+
+    def _upgrade(self) -> None:
         from alembic import command
         from alembic.runtime.migration import MigrationContext
         from alembic.script import ScriptDirectory
@@ -254,6 +301,7 @@ class Storage:
         db = self.engine.url.database
         if self.engine.url.get_backend_name() == "sqlite" and db and db != ":memory:":
             target = Path(f"{db}.bak-{revision}")
+            _create_private(database_url(target))
             self.engine.dispose()
             # SQLite's online backup, not a file copy: in WAL mode the newest commits may still
             # be in the -wal file, which a copy of the main file would silently leave out
@@ -278,6 +326,8 @@ class Storage:
             conn.execute(delete(OVERVIEW))
             conn.execute(delete(REC).where(REC.c.system == data.system.value))
             self._insert(conn, rows)
+            conn.execute(delete(QUARANTINE).where(QUARANTINE.c.system == data.system.value))
+            self._insert_quarantined(conn, data.quarantined.values())
             self._save_state(conn, data.system, source, at, cursor, full=True, count=len(rows))
 
     def apply_delta(self, system: System, delta: Delta, cursor: dict[str, Any], source: str,
@@ -296,6 +346,12 @@ class Storage:
                     REC.c.system == row["system"], REC.c.kind == row["kind"],
                     REC.c.key == row["key"]))
             self._insert(conn, rows)
+            settled = delta.settled() | set(delta.upserts.quarantined)
+            for kind_name, record_id in settled:
+                conn.execute(delete(QUARANTINE).where(
+                    QUARANTINE.c.system == system.value, QUARANTINE.c.kind == kind_name,
+                    QUARANTINE.c.record_id == record_id))
+            self._insert_quarantined(conn, delta.upserts.quarantined.values())
             count = conn.execute(select(func.count()).select_from(REC).where(
                 REC.c.system == system.value)).scalar_one()
             self._save_state(conn, system, source, at, cursor, full=False, count=int(count))
@@ -307,6 +363,21 @@ class Storage:
         for it starves for seconds; between batches Python runs and the GIL is handed over."""
         for start in range(0, len(rows), INSERT_BATCH):
             conn.execute(insert(REC), rows[start:start + INSERT_BATCH])
+
+    @staticmethod
+    def _insert_quarantined(conn: Any, entries: Iterable[Quarantined]) -> None:
+        rows = [{"system": q.system.value, "kind": q.kind, "record_id": q.record_id, "reason": redact(q.reason)}
+                for q in entries]
+        if rows:
+            conn.execute(insert(QUARANTINE), rows)
+
+    def quarantined(self, system: System) -> dict[tuple[str, str], Quarantined]:
+        """The records of ``system`` its refreshes could not read, by (kind, id)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(QUARANTINE.c.kind, QUARANTINE.c.record_id, QUARANTINE.c.reason)
+                                .where(QUARANTINE.c.system == system.value)
+                                .order_by(QUARANTINE.c.kind, QUARANTINE.c.record_id)).all()
+        return {(k, r): Quarantined(system, k, r, reason) for k, r, reason in rows}
 
     def upsert_records(self, data: SystemData) -> None:
         """Insert or replace single records (re-read after an action) without touching the
@@ -335,6 +406,7 @@ class Storage:
 
     def record_error(self, system: System, message: str, at: datetime) -> None:
         """Remember a failed refresh without touching the system's records."""
+        message = redact(message)  # an upstream's words: never a credential in the snapshot
         with self.engine.begin() as conn:
             existing = conn.execute(select(STATE.c.system).where(STATE.c.system == system.value)).first()
             if existing is None:
@@ -369,7 +441,7 @@ class Storage:
         """The system's stored records (only ``kinds``, when given). The decoded records are
         long-lived: they are frozen out of the cyclic collector's sight (``gc.freeze``), or the
         first young-generation pass after the load would walk every one of them."""
-        data = SystemData(system)
+        data = SystemData(system, quarantined=self.quarantined(system))
         with self.engine.connect() as conn, codec.gc_paused(freeze=True):
             for kind in kinds:
                 result = conn.execute(select(REC.c.key, REC.c.payload).where(
@@ -381,6 +453,24 @@ class Storage:
                     records = codec.loads_many(cls, [p for _, p in pairs])
                     table.update(zip((sys.intern(k) for k, _ in pairs), records, strict=True))
         return data
+
+
+def _create_private(url: str) -> None:
+    """Create the SQLite file of ``url`` readable by its owner only (0600), before SQLite does
+    (SQLite would create it with the process's default mode, and its ``-wal``/``-shm`` files
+    take the database file's mode). An existing file is left as it is."""
+    try:
+        db = make_url(url).database
+    except ArgumentError:
+        return  # create_engine will say what is wrong with the URL
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return
+    path = Path(db)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process created it meanwhile
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _row(system: System, kind: Kind, key: str, record: Any) -> dict[str, Any]:

@@ -166,15 +166,24 @@ async def test_each_fault_fails_one_system_and_keeps_its_snapshot(demo: DemoEnvi
     engine.storage.close()
 
 
-async def test_schema_violating_object_is_a_clear_error(demo: DemoEnvironment, tmp_path: Path) -> None:
+async def test_schema_violating_object_is_quarantined_with_a_clear_reason(demo: DemoEnvironment,
+                                                                          tmp_path: Path) -> None:
+    """One organization that does not match the protocol is quarantined (named, with the
+    field and the value) and stored with the snapshot; the rest of support is read."""
     engine = await make_engine(demo, tmp_path, policies=FAST)
     org = next(iter(demo.dataset.support.organizations.values()))
+    saved = org["organization_fields"]["support_tier"]
     org["organization_fields"]["support_tier"] = "platinum"
-    report = await engine.refresh(RefreshMode.FULL)
+    try:
+        report = await engine.refresh(RefreshMode.FULL)
+    finally:
+        org["organization_fields"]["support_tier"] = saved
     support = report.outcomes[System.SUPPORT]
-    assert not support.ok
-    assert isinstance(support.error, ProtocolError)
-    assert str(org["id"]) in support.error_text
+    assert support.ok and support.quarantined == 1
+    (entry,) = engine.quarantined(System.SUPPORT)
+    assert entry.record_id == str(org["id"]) and "platinum" in entry.reason
+    assert str(org["id"]) not in engine.data[System.SUPPORT].customers
+    assert list(engine.storage.quarantined(System.SUPPORT).values()) == [entry]
     assert report.outcomes[System.BILLING].ok
     await engine.aclose()
     engine.storage.close()

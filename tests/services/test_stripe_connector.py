@@ -442,14 +442,23 @@ async def test_malformed_body_is_a_protocol_error() -> None:
                            "items": {"data": []}, "current_period_end": 1}, "subscription sub_bad"),
     ("/v1/customers", {"id": "cus_bad", "object": "customer", "email": 42}, "customer cus_bad"),
 ])
-async def test_schema_violation_names_the_object(path: str, obj: dict[str, Any], name: str) -> None:
-    c = connector("http://billing.test", transport=mock({path: _listing(obj)}))
+async def test_schema_violation_quarantines_the_object_and_a_single_read_names_it(
+        path: str, obj: dict[str, Any], name: str) -> None:
+    """In a listing, the object is quarantined (kind, id, reason) and the refresh goes on; read
+    on its own (an action's read), it is a ProtocolError naming it, as before."""
+    kind, oid = name.split()
+    c = connector("http://billing.test", transport=mock({path: _listing(obj), f"{path}/{oid}": obj}))
     try:
+        result = await c.full_refresh()
         with pytest.raises(ProtocolError) as exc:
-            await c.full_refresh()
+            await (c.get_invoice(oid) if kind == "invoice" else c.get_subscription(oid) if kind == "subscription"
+                   else c.get_customer(oid))
     finally:
         await c.aclose()
     assert name in str(exc.value)
+    assert result.full is not None
+    assert [(q.kind, q.record_id) for q in result.full.quarantined.values()] == [(kind, oid)]
+    assert oid not in result.full.table(Kind(kind))
 
 
 async def test_zero_decimal_currency_and_deleted_customer_event() -> None:

@@ -324,11 +324,20 @@ async def test_full_refresh_of_the_250_customer_demo(demo: tuple[Erp, DemoDatase
     await connector.aclose()
 
 
-async def test_schema_violation_names_the_record(erp: Erp, conn: TrytonConnector) -> None:
-    erp.store.tables["party.party"][erp.ids["cus_B"]]["name"] = 42
+async def test_schema_violation_quarantines_the_record_and_a_single_read_names_it(
+        erp: Erp, conn: TrytonConnector) -> None:
+    """A refresh quarantines the party (kind customer, its id, the field) and reads the rest;
+    read on its own it is a ProtocolError naming the record, as before."""
+    pid = erp.ids["cus_B"]
+    erp.store.tables["party.party"][pid]["name"] = 42
+    result = await conn.full_refresh()
+    assert result.full is not None
+    entry = result.full.quarantined[("customer", str(pid))]
+    assert "name" in entry.reason and len(result.full.quarantined) == 1
+    assert str(pid) not in result.full.customers and result.full.customers
     with pytest.raises(ProtocolError) as err:
-        await conn.full_refresh()
-    assert f"party.party {erp.ids['cus_B']}" in err.value.message and "name" in err.value.message
+        await conn.get_party(pid)
+    assert f"party.party {pid}" in err.value.message and "name" in err.value.message
 
 
 async def test_float_money_is_a_protocol_violation(erp: Erp, conn: TrytonConnector) -> None:

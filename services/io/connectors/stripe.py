@@ -2,7 +2,11 @@
 
 Reads products, prices, customers, subscriptions, invoices and the last 30 days of events;
 every object is validated and mapped onto the canonical model by
-:mod:`services.io.connectors.stripe_payloads`.
+:mod:`services.io.connectors.stripe_payloads`. An object that does not validate or map (a
+time out of range, a wrong type, a missing field), or an id listed twice with different
+content, is quarantined (``SystemData.quarantined``) and the refresh goes on; in an
+incremental refresh, an event whose object cannot be read quarantines that object (its
+previous version stays).
 
 Incremental refresh walks ``/v1/events`` newer than the cursor's event (``ending_before``),
 so its cost is about ``ceil(changes / 100) + 1`` requests; an unknown or expired cursor falls
@@ -23,9 +27,10 @@ import httpx
 
 from services.compute import run_cpu
 from services.core.domain import Customer, Invoice, Plan, Subscription, System
-from services.core.errors import ConnectorError, NotFoundError
+from services.core.errors import ConnectorError, NotFoundError, ProtocolError
 from services.core.sysdata import (
     Delta,
+    Intake,
     Kind,
     Progress,
     ProgressCallback,
@@ -35,7 +40,15 @@ from services.core.sysdata import (
     release,
 )
 from services.io.config import SystemConnection
-from services.io.connectors.base import Clock, Connector, gather_or_cancel, utc_now
+from services.io.connectors.base import (
+    Clock,
+    Connector,
+    RecordUnreadable,
+    gather_or_cancel,
+    quarantine,
+    raw_id,
+    utc_now,
+)
 from services.io.connectors.stripe_payloads import (
     ListEnvelope,
     StripeCustomer,
@@ -124,6 +137,12 @@ class _BearerAuth(httpx.Auth):
 
 T = TypeVar("T")
 
+#: the quarantine kind of each list's objects: the table kind of what they become, else the object
+PHASE_KINDS: dict[str, str] = {
+    "customers": Kind.CUSTOMER.value, "subscriptions": Kind.SUBSCRIPTION.value, "invoices": Kind.INVOICE.value,
+    "prices": Kind.PLAN.value, "products": "product", "events": Kind.EVENT.value,
+}
+
 
 @dataclass
 class _Page:
@@ -170,33 +189,42 @@ class StripeConnector(Connector):
         response = await self.client.request("GET", path, operation=operation, params=params)
         return ResilientClient.json_body(response, self.system, operation)
 
-    def _page(self, response: httpx.Response, operation: str, parse: Callable[[dict[str, Any]], T]) -> _Page:
-        """Decode + validate one list page (run off the event loop)."""
+    def _page(self, response: httpx.Response, operation: str, parse: Callable[[dict[str, Any]], T],
+              intake: Intake | None = None, kind: str = "object") -> _Page:
+        """Decode + validate one list page (run off the event loop). An object that does not
+        validate is quarantined in ``intake`` (without one, the page fails)."""
         body = ResilientClient.json_body(response, self.system, operation)
         env = self.parse(ListEnvelope, body, f"{operation} page")
-        items = [parse(obj) for obj in env.data]
-        ids = [str(obj.get("id")) for obj in env.data]
+        items: list[Any] = []
+        for obj in env.data:
+            try:
+                items.append(parse(obj))
+            except Exception as exc:
+                quarantine(intake, self.system, kind, raw_id(obj), exc)
+        ids = [oid for oid in (raw_id(obj) for obj in env.data) if isinstance(oid, str)]
+        if env.has_more and env.data and not isinstance(raw_id(env.data[-1]), str):
+            raise ProtocolError(self.system, operation, "cannot page on: the last object of the page has no id")
         return _Page(items, ids, env.has_more)
 
     async def _list(self, path: str, phase: str, parse: Callable[[dict[str, Any]], T],
                     progress: ProgressCallback, params: dict[str, Any] | None = None,
-                    first: _Page | None = None) -> list[T]:
+                    first: _Page | None = None, intake: Intake | None = None) -> list[T]:
         """Every object of a list endpoint, newest first, following ``starting_after``."""
         out: list[T] = []
         page = first
         while True:
             if page is None:
-                page = await self._fetch_page(path, phase, parse, params)
+                page = await self._fetch_page(path, phase, parse, params, intake=intake)
             out.extend(page.items)
             progress(Progress(self.system, phase, len(out)))
             if not page.has_more or not page.raw_ids:
                 return out
             last = page.raw_ids[-1]
-            page = await self._fetch_page(path, phase, parse, params, starting_after=last)
+            page = await self._fetch_page(path, phase, parse, params, starting_after=last, intake=intake)
 
     async def _list_windowed(self, path: str, phase: str, parse: Callable[[dict[str, Any]], T],
                              progress: ProgressCallback, bounds: list[int],
-                             params: dict[str, Any] | None = None) -> list[T]:
+                             params: dict[str, Any] | None = None, intake: Intake | None = None) -> list[T]:
         """Like :meth:`_list`, but over disjoint ``created`` windows listed concurrently.
 
         One cursor chain is bound by its round trips (each page waits for the previous one);
@@ -220,13 +248,14 @@ class StripeConnector(Connector):
                 progress(Progress(self.system, phase, sum(counts)))
             return report
 
-        parts = await asyncio.gather(*(self._list(path, phase, parse, reporter(i), {**(params or {}), **w})
+        parts = await asyncio.gather(*(self._list(path, phase, parse, reporter(i), {**(params or {}), **w},
+                                                  intake=intake)
                                        for i, w in enumerate(windows)))
         return [item for part in reversed(parts) for item in part]
 
     async def _fetch_page(self, path: str, phase: str, parse: Callable[[dict[str, Any]], T],
                           params: dict[str, Any] | None, *, starting_after: str | None = None,
-                          ending_before: str | None = None) -> _Page:
+                          ending_before: str | None = None, intake: Intake | None = None) -> _Page:
         query: dict[str, Any] = {**(params or {}), "limit": PAGE_LIMIT}
         if starting_after is not None:
             query["starting_after"] = starting_after
@@ -234,7 +263,7 @@ class StripeConnector(Connector):
             query["ending_before"] = ending_before
         operation = f"list {phase}"
         response = await self.client.request("GET", path, operation=operation, params=query)
-        return await run_cpu(self._page, response, operation, parse)
+        return await run_cpu(self._page, response, operation, parse, intake, PHASE_KINDS.get(phase, "object"))
 
     # -- full refresh ------------------------------------------------------------------
 
@@ -245,56 +274,72 @@ class StripeConnector(Connector):
         ev_params = {"created[gte]": since}
         # The newest event first: it becomes the cursor, and every object listed afterwards is
         # at least as new as it (changes in between are simply replayed by the next increment).
-        first_events = await self._fetch_page("/v1/events", "events", parse_event, ev_params)
+        intake = Intake(self.system)
+        first_events = await self._fetch_page("/v1/events", "events", parse_event, ev_params, intake=intake)
         parts = _FullParts()
 
         async def products() -> None:
-            found = await self._list("/v1/products", "products", parse_product, progress)
-            parts.products = {p.id: p for p in found}
+            found = await self._list("/v1/products", "products", parse_product, progress, intake=intake)
+            for p in found:
+                intake.put(parts.products, "product", p.id, p)
 
         async def prices() -> None:
-            parts.prices = await self._list("/v1/prices", "prices", parse_price, progress)
+            parts.prices = await self._list("/v1/prices", "prices", parse_price, progress, intake=intake)
 
         # large lists run as several concurrent cursor chains over monthly ``created`` windows
         months = [int((now - timedelta(days=30 * k)).timestamp()) for k in range(1, LIST_WINDOWS)]
 
         async def customers() -> None:
             parts.customers = await self._list_windowed("/v1/customers", "customers", parse_customer,
-                                                        progress, months)
+                                                        progress, months, intake=intake)
 
         async def subscriptions() -> None:
             parts.subscriptions = await self._list_windowed("/v1/subscriptions", "subscriptions",
                                                             subscription_from, progress, months,
-                                                            {"status": "all"})
+                                                            {"status": "all"}, intake=intake)
 
         async def invoices() -> None:
             parts.invoices = await self._list_windowed("/v1/invoices", "invoices", invoice_from, progress,
-                                                       months)
+                                                       months, intake=intake)
 
         async def events() -> None:
             # the first page above only fixed the cursor; the 30 days are listed in weekly windows
             weeks = [since + k * 7 * 86400 for k in range(1, 5)]
             parts.events = await self._list_windowed("/v1/events", "events", parse_event, progress, weeks,
-                                                     ev_params)
+                                                     ev_params, intake=intake)
 
         await gather_or_cancel(products(), prices(), customers(), subscriptions(), invoices(), events())
 
         def assemble() -> SystemData:
+            # each record goes in through the intake: an id listed twice with different
+            # content is quarantined, never silently overwritten; one that does not map is too
             data = SystemData(System.BILLING)
             for c in parts.customers:
                 if not c.deleted:
-                    data.customers[c.id] = map_customer(c)
+                    try:
+                        intake.put(data.customers, Kind.CUSTOMER, c.id, map_customer(c))
+                    except Exception as exc:
+                        quarantine(intake, self.system, Kind.CUSTOMER, c.id, exc)
             for p in parts.prices:
                 if not p.deleted:
-                    data.plans[p.id] = map_price(p, parts.products)
-            data.subscriptions = {s.ref.id: s for s in parts.subscriptions}
-            data.invoices = {i.ref.id: i for i in parts.invoices}
+                    try:
+                        intake.put(data.plans, Kind.PLAN, p.id, map_price(p, parts.products))
+                    except Exception as exc:
+                        quarantine(intake, self.system, Kind.PLAN, p.id, exc)
+            for s in parts.subscriptions:
+                intake.put(data.subscriptions, Kind.SUBSCRIPTION, s.ref.id, s)
+            for i in parts.invoices:
+                intake.put(data.invoices, Kind.INVOICE, i.ref.id, i)
             for ev in parts.events:
-                fact = lifecycle_event(ev, data.plans)
+                try:
+                    fact = lifecycle_event(ev, data.plans)
+                except Exception as exc:
+                    quarantine(intake, self.system, Kind.EVENT, ev.id, exc)
+                    continue
                 if fact is not None:
-                    data.events[ev.id] = fact
+                    intake.put(data.events, Kind.EVENT, ev.id, fact)
             release(parts.customers, parts.events, parts.subscriptions, parts.invoices)  # here, not on the loop
-            return data
+            return intake.into(data)
 
         data = await run_cpu(assemble)  # 100,000s of records: off the event loop
         if first_events.items:
@@ -316,14 +361,15 @@ class StripeConnector(Connector):
             return await self._fallback(started, progress, "the cursor has no event time")
         if datetime.fromtimestamp(last_created, UTC) < now - EVENT_RETENTION + RETENTION_MARGIN:
             return await self._fallback(started, progress, "the cursor's event is past Stripe's 30-day retention")
+        intake = Intake(self.system)
         try:
             events = await self._new_events(last_id if isinstance(last_id, str) else None, int(last_created),
-                                            progress)
+                                            progress, intake)
         except ConnectorError as exc:
             if exc.vendor_code == "resource_missing" or isinstance(exc, NotFoundError):
                 return await self._fallback(started, progress, f"the cursor's event is gone ({exc.message})")
             raise
-        delta = await self._apply_events(events, known)
+        delta = await self._apply_events(events, known, intake)
         if events:
             newest = events[-1]
             new_cursor: dict[str, Any] = {"last_event_id": newest.id, "last_event_created": newest.created}
@@ -338,14 +384,15 @@ class StripeConnector(Connector):
         return result
 
     async def _new_events(self, last_id: str | None, last_created: int,
-                          progress: ProgressCallback) -> list[StripeEvent]:
+                          progress: ProgressCallback, intake: Intake | None = None) -> list[StripeEvent]:
         """Events newer than the cursor, oldest first."""
         ordered: list[StripeEvent] = []
         if last_id is not None:
             # ending_before pages towards newer events; each page is newest first
             anchor = last_id
             while True:
-                page = await self._fetch_page("/v1/events", "events", parse_event, None, ending_before=anchor)
+                page = await self._fetch_page("/v1/events", "events", parse_event, None, ending_before=anchor,
+                                              intake=intake)
                 ordered.extend(reversed(page.items))
                 progress(Progress(self.system, "events", len(ordered)))
                 if not page.has_more or not page.raw_ids:
@@ -353,7 +400,7 @@ class StripeConnector(Connector):
                 anchor = page.raw_ids[0]
         else:
             newest_first = await self._list("/v1/events", "events", parse_event, progress,
-                                            {"created[gte]": last_created})
+                                            {"created[gte]": last_created}, intake=intake)
             ordered = list(reversed(newest_first))
         seen: set[str] = set()
         unique: list[StripeEvent] = []
@@ -363,7 +410,8 @@ class StripeConnector(Connector):
                 unique.append(ev)
         return unique
 
-    async def _apply_events(self, events: list[StripeEvent], known: SystemData) -> Delta:
+    async def _apply_events(self, events: list[StripeEvent], known: SystemData, intake: Intake | None = None) -> Delta:
+        intake = intake or Intake(self.system)
         up = SystemData(System.BILLING)
         deletions: dict[Kind, set[str]] = {}
         products: dict[str, StripeProduct] = {}
@@ -371,64 +419,83 @@ class StripeConnector(Connector):
         def upsert(kind: Kind, key: str, record: Any) -> None:
             deletions.get(kind, set()).discard(key)
             up.table(kind)[key] = record
+            intake.clear(kind, key)  # a newer version read fine
 
         def delete(kind: Kind, key: str) -> None:
             up.table(kind).pop(key, None)
             deletions.setdefault(kind, set()).add(key)
+            intake.clear(kind, key)
 
         plans_view: dict[str, Plan] = {**known.plans}
         for ev in events:
             obj = ev.data.object
-            kind = obj.get("object")
-            gone = ev.type.endswith(".deleted")
-            if ev.type.startswith("customer.subscription."):
-                sub = subscription_from(obj)
-                upsert(Kind.SUBSCRIPTION, sub.ref.id, sub)
-            elif ev.type.startswith("customer.") and kind == "customer":
-                c = parse_customer(obj)
-                if gone or c.deleted:
-                    delete(Kind.CUSTOMER, c.id)
-                else:
-                    upsert(Kind.CUSTOMER, c.id, map_customer(c))
-            elif ev.type.startswith("invoice.") and kind == "invoice":
-                if gone or self.parse(_DeletedCheck, obj, _what("invoice", obj)).deleted:
-                    delete(Kind.INVOICE, str(obj["id"]))
-                else:
-                    inv = invoice_from(obj)
-                    upsert(Kind.INVOICE, inv.ref.id, inv)
-            elif ev.type.startswith("product.") and kind == "product":
-                prod = parse_product(obj)
-                products[prod.id] = prod
-                # the tier lives on the product: re-map every price of it
-                for price in await self._list("/v1/prices", "prices", parse_price, no_progress,
-                                              {"product": prod.id}):
-                    plan = map_price(price, {prod.id: prod})
-                    plans_view[price.id] = plan
-                    upsert(Kind.PLAN, price.id, plan)
-            elif ev.type.startswith("price.") and kind == "price":
-                price = parse_price(obj)
-                if gone or price.deleted:
-                    delete(Kind.PLAN, price.id)
-                    plans_view.pop(price.id, None)
-                    continue
-                pid = price.product_id
-                if pid not in products and not isinstance(price.product, StripeProduct):
-                    products[pid] = parse_product(
-                        await self._get_json(f"/v1/products/{pid}", "read product"))
-                plan = map_price(price, products)
+            try:
+                await self._apply_event(ev, obj, products, plans_view, upsert, delete, up, intake)
+            except RecordUnreadable as exc:
+                quarantine(intake, self.system, _event_object_kind(obj), raw_id(obj), exc)
+            except ConnectorError:
+                raise  # the system failed (reading a product or its prices), not this record
+            except Exception as exc:
+                quarantine(intake, self.system, _event_object_kind(obj), raw_id(obj), exc)
+        return Delta(intake.into(up), {k: v for k, v in deletions.items() if v})
+
+    async def _apply_event(self, ev: StripeEvent, obj: dict[str, Any], products: dict[str, StripeProduct],
+                           plans_view: dict[str, Plan], upsert: Callable[[Kind, str, Any], None],
+                           delete: Callable[[Kind, str], None], up: SystemData, intake: Intake) -> None:
+        """What one event changes (in the incremental refresh's delta)."""
+        kind = obj.get("object")
+        gone = ev.type.endswith(".deleted")
+        if ev.type.startswith("customer.subscription."):
+            sub = subscription_from(obj)
+            upsert(Kind.SUBSCRIPTION, sub.ref.id, sub)
+        elif ev.type.startswith("customer.") and kind == "customer":
+            c = parse_customer(obj)
+            if gone or c.deleted:
+                delete(Kind.CUSTOMER, c.id)
+            else:
+                upsert(Kind.CUSTOMER, c.id, map_customer(c))
+        elif ev.type.startswith("invoice.") and kind == "invoice":
+            if gone or self.parse(_DeletedCheck, obj, _what("invoice", obj)).deleted:
+                delete(Kind.INVOICE, str(obj["id"]))
+            else:
+                inv = invoice_from(obj)
+                upsert(Kind.INVOICE, inv.ref.id, inv)
+        elif ev.type.startswith("product.") and kind == "product":
+            prod = parse_product(obj)
+            products[prod.id] = prod
+            # the tier lives on the product: re-map every price of it
+            for price in await self._list("/v1/prices", "prices", parse_price, no_progress,
+                                          {"product": prod.id}, intake=intake):
+                plan = map_price(price, {prod.id: prod})
                 plans_view[price.id] = plan
                 upsert(Kind.PLAN, price.id, plan)
-            fact = lifecycle_event(ev, plans_view)
-            if fact is not None:
-                up.events[ev.id] = fact
-        return Delta(up, {k: v for k, v in deletions.items() if v})
+        elif ev.type.startswith("price.") and kind == "price":
+            price = parse_price(obj)
+            if gone or price.deleted:
+                delete(Kind.PLAN, price.id)
+                plans_view.pop(price.id, None)
+                return
+            pid = price.product_id
+            if pid not in products and not isinstance(price.product, StripeProduct):
+                products[pid] = parse_product(
+                    await self._get_json(f"/v1/products/{pid}", "read product"))
+            plan = map_price(price, products)
+            plans_view[price.id] = plan
+            upsert(Kind.PLAN, price.id, plan)
+        fact = lifecycle_event(ev, plans_view)
+        if fact is not None:
+            up.events[ev.id] = fact
 
     # -- id listing (deletion check) -----------------------------------------------------------
 
     async def list_ids(self, progress: ProgressCallback = no_progress) -> dict[Kind, set[str]]:
         def ids_only(obj: dict[str, Any]) -> tuple[str, bool]:
-            d = self.parse(_DeletedCheck, obj, _what(str(obj.get("object") or "object"), obj))
-            return d.id, d.deleted
+            # only the id matters here: an object that is otherwise unreadable is still there
+            # (it must not look deleted); one without a readable id cannot be one we hold
+            oid = raw_id(obj)
+            if not isinstance(oid, str):
+                return "", True
+            return oid, obj.get("deleted") is True
 
         result: dict[Kind, set[str]] = {}
 
@@ -474,6 +541,13 @@ class StripeConnector(Connector):
         if c.deleted:
             raise NotFoundError(self.system, operation, f"customer {customer_id} is deleted")
         return map_customer(c)
+
+
+def _event_object_kind(obj: Any) -> str:
+    """The quarantine kind of an event's object (what a refresh could not read)."""
+    name = obj.get("object") if isinstance(obj, dict) else None
+    return {"customer": Kind.CUSTOMER.value, "subscription": Kind.SUBSCRIPTION.value, "invoice": Kind.INVOICE.value,
+            "price": Kind.PLAN.value}.get(name if isinstance(name, str) else "", str(name or "object"))
 
 
 def _stripe_customer_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from services.core.domain import (
     System,
     Tier,
 )
-from services.io.connectors.base import from_unix, parse_payload
+from services.io.connectors.base import UnixTime, from_unix, parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,8 @@ def to_money(minor: int, currency: str) -> Money:
 Currency = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z]{3}$")]
 OptInt = StrictInt | None
 OptStr = StrictStr | None
+#: a Unix time field: an integer a datetime can hold (2**62 is refused, naming the field)
+OptTime = UnixTime | None
 
 
 class _Model(BaseModel):
@@ -111,7 +113,7 @@ class StripeCustomer(_Model):
     address: StripeAddress | None = None
     metadata: dict[str, StrictStr] = Field(default_factory=dict)
     tax_ids: StripeTaxIdList | None = None
-    created: OptInt = None
+    created: OptTime = None
 
 
 class StripeProduct(_Model):
@@ -139,7 +141,7 @@ class StripePrice(_Model):
     recurring: StripeRecurring | None = None
     active: StrictBool = True
     metadata: dict[str, StrictStr] = Field(default_factory=dict)
-    created: OptInt = None
+    created: OptTime = None
 
     @property
     def product_id(self) -> str:
@@ -168,19 +170,19 @@ class StripeSubscription(_Model):
     status: Literal["active", "canceled", "incomplete", "incomplete_expired", "past_due", "paused",
                     "trialing", "unpaid"]
     items: StripeSubItems
-    current_period_end: StrictInt
-    current_period_start: OptInt = None
-    created: OptInt = None
-    canceled_at: OptInt = None
+    current_period_end: UnixTime
+    current_period_start: OptTime = None
+    created: OptTime = None
+    canceled_at: OptTime = None
     cancel_at_period_end: StrictBool = False
-    trial_end: OptInt = None
+    trial_end: OptTime = None
 
 
 class StripeStatusTransitions(_Model):
-    finalized_at: OptInt = None
-    paid_at: OptInt = None
-    voided_at: OptInt = None
-    marked_uncollectible_at: OptInt = None
+    finalized_at: OptTime = None
+    paid_at: OptTime = None
+    voided_at: OptTime = None
+    marked_uncollectible_at: OptTime = None
 
 
 class StripeInvoiceLine(_Model):
@@ -206,7 +208,7 @@ class StripeInvoice(_Model):
     currency: Currency
     number: OptStr = None
     subscription: StrictStr | StripeRef | None = None
-    created: StrictInt
+    created: UnixTime
     status_transitions: StripeStatusTransitions
     lines: StripeInvoiceLines
 
@@ -220,7 +222,7 @@ class StripeEvent(_Model):
     id: StrictStr
     object: Literal["event"] = "event"
     type: StrictStr
-    created: StrictInt
+    created: UnixTime
     data: StripeEventData
 
 

@@ -15,6 +15,12 @@ transaction can commit records older than the watermark), de-duplicates against 
 already known, and re-reads the child records (identifiers, addresses, e-mails) of every
 party that changed or whose children changed. With nothing changed it costs one request per
 model (8).
+
+A record that does not validate or map (an unknown state, a wrong type, a date that does not
+decode) or an id a page lists twice with different content is quarantined
+(``SystemData.quarantined``; kind ``customer``/``plan``/``invoice``/``subscription`` for what
+becomes a record, the model's name for the records that only help build one — a party whose
+identifier is quarantined is read without it) and the refresh goes on.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from services.core.domain import Customer, System
 from services.core.errors import ProtocolError
 from services.core.sysdata import (
     Delta,
+    Intake,
     Kind,
     Progress,
     ProgressCallback,
@@ -38,7 +45,7 @@ from services.core.sysdata import (
     release,
 )
 from services.io.config import SystemConnection
-from services.io.connectors.base import Clock, gather_or_cancel, utc_now
+from services.io.connectors.base import Clock, gather_or_cancel, quarantine, utc_now
 from services.io.connectors.tryton_payloads import (
     ADDRESS,
     COMPANY,
@@ -61,7 +68,13 @@ from services.io.connectors.tryton_payloads import (
     map_subscription,
     naive,
 )
-from services.io.connectors.tryton_session import BOTH_ACTIVE, ORDER_BY_ID, _Rows, tryton_error_parser
+from services.io.connectors.tryton_session import (
+    BOTH_ACTIVE,
+    ORDER_BY_ID,
+    _Rows,
+    model_kind,
+    tryton_error_parser,
+)
 from services.io.connectors.tryton_writes import TrytonWrites
 from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
 
@@ -119,31 +132,50 @@ class TrytonConnector(TrytonWrites):
         return dict(rows.records)
 
     def _customers(self, parties: dict[int, Any], identifiers: _Rows, addresses: _Rows, contacts: _Rows,
-                   company_parties: set[int]) -> dict[str, Customer]:
-        return {str(pid): map_party(p, identifiers.records, addresses.records, contacts.records)
-                for pid, p in parties.items() if pid not in company_parties and p.active}
+                   company_parties: set[int], intake: Intake) -> dict[str, Customer]:
+        out: dict[str, Customer] = {}
+        for pid, p in parties.items():
+            if pid in company_parties or not p.active:
+                continue
+            try:
+                out[str(pid)] = map_party(p, identifiers.records, addresses.records, contacts.records)
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.CUSTOMER, pid, exc)
+        return out
 
-    def _map_all(self, rows: dict[str, _Rows], company_parties: set[int]) -> SystemData:
+    def _map_all(self, rows: dict[str, _Rows], company_parties: set[int], intake: Intake) -> SystemData:
         data = SystemData(self.system)
         data.customers = self._customers(rows[PARTY].records, rows[IDENTIFIER], rows[ADDRESS], rows[CONTACT],
-                                         company_parties)
+                                         company_parties, intake)
         for product in rows[PRODUCT].records.values():
-            plan = map_product(product)
+            try:
+                plan = map_product(product)
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.PLAN, product.id, exc)
+                continue
             if plan is not None:
                 data.plans[str(product.id)] = plan
         for inv in rows[INVOICE].records.values():
-            data.invoices[str(inv.id)] = map_invoice(inv)
+            try:
+                data.invoices[str(inv.id)] = map_invoice(inv)
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.INVOICE, inv.id, exc)
         for sub in rows[SUBSCRIPTION].records.values():
-            data.subscriptions[str(sub.id)] = map_subscription(sub, rows[SUB_LINE].records,
-                                                               rows[SERVICE].records)
-        return data
+            try:
+                data.subscriptions[str(sub.id)] = map_subscription(sub, rows[SUB_LINE].records,
+                                                                   rows[SERVICE].records)
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.SUBSCRIPTION, sub.id, exc)
+        return intake.into(data)
 
     async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult:
         before = self.requests_made
         companies = await self._companies()
         company_parties = {c.party for c in companies.values()}
         models = (PARTY, IDENTIFIER, ADDRESS, CONTACT, PRODUCT, INVOICE, SUBSCRIPTION, SUB_LINE, SERVICE)
-        results = await gather_or_cancel(*(self.search_read_all(m, BASE_DOMAIN.get(m, []), progress=progress)
+        intake = Intake(self.system)
+        results = await gather_or_cancel(*(self.search_read_all(m, BASE_DOMAIN.get(m, []), progress=progress,
+                                                                intake=intake)
                                            for m in models))
         rows = dict(zip(models, results, strict=True))
         marks = {m: aware(r.newest) for m, r in rows.items() if m in TRACKED and r.newest is not None}
@@ -151,7 +183,7 @@ class TrytonConnector(TrytonWrites):
         def finish() -> tuple[SystemData, dict[str, dict[str, str]]]:
             # mapping every record is CPU work, and so is freeing the validated pages: off the
             # event loop (it also draws the UI)
-            data = self._map_all(rows, company_parties)
+            data = self._map_all(rows, company_parties, intake)
             recent = {m: _recent({}, rows[m], marks[m]) for m in marks}
             release(*(r.records for r in rows.values()))
             return data, recent
@@ -185,11 +217,14 @@ class TrytonConnector(TrytonWrites):
             mark = marks.get(model)
             return None if mark is None else mark - OVERLAP
 
+        intake = Intake(self.system)
+
         def changes(model: str) -> Awaitable[_Rows]:
             domain = _changed_domain(since(model)) + BASE_DOMAIN.get(model, [])
             if model in (PARTY, PRODUCT):  # a deactivation is a change (a deletion) too
                 domain.append(BOTH_ACTIVE)
-            return self.search_read_all(model, domain, progress=progress, phase=f"changed {PHASES[model]}")
+            return self.search_read_all(model, domain, progress=progress, phase=f"changed {PHASES[model]}",
+                                        intake=intake)
 
         results = await gather_or_cancel(*(changes(m) for m in TRACKED))
         changed = dict(zip(TRACKED, results, strict=True))
@@ -230,15 +265,20 @@ class TrytonConnector(TrytonWrites):
             affected |= {child.party for child in changed[model].records.values()}
         missing = affected - set(party_rows.records)
         if missing:
-            party_rows.merge(await self.read_ids(PARTY, missing, [BOTH_ACTIVE]))
+            party_rows.merge(await self.read_ids(PARTY, missing, [BOTH_ACTIVE], intake=intake))
         relinked: set[int] = set()
+        #: quarantine keys of child records read fine (their old entries are dropped)
+        readable: set[tuple[str, str]] = set()
         live = {pid for pid, p in party_rows.records.items() if p.active and pid not in company_parties}
         if live:
-            idents, addrs, mails = await gather_or_cancel(self.read_ids(IDENTIFIER, live, field="party"),
-                                                          self.read_ids(ADDRESS, live, field="party"),
-                                                          self.read_ids(CONTACT, live, field="party"))
+            idents, addrs, mails = await gather_or_cancel(
+                self.read_ids(IDENTIFIER, live, field="party", intake=intake),
+                self.read_ids(ADDRESS, live, field="party", intake=intake),
+                self.read_ids(CONTACT, live, field="party", intake=intake))
+            for children in (idents, addrs, mails):
+                readable |= {(model_kind(children.model), str(i)) for i in children.records}
             customers = self._customers({p: party_rows.records[p] for p in live}, idents, addrs, mails,
-                                        company_parties)
+                                        company_parties, intake)
             for key, customer in customers.items():
                 old = known.customers.get(key)
                 if old != customer:
@@ -260,7 +300,11 @@ class TrytonConnector(TrytonWrites):
                 relinked.add(pid)
 
         for product in changed[PRODUCT].records.values():
-            plan = map_product(product) if product.active else None
+            try:
+                plan = map_product(product) if product.active else None
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.PLAN, product.id, exc)
+                continue
             if plan is None:
                 delete(Kind.PLAN, str(product.id))
             elif known.plans.get(plan.ref.id) != plan:
@@ -270,12 +314,17 @@ class TrytonConnector(TrytonWrites):
         invoices = changed[INVOICE]
         subs = changed[SUBSCRIPTION]
         if relinked:
-            again = await gather_or_cancel(self.read_ids(INVOICE, relinked, BASE_DOMAIN[INVOICE], field="party"),
-                                           self.read_ids(SUBSCRIPTION, relinked, field="party"))
+            again = await gather_or_cancel(
+                self.read_ids(INVOICE, relinked, BASE_DOMAIN[INVOICE], field="party", intake=intake),
+                self.read_ids(SUBSCRIPTION, relinked, field="party", intake=intake))
             invoices.merge(again[0])
             subs.merge(again[1])
         for inv in invoices.records.values():
-            mapped = map_invoice(inv)
+            try:
+                mapped = map_invoice(inv)
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.INVOICE, inv.id, exc)
+                continue
             if known.invoices.get(mapped.ref.id) != mapped:
                 upserts.invoices[mapped.ref.id] = mapped
 
@@ -283,19 +332,32 @@ class TrytonConnector(TrytonWrites):
         affected_subs = set(subs.records) | {line.subscription for line in changed[SUB_LINE].records.values()}
         missing = affected_subs - set(subs.records)
         if missing:
-            subs.merge(await self.read_ids(SUBSCRIPTION, missing))
+            subs.merge(await self.read_ids(SUBSCRIPTION, missing, intake=intake))
         if subs.records:
-            lines = await self.read_ids(SUB_LINE, subs.records, field="subscription")
-            services = await self.read_ids(SERVICE, {line.service for line in lines.records.values()})
+            lines = await self.read_ids(SUB_LINE, subs.records, field="subscription", intake=intake)
+            services = await self.read_ids(SERVICE, {line.service for line in lines.records.values()}, intake=intake)
+            for children in (lines, services):
+                readable |= {(model_kind(children.model), str(i)) for i in children.records}
             for sub in subs.records.values():
-                mapped_sub = map_subscription(sub, lines.records, services.records)
+                try:
+                    mapped_sub = map_subscription(sub, lines.records, services.records)
+                except Exception as exc:
+                    quarantine(intake, self.system, Kind.SUBSCRIPTION, sub.id, exc)
+                    continue
                 if known.subscriptions.get(mapped_sub.ref.id) != mapped_sub:
                     upserts.subscriptions[mapped_sub.ref.id] = mapped_sub
 
         new_cursor = {"version": CURSOR_VERSION,
                       "watermarks": {m: v.isoformat() for m, v in sorted(marks.items())},
                       "recent": recent, "company_parties": sorted(company_parties)}
-        delta = Delta(upserts, deletions)
+        # records read fine this time settle their old quarantine entries even when unchanged
+        # (an entry of a record the snapshot still holds in its previous version)
+        for model, kind in ((PARTY, Kind.CUSTOMER), (PRODUCT, Kind.PLAN), (INVOICE, Kind.INVOICE),
+                            (SUBSCRIPTION, Kind.SUBSCRIPTION)):
+            rows_read = {PARTY: party_rows, INVOICE: invoices, SUBSCRIPTION: subs}.get(model, changed[model])
+            readable |= {(kind.value, str(i)) for i in rows_read.records}
+        readable -= set(intake.quarantined)
+        delta = Delta(intake.into(upserts), deletions, readable)
         progress(Progress(self.system, "mapped", delta.count(), delta.count()))
         return RefreshResult(self.system, None, delta, new_cursor, self.clock(), self.requests_made - before)
 

@@ -22,7 +22,10 @@ Protocol:
 
 Reading: ``search_read`` pages of :data:`PAGE_SIZE` ordered by id with a keyset clause
 (``["id", ">", last]``) instead of offsets; every record is validated with its model's payload
-schema (:mod:`services.io.connectors.tryton_payloads`).
+schema (:mod:`services.io.connectors.tryton_payloads`). A typed value that does not decode
+(a date of year 99999, a Decimal of "abc") fails only the record that holds it; with an
+:class:`~services.core.sysdata.Intake` (a refresh), a record that does not validate, or an id
+a page lists twice with different content, is quarantined and the read goes on.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import asyncio
 import base64
 import html
 import itertools
+import json
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -44,11 +48,22 @@ import httpx
 from services.compute import run_cpu
 from services.core.domain import System
 from services.core.errors import AuthenticationError, ProtocolError, RemoteValidationError, RemoteWarning
-from services.core.sysdata import Progress, ProgressCallback, no_progress
+from services.core.redaction import register_secret
+from services.core.sysdata import Intake, Kind, Progress, ProgressCallback, no_progress
 from services.io import tryton_rpc
 from services.io.config import ConfigError, SystemConnection
-from services.io.connectors.base import Clock, Connector, utc_now
-from services.io.connectors.tryton_payloads import FIELDS, PHASES, SCHEMAS, _Model, _Record
+from services.io.connectors.base import Clock, Connector, quarantine, raw_id, utc_now
+from services.io.connectors.tryton_payloads import (
+    FIELDS,
+    INVOICE,
+    PARTY,
+    PHASES,
+    PRODUCT,
+    SCHEMAS,
+    SUBSCRIPTION,
+    _Model,
+    _Record,
+)
 from services.io.http import ResilientClient
 
 log = logging.getLogger(__name__)
@@ -73,6 +88,43 @@ def tryton_error_parser(response: httpx.Response) -> tuple[str, str | None]:
         parts = [html.unescape(m.group(1).strip()) for m in (title, para) if m]
         return ": ".join(p for p in parts if p)[:300], None
     return text[:300], None
+
+
+#: the quarantine kind of each model's records: the table kind of what they become, else the model
+MODEL_KINDS: dict[str, str] = {PARTY: Kind.CUSTOMER.value, PRODUCT: Kind.PLAN.value, INVOICE: Kind.INVOICE.value,
+                               SUBSCRIPTION: Kind.SUBSCRIPTION.value}
+
+
+def model_kind(model: str) -> str:
+    return MODEL_KINDS.get(model, model)
+
+
+class Undecodable:
+    """A tagged value (``{"__class__": "datetime", ...}``) that does not decode: it stays in
+    its record, whose validation then fails naming the field, so one bad value costs one
+    record, not the page."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<undecodable: {self.reason}>"
+
+
+def _lenient_hook(obj: dict[str, Any]) -> Any:
+    try:
+        return tryton_rpc.object_hook(obj)
+    except (KeyError, TypeError, ValueError, OverflowError, ArithmeticError) as exc:
+        cls = obj.get("__class__")
+        return Undecodable(f"{cls} value {type(exc).__name__}: {exc}"[:120])
+
+
+def loads_lenient(data: bytes | str) -> Any:
+    """:func:`services.io.tryton_rpc.loads`, leaving an undecodable typed value as an
+    :class:`Undecodable` in place instead of failing the whole answer."""
+    return json.loads(data, object_hook=_lenient_hook)
 
 
 def _chunks(ids: Iterable[int], size: int = ID_CHUNK) -> list[list[int]]:
@@ -128,8 +180,8 @@ class TrytonSession(Connector):
         try:
             content = response.content
             # large answers (pages of 500 records) are decoded off the event loop: it also draws the UI
-            body = (await run_cpu(tryton_rpc.loads, content) if len(content) > 64_000
-                    else tryton_rpc.loads(content))
+            body = (await run_cpu(loads_lenient, content) if len(content) > 64_000
+                    else loads_lenient(content))
         except (ValueError, KeyError, TypeError) as exc:
             raise ProtocolError(self.system, operation, f"answer is not Tryton JSON ({type(exc).__name__}): "
                                 f"{response.content[:80]!r}", status=response.status_code) from None
@@ -194,6 +246,7 @@ class TrytonSession(Connector):
                     or isinstance(result[0], bool) or not isinstance(result[1], str)):
                 raise ProtocolError(self.system, operation, "login answer is not [user id, session, ...]")
             self.uid = result[0]
+            register_secret(result[1])  # the session key is a credential too: masked wherever it is echoed
             token = base64.b64encode(f"{self.login}:{self.uid}:{result[1]}".encode()).decode("ascii")
             self._authorization = f"Session {token}"
             self._generation += 1
@@ -250,22 +303,33 @@ class TrytonSession(Connector):
             raise ProtocolError(self.system, f"read {model}", f"{what} is not an object")
         return self.parse(schema or SCHEMAS[model], raw, what)
 
-    def _rows(self, model: str, raw_rows: Any, operation: str, schema: type[_Model] | None = None) -> _Rows:
+    def _rows(self, model: str, raw_rows: Any, operation: str, schema: type[_Model] | None = None,
+              intake: Intake | None = None) -> _Rows:
         if not isinstance(raw_rows, list):
             raise ProtocolError(self.system, operation, f"{model}: expected a list of records")
         out = _Rows(model, {})
+        kind = model_kind(model)
         for raw in raw_rows:
-            rec = self._validate(model, raw, schema)
-            out.records[rec.id] = rec
+            try:
+                rec = self._validate(model, raw, schema)
+            except Exception as exc:
+                quarantine(intake, self.system, kind, raw_id(raw), exc)
+                continue
+            if intake is not None:
+                if not intake.put(out.records, kind, rec.id, rec):
+                    continue
+            else:
+                out.records[rec.id] = rec
             if isinstance(rec, _Record) and (out.newest is None or rec.stamp > out.newest):
                 out.newest = rec.stamp
         return out
 
     async def search_read_all(self, model: str, domain: Sequence[Any], *, fields: list[str] | None = None,
                               schema: type[_Model] | None = None, progress: ProgressCallback = no_progress,
-                              phase: str | None = None) -> _Rows:
+                              phase: str | None = None, intake: Intake | None = None) -> _Rows:
         """Every record of ``domain`` (a list of ANDed clauses), keyset-paged by id and
-        validated with ``schema`` (default: the model's)."""
+        validated with ``schema`` (default: the model's); with ``intake``, what does not
+        validate is quarantined there."""
         fields = fields or FIELDS[model]
         phase = phase or PHASES[model]
         operation = f"search_read {model}"
@@ -275,22 +339,27 @@ class TrytonSession(Connector):
             page_domain = [*domain, ["id", ">", last]] if last else list(domain)
             raw = await self.call(model, "search_read", page_domain, 0, PAGE_SIZE, ORDER_BY_ID, fields,
                                   operation=operation, safe=True)
-            page = await run_cpu(self._rows, model, raw, operation, schema)  # validation: CPU work
-            ids = list(page.records)
-            if ids and (min(ids) <= last or len(ids) != len(raw)):
+            page = await run_cpu(self._rows, model, raw, operation, schema, intake)  # validation: CPU work
+            # the keyset moves on by the ids the page listed, records read or not
+            ids = [i for i in (raw_id(r) for r in raw) if isinstance(i, int) and not isinstance(i, bool)]
+            if ids and (min(ids) <= last or (intake is None and len(set(ids)) != len(ids))):
                 raise ProtocolError(self.system, operation, f"{model}: page ids are not ascending after {last}")
             result.merge(page)
             progress(Progress(self.system, phase, len(result.records)))
             if len(raw) < PAGE_SIZE:
                 return result
+            if not ids:
+                raise ProtocolError(self.system, operation, f"{model}: a full page without a readable id")
             last = max(ids)
 
     async def read_ids(self, model: str, ids: Iterable[int], extra: Sequence[Any] = (), *,
-                       field: str = "id", progress: ProgressCallback = no_progress) -> _Rows:
+                       field: str = "id", progress: ProgressCallback = no_progress,
+                       intake: Intake | None = None) -> _Rows:
         """Records whose ``field`` is one of ``ids`` (missing ones are simply absent)."""
         result = _Rows(model, {})
         for chunk in _chunks(ids):
-            result.merge(await self.search_read_all(model, [[field, "in", chunk], *extra], progress=progress))
+            result.merge(await self.search_read_all(model, [[field, "in", chunk], *extra], progress=progress,
+                                                    intake=intake))
         return result
 
     async def _ids(self, model: str, domain: list[Any], limit: int | None = None) -> list[int]:

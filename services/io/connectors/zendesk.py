@@ -10,7 +10,11 @@ Protocol (``shared/specs/zendesk/syncdesk-subset.json`` and Zendesk's documentat
   incremental refresh costs one request per 1,000 changed tickets (plus one);
 - errors: ``{"error": ..., "description": ..., "details": ...}`` or ``{"errors": [...]}``;
 - every answer is validated with the payload models of
-  :mod:`services.io.connectors.zendesk_payloads`.
+  :mod:`services.io.connectors.zendesk_payloads`; an organization or ticket that does not
+  validate or map, or an id listed twice with different content (the ticket export may list a
+  ticket again once it changed: a newer ``updated_at`` supersedes, it is no conflict), is
+  quarantined (``SystemData.quarantined``: kind ``customer`` for an organization, ``case`` for
+  a ticket) and the refresh goes on.
 
 Mapping (``services/io/connectors/base.py``): an organization is a :class:`Customer` *and* an
 :class:`Entitlement` (both keyed by the organization id, ``customer_id`` = its
@@ -47,6 +51,7 @@ from services.core.domain import (
 from services.core.errors import ProtocolError, RemoteValidationError
 from services.core.sysdata import (
     Delta,
+    Intake,
     Kind,
     Progress,
     ProgressCallback,
@@ -56,7 +61,7 @@ from services.core.sysdata import (
     release,
 )
 from services.io.config import ConfigError, SystemConnection
-from services.io.connectors.base import Clock, Connector, utc_now
+from services.io.connectors.base import Clock, Connector, quarantine, raw_id, utc_now
 from services.io.connectors.zendesk_payloads import (
     ExportPage,
     OrganizationEnvelope,
@@ -132,6 +137,11 @@ def zendesk_error_parser(response: httpx.Response) -> tuple[str, str | None]:
 # --------------------------------------------------------------------------------------
 # Mapping helpers
 # --------------------------------------------------------------------------------------
+
+
+def _newer_case(old: SupportCase, new: SupportCase) -> bool:
+    """The export lists a ticket again after it changed: a later ``updated`` supersedes."""
+    return old.updated is not None and new.updated is not None and new.updated > old.updated
 
 
 def _utc(value: datetime) -> datetime:
@@ -251,9 +261,23 @@ class ZendeskConnector(Connector):
         return org, customer, entitlement
 
     def _add_organization(self, data: SystemData, facts: _OrgFacts, raw: Any,
-                          previous: Entitlement | None = None) -> None:
-        org, customer, entitlement = self.map_organization(raw)
+                          previous: Entitlement | None = None, intake: Intake | None = None,
+                          listed: dict[str, Any] | None = None) -> None:
+        """Map one organization into ``data``; with ``intake``, one that cannot be read, or
+        whose id ``listed`` (what this listing already held) holds with other content, is
+        quarantined instead."""
+        try:
+            org, customer, entitlement = self.map_organization(raw)
+        except Exception as exc:
+            quarantine(intake, self.system, Kind.CUSTOMER, raw_id(raw), exc)
+            return
         key = str(org.id)
+        if intake is not None and listed is not None and not intake.put(listed, Kind.CUSTOMER, key,
+                                                                         (customer, entitlement)):
+            data.customers.pop(key, None)
+            data.entitlements.pop(key, None)
+            data.events.pop(f"org-created:{key}", None)
+            return
         data.customers[key] = customer
         data.entitlements[key] = entitlement
         facts.see(org.id, customer.customer_id, _utc(org.updated_at))
@@ -296,16 +320,30 @@ class ZendeskConnector(Connector):
         return ticket, case
 
     def _add_ticket(self, data: SystemData, deletions: set[str], raw: Any, customer_of: dict[int, str | None],
-                    known: SystemData | None, solved: dict[int, datetime]) -> None:
-        ticket, case = self.map_ticket(raw, customer_of, known, solved)
+                    known: SystemData | None, solved: dict[int, datetime], intake: Intake | None = None) -> None:
+        try:
+            ticket, case = self.map_ticket(raw, customer_of, known, solved)
+        except Exception as exc:
+            quarantine(intake, self.system, Kind.CASE, raw_id(raw), exc)
+            return
         key = str(ticket.id)
         if ticket.status == DELETED_STATUS:
             deletions.add(key)
             data.cases.pop(key, None)
             data.events.pop(f"ticket-opened:{key}", None)
             data.events.pop(f"ticket-solved:{key}", None)
+            if intake is not None:
+                intake.clear(Kind.CASE, key)
             return
         deletions.discard(key)
+        if intake is not None:
+            if not intake.put(data.cases, Kind.CASE, key, case, newer=_newer_case):
+                data.events.pop(f"ticket-opened:{key}", None)
+                data.events.pop(f"ticket-solved:{key}", None)
+                return
+            if data.cases[key] is not case:  # an older version listed after a newer one
+                return
+            intake.clear(Kind.CASE, key)  # read fine now (an earlier page's version may not have)
         data.cases[key] = case
         label = f"ticket #{key}" + (f": {case.subject}" if case.subject else "")
         if case.created is not None:
@@ -363,7 +401,7 @@ class ZendeskConnector(Connector):
     # -- tickets ------------------------------------------------------------------------
     async def _export_tickets(self, data: SystemData, deletions: set[str], customer_of: dict[int, str | None],
                               known: SystemData | None, progress: ProgressCallback,
-                              cursor: str | None) -> str | None:
+                              cursor: str | None, intake: Intake | None = None) -> str | None:
         """Follow the incremental export from ``cursor`` (None: from the beginning) to its end;
         return the last page's after_cursor."""
         operation = "export tickets"
@@ -374,7 +412,7 @@ class ZendeskConnector(Connector):
         while True:
             page = self._envelope(ExportPage, await self._get(url, operation, params), operation)
             # mapping a page (up to 1,000 tickets) is CPU work: off the event loop
-            await run_cpu(self._add_export_page, page, data, deletions, customer_of, known)
+            await run_cpu(self._add_export_page, page, data, deletions, customer_of, known, intake)
             done += len(page.tickets)
             progress(Progress(self.system, "tickets", done))
             previous, last_cursor = last_cursor, page.after_cursor or last_cursor
@@ -387,31 +425,39 @@ class ZendeskConnector(Connector):
             url, params = self._follow(page.after_url, operation), None
 
     def _add_export_page(self, page: Any, data: SystemData, deletions: set[str], customer_of: dict[int, str | None],
-                         known: SystemData | None) -> None:
+                         known: SystemData | None, intake: Intake | None = None) -> None:
         solved: dict[int, datetime] = {}
         for raw in page.metric_sets or ():
-            metric = self.parse(ZdMetricSet, raw, "ticket metric set")
+            try:
+                metric = self.parse(ZdMetricSet, raw, "ticket metric set")
+            except Exception as exc:
+                ticket = raw.get("ticket_id") if isinstance(raw, dict) else None
+                quarantine(intake, self.system, "ticket metric set", ticket if ticket is not None else raw_id(raw), exc)
+                continue
             if metric.solved_at is not None:
                 solved[metric.ticket_id] = metric.solved_at
         for raw in page.tickets:
-            self._add_ticket(data, deletions, raw, customer_of, known, solved)
+            self._add_ticket(data, deletions, raw, customer_of, known, solved, intake)
 
-    def _add_organizations(self, data: SystemData, facts: _OrgFacts, raws: list[Any]) -> None:
+    def _add_organizations(self, data: SystemData, facts: _OrgFacts, raws: list[Any], intake: Intake) -> None:
+        listed: dict[str, Any] = {}
         for raw in raws:
-            self._add_organization(data, facts, raw)
+            self._add_organization(data, facts, raw, intake=intake, listed=listed)
         release(raws)  # in this worker thread, not on the event loop
 
     # -- the Connector contract ---------------------------------------------------------
     async def full_refresh(self, progress: ProgressCallback = no_progress) -> RefreshResult:
         started, before = self.clock(), self.requests_made
         data = SystemData(self.system)
+        intake = Intake(self.system)
         facts = _OrgFacts({})
         raws = await self._list_organizations(progress)
-        await run_cpu(self._add_organizations, data, facts, raws)  # CPU work: off the event loop
-        after = await self._export_tickets(data, set(), facts.customer_ids, None, progress, None)
+        await run_cpu(self._add_organizations, data, facts, raws, intake)  # CPU work: off the event loop
+        after = await self._export_tickets(data, set(), facts.customer_ids, None, progress, None, intake)
         cursor = {"tickets_after_cursor": after,
                   "orgs_updated_since": zendesk_iso(facts.max_updated or started)}
-        return RefreshResult(self.system, data, None, cursor, self.clock(), self.requests_made - before)
+        return RefreshResult(self.system, intake.into(data), None, cursor, self.clock(),
+                             self.requests_made - before)
 
     async def incremental_refresh(self, cursor: dict[str, Any], known: SystemData,
                                   progress: ProgressCallback = no_progress) -> RefreshResult:
@@ -421,6 +467,7 @@ class ZendeskConnector(Connector):
         if watermark is None or (tickets_cursor is not None and not isinstance(tickets_cursor, str)):
             raise ValueError(f"not a support refresh cursor: {cursor!r}")
         upserts = SystemData(self.system)
+        intake = Intake(self.system)
         deletions: dict[Kind, set[str]] = {}
         facts = _OrgFacts({})
         changed = await self._search_changed_organizations(watermark - SEARCH_OVERLAP, progress)
@@ -439,23 +486,24 @@ class ZendeskConnector(Connector):
                 continue
             if isinstance(rid, int):
                 seen.add(rid)
-            self._add_organization(upserts, facts, raw, known.entitlements.get(str(rid)))
+            self._add_organization(upserts, facts, raw, known.entitlements.get(str(rid)), intake=intake)
         relinked = [oid for oid, cid in facts.customer_ids.items()
                     if str(oid) in known.customers and known.customers[str(oid)].customer_id != cid]
         case_deletions: set[str] = set()
         for oid in relinked:
-            await self._relink_cases(upserts, case_deletions, oid, facts.customer_ids, known)
+            await self._relink_cases(upserts, case_deletions, oid, facts.customer_ids, known, intake)
         after = await self._export_tickets(upserts, case_deletions, facts.customer_ids, known, progress,
-                                           tickets_cursor)
+                                           tickets_cursor, intake)
         if case_deletions:
             deletions[Kind.CASE] = case_deletions
         new_mark = max(watermark, facts.max_updated) if facts.max_updated else watermark
         next_cursor = {"tickets_after_cursor": after, "orgs_updated_since": zendesk_iso(new_mark)}
-        return RefreshResult(self.system, None, Delta(upserts, deletions), next_cursor, self.clock(),
+        return RefreshResult(self.system, None, Delta(intake.into(upserts), deletions), next_cursor, self.clock(),
                              self.requests_made - before)
 
     async def _relink_cases(self, data: SystemData, deletions: set[str], org_id: int,
-                            customer_of: dict[int, str | None], known: SystemData) -> None:
+                            customer_of: dict[int, str | None], known: SystemData,
+                            intake: Intake | None = None) -> None:
         """An organization's external_id changed: its tickets now belong to another customer.
         Re-read them (search, one request per 100 tickets) so their cases follow the link."""
         operation = "search tickets"
@@ -468,7 +516,7 @@ class ZendeskConnector(Connector):
             page = self._envelope(SearchPage, await self._get(url, operation, params), operation)
             for raw in page.results:
                 if isinstance(raw, dict) and raw.get("result_type", TICKET) == TICKET:
-                    self._add_ticket(data, deletions, raw, customer_of, known, {})
+                    self._add_ticket(data, deletions, raw, customer_of, known, {}, intake)
             fetched += len(page.results)
             if not page.next_page or not page.results:
                 return
@@ -484,9 +532,8 @@ class ZendeskConnector(Connector):
         ids: set[str] = set()
         for raw in await self._list_organizations(progress, phase="organization ids"):
             rid = raw.get("id") if isinstance(raw, dict) else None
-            if not isinstance(rid, int) or isinstance(rid, bool):
-                raise ProtocolError(self.system, "list organizations", f"organization id {rid!r} is not an integer")
-            ids.add(str(rid))
+            if isinstance(rid, int) and not isinstance(rid, bool):  # without a readable id it cannot be one we hold
+                ids.add(str(rid))
         return {Kind.CUSTOMER: ids, Kind.ENTITLEMENT: set(ids)}
 
     # -- writes (F5) --------------------------------------------------------------------
