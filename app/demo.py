@@ -1,6 +1,8 @@
 """The shell's one door to the built-in demo environment (``services/demo``).
 
-It starts a demo for the console and the headless commands (``--demo``), and holds the
+It serves the built-in demo world for the console and the headless commands (``--demo``:
+:func:`start_demo`; the world persists in SYNCDESK_HOME/demo, ``services/demo/world.py``),
+starts it again (:func:`reset_demo`, the ``demo reset`` command), and holds the
 ``demo-server``, ``demo-manifest`` and ``tryton-sandbox`` commands. No other module of
 ``app/``, ``views/`` or ``services/`` imports ``services.demo`` (an import-linter contract in
 ``pyproject.toml``), and this one imports it only when a demo is asked for: Starlette, uvicorn
@@ -12,12 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import tempfile
 import time
 import tomllib
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +28,8 @@ from typing import Any, Protocol
 import tomli_w
 
 from services.core.domain import System
-from services.io.config import Profile
+from services.io.config import Profile, write_private
+from services.store.home import DEMO_AUDIT, DEMO_SNAPSHOT, demo_dir
 
 
 class RunningDemo(Protocol):
@@ -39,11 +42,144 @@ class RunningDemo(Protocol):
     def stop(self) -> None: ...
 
 
-def start_demo(customers: int, seed: int) -> RunningDemo:
-    """Generate the demo company and serve it on 127.0.0.1 (blocking: run it in a thread)."""
-    from services.demo.environment import DemoEnvironment, DemoOptions
+class ServedWorld(RunningDemo, Protocol):
+    """The built-in demo world being served (:func:`start_demo`): also where its files are
+    (``folder``: its world, snapshot and audit log) and one line saying which world it is."""
 
-    return DemoEnvironment(DemoOptions(customers=customers, seed=seed)).start()
+    folder: Path
+
+    def describe(self) -> str: ...
+
+
+class DemoError(Exception):
+    """The built-in demo world cannot be used as asked: one line saying why and what to do.
+    ``reason``: ``"unreadable"`` (damaged, or another format version), ``"mismatch"`` (other
+    ``customers``/``seed`` than the saved world's), ``"in_use"`` (another process serves it) or
+    ``"other"``; a console offers its reset for the first two."""
+
+    def __init__(self, message: str, reason: str = "other") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+RESET_HINT = "syncdesk demo reset"
+
+
+def start_demo(customers: int | None = None, seed: int | None = None, *,
+               home: Path | None = None) -> ServedWorld:
+    """Serve the built-in demo world on 127.0.0.1 (blocking: run it in a thread): the one kept
+    in SYNCDESK_HOME/demo (``home``: another home-like folder, e.g. a throwaway one), or a new
+    one generated from ``customers``/``seed`` (default 250/1) when there is none. Its state is
+    saved after writes and at ``stop()``; until then no other process can serve it.
+    :class:`DemoError` when the saved world cannot be read, was made with other
+    ``customers``/``seed`` than the ones given, or is in use."""
+    from services.demo.world import DemoWorld, WorldError, WorldInUse, WorldMismatch, WorldUnreadable
+
+    folder = demo_dir(home)
+    try:
+        world = DemoWorld.open(folder, customers, seed, discard_on_create=[folder / DEMO_SNAPSHOT])
+    except WorldMismatch as exc:
+        raise DemoError(f"{exc}; to start a new world with these, run `{RESET_HINT} --customers {exc.customers} "
+                        f"--seed {exc.seed}`, or leave out --customers/--seed to use this one", "mismatch") from None
+    except WorldUnreadable as exc:
+        raise DemoError(f"{exc}; to start a new world, run `{RESET_HINT}` (the demo's audit log is kept)",
+                        "unreadable") from None
+    except WorldInUse as exc:
+        raise DemoError(str(exc), "in_use") from None
+    except WorldError as exc:
+        raise DemoError(str(exc)) from None
+    try:
+        return world.start()
+    except BaseException:
+        world.stop()
+        raise
+
+
+def demo_world_summary(home: Path | None = None) -> str | None:
+    """One line about the saved demo world (its size, seed and age), ``None`` when there is
+    none; :class:`DemoError` when it cannot be read. For a reset's confirmation."""
+    from services.demo.world import WorldUnreadable, describe_meta, read_world_meta
+
+    try:
+        meta = read_world_meta(demo_dir(home))
+    except WorldUnreadable as exc:
+        raise DemoError(str(exc), "unreadable") from None
+    return None if meta is None else describe_meta(meta)
+
+
+def reset_demo(customers: int | None = None, seed: int | None = None, *, home: Path | None = None) -> str:
+    """Start the built-in demo world again (blocking): the saved world and its snapshot are
+    deleted and a new world is generated (``customers``/``seed``: given, else the old world's,
+    else 250/1); the demo's audit log is kept, and the reset is recorded in it as actions are
+    (an intent before anything is deleted, then the outcome: who, when, the old and the new
+    world). Returns one line saying what was done. :class:`DemoError` when the world is in use
+    (a console or command serving it must stop it first) or the role policy cannot be read."""
+    from services.demo.world import WorldError, WorldInUse, WorldMeta, describe_meta, reset_world
+
+    folder = demo_dir(home)
+    log = _ResetRecord(folder / DEMO_AUDIT, {"customers": customers, "seed": seed})
+
+    def intent(old: WorldMeta | None) -> None:
+        log.intent(describe_meta(old) if old else None)
+
+    try:
+        _, new = reset_world(folder, customers, seed, discard=[folder / DEMO_SNAPSHOT], before=intent)
+    except WorldInUse as exc:
+        raise DemoError(str(exc), "in_use") from None
+    except WorldError as exc:
+        raise DemoError(str(exc)) from None
+    except Exception as exc:
+        log.outcome("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    log.outcome("succeeded", world={"world": describe_meta(new), "customers": new.customers, "seed": new.seed,
+                                    "anchor": new.anchor})
+    return f"a new demo world: {describe_meta(new)}; its snapshot starts empty, its audit log is kept"
+
+
+#: ``action_kind`` of the audit entries a demo reset appends
+DEMO_RESET = "demo_reset"
+
+
+class _ResetRecord:
+    """A reset's entries in the demo's audit log: a person started the demo's systems again,
+    which tells its reader why later entries act on another world. Who: the login, in the role
+    it starts in under the role policy (as the console; a policy that cannot be read stops the
+    reset, as it stops ``fix``)."""
+
+    def __init__(self, audit_file: Path, asked: dict[str, Any]) -> None:
+        from services.core.identity import current_login, resolve_identity
+        from services.io.config import ConfigError, load_roles
+        from services.store.home import config_path
+
+        self.audit_file = audit_file
+        self.asked = asked
+        self.login = current_login()
+        try:
+            self.role = resolve_identity(load_roles(config_path()), self.login).default_role().value
+        except ConfigError as exc:
+            raise DemoError(str(exc)) from None
+        self.action_id = f"demo-reset-{uuid.uuid4()}"
+        self.old: str | None = None
+
+    def _append(self, phase: str, outcome: str, **extra: Any) -> None:
+        from services.store.audit import AuditEntry, AuditLog
+        from services.store.storage import Storage
+
+        storage = Storage.open_path(self.audit_file, durable=True)
+        try:
+            AuditLog(storage).append(AuditEntry(
+                operator=self.login, role=self.role, action_id=self.action_id, action_kind=DEMO_RESET, phase=phase,
+                outcome=outcome, request={"asked": self.asked}, before={"world": self.old},
+                reason="start the demo world again", **extra))
+        finally:
+            storage.close()
+
+    def intent(self, old: str | None) -> None:
+        self.old = old
+        self._append("intent", "pending")
+
+    def outcome(self, outcome: str, *, world: dict[str, Any] | None = None, error: str | None = None) -> None:
+        self._append("outcome", outcome, after=world or {}, error=error)
 
 
 # -- command-line options ------------------------------------------------------------------------
@@ -116,6 +252,20 @@ def add_demo_parsers(sub: Any) -> None:
     manifest = sub.add_parser("demo-manifest", help="print the demo dataset's planted mismatches as JSON")
     add_dataset_options(manifest)
     add_sandbox_parser(sub)
+
+    world = sub.add_parser("demo", help="the built-in demo world, kept in SYNCDESK_HOME/demo between runs",
+                           description="The built-in demo (--demo, or the console with no profile) keeps its "
+                                       "three systems' state, its snapshot and its audit log in SYNCDESK_HOME/demo.")
+    actions = world.add_subparsers(dest="demo_command", required=True, metavar="reset")
+    reset = actions.add_parser("reset", help="start the demo world again (asks first on a terminal)",
+                               description="Delete the demo world and its snapshot and generate a new one. The "
+                                           "demo's audit log (SYNCDESK_HOME/demo/audit.db) is kept, and the reset "
+                                           "is recorded in it.")
+    reset.add_argument("--customers", type=positive_int, default=None,
+                       help="size of the new world (default: the old world's, else 250)")
+    reset.add_argument("--seed", type=int, default=None,
+                       help="seed of the new world (default: the old world's, else 1)")
+    reset.add_argument("--yes", action="store_true", help="do not ask (needed when standard input is not a terminal)")
 
 
 # -- the commands --------------------------------------------------------------------------------
@@ -194,10 +344,7 @@ def add_sandbox_parser(sub: Any) -> None:
 def write_erp_table(path: Path, profile: str, erp: dict[str, str]) -> None:
     data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     data.setdefault("profiles", {}).setdefault(profile, {})["erp"] = erp
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.chmod(tmp, 0o600)
-    tmp.replace(path)
+    write_private(path, tomli_w.dumps(data))  # 0600 from the first byte: the table holds a password
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -238,5 +385,36 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``demo reset``: asks on a terminal (unless ``--yes``), then :func:`reset_demo`."""
+    try:
+        current = demo_world_summary() or "none yet"
+    except DemoError:
+        current = "it cannot be read"
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("demo reset: nothing done; confirm with --yes (standard input is not a terminal to ask on)",
+                  file=sys.stderr)
+            return 2
+        print(f"The demo world in {demo_dir()} ({current}) and its snapshot will be deleted and a new world "
+              f"generated; the demo's audit log is kept.", file=sys.stderr)
+        try:
+            answer = input("Reset the demo world? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("demo reset: nothing done", file=sys.stderr)
+            return 1
+    print("Generating a new demo world...", file=sys.stderr, flush=True)
+    try:
+        done = reset_demo(args.customers, args.seed)
+    except DemoError as exc:
+        print(f"demo reset: {exc}", file=sys.stderr)
+        return 2
+    print(f"demo reset: {done}")
+    return 0
+
+
 DEMO_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "demo-server": cmd_demo_server, "demo-manifest": cmd_demo_manifest, "tryton-sandbox": cmd_sandbox}
+    "demo-server": cmd_demo_server, "demo-manifest": cmd_demo_manifest, "tryton-sandbox": cmd_sandbox,
+    "demo": cmd_demo}

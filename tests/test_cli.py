@@ -134,33 +134,36 @@ def test_every_command_honours_syncdesk_home(tmp_path: Path) -> None:
     home.mkdir()
     user.mkdir()
     env = isolated_env(home, user)
-    storage = Storage.open_path(home / "audit.db", durable=True)  # what `audit` must find by default
-    AuditLog(storage).append_many([AuditEntry(operator="ana", role="finance", action_id=f"act-{i}",
-                                              action_kind="retry", phase="intent", outcome="pending")
-                                   for i in range(2)])
-    storage.close()
     customers = "30"
     customer = sorted(generate(int(customers), 1).billing.customers)[0]
     demo = ("--demo", "--customers", customers, "-q")
+    # the built-in demo keeps its world, snapshot and audit log in SYNCDESK_HOME/demo
+    world, snapshot, audit = "demo/world.json.gz", "demo/snapshot.db", "demo/audit.db"
     commands: list[tuple[list[str], set[str]]] = [
         (["demo-manifest", "--customers", "10"], set()),
-        (["reconcile", *demo, "--format", "json"], {"demo.db"}),
-        (["timeline", customer, *demo, "--format", "json"], {"demo.db"}),
+        (["reconcile", *demo, "--format", "json"], {world, snapshot}),
+        (["timeline", customer, *demo, "--format", "json"], {world, snapshot}),
         (["fix", *demo, "--rule", "invoice.missing_in_erp", "--dry-run", "--format", "json"],
-         {"demo.db", "audit-demo.db"}),
-        (["audit", "verify"], set()),
-        (["audit", "export", "--format", "json"], set()),
+         {world, snapshot, audit}),
+        (["audit", "verify"], {audit}),
+        (["audit", "export", "--format", "json"], {audit}),
     ]
     outputs: dict[str, str] = {}
     for args, writes in commands:
-        for name in ("demo.db", "audit-demo.db"):
+        for name in (world, snapshot, audit):
             (home / name).unlink(missing_ok=True)
+        if args[0] == "audit":  # what `audit` must find by default (no profile configured: the demo's log)
+            storage = Storage.open_path(home / audit, durable=True)
+            AuditLog(storage).append_many([AuditEntry(operator="ana", role="finance", action_id=f"act-{i}",
+                                                      action_kind="retry", phase="intent", outcome="pending")
+                                           for i in range(2)])
+            storage.close()
         (home / "logs" / "syncdesk.log").unlink(missing_ok=True)
         result = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
                                 timeout=120, env=env)
         assert result.returncode == 0, (args, result.stderr)
         outputs[" ".join(args[:2])] = result.stdout
-        written = {name for name in ("demo.db", "audit-demo.db") if (home / name).exists()}
+        written = {name for name in (world, snapshot, audit) if (home / name).exists()}
         assert written == writes, args
         assert (home / "logs" / "syncdesk.log").is_file(), args
         assert files_under(user) == [], (args, files_under(user))

@@ -3,7 +3,9 @@
 ``DemoEnvironment`` wires the dataset generator to the Stripe-, Tryton- and Zendesk-
 compatible apps, each behind its own :class:`FaultInjector`, and runs them either in the
 caller's event loop (``serve``: the ``demo-server`` command) or in a background thread
-(``start``/``stop``: the console and the tests).
+(``start``/``stop``: the console and the tests). Given a dataset loaded from a saved world
+(``services/demo/world.py``), it also takes the world's clock (``clock_start``) and tells the
+world about every committed write (``on_write``), so the world is saved after it.
 """
 
 from __future__ import annotations
@@ -11,18 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.core.domain import System
 from services.demo.dataset import generate
-from services.demo.faults import FaultConfig, FaultInjector
+from services.demo.faults import FaultConfig, FaultInjector, FaultMiddleware
 from services.demo.serving import ServedApp, ThreadedServers, bind_socket, serve_all
 from services.demo.store import DemoDataset
 from services.demo.stripe import app as stripe_app
+from services.demo.stripe.app import StripeApi
 from services.demo.tryton import app as tryton_app
 from services.demo.zendesk import app as zendesk_app
 from services.io.config import Profile, Secret, SystemConnection
@@ -48,8 +53,38 @@ class DemoOptions:
     faults: dict[System, FaultConfig] = field(default_factory=dict)
 
 
+class _WriteNotifier:
+    """ASGI wrapper: after each request that committed a write (``scope["state"]["write"]``,
+    set by the vendor apps; see :mod:`services.demo.faults`), call ``on_write`` — also when the
+    fault middleware drops the connection after the commit."""
+
+    def __init__(self, app: ASGIApp, on_write: Callable[[], None]) -> None:
+        self.app = app
+        self.on_write = on_write
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            state = scope.get("state")
+            if isinstance(state, dict) and state.get("write"):
+                self.on_write()
+
+
+def _stripe_api(app: ASGIApp) -> StripeApi:
+    """The :class:`StripeApi` behind the billing app that :func:`stripe_app.create_app` built."""
+    inner = app.app if isinstance(app, FaultMiddleware) else None
+    api = inner.state.api if isinstance(inner, Starlette) else None
+    if not isinstance(api, StripeApi):
+        raise TypeError("the billing app is not the demo Stripe app")
+    return api
+
+
 class DemoEnvironment:
-    def __init__(self, options: DemoOptions | None = None, dataset: DemoDataset | None = None) -> None:
+    def __init__(self, options: DemoOptions | None = None, dataset: DemoDataset | None = None, *,
+                 clock_start: float | None = None, on_write: Callable[[], None] | None = None) -> None:
+        """``clock_start``: the demo's "now" (unix seconds) at this moment (default: the
+        dataset's anchor); ``on_write``: called after every request that committed a write."""
         self.options = options or DemoOptions()
         o = self.options
         self.dataset = dataset or generate(o.customers, o.seed, anchor=o.anchor, mismatch_rate=o.mismatch_rate)
@@ -58,8 +93,10 @@ class DemoEnvironment:
             cfg = o.faults.get(system) or FaultConfig(rate_limit=DEFAULT_RATE_LIMITS[system])
             self.injectors[system] = FaultInjector(system.value, cfg, seed=o.seed * 31 + i)
         creds = self.dataset.credentials
-        # The servers share one virtual clock: the dataset's anchor plus the time elapsed since
-        # start, so a dataset generated "as of" a past moment still behaves as if it were now.
+        # The servers share one virtual clock: the dataset's anchor (or the saved world's clock)
+        # plus the time elapsed since start, so a dataset generated "as of" a past moment still
+        # behaves as if it were now.
+        self._clock_start = float(self.dataset.anchor if clock_start is None else clock_start)
         self._started = time.monotonic()
         self.apps: dict[System, ASGIApp] = {
             System.BILLING: stripe_app.create_app(self.dataset.billing, self.injectors[System.BILLING],
@@ -69,12 +106,16 @@ class DemoEnvironment:
             System.SUPPORT: zendesk_app.create_app(self.dataset.support, self.injectors[System.SUPPORT],
                                                       clock=self.now),
         }
+        # the Idempotency-Key answers live on the billing store, so they are saved with the world
+        _stripe_api(self.apps[System.BILLING]).idempotency = self.dataset.billing.idempotency
+        if on_write is not None:
+            self.apps = {s: _WriteNotifier(app, on_write) for s, app in self.apps.items()}
         self._threaded: ThreadedServers | None = None
         self._served: list[ServedApp] | None = None
 
     def now(self) -> datetime:
-        """The demo's "now" (aware UTC): the anchor plus the time elapsed since creation."""
-        return datetime.fromtimestamp(self.dataset.anchor + (time.monotonic() - self._started), UTC)
+        """The demo's "now" (aware UTC): the clock at creation plus the time elapsed since."""
+        return datetime.fromtimestamp(self._clock_start + (time.monotonic() - self._started), UTC)
 
     def _ports(self) -> dict[str, int]:
         base = self.options.base_port

@@ -158,6 +158,10 @@ class BillingStore:
         self.invoices_by_customer: dict[str, list[str]] = defaultdict(list)
         self.invoices_by_subscription: dict[str, list[str]] = defaultdict(list)
         self._counter = 0
+        #: the demo Stripe server's answers kept for ``Idempotency-Key`` replays
+        #: (``services/demo/stripe/idempotency.py``: key -> ``_IdemEntry``): server state that
+        #: lives here so that it is saved and reloaded with the records it answered about
+        self.idempotency: dict[str, Any] = {}
 
     def add_customer(self, c: BCustomer) -> None:
         self.customers[c.id] = c
@@ -176,6 +180,28 @@ class BillingStore:
         """A fresh id for an object created at run time (dataset ids come from the RNG)."""
         self._counter += 1
         return f"{prefix}_{'R'}{self._counter:013d}"
+
+    @property
+    def counter(self) -> int:
+        """How many ids :meth:`new_id` handed out (saved with the world, so ids never repeat)."""
+        return self._counter
+
+    @counter.setter
+    def counter(self, value: int) -> None:
+        self._counter = value
+
+    def rebuild_indexes(self) -> None:
+        """The secondary indexes again from the records (in creation order, as inserts build
+        them): after the records were loaded from a saved world."""
+        self.subscriptions_by_customer = defaultdict(list)
+        self.invoices_by_customer = defaultdict(list)
+        self.invoices_by_subscription = defaultdict(list)
+        for s in self.subscriptions.values():
+            self.subscriptions_by_customer[s.customer].append(s.id)
+        for i in self.invoices.values():
+            self.invoices_by_customer[i.customer].append(i.id)
+            if i.subscription:
+                self.invoices_by_subscription[i.subscription].append(i.id)
 
 
 # --------------------------------------------------------------------------------------
@@ -298,6 +324,14 @@ class ErpStore:
     def lookup(self, model: str, field_name: str, value: Any) -> set[int]:
         return self.indexes[(model, field_name)].get(value, set())
 
+    def rebuild_indexes(self) -> None:
+        """The lookup indexes again from the tables: after the records were loaded from a saved
+        world (ids, ``next_ids`` and ``versions`` are loaded as they were)."""
+        self.indexes = {(m, f): defaultdict(set) for m, fs in self.INDEXED.items() for f in fs}
+        for (model, f), index in self.indexes.items():
+            for rid, rec in self.tables[model].items():
+                index[rec.get(f)].add(rid)
+
 
 # --------------------------------------------------------------------------------------
 # Support (Zendesk-compatible)
@@ -340,6 +374,14 @@ class SupportStore:
         self.organizations[org["id"]] = org
         if org.get("external_id"):
             self.orgs_by_external_id[org["external_id"]] = org["id"]
+
+    def rebuild_indexes(self) -> None:
+        """``orgs_by_external_id`` again from the organizations (in creation order, as
+        :meth:`add_organization` builds it): after they were loaded from a saved world."""
+        self.orgs_by_external_id = {}
+        for org in self.organizations.values():
+            if org.get("external_id"):
+                self.orgs_by_external_id[org["external_id"]] = org["id"]
 
 
 @dataclass(slots=True)

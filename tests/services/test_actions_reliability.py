@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import shutil
@@ -212,9 +213,9 @@ def test_sigkill_mid_bulk_then_resume_loses_nothing_and_posts_nothing_twice(tmp_
     cfg = server.cfg
     try:
         fix = [sys.executable, "main.py", "fix", "--config", str(cfg), "--profile", "demo",
-               "--rule", "invoice.missing_in_erp", "--operator", "kim", "--role", "finance", "-q"]
+               "--rule", "invoice.missing_in_erp", "--role", "finance", "-q"]
         fixer = subprocess.Popen(fix, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        db = home / "audit.db"
+        db = home / "audit-demo.db"  # the profile's own log (services.store.home.audit_path)
 
         def twenty_done() -> bool:
             assert fixer.poll() is None, f"the fixer ended before the kill: {fixer.communicate()}"
@@ -228,7 +229,7 @@ def test_sigkill_mid_bulk_then_resume_loses_nothing_and_posts_nothing_twice(tmp_
         left = _unfinished(db)
         print(f"\nat the kill: {at_kill}")
         # a resume without a rule only replays: exactly the actions the dead fixer left unfinished
-        replay = subprocess.run([*fix[:fix.index("--rule")], "--operator", "kim", "--role", "finance", "--resume",
+        replay = subprocess.run([*fix[:fix.index("--rule")], "--role", "finance", "--resume",
                                  "--format", "json"], cwd=REPO, env=env, capture_output=True, text=True,
                                 timeout=COMMAND_BUDGET)
         assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]
@@ -360,23 +361,25 @@ def test_no_secret_in_the_databases_or_the_logs(tmp_path: Path) -> None:
     for rule in ("customer.master_drift", "invoice.missing_in_erp", "entitlement.tier_mismatch"):
         role = "support" if rule.startswith("entitlement") else "finance"
         run = subprocess.run([sys.executable, "main.py", "-v", "fix", "--demo", "--customers", "150", "--seed", "3",
-                              "--rule", rule, "--role", role, "--operator", "pat"], cwd=REPO, env=env,
+                              "--rule", rule, "--role", role], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=COMMAND_BUDGET)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
         assert "succeeded" in run.stdout
     # a failing action too (its error text reaches the outbox and the audit log)
     run = subprocess.run([sys.executable, "main.py", "-v", "fix", "--demo", "--customers", "150", "--seed", "3",
-                          "--rule", "invoice.amount_mismatch", "--operator", "pat"], cwd=REPO, env=env,
+                          "--rule", "invoice.amount_mismatch"], cwd=REPO, env=env,
                          capture_output=True, text=True, timeout=COMMAND_BUDGET)
     assert run.returncode == 1
     creds = DemoCredentials()
     secrets = [creds.stripe_api_key, creds.tryton_password, creds.zendesk_token]
     files = [p for p in home.rglob("*") if p.is_file()]
-    names = {p.name for p in files}
-    assert {"audit-demo.db", "demo.db", "syncdesk.log"} <= names, names
+    names = {p.relative_to(home).as_posix() for p in files}
+    assert {"demo/audit.db", "demo/snapshot.db", "demo/world.json.gz", "logs/syncdesk.log"} <= names, names
     assert any(p.suffix == ".log" and p.stat().st_size > 10_000 for p in files), "debug logging ran"
     for path in files:
         data = path.read_bytes()
+        if path.suffix == ".gz":  # the demo world: what it holds, not its compressed bytes
+            data = gzip.decompress(data)
         for secret in secrets:
             assert secret.encode() not in data, f"{secret[:6]}… found in {path.name}"
     for stream in (run.stdout, run.stderr):
