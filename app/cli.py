@@ -4,8 +4,8 @@
     syncdesk demo-server [--customers N] [--seed S] [--port 0] [--write-config FILE] [--fault SYS:KEY=VALUE ...]
     syncdesk demo-manifest [--customers N] [--seed S]
     syncdesk screenshot (--demo | --config FILE --profile NAME) --out DIR
-    syncdesk reconcile (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) [--format ...]
-    syncdesk timeline CUSTOMER_ID (same source options) [--format table|json]
+    syncdesk reconcile (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) [--format ...] [--wide]
+    syncdesk timeline CUSTOMER_ID (same source options) [--format table|json] [--wide]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_source_options(rec)
     rec.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rec.add_argument("--output", type=Path, help="write to FILE instead of standard output")
+    rec.add_argument("--wide", action="store_true", help="table: print long texts whole (default: fit the terminal)")
 
     tl = sub.add_parser("timeline", help="refresh and print one customer's lifecycle timeline")
     tl.add_argument("customer_id", help="billing customer id (cus_...)")
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--format", choices=("table", "json"), default="table")
     tl.add_argument("--oldest-first", action="store_true", help="oldest event first (default: newest first)")
     tl.add_argument("--output", type=Path, help="write to FILE instead of standard output")
+    tl.add_argument("--wide", action="store_true", help="table: print long texts whole (default: fit the terminal)")
 
     from app.audit_cli import add_audit_parser
     from app.fix import add_fix_parser
@@ -59,11 +61,21 @@ def _add_console_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--demo", action="store_true", help="use the built-in demo environment")
     p.add_argument("--config", type=Path, help="connection profiles (default: SYNCDESK_HOME/config.toml)")
     p.add_argument("--profile", help="profile name in the configuration file")
-    p.add_argument("--customers", type=positive_int, default=250, help="demo size (with --demo)")
-    p.add_argument("--seed", type=int, default=1, help="demo seed (with --demo)")
+    p.add_argument("--customers", type=positive_int, default=None,
+                   help="demo size when its world is created (with --demo; default 250)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="demo seed when its world is created (with --demo; default 1)")
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    import os
+
+    from app.qt_prereqs import missing_qt_library
+
+    problem = missing_qt_library(os.environ)  # before Qt starts: it would abort with its plugin message
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from app.console import run_console
 
     return run_console(demo=args.demo, config=args.config, profile=args.profile,

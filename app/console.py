@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
+import os
 import sys
+import tempfile
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -27,24 +28,28 @@ from typing import Any
 import qasync
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.demo import RunningDemo, start_demo
+from app.demo import DemoError, RunningDemo, start_demo
 from app.runtime import collect_when_idle, tune_interpreter, tune_loop
 from app.sources import open_storage
 from services.actions.model import PENDING_STATUSES, ActionKind, ActionRequest, Operator, PermissionDenied, Role
+from services.actions.role_audit import record_policy_change
 from services.actions.service import ActionService
 from services.core.domain import System
+from services.core.identity import Identity, current_login, resolve_identity
 from services.core.redaction import register_secret
 from services.engine import Engine, RefreshMode
-from services.io.config import ConfigError, Profile, load_profile, load_profiles
+from services.io.config import ConfigError, Profile, load_profile, load_profiles, load_roles
 from services.io.connectors.base import utc_now
 from services.io.http import HttpPolicy
 from services.runner import ServiceLoop
 from services.store.audit import AuditLog
-from services.store.home import audit_path, config_path
+from services.store.audit_keys import KEY_DIR_ENV, WITNESS_ENV
+from services.store.home import DEMO_AUDIT, audit_path, config_path, syncdesk_home
 from services.store.storage import Storage, StorageError
 from views.action_adapter import ActionAdapter
 from views.adapters import EngineAdapter, HealthAdapter
 from views.main_window import MainWindow
+from views.settings import Appearance, ConsoleSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,41 +83,54 @@ def _choose_profile(config: Path | None, profile: str | None) -> Profile | None:
     return profiles.get("default") or next(iter(profiles.values()))
 
 
+#: the README's gallery: every page in both appearances at a small and a large screen size
+SHOT_SIZES = ((1024, 640), (1920, 1080))
+SHOT_APPEARANCES = (Appearance.LIGHT, Appearance.DARK)
+
+
 async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path) -> list[Path]:
-    """Render the main views to ``out/*.png``: the customer list, the customer with the most
-    open exceptions, the exceptions queue (first exception selected), the audit log, the systems."""
+    """Render every page to ``out/{page}-{light|dark}-{W}x{H}.png`` at each of :data:`SHOT_SIZES`
+    in each of :data:`SHOT_APPEARANCES`: the customer list, the customer with the most open
+    exceptions, the exceptions queue (first exception selected), the pending actions, the audit
+    log (its newest entry selected), the systems."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     await health.check_now()
     saved: list[Path] = []
 
-    async def shot(name: str) -> None:
-        await asyncio.sleep(0.1)  # let the page lay itself out
-        path = out / f"{name}.png"
+    async def shot(name: str, appearance: Appearance, width: int, height: int) -> None:
+        await asyncio.sleep(0.15)  # let the page lay itself out
+        path = out / f"{name}-{appearance.value}-{width}x{height}.png"
         if not window.grab().save(str(path)):
             raise OSError(f"could not write {path}")
         saved.append(path)
 
-    window.nav.setCurrentRow(0)
-    await shot("customers")
     state = window.state
-    if state is not None and state.rows:
-        worst = max(state.rows, key=lambda r: (r.open_exceptions, r.customer_id))
-        window.open_customer(worst.customer_id)
-        await shot("customer")
-        window.show_customer_list()
-    window.nav.setCurrentRow(1)
-    window.exceptions_page.next_exception()
-    await shot("exceptions")
-    window.nav.setCurrentRow(window.PAGES.index("Pending actions"))
-    await shot("pending-actions")
+    worst = max(state.rows, key=lambda r: (r.open_exceptions, r.customer_id)) if state and state.rows else None
     window.nav.setCurrentRow(window.PAGES.index("Audit log"))
     await asyncio.sleep(0.5)  # the page loads its entries off the UI thread
     audit_table = getattr(window.audit_page, "table", None)
     if audit_table is not None and audit_table.model() is not None and audit_table.model().rowCount():
         audit_table.selectRow(0)
-    await shot("audit-log")
-    window.nav.setCurrentRow(window.PAGES.index("Systems"))
-    await shot("systems")
+    window.nav.setCurrentRow(1)
+    window.exceptions_page.next_exception()
+    try:
+        for appearance in SHOT_APPEARANCES:
+            window.set_appearance(appearance)
+            for width, height in SHOT_SIZES:
+                window.resize(width, height)
+                window.nav.setCurrentRow(0)
+                window.show_customer_list()
+                await shot("customers", appearance, width, height)
+                if worst is not None:
+                    window.open_customer(worst.customer_id)
+                    await shot("customer", appearance, width, height)
+                    window.show_customer_list()
+                for page, name in (("Exceptions", "exceptions"), ("Pending actions", "pending-actions"),
+                                   ("Audit log", "audit-log"), ("Systems", "systems")):
+                    window.nav.setCurrentRow(window.PAGES.index(page))
+                    await shot(name, appearance, width, height)
+    finally:
+        window.set_appearance(Appearance.SYSTEM)
     return saved
 
 
@@ -123,6 +141,7 @@ def _wire_actions(window: MainWindow, adapter: EngineAdapter, actions: ActionAda
     actions.bulk_done.connect(lambda _result: adapter.republish())
     # the service replays queued actions by itself when a system returns: show what they closed
     actions.replayed.connect(lambda _results: adapter.republish())
+    actions.replayed.connect(window.notify_replayed)  # the operator hears of it
     actions.follow_replays()
 
 
@@ -164,14 +183,19 @@ class ConsoleSession:
 async def compose(session: ConsoleSession, window: MainWindow, health: HealthAdapter, runner: ServiceLoop,
                   profile: Profile, *, snapshot: Callable[[], Storage], audit_file: Path,
                   clock: Callable[[], datetime] = utc_now,
-                  policies: dict[System, HttpPolicy] | None = None) -> ConsoleSession:
+                  policies: dict[System, HttpPolicy] | None = None,
+                  identity: Identity | None = None) -> ConsoleSession:
     """The console's start-up once the profile is known: the engine on the local snapshot
     (``snapshot`` opens it, in a worker thread), the engine and action adapters wired to the
     window, the action service on the durable audit log at ``audit_file``, the health probes;
     then the snapshot is shown, the first refresh starts, queued actions replay by themselves
     when their system returns, and what an earlier session left queued or executing is
     replayed once the first refresh is done. ``policies``: the HTTP policy per system (default:
-    each vendor's, ``services.io.http.DEFAULT_POLICIES``)."""
+    each vendor's, ``services.io.http.DEFAULT_POLICIES``). ``identity``: who is logged in and
+    the roles the policy grants (default: :func:`console_identity` of SYNCDESK_HOME/config.toml);
+    the service acts only as that login, and a policy changed since the audit log last saw it
+    is recorded there before anything else."""
+    identity = identity or console_identity(None)
     for secret in profile.all_secrets():
         register_secret(secret)
     window.set_profile(profile)
@@ -180,12 +204,18 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     session.adapter = adapter = EngineAdapter(engine, window, runner=runner)
     _wire(window, adapter)
     session.audit_storage = audit_storage = await asyncio.to_thread(Storage.open_path, audit_file, durable=True)
-    session.service = service = ActionService(engine, AuditLog(audit_storage), default_operator(), clock=clock)
+    audit = AuditLog(audit_storage)
+    operator = default_operator(identity)
+    changed = await asyncio.to_thread(record_policy_change, audit, identity, operator.role, clock())
+    if changed is not None:
+        log.warning("audit: %s", changed.reason)
+    session.service = service = ActionService(engine, audit, operator, clock=clock, identity=identity)
     # what an earlier session left queued or executing (read before anything can replay it):
     # once it is replayed, the window is shown the state that leaves
     left = await asyncio.to_thread(service.outbox, PENDING_STATUSES)
     session.actions = actions = ActionAdapter(service, service.audit, window, runner=runner)
     _wire_actions(window, adapter, actions)
+    window.operator_widget.set_identity(identity)  # the login, and the roles its switch offers
     health.start(profile)
     await adapter.load()  # opens at once from the local snapshot
     session.refresh = refresh = adapter.start_refresh(RefreshMode.AUTO)  # then catches up in the background
@@ -228,7 +258,7 @@ async def close_console(session: ConsoleSession, health: HealthAdapter, runner: 
 
 
 async def _main(app: QApplication, demo: bool, config: Path | None, profile_name: str | None,
-                customers: int, seed: int, windows: list[MainWindow], screenshot_dir: Path | None) -> int:
+                customers: int | None, seed: int | None, windows: list[MainWindow], screenshot_dir: Path | None) -> int:
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_loop_exception_handler)
     tune_loop(loop)
@@ -236,26 +266,42 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     env: RunningDemo | None = None
     session = ConsoleSession()
     runner = _service_loop().start()
-    window = MainWindow()
+    # the preferences and the memory of the window live in the home folder (a screenshot run uses
+    # neither: the same pictures whoever runs it)
+    home = syncdesk_home()
+    window = MainWindow(None if screenshot_dir is not None else ConsoleSettings(home / "console.ini"), home)
     windows.append(window)
     window.closed.connect(closed.set)
     window.show()
     health = HealthAdapter(window, runner=runner)
     window.attach_health(health)
+    # a screenshot run on the demo works in a throwaway home (world, snapshot, audit log made from
+    # nothing): the user's demo world and audit log are never touched, and the action it takes
+    # to have something to show (_demo_fix) is never written into a log of what people did
+    scratch: tempfile.TemporaryDirectory[str] | None = None
+    throwaway_keys = contextlib.ExitStack()
     try:
         profile = None if demo else _choose_profile(config, profile_name)
         clock = utc_now
         if profile is None:
             window.set_source("Built-in demo environment (starting…)")
-            env = await asyncio.to_thread(start_demo, customers, seed)
-            profile = env.profile()
-            clock = env.now
-            window.set_source(f"Built-in demo: {customers} customers, seed {seed}")
+            if screenshot_dir is not None:
+                scratch = tempfile.TemporaryDirectory(prefix="syncdesk-screenshot-", ignore_cleanup_errors=True)
+                throwaway_keys = _keep_audit_keys_in(Path(scratch.name) / "audit-keys")
+            world = await asyncio.to_thread(partial(start_demo, customers, seed,
+                                                    home=Path(scratch.name) if scratch else None))
+            env = world
+            profile = world.profile()
+            clock = world.now
+            window.set_source(world.describe())
+            snapshot = partial(open_storage, None, demo_folder=world.folder)
+            audit_file = world.folder / DEMO_AUDIT
         else:
             window.set_source(f"Profile “{profile.name}”")
-        await compose(session, window, health, runner, profile,
-                      snapshot=partial(open_storage, None if env else profile.name),
-                      audit_file=audit_path(demo=env is not None), clock=clock)
+            snapshot = partial(open_storage, profile.name)
+            audit_file = audit_path(profile.name)
+        await compose(session, window, health, runner, profile, snapshot=snapshot,
+                      audit_file=audit_file, clock=clock, identity=console_identity(config))
         if screenshot_dir is not None:
             if session.refresh is not None:
                 with contextlib.suppress(Exception):
@@ -268,7 +314,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
                 print(path, flush=True)
             window.close()
         await closed.wait()
-    except (ConfigError, StorageError) as exc:
+    except (ConfigError, StorageError, DemoError) as exc:
         window.show_error(str(exc))
         if screenshot_dir is not None:
             log.error("%s", exc)
@@ -276,16 +322,50 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
         await closed.wait()
     finally:
         await close_console(session, health, runner, env)
+        if scratch is not None:
+            throwaway_keys.close()
+            scratch.cleanup()
     return 0
 
 
-def default_operator() -> Operator:
-    """The person at the keyboard (switchable in the toolbar): the login name, finance role."""
+def _keep_audit_keys_in(folder: Path) -> contextlib.ExitStack:
+    """Until closed, a new audit log's signing key and witness go to ``folder`` (the throwaway
+    log of a screenshot run), not to the user's key store or witness folders."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(_environ({KEY_DIR_ENV: str(folder), WITNESS_ENV: None}))
+    return stack
+
+
+@contextlib.contextmanager
+def _environ(changes: dict[str, str | None]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in changes}
     try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = "operator"
-    return Operator(name, Role.FINANCE)
+        for k, v in changes.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def console_identity(config: Path | None) -> Identity:
+    """The logged-in login and the roles the ``[roles]`` table of ``config`` (default:
+    SYNCDESK_HOME/config.toml; no file or no table: every role) grants it. A malformed table
+    raises :class:`ConfigError` naming the key."""
+    return resolve_identity(load_roles(config or config_path()), current_login())
+
+
+def default_operator(identity: Identity | None = None) -> Operator:
+    """The person at the keyboard: the login, in the role it starts in (its only acting role,
+    finance when it holds both, else auditor); the toolbar switches among its granted roles."""
+    identity = identity or console_identity(None)
+    return Operator(identity.login, identity.default_role())
 
 
 async def _demo_fix(service: ActionService) -> None:
@@ -296,14 +376,17 @@ async def _demo_fix(service: ActionService) -> None:
     target = next((e for e in exceptions if e.rule == "entitlement.missing"), None)
     if target is None:
         return
-    support = Operator("demo-lead", Role.SUPPORT)
-    previous, service.operator = service.operator, support
+    identity = service.identity
+    if identity is not None and not identity.holds(Role.SUPPORT):
+        return  # the login may not act for support: no demo fix (the role policy says who acts)
+    previous = service.operator.role
+    await service.switch_role(Role.SUPPORT)  # the login's own support role, audited
     try:
         plan = await service.plan(ActionRequest(ActionKind.PUSH, target.id, reason="tier from the plan"))
         result = await service.execute(plan)
         log.info("screenshot demo fix: %s %s", result.status.value, result.message)
     finally:
-        service.operator = previous
+        await service.switch_role(previous)
 
 
 async def _replay_after(refresh: asyncio.Task[object], service: ActionService, runner: ServiceLoop,
@@ -325,7 +408,7 @@ async def _replay_after(refresh: asyncio.Task[object], service: ActionService, r
 
 
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,
-                customers: int = 250, seed: int = 1, screenshot_dir: Path | None = None) -> int:
+                customers: int | None = None, seed: int | None = None, screenshot_dir: Path | None = None) -> int:
     tune_interpreter()  # GIL switch interval and collector policy: app/runtime.py says why
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)

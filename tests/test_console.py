@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
+from app.qt_prereqs import missing_qt_library
 from services.core.domain import System
 from services.io.config import Profile, Secret, SystemConnection
 from services.io.health import Health, HealthResult
@@ -88,9 +90,58 @@ def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) ->
                              str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["audit-log.png", "customer.png", "customers.png", "exceptions.png", "pending-actions.png",
-                    "systems.png"]
+    # the README's gallery: every page, light and dark, at 1024×640 and 1920×1080
+    pages = ["audit-log", "customer", "customers", "exceptions", "pending-actions", "systems"]
+    assert pngs == sorted(f"{page}-{look}-{size}.png" for page in pages for look in ("light", "dark")
+                          for size in ("1024x640", "1920x1080"))
     assert all((out / p).stat().st_size > 2000 for p in pngs)
+    for name in ("customers-light-1024x640.png", "customers-dark-1920x1080.png"):
+        image = QImage(str(out / name))
+        assert (image.width(), image.height()) == tuple(int(n) for n in name[:-4].rsplit("-", 1)[1].split("x"))
+    # dark is dark: the window's background (a corner pixel) is darker than the light one's
+    light, dark = (QImage(str(out / f"systems-{look}-1024x640.png")) for look in ("light", "dark"))
+    assert dark.pixelColor(5, dark.height() - 5).lightness() < light.pixelColor(5, light.height() - 5).lightness()
     log = (tmp_path / "home" / "logs" / "syncdesk.log").read_text()
     assert "sk_test" not in log and "demo-admin-password" not in log
     assert not (user / ".local" / "share" / "SyncDesk").exists()
+
+
+# -- starting on a fresh Linux desktop ----------------------------------------------------------
+def test_missing_libxcb_cursor_is_named_only_where_qt_would_use_xcb() -> None:
+    missing = {"xcb-cursor": None}
+
+    def find(name: str) -> str | None:
+        return missing.get(name, f"lib{name}.so")
+
+    problem = missing_qt_library({"DISPLAY": ":0"}, "linux", find)
+    assert problem is not None and "\n" not in problem
+    assert "libxcb-cursor0" in problem and "apt install libxcb-cursor0" in problem and "xcb-util-cursor" in problem
+    assert missing_qt_library({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, "linux", find) == problem
+    # not where Qt does not use xcb, or where the library is there
+    assert missing_qt_library({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, "linux", find) is None
+    assert missing_qt_library({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland"}, "linux", find) is None
+    assert missing_qt_library({}, "linux", find) is None  # no X display
+    assert missing_qt_library({"DISPLAY": ":0"}, "darwin", find) is None
+    assert missing_qt_library({"DISPLAY": ":0"}, "win32", find) is None
+    assert missing_qt_library({"DISPLAY": ":0"}, "linux", lambda name: f"lib{name}.so.0") is None
+
+
+def test_console_without_libxcb_cursor_prints_one_line_before_qt_starts(tmp_path: Path) -> None:
+    """``python main.py`` on an X display without libxcb-cursor0 (the library lookup answers "not
+    found", as on a plain Debian): one line naming the package, exit 2, and Qt's GUI never loaded."""
+    script = (
+        "import ctypes.util, sys\n"
+        "real = ctypes.util.find_library\n"
+        "ctypes.util.find_library = lambda name: None if name == 'xcb-cursor' else real(name)\n"
+        "from app.cli import main\n"
+        "code = main([])\n"
+        "assert 'PySide6.QtWidgets' not in sys.modules, 'Qt was started'\n"
+        "sys.exit(code)\n")
+    env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"}
+    env |= {"DISPLAY": ":99", "SYNCDESK_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "libxcb-cursor0" in lines[0], result.stderr
+    assert "Could not load the Qt platform plugin" not in result.stderr

@@ -31,6 +31,7 @@ from services.actions.model import (
     Operator,
     OutboxItem,
     Plan,
+    Role,
 )
 from services.actions.service import ActionService
 from services.core.domain import SyncException
@@ -64,6 +65,7 @@ class ActionAdapter(QObject):
     replayed = Signal(list)  # list[ActionResult]: queued or left-over actions the service replayed by itself
     busy = Signal(str, bool)  # what ("plan", "execute", "bulk", "audit", "verify", "export", ...), running
     error = Signal(str)  # human text, secrets redacted
+    failed = Signal(str, str)  # what ("pending", "audit", ...), the same text as ``error``: a page shows it in place
 
     def __init__(self, service: ActionService, audit: AuditLog | None = None,
                  parent: QObject | None = None, runner: Runner | None = None) -> None:
@@ -96,6 +98,19 @@ class ActionAdapter(QObject):
         self.service.set_operator(operator)
         self.operator_changed.emit(operator)
 
+    def switch_role(self, role: Role) -> asyncio.Task[Any]:
+        """The logged-in operator's role switch (the toolbar's): the service checks it against
+        the role policy and writes its audit entry, on the service loop; then
+        ``operator_changed``. A refusal is one ``error``."""
+        async def run() -> Operator:
+            before = self.service.operator
+            now: Operator = await self.runner.call(self.service.switch_role(role))
+            if now != before:
+                self.operator_changed.emit(now)
+            return now
+
+        return self.tasks.start("role", self._guard("role", "Could not switch the role", run))
+
     def allowed_actions(self, exc: SyncException) -> list[tuple[ActionKind, bool, str]]:
         """(kind, allowed for the current operator, why not) for each fix the exception allows."""
         try:
@@ -116,6 +131,7 @@ class ActionAdapter(QObject):
         except Exception as exc:
             log.warning("%s failed", label, exc_info=True)
             self.error.emit(_text(label, exc))
+            self.failed.emit(what, _text(label, exc))
             return None
         finally:
             self.busy.emit(what, False)

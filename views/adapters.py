@@ -14,20 +14,23 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from services.compute import run_cpu
 from services.core.domain import SyncException, System
+from services.core.errors import SyncDeskError
 from services.core.overview import CustomerRow, RowFilter, attach_exceptions, build_customer_rows, encode_rows
 from services.core.reconcile import Snapshot
 from services.core.sysdata import Progress
 from services.core.timeline import Timeline, TimelineIndex
-from services.engine import Engine, RefreshMode, RefreshReport
+from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
 from services.io.config import Profile
 from services.io.health import HealthMonitor, HealthResult
 from services.runner import InlineLoop, Runner, post_to
+from views.coverage import Coverage, coverage_of, skipped_by_data
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +95,26 @@ class ConsoleState:
     #: the engine's configured ownership (``engine.config.ownership``: field -> system of record),
     #: the one the action service enforces; the views show each exception's owner from it
     ownership: dict[str, System] = field(default_factory=dict)
+    #: the latest refresh of this session, per configured system: "" when it was read, else why
+    #: not (the error); None before a refresh finished in this session
+    refreshed: dict[System, str] | None = None
+    #: the rules the latest reconciliation could not evaluate (rule -> why: a system without data)
+    skipped_rules: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def customer_names(self) -> dict[str, str]:
+        """Customer id -> name (from the customer list), for tables that show names beside ids."""
+        return {r.customer_id: r.name for r in self.rows}
+
+    @property
+    def with_data(self) -> frozenset[System]:
+        """The systems the local snapshot holds data of (read at least once)."""
+        return frozenset(s for s, at in self.ages.items() if at is not None)
+
+    def coverage(self, refreshing: bool = False) -> Coverage:
+        """What the data shown rests on (``views.coverage``): which systems the latest refresh
+        read, which rules were skipped."""
+        return coverage_of(self.with_data, self.refreshed, self.skipped_rules, self.ages, refreshing)
 
     def timeline(self, customer_id: str) -> Timeline | None:
         if self.timelines is None:
@@ -169,6 +192,8 @@ class EngineAdapter(QObject):
         self.sort_keys: Callable[[], Sequence[str]] = lambda: ("name",)
         self.tasks = TaskRegistry()
         self.state: ConsoleState | None = None
+        #: the latest refresh's report (None before one finished): each state says what it read
+        self.last_report: RefreshReport | None = None
 
     # -- load -----------------------------------------------------------------------------
     async def load(self) -> ConsoleState:
@@ -216,6 +241,11 @@ class EngineAdapter(QObject):
         exceptions = await engine.open_exceptions()
         now = engine.clock()
         ownership = dict(engine.config.ownership)
+        report = self.last_report
+        refreshed = None if report is None else {
+            system: (report.outcomes[system].error_text or "refresh failed") if not report.outcomes[system].ok else ""
+            for system in report.outcomes}
+        last = engine.last_result
 
         def build() -> tuple[ConsoleState, str | None]:
             ages: dict[System, datetime | None] = {}
@@ -234,11 +264,13 @@ class EngineAdapter(QObject):
             for key in sort_keys:
                 row_filter.prepare(key)
             timelines = TimelineIndex(snapshot) if complete and isinstance(snapshot, Snapshot) else None
+            with_data = frozenset(s for s, at in ages.items() if at is not None)
+            skipped = dict(last.skipped_rules) if last is not None else skipped_by_data(with_data)
             # encoded here, before the views get the state: encoding while the UI thread paints
             # it would compete with every one of the paint's calls into Python for the GIL
             stored = encode_rows(rows) if complete and store_overview else None
             return ConsoleState(rows, exceptions, now, timelines, ages, errors, complete, row_filter,
-                                ownership), stored
+                                ownership, refreshed, skipped), stored
 
         state, stored = await run_cpu(build)
         if stored is not None:
@@ -284,6 +316,17 @@ class EngineAdapter(QObject):
         except asyncio.CancelledError:
             self.refresh_cancelled.emit()
             raise
+        except Exception as exc:
+            # whatever went wrong, the refresh ends: the error shown and Refresh enabled again
+            # (an exception escaping here ended the task with no signal: "refreshing" for ever)
+            log.exception("refresh failed")
+            text = f"Refresh failed: {type(exc).__name__}: {exc}"
+            self.failed.emit(text)
+            failed = RefreshReport({s: SystemOutcome(s, False, mode.value, error=SyncDeskError(text))
+                                    for s in self.engine.connectors})
+            self.refresh_finished.emit(failed)
+            return failed
+        self.last_report = report
         for system, outcome in report.outcomes.items():
             self.system_refreshed.emit(system.value, outcome.ok, outcome.error_text)
         try:

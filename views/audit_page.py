@@ -13,11 +13,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import (
     QDate,
+    QModelIndex,
     QObject,
+    QStandardPaths,
     Qt,
     QTimer,
     Signal,
@@ -46,9 +49,13 @@ from services.core.redaction import redact
 from services.store.audit import AuditEntry, AuditFilter, VerifyResult
 from views.action_adapter import AUDIT_PAGE_LIMIT, ActionAdapter
 from views.actions.wording import kind_title
+from views.coverage import PageState
 from views.widgets.banner import Banner
+from views.widgets.focus import shrinkable, tab_chain
 from views.widgets.icons import PENDING_COLOR, STATUS_COLORS, dot_icon, system_icon
-from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
+from views.widgets.state import StatePanel
+from views.widgets.table_menu import install_table_menu
+from views.widgets.tables import RowsTableModel, fit_columns, setup_readonly_table
 from views.widgets.text import SYSTEM_TITLES, mono_font, plain_label, pretty_json, set_muted
 
 OUTCOMES = ("pending", "queued", "succeeded", "failed", "refused", "cancelled")
@@ -68,6 +75,10 @@ class AuditColumn(enum.IntEnum):
     REQUEST = 9
     ERROR = 10
 
+
+#: the columns the right-click menu can filter by (each has a filter of its own)
+FILTERABLE = frozenset({AuditColumn.OPERATOR, AuditColumn.CUSTOMER, AuditColumn.SYSTEM, AuditColumn.ACTION,
+                        AuditColumn.OUTCOME})
 
 AUDIT_HEADERS = ("#", "Time (UTC)", "Operator", "Role", "Action", "Phase / outcome", "Exception", "Customer",
                  "System", "Request", "Error")
@@ -223,6 +234,7 @@ class _OptionalDate(QWidget):
 class AuditPage(QWidget):
     """Filter bar, the entries table, the detail pane, Export… and Verify."""
 
+    open_customer = Signal(str)  # customer id (the right-click menu)
     filter_changed = Signal(object)  # AuditFilter
     verify_requested = Signal()
     cancel_verify_requested = Signal()
@@ -237,6 +249,7 @@ class AuditPage(QWidget):
         self.file_dialog: QFileDialog | None = None
         self.last_verify: VerifyResult | None = None
         self._loaded = False
+        self._problem = ""  # why the latest read failed ("" when it did not)
         now = (today or datetime.now(UTC)).astimezone(UTC).date()
         qtoday = QDate(now.year, now.month, now.day)
 
@@ -275,16 +288,28 @@ class AuditPage(QWidget):
         self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self.clear_filters)
 
-        filters = QHBoxLayout()
-        filters.setSpacing(6)
+        # two rows of filters: who, where and what; when and which text (fits a 1024-pixel window)
+        filters = QVBoxLayout()
+        filters.setSpacing(4)
+        who = QHBoxLayout()
+        who.setSpacing(6)
+        when = QHBoxLayout()
+        when.setSpacing(6)
         for widget in (self.operator_edit, self.customer_edit):
-            widget.setMaximumWidth(150)
-        row: list[QWidget] = [self.operator_edit, self.customer_edit, self.system_combo, self.kind_combo,
-                              self.outcome_combo, self.since_edit, self.until_edit]
-        for item in row:
-            filters.addWidget(item)
-        filters.addWidget(self.text_edit, 1)
-        filters.addWidget(self.clear_button)
+            widget.setMinimumWidth(90)
+        self.text_edit.setMinimumWidth(160)
+        for combo, chars in ((self.system_combo, 7), (self.kind_combo, 10), (self.outcome_combo, 9)):
+            shrinkable(combo, chars)
+        for edit in (self.operator_edit, self.customer_edit):
+            who.addWidget(edit, 1)
+        for combo in (self.system_combo, self.kind_combo, self.outcome_combo):
+            who.addWidget(combo)
+        for date_item in (self.since_edit, self.until_edit):
+            when.addWidget(date_item)
+        when.addWidget(self.text_edit, 1)
+        when.addWidget(self.clear_button)
+        filters.addLayout(who)
+        filters.addLayout(when)
 
         # -- actions: verify, export ----------------------------------------------------------
         self.count_label = set_muted(plain_label(""))
@@ -324,13 +349,21 @@ class AuditPage(QWidget):
         self.table = QTableView()
         self.table.setObjectName("auditTable")
         self.table.setModel(self.model)
-        setup_readonly_table(
-            self.table, stretch=AuditColumn.REQUEST, selection=QAbstractItemView.SelectionMode.SingleSelection,
-            widths={AuditColumn.SEQ: 50, AuditColumn.TIME: 140, AuditColumn.OPERATOR: 90, AuditColumn.ROLE: 70,
-                    AuditColumn.ACTION: 110, AuditColumn.OUTCOME: 175, AuditColumn.EXCEPTION: 220,
-                    AuditColumn.CUSTOMER: 100, AuditColumn.SYSTEM: 80, AuditColumn.ERROR: 180})
+        widths: dict[int, int] = {
+                  AuditColumn.SEQ: 50, AuditColumn.TIME: 140, AuditColumn.OPERATOR: 90, AuditColumn.ROLE: 70,
+                  AuditColumn.ACTION: 120, AuditColumn.OUTCOME: 160, AuditColumn.EXCEPTION: 210,
+                  AuditColumn.CUSTOMER: 110, AuditColumn.SYSTEM: 80, AuditColumn.REQUEST: 200,
+                  AuditColumn.ERROR: 160}
+        setup_readonly_table(self.table, stretch=None, selection=QAbstractItemView.SelectionMode.SingleSelection,
+                             widths=widths)
+        fit_columns(self.table, widths)
+        install_table_menu(self.table, id_of=lambda i: self._entry_at(i, "action_id"), id_label="action id",
+                           customer_of=lambda i: self._entry_at(i, "customer_id"),
+                           open_customer=self.open_customer.emit, filter_by=self.filter_by_cell,
+                           filterable=lambda col: col in FILTERABLE)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
-        self.empty = EmptyState("Loading the audit log…")
+        self.empty = StatePanel("Loading the audit log…", retry_text="Try again", systems_link=False)
+        self.empty.retry_requested.connect(self.emit_filter)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
@@ -340,6 +373,7 @@ class AuditPage(QWidget):
         self.detail.setReadOnly(True)
         self.detail.setFont(mono_font())
         self.detail.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.detail.setTabChangesFocus(True)
         self.detail.setPlaceholderText("Select an entry to see its request, before and after values and hashes.")
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.stack)
@@ -362,12 +396,45 @@ class AuditPage(QWidget):
         for edit in (self.operator_edit, self.customer_edit, self.text_edit):
             edit.textChanged.connect(self._schedule)
         for combo in (self.system_combo, self.kind_combo, self.outcome_combo):
-            combo.currentIndexChanged.connect(self.emit_filter)
+            # -1: the combo is being emptied (the page is being destroyed), not a choice
+            combo.currentIndexChanged.connect(lambda index: self.emit_filter() if index >= 0 else None)
         self.since_edit.changed.connect(self._schedule)
         self.until_edit.changed.connect(self._schedule)
+        tab_chain(self.focus_chain())
         self._update_states()
 
+    def focus_chain(self) -> list[QWidget]:
+        """Tab order: the filters left to right, the log's buttons, the table, the detail."""
+        return [self.operator_edit, self.customer_edit, self.system_combo, self.kind_combo, self.outcome_combo,
+                self.since_edit.check, self.since_edit.edit, self.until_edit.check, self.until_edit.edit,
+                self.text_edit, self.clear_button, self.refresh_button, self.format_combo, self.export_button,
+                self.verify_button, self.cancel_verify_button, self.table, self.empty.retry_button, self.detail]
+
     # -- filters -----------------------------------------------------------------------------
+    def _entry_at(self, index: QModelIndex, attr: str) -> str | None:
+        entry = self.model.entry_at(index.row())
+        value = getattr(entry, attr, None) if entry is not None else None
+        return str(value) if value else None
+
+    def filter_by_cell(self, index: QModelIndex) -> bool:
+        """Right-click "Filter by": the operator, customer, system or action filter."""
+        entry = self.model.entry_at(index.row())
+        col = index.column()
+        if entry is None or col not in FILTERABLE:
+            return False
+        if col == AuditColumn.OPERATOR:
+            self.operator_edit.setText(entry.operator)
+        elif col == AuditColumn.CUSTOMER and entry.customer_id:
+            self.customer_edit.setText(entry.customer_id)
+        elif col == AuditColumn.SYSTEM:
+            self.system_combo.setCurrentIndex(max(0, self.system_combo.findData(entry.target_system)))
+        elif col == AuditColumn.ACTION:
+            self.kind_combo.setCurrentIndex(max(0, self.kind_combo.findData(entry.action_kind)))
+        elif col == AuditColumn.OUTCOME:
+            self.outcome_combo.setCurrentIndex(max(0, self.outcome_combo.findData(entry.outcome)))
+        self.emit_filter()
+        return True
+
     def current_filter(self) -> AuditFilter:
         since, until = self.since_edit.value(), self.until_edit.value()
         return AuditFilter(
@@ -412,9 +479,19 @@ class AuditPage(QWidget):
         self.emit_filter()
 
     # -- data in -----------------------------------------------------------------------------
+    @property
+    def page_state(self) -> PageState:
+        return PageState.LOADED if self.stack.currentWidget() is self.table else self.empty.state
+
+    def show_problem(self, text: str) -> None:
+        """The audit log could not be read: say why (and offer to try again)."""
+        self._problem = text
+        self._update_states()
+
     def set_entries(self, entries: Sequence[AuditEntry]) -> None:
         selected = self.selected_entry()
         self._loaded = True
+        self._problem = ""
         self.model.set_entries(entries)
         if selected is not None:
             self.select_seq(selected.seq)
@@ -439,17 +516,23 @@ class AuditPage(QWidget):
 
     def _update_states(self) -> None:
         n = self.model.rowCount()
+        if self._problem and (n == 0 or not self._loaded):
+            self.empty.show_state(PageState.NOT_LOADED, "The audit log could not be read", self._problem, retry=True)
+            self.stack.setCurrentWidget(self.empty)
+            self.count_label.setText("")
+            return
         if not self._loaded:
-            self.empty.set_message("Loading the audit log…")
+            self.empty.show_state(PageState.LOADING, "Loading the audit log…")
             self.stack.setCurrentWidget(self.empty)
             self.count_label.setText("")
             return
         if n == 0:
             flt = self.current_filter()
             active = any(v for v in vars(flt).values())
-            self.empty.set_message("No entry matches the filters" if active else "The audit log is empty",
-                                   "Clear the filters to see every entry." if active
-                                   else "Every action writes an intent and an outcome entry here.")
+            self.empty.show_state(PageState.EMPTY,
+                                  "No entry matches the filters" if active else "The audit log is empty",
+                                  "Clear the filters to see every entry." if active
+                                  else "Every action writes an intent and an outcome entry here.")
             self.stack.setCurrentWidget(self.empty)
         else:
             self.stack.setCurrentWidget(self.table)
@@ -482,11 +565,11 @@ class AuditPage(QWidget):
         self.cancel_verify_button.hide()
         self.verify_button.setEnabled(True)
         if result.ok:
-            self.verify_label.show_message(f"✓ Intact: {result.checked:,} entries verified — no entry was edited, "
+            self.verify_label.show_message(f"Intact: {result.checked:,} entries verified — no entry was edited, "
                                            "removed or reordered.", "ok")
         else:
             where = f" First bad entry: {result.first_bad}." if result.first_bad is not None else ""
-            self.verify_label.show_message(f"✗ NOT intact: {result.problem}.{where} "
+            self.verify_label.show_message(f"NOT intact: {result.problem}.{where} "
                                            f"({result.checked:,} entries before it verified.)", "bad")
             if result.first_bad is not None:
                 self.select_seq(result.first_bad)
@@ -508,6 +591,7 @@ class AuditPage(QWidget):
         dialog.setFileMode(QFileDialog.FileMode.AnyFile)
         dialog.setNameFilter("CSV files (*.csv)" if fmt == "csv" else "JSON files (*.json)")
         dialog.setDefaultSuffix(fmt)
+        dialog.setDirectory(documents_folder())  # never the process's working folder
         dialog.selectFile(f"syncdesk-audit-{datetime.now(UTC):%Y%m%d-%H%M%S}.{fmt}")
         dialog.fileSelected.connect(lambda path: self.export_to(path, fmt))
         self.file_dialog = dialog
@@ -543,6 +627,7 @@ class AuditPage(QWidget):
         adapter.verify_cancelled.connect(self.show_verify_cancelled)
         self.export_requested.connect(adapter.export_audit)
         adapter.audit_loaded.connect(self.set_entries)
+        adapter.failed.connect(lambda what, text: self.show_problem(text) if what == "audit" else None)
         adapter.verify_done.connect(self.show_verify)
         adapter.export_done.connect(self.show_exported)
         adapter.busy.connect(self._busy)
@@ -565,6 +650,12 @@ class AuditPage(QWidget):
         super().showEvent(event)
         if not self._loaded:
             self.emit_filter()
+
+
+def documents_folder() -> str:
+    """The user's documents folder (else the home folder): where file dialogs open."""
+    found = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return found if found and Path(found).is_dir() else str(Path.home())
 
 
 def _day(value: QDate) -> date:

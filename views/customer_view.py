@@ -5,19 +5,19 @@
   organization), "not linked" in red when a system has none;
 - timeline (top of a splitter): every event of all three systems on one axis, newest or oldest
   first; correlated entries share a coloured group marker and downstream ones are indented
-  with "↳"; selecting an entry tints its whole group; expected effects that never happened
+  with "→"; selecting an entry tints its whole group; expected effects that never happened
   are italic with a red status;
-- exceptions (bottom): each open exception with the values of every system side by side (the
-  owner's column marked "(owner)") and its fix actions, disabled until actions ship ([F5]).
+- exceptions (bottom): each open exception as a card (``views/exception_card.py``) with the
+  values of every system side by side (the owner's column marked "(owner)") and its fix buttons.
 
 Everything from external systems is shown as plain text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any, TypeAlias
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
@@ -27,14 +27,10 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QHeaderView,
-    QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QTableView,
-    QTableWidget,
-    QTableWidgetItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -42,23 +38,34 @@ from PySide6.QtWidgets import (
 
 from services.core.domain import EventKind, Severity, SyncException, System
 from services.core.overview import SEVERITY_RANK, CustomerRow
+from services.core.text_safety import bidi_isolated
 from services.core.timeline import Timeline, TimelineEntry, human_duration
+from views.coverage import Coverage, PageState, View, names, stale_banner
+from views.exception_card import ExceptionCard, FixPolicy
+from views.widgets.banner import Banner
+from views.widgets.focus import tab_chain
 from views.widgets.icons import (
     LATE_COLOR,
     MISSING_COLOR,
     OK_COLOR,
     PENDING_COLOR,
-    SEVERITY_COLORS,
     SYSTEM_COLORS,
     dot_icon,
-    severity_icon,
     system_icon,
     unlinked_icon,
 )
-from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
-from views.widgets.text import SYSTEM_TITLES, plain_label, set_muted
+from views.widgets.state import StatePanel
+from views.widgets.table_menu import install_table_menu
+from views.widgets.tables import RowsTableModel, fit_columns, setup_readonly_table
+from views.widgets.text import (
+    SYSTEM_TITLES,
+    ElidedLabel,
+    plain_label,
+    plain_tooltip,
+    set_muted,
+    shown,
+)
 
-FIX_TOOLTIP = "Fixing arrives with actions ([F5])"
 STATUS_COLORS: dict[str, str] = {"ok": OK_COLOR, "late": LATE_COLOR, "missing": MISSING_COLOR,
                                  "pending": PENDING_COLOR}
 STATUS_TEXT: dict[str, str] = {"ok": "ok", "late": "late", "missing": "missing", "pending": "pending"}
@@ -265,7 +272,7 @@ class TimelineModel(RowsTableModel[TimelineEntry]):
             text = EVENT_TEXT.get(ev.kind, ev.kind.value)
             if self.is_synthetic(e):
                 text = f"{text} (expected)"
-            return f"↳ {text}" if self.is_downstream(e) else text
+            return f"→ {text}" if self.is_downstream(e) else text
         if col == T_STATUS:
             return STATUS_TEXT[e.status]
         if col == T_LAG:
@@ -299,144 +306,6 @@ class TimelineModel(RowsTableModel[TimelineEntry]):
         return "\n".join(lines)
 
 
-# -- exceptions panel --------------------------------------------------------------------
-def format_value(value: object) -> str:
-    """A side's value as short plain text (None: "—")."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        if "id" in value:
-            rest = ", ".join(format_value(v) for k, v in value.items() if k != "id" and v not in (None, [], ""))
-            return f"{value['id']} ({rest})" if rest else str(value["id"])
-        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
-    if isinstance(value, list | tuple | set):
-        if not value:
-            return "none"
-        return "; ".join(format_value(v) for v in value)
-    return str(value)
-
-
-def side_header(exc: SyncException, i: int) -> str:
-    side = exc.sides[i]
-    title = SYSTEM_TITLES[side.system]
-    same = [s for s in exc.sides if s.system is side.system]
-    if len(same) > 1 and side.ref is not None:
-        title = f"{title} {side.ref.id}"
-    if side.values.get("owner") is True:
-        title = f"{title} (owner)"
-    return title
-
-
-class SideBySideTable(QTableWidget):
-    """Rows = fields, columns = the systems' sides; rows whose values differ are emphasised."""
-
-    def __init__(self, exc: SyncException, parent: QWidget | None = None) -> None:
-        fields: list[str] = []
-        for side in exc.sides:
-            for key in side.values:
-                if key != "owner" and key not in fields:
-                    fields.append(key)
-        super().__init__(len(fields) + 1, len(exc.sides), parent)
-        self.fields = fields
-        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.setWordWrap(False)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        for col, side in enumerate(exc.sides):
-            head = QTableWidgetItem(side_header(exc, col))  # QTableWidgetItem text is always plain
-            head.setIcon(system_icon(side.system))
-            if side.values.get("owner") is True:
-                head.setToolTip(f"{SYSTEM_TITLES[side.system]} owns these fields: corrections flow from it")
-            self.setHorizontalHeaderItem(col, head)
-            ref = QTableWidgetItem(side.ref.id if side.ref is not None else "not present")
-            ref.setToolTip(str(side.ref) if side.ref is not None else
-                           f"{SYSTEM_TITLES[side.system]} holds no record for this")
-            if side.ref is None:
-                ref.setForeground(QColor(MISSING_COLOR))
-                ref.setIcon(unlinked_icon())
-            self.setItem(0, col, ref)
-        labels = ["record", *fields]
-        self.setVerticalHeaderLabels(labels)
-        bold = QFont()
-        bold.setBold(True)
-        for row, key in enumerate(fields, start=1):
-            present = [side.values[key] for side in exc.sides if key in side.values]
-            differs = len({format_value(v) for v in present}) > 1
-            for col, side in enumerate(exc.sides):
-                text = format_value(side.values[key]) if key in side.values else ""
-                item = QTableWidgetItem(text)
-                item.setToolTip(text)
-                if differs and key in side.values:
-                    item.setFont(bold)
-                    item.setBackground(_tint(LATE_COLOR, 40))
-                self.setItem(row, col, item)
-        hh = self.horizontalHeader()
-        hh.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        vh = self.verticalHeader()
-        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        vh.setDefaultSectionSize(self.fontMetrics().height() + 8)
-        height = hh.sizeHint().height() + vh.defaultSectionSize() * self.rowCount() + 2 * self.frameWidth() + 2
-        self.setFixedHeight(height)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-
-
-#: (action, allowed, why not) per fix of an exception, e.g. ``views.actions.permissions.fix_policy(adapter)``
-FixPolicy: TypeAlias = Callable[[SyncException], Sequence[tuple[str, bool, str]]]
-
-
-class ExceptionCard(QFrame):
-    """One open exception: severity, rule, summary, the side-by-side values and fix actions."""
-
-    fix_requested = Signal(str, str)  # exception id, action
-
-    def __init__(self, exc: SyncException, parent: QWidget | None = None, policy: FixPolicy | None = None) -> None:
-        super().__init__(parent)
-        self.exception = exc
-        self.setObjectName("exceptionCard")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(f"#exceptionCard {{ border-left: 4px solid {SEVERITY_COLORS[exc.severity]}; }}")
-        icon = plain_label()
-        icon.setPixmap(severity_icon(exc.severity).pixmap(12, 12))
-        self.rule_label = plain_label(exc.rule)
-        bold = self.rule_label.font()
-        bold.setBold(True)
-        self.rule_label.setFont(bold)
-        meta = plain_label(f"{exc.severity.value} · owner team: {exc.owner.value} · object {exc.object_id} · "
-                           f"first seen {exc.first_seen:%Y-%m-%d %H:%M} UTC")
-        set_muted(meta)
-        self.summary_label = plain_label(exc.summary)
-        self.summary_label.setWordWrap(True)
-        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.table = SideBySideTable(exc)
-        self.fix_buttons: list[QPushButton] = []
-        actions = QHBoxLayout()
-        verdicts = [(str(a), ok, why) for a, ok, why in policy(exc)] if policy is not None else \
-            [(a, False, FIX_TOOLTIP) for a in exc.fix_actions]
-        for action, ok, why in verdicts:
-            button = QPushButton(action.capitalize())
-            button.setProperty("action", action)
-            button.setEnabled(ok)
-            button.setToolTip(why if not ok else "Opens a preview: nothing is written until you confirm")
-            button.clicked.connect(lambda _checked=False, a=action: self.fix_requested.emit(exc.id, a))
-            self.fix_buttons.append(button)
-            actions.addWidget(button)
-        actions.addStretch(1)
-
-        head = QHBoxLayout()
-        head.addWidget(icon)
-        head.addWidget(self.rule_label)
-        head.addWidget(meta, 1)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(10, 6, 8, 8)
-        lay.addLayout(head)
-        lay.addWidget(self.summary_label)
-        lay.addWidget(self.table)
-        lay.addLayout(actions)
-
-
 # -- the page ------------------------------------------------------------------------------
 class IdentityChip(QFrame):
     """One system's record(s) for this customer, in the system's colour; red when not linked."""
@@ -450,7 +319,7 @@ class IdentityChip(QFrame):
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
-        self.value = plain_label("")
+        self.value = ElidedLabel("")
         self.value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 10, 4)
@@ -458,6 +327,17 @@ class IdentityChip(QFrame):
         lay.addWidget(self.title)
         lay.addWidget(self.value, 1)
         self.linked = False
+
+    def set_not_loaded(self, why: str) -> None:
+        """The system has not been read: whether the customer is linked there is unknown."""
+        self.linked = False
+        self.icon.setPixmap(dot_icon(PENDING_COLOR, hollow=True).pixmap(12, 12))
+        self.value.setText("not loaded")
+        self.value.setStyleSheet("")
+        self.setStyleSheet(f"#identityChip {{ border: 1px dashed {PENDING_COLOR}; border-left: 4px solid"
+                           f" {PENDING_COLOR}; border-radius: 3px; }}")
+        self.setToolTip(plain_tooltip(f"{SYSTEM_TITLES[self.system]} has not been read ({why}): whether this "
+                                      "customer is linked there is unknown"))
 
     def set_refs(self, text: str | None, tooltip: str = "") -> None:
         self.linked = text is not None
@@ -473,6 +353,9 @@ class IdentityChip(QFrame):
 class CustomerPage(QWidget):
     back = Signal()
     fix_requested = Signal(str, str)  # exception id, action
+    #: the state panel's Retry / "Systems" buttons (a system could not be read)
+    retry_requested = Signal()
+    systems_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -480,6 +363,12 @@ class CustomerPage(QWidget):
         self._loading_id: str | None = None  # shown while the console is still opening
         self._exceptions: list[SyncException] = []
         self.fix_policy: FixPolicy | None = None
+        #: what the data shown rests on (the window sets it for each state; see views.coverage)
+        self._coverage: Coverage | None = None
+        self._now: datetime | None = None
+        self.banner = Banner()
+        self.banner.setObjectName("coverageBanner")
+        self.banner.hide()
 
         self.back_button = QToolButton()
         self.back_button.setText("← Customers")
@@ -496,15 +385,19 @@ class CustomerPage(QWidget):
             shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             shortcut.activated.connect(self.back)
 
-        self.name_label = plain_label("")
+        # a name of any length: elided on one line, whole in its tooltip, copyable (Tab, Ctrl+C,
+        # right-click); never widens the window
+        self.name_label = ElidedLabel("")
+        self.name_label.setObjectName("customerName")
+        self.name_label.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.name_label.setAccessibleName("Customer name")
         font = self.name_label.font()
         font.setPointSizeF(font.pointSizeF() * 1.7)
         font.setBold(True)
         self.name_label.setFont(font)
-        self.name_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.id_label = plain_label("")
         self.id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.facts_label = plain_label("")
+        self.facts_label = ElidedLabel("")
         set_muted(self.facts_label)
         self.chips = {s: IdentityChip(s) for s in System}
 
@@ -554,6 +447,7 @@ class CustomerPage(QWidget):
         self.exceptions_scroll = QScrollArea()
         self.exceptions_scroll.setWidgetResizable(True)
         self.exceptions_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.exceptions_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.exceptions_scroll.setWidget(self.exceptions_body)
         self.cards: list[ExceptionCard] = []
         exc_box = QWidget()
@@ -588,7 +482,10 @@ class CustomerPage(QWidget):
         clay.addLayout(strip)
         clay.addWidget(self.splitter, 1)
 
-        self.empty = EmptyState("No customer selected", "Open a customer from the Customers list.")
+        self.empty = StatePanel("No customer selected", "Open a customer from the Customers list.")
+        self.empty.show_state(PageState.EMPTY, "No customer selected", "Open a customer from the Customers list.")
+        self.empty.retry_requested.connect(self.retry_requested)
+        self.empty.systems_requested.connect(self.systems_requested)
         self.stack = QStackedWidget()
         self.stack.addWidget(content)
         self.stack.addWidget(self.empty)
@@ -599,20 +496,22 @@ class CustomerPage(QWidget):
         top.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addWidget(self.banner)
         lay.addWidget(self.stack, 1)
 
     def _setup_timeline_view(self) -> None:
         v = self.timeline_view
         # no alternating rows: the model tints the rows of a correlation group, late and missing ones
-        setup_readonly_table(v, stretch=T_SUMMARY, alternating=False,
-                             widths=dict(zip(range(len(TIMELINE_COLUMNS)), (125, 85, 220, 85, 80, 400, 180),
-                                             strict=True)),
+        widths = dict(zip(range(len(TIMELINE_COLUMNS)), (122, 82, 200, 78, 66, 300, 170), strict=True))
+        setup_readonly_table(v, stretch=None, alternating=False, widths=widths,
                              selection=QAbstractItemView.SelectionMode.SingleSelection)
+        fit_columns(v, widths)
         v.setShowGrid(False)
         v.setTabKeyNavigation(False)
         v.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         v.horizontalHeader().setHighlightSections(False)
         v.selectionModel().currentRowChanged.connect(self._on_current)
+        install_table_menu(v)
 
     # -- public API --------------------------------------------------------------------------
     def show_customer(self, timeline: Timeline, exceptions: Sequence[SyncException],
@@ -626,13 +525,22 @@ class CustomerPage(QWidget):
         self._exceptions = sorted((x for x in exceptions if x.is_open and (x.customer_id == cid or x.id in ids)),
                                   key=lambda x: (-SEVERITY_RANK[x.severity], x.rule, x.id))
         if not timeline.known:
-            self.empty.set_message("Unknown customer", f"No system knows the customer {cid}.")
+            cov = self._coverage
+            unread = [s for s in System if cov is not None and s not in cov.with_data]
+            if unread and cov is not None:
+                view = View(PageState.LOADING if cov.refreshing or not cov.refreshed else PageState.NOT_LOADED,
+                            "Customer not found yet",
+                            f"{cid} is in none of the systems read so far; {names(set(unread))} "
+                            f"{'is' if len(unread) == 1 else 'are'} not loaded.", retry=True)
+            else:
+                view = View(PageState.EMPTY, "Unknown customer", f"No system knows the customer {cid}.")
+            self.empty.show_view(view)
             self.timeline_model.set_timeline(None)
             self._set_cards([])
             self.stack.setCurrentWidget(self.empty)
             return
-        self.name_label.setText(timeline.name)
-        self.id_label.setText(cid)
+        self.name_label.setText(bidi_isolated(timeline.name))  # whole: elided when painted
+        self.id_label.setText(shown(cid, 100))
         self.facts_label.setText(self._facts(row))
         self._set_identities(timeline, row)
         self.timeline_model.set_timeline(timeline)
@@ -648,6 +556,23 @@ class CustomerPage(QWidget):
         self.stack.setCurrentIndex(0)
         self._balance_splitter()
 
+    @property
+    def page_state(self) -> PageState:
+        """loading / not loaded / empty / loaded: what the page says now."""
+        return PageState.LOADED if self.stack.currentIndex() == 0 else self.empty.state
+
+    def set_coverage(self, coverage: Coverage | None, now: datetime | None = None) -> None:
+        """What the data rests on: systems never read show "not loaded" (never "not linked"),
+        and a banner names the systems the latest refresh did not read."""
+        self._coverage = coverage
+        self._now = now
+        banner = stale_banner(coverage, list(System), now or datetime.now(UTC)) if coverage is not None else None
+        if banner is None:
+            self.banner.hide()
+        else:
+            self.banner.show_message(*banner)
+            self.banner.show()
+
     def set_fix_policy(self, policy: FixPolicy | None) -> None:
         """Enable the fix buttons as ``policy`` allows (call again when the operator changes)."""
         self.fix_policy = policy
@@ -658,7 +583,7 @@ class CustomerPage(QWidget):
         self._timeline = None
         self.timeline_model.set_timeline(None)
         self._set_cards([])
-        self.empty.set_message("No customer selected", "Open a customer from the Customers list.")
+        self.empty.show_state(PageState.EMPTY, "No customer selected", "Open a customer from the Customers list.")
         self.stack.setCurrentWidget(self.empty)
 
     def set_newest_first(self, newest_first: bool) -> None:
@@ -675,7 +600,8 @@ class CustomerPage(QWidget):
         self._exceptions = []
         self.timeline_model.set_timeline(None)
         self._set_cards([])
-        self.empty.set_message("Loading…", f"Reading the history of {customer_id} from the local snapshot.")
+        self.empty.show_state(PageState.LOADING, "Loading…",
+                              f"Reading the history of {customer_id} from the local snapshot.")
         self.stack.setCurrentWidget(self.empty)
 
     def customer_id(self) -> str | None:
@@ -700,8 +626,12 @@ class CustomerPage(QWidget):
         return "  ·  ".join(parts)
 
     def _set_identities(self, timeline: Timeline, row: CustomerRow | None) -> None:
+        cov = self._coverage
         for system, chip in self.chips.items():
             refs = timeline.identities.get(system, [])
+            if not refs and cov is not None and system not in cov.with_data:
+                chip.set_not_loaded(cov.why(system) or "no data yet")
+                continue
             if not refs:
                 chip.set_refs(None, f"No {SYSTEM_TITLES[system]} record carries {timeline.customer_id}")
                 continue
@@ -735,6 +665,13 @@ class CustomerPage(QWidget):
                 self.cards.append(card)
                 self.exceptions_layout.addWidget(card)
         self.exceptions_layout.addStretch(1)
+        tab_chain(self.focus_chain())
+
+    def focus_chain(self) -> list[QWidget]:
+        """Tab order: back, the timeline's order and entries, then each card's fix buttons."""
+        return [self.back_button, self.name_label, self.newest_button, self.oldest_button, self.timeline_view,
+                *(b for card in self.cards for b in card.fix_buttons), self.empty.retry_button,
+                self.empty.systems_button]
 
     def _balance_splitter(self) -> None:
         """Give the timeline what its rows need (between 30 % and 60 % of the height), the rest

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import (
@@ -38,6 +39,9 @@ from PySide6.QtWidgets import (
 
 from services.core.domain import Severity, System
 from services.core.overview import CustomerRow, Health, RowFilter
+from views.coverage import ALL_READ, Coverage, PageState, View, customers_view, stale_banner
+from views.widgets.banner import Banner
+from views.widgets.focus import tab_chain
 from views.widgets.icons import (
     LATE_COLOR,
     MISSING_COLOR,
@@ -47,7 +51,9 @@ from views.widgets.icons import (
     system_icon,
     unlinked_icon,
 )
-from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
+from views.widgets.state import StatePanel
+from views.widgets.table_menu import install_table_menu
+from views.widgets.tables import RowsTableModel, fit_columns, setup_readonly_table
 from views.widgets.text import SYSTEM_TITLES, plain_label
 
 HEALTH_COLORS: dict[Health, str] = {Health.OK: OK_COLOR, Health.ATTENTION: LATE_COLOR,
@@ -63,17 +69,18 @@ class Column:
     width: int
 
 
+#: default widths (px at 1×): they fill a 1400-pixel window; wider, every column grows in proportion
 COLUMNS: tuple[Column, ...] = (
-    Column("Customer id", "customer_id", 140),
-    Column("Name", "name", 220),
-    Column("Email", "email", 200),
-    Column("ERP", "erp", 100),
-    Column("Support", "support", 100),
-    Column("Status", "status", 80),
+    Column("Customer id", "customer_id", 130),
+    Column("Name", "name", 210),
+    Column("Email", "email", 190),
+    Column("ERP", "erp", 95),
+    Column("Support", "support", 95),
+    Column("Status", "status", 75),
     Column("Plan", "plan", 110),
-    Column("Tier", "tier", 85),
-    Column("Open exceptions", "open_exceptions", 110),
-    Column("Health", "health", 90),
+    Column("Tier", "tier", 75),
+    Column("Open exceptions", "open_exceptions", 105),
+    Column("Health", "health", 80),
 )
 (COL_ID, COL_NAME, COL_EMAIL, COL_ERP, COL_SUPPORT, COL_STATUS, COL_PLAN, COL_TIER, COL_EXC,
  COL_HEALTH) = range(len(COLUMNS))
@@ -263,6 +270,9 @@ class CustomersPage(QWidget):
     """Search + "only with exceptions" + count + the customer table (or an empty state)."""
 
     open_customer = Signal(str)
+    #: the state panel's Retry / "Systems" buttons (data could not be loaded)
+    retry_requested = Signal()
+    systems_requested = Signal()
     DEBOUNCE_MS = 60
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -272,6 +282,8 @@ class CustomersPage(QWidget):
         self._loading = False
         self._sort_key = "name"
         self._descending = False
+        #: what the rows rest on (set by the window for each state); None: the rows are all there is
+        self._coverage: Coverage | None = None
 
         self.heading = plain_label("Customers")
         font = self.heading.font()
@@ -283,7 +295,7 @@ class CustomersPage(QWidget):
         self.search_edit.setPlaceholderText("Search id, name, email, tax id, ERP code, support org… (Ctrl+F)")
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setAccessibleName("Search customers")
-        self.search_edit.setMinimumWidth(360)
+        self.search_edit.setMinimumWidth(220)
         self.only_exceptions = QCheckBox("Only with exceptions")
         self.count_label = plain_label("")
         self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -293,8 +305,12 @@ class CustomersPage(QWidget):
         self.table.setModel(self.model)
         self._setup_table()
 
-        self.empty = EmptyState("No snapshot yet",
-                                "Refresh to load customers from billing, ERP and support.")
+        self.empty = StatePanel("No snapshot yet", "Refresh to load customers from billing, ERP and support.")
+        self.empty.retry_requested.connect(self.retry_requested)
+        self.empty.systems_requested.connect(self.systems_requested)
+        self.banner = Banner()
+        self.banner.setObjectName("coverageBanner")
+        self.banner.hide()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
@@ -307,6 +323,7 @@ class CustomersPage(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.heading)
         lay.addLayout(bar)
+        lay.addWidget(self.banner)
         lay.addWidget(self.stack, 1)
 
         self._debounce = QTimer(self)
@@ -319,7 +336,10 @@ class CustomersPage(QWidget):
         self.model.sort_requested.connect(self._on_sort)
         self.table.open_requested.connect(self._open_row)
         self.table.doubleClicked.connect(lambda index: self._open_row(index.row()))
+        install_table_menu(self.table, id_of=self._id_at, id_label="customer id", customer_of=self._id_at,
+                           open_customer=self.open_customer.emit, filter_by=self._filter_by_cell)
 
+        tab_chain(self.focus_chain())
         find = QShortcut(QKeySequence.StandardKey.Find, self)
         find.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         find.activated.connect(self.focus_search)
@@ -329,6 +349,7 @@ class CustomersPage(QWidget):
         t = self.table
         setup_readonly_table(t, stretch=None, widths={i: col.width for i, col in enumerate(COLUMNS)},
                              selection=QAbstractItemView.SelectionMode.SingleSelection)
+        fit_columns(t, {i: col.width for i, col in enumerate(COLUMNS)})
         t.setShowGrid(False)
         t.setTabKeyNavigation(False)
         t.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
@@ -341,7 +362,17 @@ class CustomersPage(QWidget):
         hh.setSortIndicator(COL_NAME, Qt.SortOrder.AscendingOrder)
         t.setSortingEnabled(True)
 
+    def focus_chain(self) -> list[QWidget]:
+        """Tab order: the search, the filter, the table (or the state panel's buttons)."""
+        return [self.search_edit, self.only_exceptions, self.table, self.empty.retry_button,
+                self.empty.systems_button]
+
     # -- public API --------------------------------------------------------------------------
+    @property
+    def page_state(self) -> PageState:
+        """loading / not loaded / empty / loaded: what the page says now."""
+        return PageState.LOADED if self.stack.currentWidget() is self.table else self.empty.state
+
     @property
     def sort_key(self) -> str:
         """The key the table is sorted by (``services.core.overview.SORT_KEYS``)."""
@@ -364,6 +395,24 @@ class CustomersPage(QWidget):
         self.model.set_rows(rows, view)
         self._restore(selected, anchor)
         self._update_state()
+
+    def set_coverage(self, coverage: Coverage | None, now: datetime | None = None) -> None:
+        """What the rows rest on: the empty state says whether billing was read, is being read
+        or could not be read, and a banner names the systems the latest refresh did not read."""
+        self._coverage = coverage
+        banner = stale_banner(coverage, list(System), now or datetime.now(UTC)) if coverage is not None else None
+        if banner is None:
+            self.banner.hide()
+        else:
+            self.banner.show_message(*banner)
+            self.banner.show()
+        self._update_state()
+
+    def show_not_loaded(self, title: str, text: str) -> None:
+        """The data could not be opened at all (e.g. the snapshot database): say why."""
+        self.empty.show_state(PageState.NOT_LOADED, title, text, retry=True)
+        self.count_label.setText("")
+        self.stack.setCurrentWidget(self.empty)
 
     def set_loading(self, loading: bool) -> None:
         """Shows "Loading…" while no rows are there yet (a refresh of shown data keeps the table)."""
@@ -412,6 +461,18 @@ class CustomersPage(QWidget):
         self._update_state()
 
     # -- internals ---------------------------------------------------------------------------
+    def _id_at(self, index: QModelIndex) -> str | None:
+        return self.model.customer_id(index.row()) if 0 <= index.row() < self.model.rowCount() else None
+
+    def _filter_by_cell(self, index: QModelIndex) -> bool:
+        """Right-click "Filter by": search for the cell's text."""
+        text = str(index.data() or "")
+        if not text or text in (UNMAPPED, NOT_LOADED):
+            return False
+        self.search_edit.setText(text)
+        self.apply_filter()
+        return True
+
     def _current_view(self) -> list[int]:
         assert self._filter is not None
         return self._filter.apply(self.search_edit.text(), self._sort_key, self._descending,
@@ -463,9 +524,10 @@ class CustomersPage(QWidget):
         shown = self.model.rowCount()
         if not self._loaded:
             if self._loading:
-                self.empty.set_message("Loading customers…", "Reading billing, ERP and support.")
+                self.empty.show_state(PageState.LOADING, "Loading customers…", "Reading billing, ERP and support.")
             else:
-                self.empty.set_message("No snapshot yet", "Refresh to load customers from billing, ERP and support.")
+                self.empty.show_state(PageState.NOT_LOADED, "No snapshot yet",
+                                      "Refresh to load customers from billing, ERP and support.", retry=True)
             self.count_label.setText("")
             self.stack.setCurrentWidget(self.empty)
             return
@@ -475,7 +537,10 @@ class CustomersPage(QWidget):
             self.stack.setCurrentWidget(self.table)
             return
         if total == 0:
-            self.empty.set_message("No customers", "The billing system holds no customers yet.")
+            view = customers_view(self._coverage or ALL_READ, 0)
+            self.empty.show_view(view)
+            if view.state is not PageState.EMPTY:  # nothing counted yet: no "0 of 0"
+                self.count_label.setText("")
         else:
             query = self.search_edit.text().strip()
             parts = []
@@ -483,5 +548,6 @@ class CustomersPage(QWidget):
                 parts.append(f"Nothing matches “{query}”.")
             if self.only_exceptions.isChecked():
                 parts.append("Only customers with open exceptions are shown.")
-            self.empty.set_message("No customer matches", " ".join(parts) + " Clear the search to see all.")
+            self.empty.show_view(View(PageState.EMPTY, "No customer matches",
+                                      " ".join(parts) + " Clear the search to see all."))
         self.stack.setCurrentWidget(self.empty)

@@ -1,202 +1,63 @@
-"""The main window: navigation, pages, a toolbar, and a status bar with one health light per
-system, the snapshot's age, and refresh progress with a cancel button.
+"""The main window: navigation, pages, a menu bar (File, Edit, View, Go, Actions, Help: every
+command with its shortcut), a toolbar, and a status bar with one health light per system
+(``views/systems_page.py``), the snapshot's age, and refresh progress with a cancel button.
 
 The window only draws: it emits ``refresh_requested`` / ``cancel_requested`` and receives
-:class:`ConsoleState` objects (computed off the UI thread) through :meth:`set_state`.
+:class:`ConsoleState` objects (computed off the UI thread) through :meth:`set_state`; each page is
+told what the data rests on (``views/coverage.py``: loading, not loaded, empty, loaded). With
+:class:`~views.settings.ConsoleSettings` it remembers its layout between sessions
+(``views/memory.py``) and applies the preferences (refresh interval, appearance).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QPalette
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
-    QHeaderView,
-    QLabel,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
     QMenu,
-    QProgressBar,
-    QPushButton,
     QSizePolicy,
     QStackedWidget,
     QStyle,
-    QTableWidget,
-    QTableWidgetItem,
     QToolBar,
     QToolButton,
-    QVBoxLayout,
     QWidget,
 )
 
-from services.actions.model import ActionKind
+from services.actions.model import ActionKind, ActionResult
 from services.core.domain import SyncException, System
 from services.io.config import Profile
-from services.io.health import Health, HealthResult
+from services.io.health import HealthResult
 from views.action_adapter import ActionAdapter
 from views.actions.launcher import FixLauncher
 from views.actions.operator import OperatorWidget
 from views.actions.pending import PendingActionsPage
 from views.actions.permissions import fix_policy
+from views.actions.wording import BULK_KINDS, bulk_text
 from views.adapters import ConsoleState, HealthAdapter
+from views.appearance import apply_appearance
 from views.audit_page import AuditPage
+from views.coverage import OPENING, Coverage, names
 from views.customer_view import CustomerPage
 from views.customers import CustomersPage
+from views.dialogs import AboutDialog, HelpDialog, SettingsDialog, open_folder
 from views.exceptions.page import ExceptionsPage
-from views.widgets.icons import dot_icon
+from views.memory import restore_window, save_window
+from views.settings import Appearance, ConsoleSettings
+from views.systems_page import HealthLight, RefreshStatus, SystemsPage, ago_text
+from views.widgets.focus import tab_chain
+from views.widgets.icons import arrow_icon
+from views.widgets.screen import fit_to_screen
+from views.widgets.table_menu import copy_focused
 from views.widgets.tables import EmptyState
-from views.widgets.text import SYSTEM_TITLES, plain_label, set_muted
-
-HEALTH_COLORS: dict[Health, str] = {
-    Health.OK: "#2e9d5b",
-    Health.DEGRADED: "#d99a1c",
-    Health.DOWN: "#d0453b",
-    Health.NOT_CONFIGURED: "#8a8f98",
-}
-
-
-def ago_text(seconds: float) -> str:
-    """How long ago, for the snapshot's age: ``"just now"``, ``"42 s ago"``, ``"5 min ago"`` …"""
-    if seconds < 90:
-        return "just now" if seconds < 10 else f"{int(seconds)} s ago"
-    minutes = seconds / 60
-    if minutes < 90:
-        return f"{int(minutes)} min ago"
-    hours = minutes / 60
-    if hours < 48:
-        return f"{hours:.0f} h ago"
-    return f"{hours / 24:.0f} d ago"
-
-
-class HealthLight(QWidget):
-    """One system's light: ok / degraded / down / not configured, the last error as tooltip."""
-
-    def __init__(self, system: System) -> None:
-        super().__init__()
-        self.system = system
-        self.icon = QLabel()
-        self.text = plain_label(SYSTEM_TITLES[system])
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(6, 0, 6, 0)
-        lay.setSpacing(4)
-        lay.addWidget(self.icon)
-        lay.addWidget(self.text)
-        self.probe: HealthResult = HealthResult(Health.NOT_CONFIGURED, "not checked yet")
-        self.refresh_error: str | None = None
-        self._down_from_refresh = False
-        self._render()
-
-    @property
-    def state(self) -> Health:
-        if self.refresh_error and self.probe.state is Health.OK:
-            return Health.DEGRADED
-        return self.probe.state
-
-    def set_result(self, result: HealthResult) -> None:
-        self.probe = result
-        self._down_from_refresh = False
-        self._render()
-
-    def set_refresh_outcome(self, ok: bool, error: str) -> None:
-        self.refresh_error = None if ok else (error or "refresh failed")
-        if ok and self._down_from_refresh:
-            self.probe = HealthResult(Health.OK, "answering (last refresh succeeded)")
-            self._down_from_refresh = False
-        if not ok and ("unavailable" in error or "timed out" in error or "connection failed" in error
-                       or "circuit" in error or "credentials" in error or "HTTP 401" in error):
-            self.probe = HealthResult(Health.DOWN, error)
-            self._down_from_refresh = True
-        self._render()
-
-    def _render(self) -> None:
-        self.icon.setPixmap(dot_icon(HEALTH_COLORS[self.state]).pixmap(QSize(12, 12)))
-        tip = f"{SYSTEM_TITLES[self.system]}: {self.state.value}\n{self.probe.detail}"
-        if self.refresh_error:
-            tip += f"\nLast refresh failed: {self.refresh_error}"
-        self.setToolTip(tip)
-
-
-class SystemsPage(QWidget):
-    COLUMNS = ("System", "Protocol", "Address", "Health", "Detail")
-
-    def __init__(self) -> None:
-        super().__init__()
-        lay = QVBoxLayout(self)
-        heading = plain_label("Connections")
-        heading.setStyleSheet("font-size: 16pt; font-weight: 600;")
-        self.source = set_muted(plain_label(""))
-        self.table = QTableWidget(len(System), len(self.COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        for row, system in enumerate(System):
-            self._set(row, 0, SYSTEM_TITLES[system])
-            self._set(row, 3, Health.NOT_CONFIGURED.value)
-        lay.addWidget(heading)
-        lay.addWidget(self.source)
-        lay.addWidget(self.table, 1)
-
-    def _set(self, row: int, col: int, text: str, icon: QIcon | None = None) -> None:
-        item = QTableWidgetItem(text)  # item text is always plain
-        if icon is not None:
-            item.setIcon(icon)
-        self.table.setItem(row, col, item)
-
-    def set_profile(self, profile: Profile) -> None:
-        for row, system in enumerate(System):
-            conn = profile.connections.get(system)
-            self._set(row, 1, conn.kind if conn else "—")
-            self._set(row, 2, conn.url if conn else "not configured")
-
-    def set_health(self, system: System, state: Health, detail: str) -> None:
-        row = list(System).index(system)
-        self._set(row, 3, state.value, dot_icon(HEALTH_COLORS[state]))
-        self._set(row, 4, detail)
-
-
-class RefreshStatus(QWidget):
-    """Status-bar block: a progress bar, a per-system progress line and a Cancel button."""
-
-    cancel_clicked = Signal()
-
-    def __init__(self) -> None:
-        super().__init__()
-        lay = QHBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        self.bar = QProgressBar()
-        self.bar.setRange(0, 0)  # busy: totals are rarely known up front
-        self.bar.setFixedWidth(110)
-        self.bar.setMaximumHeight(14)
-        self.bar.setTextVisible(False)
-        self.label = plain_label("")
-        self.cancel = QPushButton("Cancel")
-        self.cancel.setToolTip("Cancel the refresh (Esc); each system keeps its last complete snapshot")
-        self.cancel.clicked.connect(self.cancel_clicked)
-        lay.addWidget(self.bar)
-        lay.addWidget(self.label)
-        lay.addWidget(self.cancel)
-        self.parts: dict[str, str] = {}
-        self.setVisible(False)
-
-    def start(self, mode: str) -> None:
-        self.parts = {}
-        self.label.setText(f"{mode.capitalize()} refresh…")
-        self.setVisible(True)
-
-    def update_progress(self, system: str, phase: str, done: int, total: object) -> None:
-        count = f"{done:,}" + (f"/{total:,}" if isinstance(total, int) and total else "")
-        self.parts[system] = "done" if phase == "done" else f"{phase} {count}"
-        self.label.setText(" · ".join(f"{s}: {t}" for s, t in self.parts.items()))
-
-    def stop(self) -> None:
-        self.setVisible(False)
+from views.widgets.text import SYSTEM_TITLES, ElidedLabel, set_muted
 
 
 class MainWindow(QMainWindow):
@@ -206,10 +67,20 @@ class MainWindow(QMainWindow):
 
     PAGES = ("Customers", "Exceptions", "Pending actions", "Audit log", "Systems")
 
-    def __init__(self) -> None:
+    #: the size the window opens at, shrunk to the screen it opens on (views.widgets.screen)
+    PREFERRED_SIZE = QSize(1400, 860)
+
+    def __init__(self, settings: ConsoleSettings | None = None, data_folder: Path | None = None) -> None:
+        """``settings``: the preferences and the memory of the window (None: nothing is
+        remembered, e.g. in tests); ``data_folder``: the SyncDesk home, shown in About and
+        Settings."""
         super().__init__()
         self.setWindowTitle("SyncDesk")
-        self.resize(1400, 860)
+        self.setObjectName("mainWindow")
+        self.settings = settings
+        self.data_folder = data_folder or Path.home()
+        # no fixed minimum: the pages' layouts set it, and they fit a 1024×640 screen
+        fit_to_screen(self, self.PREFERRED_SIZE)
         self.state: ConsoleState | None = None
 
         # pages
@@ -225,21 +96,29 @@ class MainWindow(QMainWindow):
                                                             "service is connected.")
         self.systems_page = SystemsPage()
         self.launcher: FixLauncher | None = None
+        self._refreshing = False
         self.customers_page.open_customer.connect(self.open_customer)
         self.exceptions_page.open_customer.connect(self.open_customer)
         self.customer_page.back.connect(self.show_customer_list)
+        for data_page in (self.customers_page, self.exceptions_page, self.customer_page):
+            data_page.retry_requested.connect(lambda: self.refresh_requested.emit("auto"))
+            data_page.systems_requested.connect(self.show_systems)
 
         self.nav = QListWidget()
-        self.nav.setFixedWidth(170)
+        self.nav.setObjectName("navigation")
+        self.nav.setAccessibleName("Pages")
+        self.nav.setFixedWidth(160)
         self.nav.setIconSize(QSize(18, 18))
         self.stack = QStackedWidget()
         style = self.style()
         icons = [QStyle.StandardPixmap.SP_FileDialogDetailedView, QStyle.StandardPixmap.SP_MessageBoxWarning,
                  QStyle.StandardPixmap.SP_BrowserReload, QStyle.StandardPixmap.SP_FileDialogContentsView,
                  QStyle.StandardPixmap.SP_DriveNetIcon]
-        for title, page, icon in zip(self.PAGES, [self.customers_stack, self.exceptions_page, self.pending_page,
-                                                  self.audit_page, self.systems_page], icons, strict=True):
-            QListWidgetItem(style.standardIcon(icon), title, self.nav)
+        for i, (title, page, icon) in enumerate(zip(self.PAGES, [self.customers_stack, self.exceptions_page,
+                                                                  self.pending_page, self.audit_page,
+                                                                  self.systems_page], icons, strict=True)):
+            item = QListWidgetItem(style.standardIcon(icon), title, self.nav)
+            item.setToolTip(f"{title} (Ctrl+{i + 1})")
             self.stack.addWidget(page)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         central = QWidget()
@@ -251,14 +130,16 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(0)
 
         # status bar
-        self.source_label = plain_label("")
-        self.age_label = set_muted(plain_label(""))
+        self.source_label = ElidedLabel()
+        self.source_label.setObjectName("source")
+        self.age_label = set_muted(ElidedLabel())
+        self.age_label.setObjectName("snapshotAge")
         self.refresh_status = RefreshStatus()
         self.refresh_status.cancel_clicked.connect(self.cancel_requested)
         self.lights = {s: HealthLight(s) for s in System}
         bar = self.statusBar()
-        bar.addWidget(self.source_label)
-        bar.addWidget(self.age_label, 1)
+        bar.addWidget(self.source_label, 2)
+        bar.addWidget(self.age_label, 3)
         bar.addPermanentWidget(self.refresh_status)
         for light in self.lights.values():
             bar.addPermanentWidget(light)
@@ -267,53 +148,252 @@ class MainWindow(QMainWindow):
         self._age_timer.timeout.connect(self._update_age)
         self._age_timer.start()
 
+        self._auto_refresh = QTimer(self)
+        self._auto_refresh.timeout.connect(self._refresh_by_timer)
+
         self._build_actions()
         self.customers_page.set_loading(True)
         self.exceptions_page.set_loading(True)
+        self._chain_focus()
+        if settings is not None:
+            restore_window(self, settings)
+            self.apply_preferences()
 
-    # -- actions and shortcuts ---------------------------------------------------------------
+    def _chain_focus(self) -> None:
+        """Tab order: the navigation, then the shown page's fields, table and buttons, then the
+        toolbar's widgets (hidden pages are skipped)."""
+        chain: list[QWidget] = [self.nav]
+        for page in (self.customers_page, self.customer_page, self.exceptions_page, self.pending_page,
+                     self.audit_page):
+            focus_chain = getattr(page, "focus_chain", None)
+            if callable(focus_chain):
+                chain += focus_chain()
+        chain.append(self.systems_page.table)
+        chain += [w for w in (getattr(self, "bulk_button", None), getattr(self, "operator_widget", None))
+                  if isinstance(w, QWidget)]
+        tab_chain(chain)
+
+    def _refresh_by_timer(self) -> None:
+        if not self._refreshing:
+            self.refresh_requested.emit("auto")
+
+    # -- actions, menus and shortcuts ----------------------------------------------------------
+    def _action(self, text: str, shortcut: str | QKeySequence.StandardKey | None, tip: str,
+                icon: QStyle.StandardPixmap | QIcon | None = None) -> QAction:
+        """A window-wide command; its tooltip shows its shortcut (menus show it beside the text)."""
+        act = QAction(text, self)
+        if isinstance(icon, QStyle.StandardPixmap):
+            act.setIcon(self.style().standardIcon(icon))
+        elif isinstance(icon, QIcon):
+            act.setIcon(icon)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        keys = act.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        act.setToolTip(f"{tip} ({keys})" if keys else tip)
+        act.setStatusTip(tip)
+        self.addAction(act)
+        return act
+
     def _build_actions(self) -> None:
-        toolbar = QToolBar("Main")
+        toolbar = QToolBar("Main toolbar")
+        toolbar.setObjectName("mainToolbar")
         self.toolbar = toolbar
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.addToolBar(toolbar)
-        style = self.style()
+        act = self._action
+        SP = QStyle.StandardPixmap
 
-        def action(text: str, shortcut: str | QKeySequence.StandardKey | None, tip: str,
-                   icon: QStyle.StandardPixmap | None = None, in_toolbar: bool = True) -> QAction:
-            act = QAction(text, self)
-            if icon is not None:
-                act.setIcon(style.standardIcon(icon))
-            if shortcut is not None:
-                act.setShortcut(QKeySequence(shortcut))
-            act.setToolTip(f"{tip} ({act.shortcut().toString()})" if shortcut else tip)
-            if in_toolbar:
-                toolbar.addAction(act)
-            self.addAction(act)
-            return act
-
-        self.refresh_action = action("Refresh", "F5", "Fetch what changed in the three systems",
-                                     QStyle.StandardPixmap.SP_BrowserReload)
+        # File
+        self.settings_action = act("&Settings…", "Ctrl+,", "Refresh interval, appearance, data folder")
+        self.settings_action.triggered.connect(self.show_settings)
+        self.data_folder_action = act("Open the &data folder", None, "Where the databases, log and settings are")
+        self.data_folder_action.triggered.connect(self.open_data_folder)
+        self.quit_action = act("&Quit", "Ctrl+Q", "Close SyncDesk")
+        self.quit_action.triggered.connect(self.close)
+        # Edit
+        self.copy_action = act("&Copy", QKeySequence.StandardKey.Copy, "Copy the selected cell or text")
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)  # the focused widget's own Copy
+        self.copy_action.triggered.connect(lambda: copy_focused(self, row=False))
+        self.copy_row_action = act("Copy &row", "Ctrl+Shift+C", "Copy the selected row (tab-separated)")
+        self.copy_row_action.triggered.connect(lambda: copy_focused(self, row=True))
+        self.search_action = act("&Search customers", QKeySequence.StandardKey.Find, "Search customers",
+                                 SP.SP_FileDialogContentsView)
+        self.search_action.triggered.connect(self.focus_search)
+        self.clear_filters_action = act("C&lear the filters", "Ctrl+Shift+L", "Clear the current page's filters")
+        self.clear_filters_action.triggered.connect(self.clear_filters)
+        # View
+        self.refresh_action = act("&Refresh", "F5", "Fetch what changed in the three systems", SP.SP_BrowserReload)
         self.refresh_action.triggered.connect(lambda: self.refresh_requested.emit("auto"))
-        self.full_refresh_action = action("Full refresh", "Shift+F5", "Fetch everything again",
-                                          QStyle.StandardPixmap.SP_DialogResetButton)
+        self.full_refresh_action = act("&Full refresh", "Shift+F5", "Fetch everything again",
+                                       SP.SP_DialogResetButton)
         self.full_refresh_action.triggered.connect(lambda: self.refresh_requested.emit("full"))
-        self.cancel_action = action("Cancel", "Esc", "Cancel the running refresh",
-                                    QStyle.StandardPixmap.SP_BrowserStop)
+        self.cancel_action = act("&Cancel the refresh", "Esc", "Cancel the running refresh", SP.SP_BrowserStop)
+        self.cancel_action.setIconText("Cancel")
         self.cancel_action.triggered.connect(self.cancel_requested)
         self.cancel_action.setEnabled(False)
-        toolbar.addSeparator()
-        search = action("Search customers", QKeySequence.StandardKey.Find, "Search customers",
-                        QStyle.StandardPixmap.SP_FileDialogContentsView)
-        search.triggered.connect(self.focus_search)
-        nxt = action("Next exception", "F8", "Select the next exception", QStyle.StandardPixmap.SP_ArrowDown)
-        nxt.triggered.connect(self.next_exception)
-        prev = action("Previous exception", "Shift+F8", "Select the previous exception", in_toolbar=False)
-        prev.triggered.connect(self.previous_exception)
+        self.toolbar_action = toolbar.toggleViewAction()
+        self.toolbar_action.setText("&Toolbar")
+        self.toolbar_action.setToolTip("Show or hide the toolbar (this menu brings it back)")
+        self.appearance_actions: dict[Appearance, QAction] = {}
+        appearance_group = QActionGroup(self)
+        for appearance, text in ((Appearance.SYSTEM, "Like the &system"), (Appearance.LIGHT, "&Light"),
+                                 (Appearance.DARK, "&Dark")):
+            a = QAction(text, self, checkable=True)
+            a.triggered.connect(lambda _=False, ap=appearance: self.set_appearance(ap))
+            appearance_group.addAction(a)
+            self.appearance_actions[appearance] = a
+        # Go
+        self.go_actions: list[QAction] = []
         for i, title in enumerate(self.PAGES):
-            go = action(f"Go to {title}", f"Ctrl+{i + 1}", f"Show {title}", in_toolbar=False)
-            go.triggered.connect(lambda _=False, row=i: self.nav.setCurrentRow(row))
+            go = act(f"&{i + 1} {title}", f"Ctrl+{i + 1}", f"Show {title}")
+            go.triggered.connect(lambda _=False, row=i: self.go_to_page(row))
+            self.go_actions.append(go)
+        self.back_action = QAction("Back to the customer list\tAlt+Left", self)  # the page's own shortcut
+        self.back_action.triggered.connect(self.show_customer_list)
+        self.next_action = act("&Next exception", "F8", "Select the next exception", arrow_icon(self, down=True))
+        self.next_action.triggered.connect(self.next_exception)
+        self.previous_action = act("&Previous exception", "Shift+F8", "Select the previous exception",
+                                   arrow_icon(self, down=False))
+        self.previous_action.triggered.connect(self.previous_exception)
+        # Help
+        self.help_action = act("&User guide", QKeySequence.StandardKey.HelpContents, "How to use SyncDesk")
+        if self.help_action.shortcut().isEmpty():
+            self.help_action.setShortcut(QKeySequence("F1"))
+        self.help_action.triggered.connect(self.show_help)
+        self.about_action = act("&About SyncDesk", None, "Version, licences, data folder")
+        self.about_action.triggered.connect(self.show_about)
+
+        for a in (self.refresh_action, self.full_refresh_action, self.cancel_action):
+            toolbar.addAction(a)
+        toolbar.addSeparator()
+        for a in (self.search_action, self.next_action):
+            toolbar.addAction(a)
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.settings_action, self.data_folder_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addActions([self.copy_action, self.copy_row_action])
+        edit_menu.addSeparator()
+        edit_menu.addActions([self.search_action, self.clear_filters_action])
+        view_menu = bar.addMenu("&View")
+        view_menu.addActions([self.refresh_action, self.full_refresh_action, self.cancel_action])
+        view_menu.addSeparator()
+        view_menu.addAction(self.toolbar_action)
+        appearance_menu = view_menu.addMenu("&Appearance")
+        appearance_menu.addActions(list(self.appearance_actions.values()))
+        go_menu = bar.addMenu("&Go")
+        go_menu.addActions(self.go_actions)
+        go_menu.addSeparator()
+        go_menu.addActions([self.back_action, self.next_action, self.previous_action])
+        self.actions_menu = bar.addMenu("&Actions")
+        self.actions_menu.setObjectName("actionsMenu")
+        self.bulk_menu = self.actions_menu.addMenu("&Bulk fix")
+        self.bulk_menu.setEnabled(False)  # until the action service is attached
+        self.verify_action = self.actions_menu.addAction("&Verify the audit log")
+        self.verify_action.triggered.connect(self.verify_audit)
+        self.export_action = self.actions_menu.addAction("&Export the audit log…")
+        self.export_action.triggered.connect(self.export_audit)
+        for a in (self.verify_action, self.export_action):
+            a.setEnabled(False)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.help_action)
+        help_menu.addSeparator()
+        help_menu.addAction(self.about_action)
+        self.menus = {"File": file_menu, "Edit": edit_menu, "View": view_menu, "Go": go_menu,
+                      "Actions": self.actions_menu, "Help": help_menu}
+
+    def go_to_page(self, row: int) -> None:
+        """Show a page (Ctrl+1…5) and put the keyboard in it: its table, or its first field."""
+        self.nav.setCurrentRow(row)
+        page = self.stack.widget(row)
+        if page is self.customers_stack:
+            page = self.customers_stack.currentWidget()
+        target = getattr(page, "table", None) if page is not self.customer_page else page.timeline_view
+        if isinstance(target, QWidget) and target.isVisibleTo(self) and target.isEnabled():
+            target.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        elif isinstance(page, QWidget):
+            page.focusNextChild()
+
+    def clear_filters(self) -> None:
+        page = self.stack.currentWidget()
+        if page is self.customers_stack:
+            self.customers_page.search_edit.clear()
+            self.customers_page.only_exceptions.setChecked(False)
+            return
+        clear = getattr(page, "clear_filters", None)
+        if callable(clear):
+            clear()
+        elif page is self.pending_page and isinstance(page, PendingActionsPage):
+            page.set_status_filter(None)
+
+    def verify_audit(self) -> None:
+        if isinstance(self.audit_page, AuditPage):
+            self.go_to_page(self.PAGES.index("Audit log"))
+            if self.audit_page.verify_button.isEnabled():
+                self.audit_page.verify_button.click()
+
+    def export_audit(self) -> None:
+        if isinstance(self.audit_page, AuditPage):
+            self.go_to_page(self.PAGES.index("Audit log"))
+            self.audit_page.choose_export_file()
+
+    # -- preferences, about, help ----------------------------------------------------------------
+    def show_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings or ConsoleSettings(), self.data_folder, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.applied.connect(self.apply_preferences)
+        dialog.show()
+        self.settings_dialog = dialog
+        return dialog
+
+    def show_about(self) -> AboutDialog:
+        dialog = AboutDialog(self.data_folder, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def show_help(self) -> HelpDialog:
+        commands = [a for menu in self.menus.values() for a in menu.actions() if not a.isSeparator()]
+        dialog = HelpDialog([a for a in commands if a.menu() is None], self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def open_data_folder(self) -> None:
+        open_folder(self.data_folder)
+
+    def set_appearance(self, appearance: Appearance) -> None:
+        if self.settings is not None:
+            self.settings.appearance = appearance
+        self.appearance_actions[appearance].setChecked(True)
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_appearance(app, appearance)
+            self._draw_icons(app.palette())  # now: the widgets take the new palette a moment later
+
+    def apply_preferences(self) -> None:
+        """The settings' refresh interval and appearance, now."""
+        settings = self.settings or ConsoleSettings()
+        minutes = settings.refresh_minutes
+        if minutes:
+            self._auto_refresh.start(minutes * 60_000)
+        else:
+            self._auto_refresh.stop()
+        self.set_appearance(settings.appearance)
+
+    def _draw_icons(self, palette: QPalette) -> None:
+        """Drawn icons follow the text colour (a fixed black arrow vanishes on a dark palette)."""
+        self.next_action.setIcon(arrow_icon(palette, down=True))
+        self.previous_action.setIcon(arrow_icon(palette, down=False))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange and hasattr(self, "next_action"):
+            self._draw_icons(self.palette())
+        super().changeEvent(event)
 
     # -- fixing (actions, [F5]) -----------------------------------------------------------------
     def attach_actions(self, actions: ActionAdapter) -> None:
@@ -321,23 +401,25 @@ class MainWindow(QMainWindow):
         self.action_adapter = actions
         self.launcher = FixLauncher(actions, self, ownership=self.state.ownership if self.state is not None else None)
         self.operator_widget = OperatorWidget(actions.operator)
-        self.operator_widget.setToolTip("Who acts, and in which role; recorded with every audit entry")
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
         self.bulk_button = QToolButton()
         self.bulk_button.setText("Bulk fix")
-        self.bulk_button.setToolTip("Apply one fix to every exception the queue currently shows (its filters)")
+        self.bulk_button.setToolTip("Apply one fix to every exception shown: the queue's (its filters), or the "
+                                    "open customer's; the dialog lists them before anything runs")
         self.bulk_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.bulk_button)
-        for kind in (ActionKind.RETRY, ActionKind.PUSH, ActionKind.CREATE, ActionKind.REVOKE, ActionKind.CANCEL,
-                     ActionKind.FLAG, ActionKind.ACCEPT):
-            act = menu.addAction(f"{kind.value.capitalize()} every shown exception…")
+        for kind in BULK_KINDS:
+            act = QAction(bulk_text(kind), self)
             act.triggered.connect(lambda _=False, k=kind: self.bulk_fix(k))
+            menu.addAction(act)
+            self.bulk_menu.addAction(act)
+        self.bulk_menu.setEnabled(True)
         self.bulk_button.setMenu(menu)
         self.toolbar.addWidget(self.bulk_button)
         self.toolbar.addWidget(self.operator_widget)
-        self.operator_widget.operator_changed.connect(actions.set_operator)
+        self.operator_widget.role_changed.connect(actions.switch_role)  # checked and audited by the service
         actions.operator_changed.connect(self.operator_widget.set_operator)
         actions.operator_changed.connect(lambda _op: self._apply_fix_policy())
         actions.error.connect(lambda text: self.statusBar().showMessage(text, 15_000))
@@ -346,8 +428,12 @@ class MainWindow(QMainWindow):
         self._apply_fix_policy()
         pending = PendingActionsPage()
         pending.bind(actions)
+        pending.open_customer.connect(self.open_customer)
+        if self.state is not None:
+            pending.set_customer_names(self.state.customer_names)
         audit = AuditPage()
         audit.bind(actions)
+        audit.open_customer.connect(self.open_customer)
         for old, new in ((self.pending_page, pending), (self.audit_page, audit)):
             index = self.stack.indexOf(old)
             self.stack.insertWidget(index, new)
@@ -355,6 +441,11 @@ class MainWindow(QMainWindow):
             old.deleteLater()
         self.pending_page, self.audit_page = pending, audit
         self.stack.setCurrentIndex(self.nav.currentRow())
+        for a in (self.verify_action, self.export_action):
+            a.setEnabled(True)
+        self._chain_focus()
+        if self.settings is not None:
+            restore_window(self, self.settings, pages_only=True)
 
     def _apply_fix_policy(self) -> None:
         policy = fix_policy(self.action_adapter)
@@ -381,7 +472,14 @@ class MainWindow(QMainWindow):
             self.launcher.open_fix(exc, kind)
 
     def bulk_fix(self, kind: ActionKind) -> None:
+        """One fix over what is shown: the open customer's exceptions on the customer page, else
+        the queue's visible rows (its filters). The dialog lists them before anything runs."""
         if self.launcher is None or self.state is None or self._still_opening():
+            return
+        on_customer = (self.stack.currentWidget() is self.customers_stack
+                       and self.customers_stack.currentWidget() is self.customer_page)
+        if on_customer:
+            self.launcher.open_bulk(self.customer_page.exceptions(), kind)
             return
         shown = set(self.exceptions_page.model.visible_ids())
         self.launcher.open_bulk([e for e in self.state.exceptions if e.id in shown], kind)
@@ -427,13 +525,32 @@ class MainWindow(QMainWindow):
         self.customers_page.set_loading(False)
         self.exceptions_page.set_loading(False)
         self.customers_page.set_rows(state.rows, state.row_filter)  # prepared with the rows (adapters)
-        self.exceptions_page.set_exceptions(state.exceptions, state.now)
+        self.exceptions_page.set_exceptions(state.exceptions, state.now, state.customer_names)
+        if isinstance(self.pending_page, PendingActionsPage):
+            self.pending_page.set_customer_names(state.customer_names)
         shown = self.customer_page.customer_id()
         if shown is not None and self.customers_stack.currentWidget() is self.customer_page:
             self.open_customer(shown)
         for system, error in state.errors.items():
             self.lights[system].set_refresh_outcome(False, error)
+        self._apply_coverage()
         self._update_age()
+
+    def coverage(self) -> Coverage:
+        """What the pages' data rests on now (``views.coverage``)."""
+        if self.state is None:
+            return OPENING
+        return self.state.coverage(self._refreshing)
+
+    def _apply_coverage(self) -> None:
+        cov = self.coverage()
+        now = self.state.now if self.state is not None else datetime.now(UTC)
+        self.customers_page.set_coverage(cov, now)
+        self.exceptions_page.set_coverage(cov)
+        self.customer_page.set_coverage(cov, now)
+
+    def show_systems(self) -> None:
+        self.nav.setCurrentRow(self.PAGES.index("Systems"))
 
     def _update_age(self) -> None:
         if self.state is None:
@@ -454,6 +571,8 @@ class MainWindow(QMainWindow):
 
     # -- refresh and health ---------------------------------------------------------------------
     def on_refresh_started(self, mode: str) -> None:
+        self._refreshing = True
+        self._apply_coverage()
         self.refresh_status.start(mode)
         self.cancel_action.setEnabled(True)
         self.refresh_action.setEnabled(False)
@@ -467,7 +586,13 @@ class MainWindow(QMainWindow):
         light.set_refresh_outcome(ok, error)
         self.systems_page.set_health(light.system, light.state, error or light.probe.detail)
 
-    def on_refresh_ended(self, *_: object) -> None:
+    def on_refresh_ended(self, report: object = None) -> None:
+        self._refreshing = False
+        failed = [o.system for o in getattr(report, "failed", [])]
+        if failed:
+            self.statusBar().showMessage(
+                f"Refresh: {names(set(failed))} could not be read — see the Systems page (Ctrl+5)", 30_000)
+        self._apply_coverage()
         self.refresh_status.stop()
         self.cancel_action.setEnabled(False)
         self.refresh_action.setEnabled(True)
@@ -483,11 +608,31 @@ class MainWindow(QMainWindow):
         latency = f" in {result.latency_ms:.0f} ms" if result.latency_ms is not None else ""
         self.systems_page.set_health(light.system, light.state, result.detail + latency)
 
+    def notify_replayed(self, results: list[ActionResult]) -> None:
+        """Queued fixes replayed by themselves (a system came back): say how they went."""
+        if not results:
+            return
+        counts: dict[str, int] = {}
+        for result in results:
+            status = str(getattr(result.status, "value", result.status))
+            counts[status] = counts.get(status, 0) + 1
+        detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+        n = len(results)
+        self.statusBar().showMessage(f"{n} queued fix{'es' if n != 1 else ''} replayed: {detail} — see Pending "
+                                     "actions (Ctrl+3) and the Audit log (Ctrl+4)", 60_000)
+
     def show_error(self, text: str) -> None:
+        """The console could not open its data (a profile or snapshot error): every page says so."""
         self.set_source(f"Problem: {text}")
         self.customers_page.set_loading(False)
         self.exceptions_page.set_loading(False)
+        if self.state is None:
+            self.customers_page.show_not_loaded("Nothing could be loaded", text)
+            self.exceptions_page.show_not_loaded("Nothing could be loaded", text)
+            self.systems_page.show_not_loaded("The connections could not be read", text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.settings is not None:
+            save_window(self, self.settings)
         self.closed.emit()
         super().closeEvent(event)

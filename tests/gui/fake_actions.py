@@ -112,6 +112,8 @@ class FakeActionService:
         self.plan_gate: asyncio.Event | None = None
         self.execute_gate: asyncio.Event | None = None
         self.warning = ""
+        #: what a succeeded execution reports as written and re-read (ActionResult.after)
+        self.after: dict[str, Any] = {}
 
     def set_operator(self, op: Operator) -> None:
         self.operator = op
@@ -164,7 +166,7 @@ class FakeActionService:
                                 f"re-run with acknowledge_warning={self.warning!r}", after={"warning": self.warning})
         return ActionResult(action_id=f"act_{len(self.executed)}", kind=plan.request.kind,
                             exception_id=plan.request.exception_id, status=self.status, message=self.message,
-                            verified=self.verified)
+                            verified=self.verified, after=dict(self.after))
 
     async def bulk(self, reqs: list[ActionRequest], progress: Any) -> BulkResult:
         results: list[ActionResult] = []

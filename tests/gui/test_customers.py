@@ -16,8 +16,9 @@ from services.core.domain import Severity, Side, Tier
 from services.core.overview import CustomerRow, RowFilter, build_customer_rows
 from services.core.reconcile import reconcile
 from tests.worlds import NOW, T0, B, E, S, World, ref
-from views.customer_view import FIX_TOOLTIP, CustomerPage, TimelineModel
+from views.customer_view import CustomerPage, TimelineModel
 from views.customers import COL_ERP, COL_NAME, COL_SUPPORT, CustomersModel, CustomersPage
+from views.exception_card import FIX_TOOLTIP
 
 pytestmark = pytest.mark.gui
 
@@ -296,7 +297,7 @@ def test_customer_page_timeline_orders_and_missing(customer_page: CustomerPage) 
     missing = [r for r in range(model.rowCount()) if model.entry(r).status == "missing"]
     assert missing, "the invoice that never reached the ERP is on the timeline"
     r = missing[0]
-    assert model.index(r, 2).data() == "↳ Invoice created (expected)"
+    assert model.index(r, 2).data() == "→ Invoice created (expected)"
     assert model.index(r, 3).data() == "missing"
     assert model.index(r, 2).data(Qt.ItemDataRole.FontRole).italic()
     assert model.index(r, 1).data() == "ERP"
@@ -329,7 +330,8 @@ def test_customer_page_exceptions_side_by_side(customer_page: CustomerPage) -> N
     total_row = [mismatch.verticalHeaderItem(r).text() for r in range(mismatch.rowCount())].index("total")
     assert (mismatch.item(total_row, 0).text(), mismatch.item(total_row, 1).text()) == ("500.00", "450.00")
     assert mismatch.item(total_row, 0).font().bold()  # the differing values stand out
-    assert [b.text() for b in second.fix_buttons] == ["Correct", "Accept"]
+    # the same names as the exception detail's buttons (views.actions.wording), never "Accept"
+    assert [b.text() for b in second.fix_buttons] == ["Correct…", "Accept difference…"]
     for card in cp.cards:
         for button in card.fix_buttons:
             assert not button.isEnabled()
@@ -351,7 +353,7 @@ def test_customer_page_with_reconciled_exceptions(qtbot: QtBot) -> None:
     names = card.table.fields.index("name") + 1
     assert (card.table.item(names, 0).text(), card.table.item(names, 1).text()) == ("Delta Aktiengesellschaft",
                                                                                     "Delta AG")
-    assert [b.text() for b in card.fix_buttons] == ["Push"]
+    assert [b.text() for b in card.fix_buttons] == ["Push owner value…"]
     assert not card.fix_buttons[0].isEnabled()
 
 

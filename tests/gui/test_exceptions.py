@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QComboBox
 from pytestqt.qtbot import QtBot
 
 from services.core.domain import RULES, ExternalRef, Severity, Side, SyncException, System, Team
+from views.coverage import ALL_READ
 from views.exceptions.detail import FIX_DISABLED_TIP
 from views.exceptions.model import ID_ROLE, SORT_ROLE, Column, ExceptionsModel
 from views.exceptions.page import ExceptionsPage
@@ -409,6 +410,11 @@ def test_empty_and_loading_states(qtbot: QtBot) -> None:
     assert page.detail.empty.title().startswith("Loading")
     assert page.table_stack.currentWidget() is page.table_empty
     page.set_exceptions([], NOW)
+    # told nothing about what was read, an empty queue never claims agreement
+    assert page.detail.empty.title() == page.table_empty.title() == "No open exceptions"
+    assert "agree" not in page.table_empty.text()
+    # all three systems read in the latest refresh, every rule run: now it may say so
+    page.set_coverage(ALL_READ)
     assert page.detail.empty.title() == "No open exceptions — everything agrees"
     assert page.table_empty.title() == "No open exceptions — everything agrees"
     assert not page.next_exception()

@@ -11,9 +11,11 @@ what a dialog or tooltip says is what :class:`services.actions.service.ActionSer
   preflight checks and the exact calls, give a reason, confirm, see it verified; the exception
   leaves the queue, the ERP holds the invoice once, the audit log holds intent and outcome
   (read through AuditLog, and shown on the Audit log page);
-- support lead: switch to the support role in the toolbar, push billing's tier to Zendesk;
+- support lead: switch the login to the support role in the toolbar (an audited role change),
+  push billing's tier to Zendesk;
 - auditor: every fix refused in the service's words, a preview that the service refuses, and
-  nothing written anywhere (no audit entry, no outbox row, no change in the three systems);
+  nothing written anywhere but the role switch's own audit entry (no action entry, no outbox
+  row, no change in the three systems);
 - start-up: actions a previous session left executing (its process died after the
   write-ahead) and queued (the ERP was down) are replayed exactly once when the console starts.
 
@@ -142,15 +144,15 @@ class Live:
         assert len(buttons) == 1, [b.property("action") for b in self.window.exceptions_page.detail.fix_buttons]
         return buttons[0]
 
-    def switch_operator(self, name: str, role: Role) -> None:
-        """The toolbar's operator switch: type the name, pick the role, press Switch."""
+    async def switch_role(self, role: Role) -> None:
+        """The toolbar's role switch: pick the role, press Switch role. The operator stays the
+        login; the service switches (and audits) on its loop, then the widget shows it."""
         widget = self.window.operator_widget
-        widget.name_edit.clear()
-        self.qtbot.keyClicks(widget.name_edit, name)
+        login = self.service.operator.name
         widget.role_combo.setCurrentIndex(widget.role_combo.findData(role.value))
         widget.apply_button.click()  # the form lives in the button's pop-up menu
-        assert self.service.operator == Operator(name, role)
-        assert widget.text() == f"{name} · {role.value}"
+        await until(lambda: widget.text() == f"{login} · {role.value}", f"the switch to {role.value}")
+        assert self.service.operator == Operator(login, role)
 
     def dialog(self, exc_id: str) -> FixDialog:
         assert self.window.launcher is not None
@@ -231,7 +233,14 @@ def entries_of(entries: list[AuditEntry], action_id: str) -> list[AuditEntry]:
 
 
 def check_rows(dialog: FixDialog) -> list[tuple[str, str]]:
-    return [(dialog.checks.item(r, 0).text(), dialog.checks.item(r, 1).text()) for r in range(dialog.checks.rowCount())]
+    """("✓ name" or "✗ name", detail) per preflight check: passed or failed as the row says it (its
+    drawn mark's data), the name and the detail as shown."""
+    rows = []
+    for r in range(dialog.checks.rowCount()):
+        name = dialog.checks.item(r, 0)
+        mark = {True: "✓", False: "✗"}[name.data(Qt.ItemDataRole.UserRole)]
+        rows.append((f"{mark} {name.text()}", dialog.checks.item(r, 1).text()))
+    return rows
 
 
 # -- finance analyst ---------------------------------------------------------------------------------
@@ -277,7 +286,7 @@ def test_finance_analyst_fixes_a_missing_erp_invoice_and_the_audit_log_shows_it(
         result = dialog.outcome
         assert result is not None
         assert result.status is ActionStatus.SUCCEEDED and result.verified, result.message
-        assert dialog.result_banner.text().startswith("✓ Done and verified")
+        assert dialog.result_banner.text().startswith("Done and verified") and dialog.result_banner.tone == "ok"
         assert f"Action {result.action_id}" in dialog.result_banner.text()
         grab_png(dialog, live.tmp, "job-finance-verified")
 
@@ -333,15 +342,15 @@ def test_support_lead_switches_role_and_pushes_the_tier_to_zendesk(
         assert not refused.isEnabled()
         assert refused.toolTip() == role_check(exc, live.service.operator).detail
         assert "owned by support; the finance role cannot act on it" in refused.toolTip()
-        # the support lead takes the keyboard: the toolbar's operator switch
-        lead = Operator("sam.lead", Role.SUPPORT)
-        live.switch_operator(lead.name, lead.role)
+        # the login (which holds every role: no [roles] table) switches to support in the toolbar
+        lead = Operator(default_operator().name, Role.SUPPORT)
+        await live.switch_role(lead.role)
         live.click_exception(exc.id)
         button = live.fix_button("push")
         assert button.isEnabled()
         live.qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
         dialog = live.dialog(exc.id)
-        assert "acting as sam.lead · support" in dialog.operator_label.text()
+        assert f"acting as {lead.name} · support" in dialog.operator_label.text()
         await until(lambda: dialog.plan is not None and dialog.state == "ready", "the preview")
         plan = dialog.plan
         assert plan is not None and plan.ok, plan.explanation if plan else None
@@ -374,7 +383,7 @@ def test_support_lead_switches_role_and_pushes_the_tier_to_zendesk(
         mine = entries_of(await live.audit(), result.action_id)
         assert [(e.phase, e.outcome) for e in mine] == [("intent", "pending"), ("outcome", "succeeded")]
         for entry in mine:
-            assert (entry.operator, entry.role, entry.reason) == ("sam.lead", "support", REASON_SUPPORT)
+            assert (entry.operator, entry.role, entry.reason) == (lead.name, "support", REASON_SUPPORT)
             assert (entry.action_kind, entry.exception_id, entry.target_system) == ("push", exc.id, "support")
         assert mine[0].before == {"support": {"support_tier": before}}
         assert mine[1].after["verified"] is True
@@ -388,10 +397,10 @@ def test_auditor_is_refused_every_act_in_the_services_words_and_nothing_is_writt
     async def scenario(live: Live) -> None:
         window, env = live.window, live.env
         before = stores(env)
-        auditor = Operator("ada.audit", Role.AUDITOR)
-        live.switch_operator(auditor.name, auditor.role)
+        auditor = Operator(default_operator().name, Role.AUDITOR)
+        await live.switch_role(auditor.role)
         refusal = auditor_refusal(auditor)
-        assert refusal == "ada.audit is an auditor: auditors read, verify and export; they never act"
+        assert refusal == f"{auditor.name} is an auditor: auditors read, verify and export; they never act"
         state = window.state
         assert state is not None and len(state.exceptions) >= 20
         # every fix button of every exception in the queue: disabled, saying the service's verdict
@@ -452,8 +461,9 @@ def test_auditor_is_refused_every_act_in_the_services_words_and_nothing_is_writt
         assert bulk.state == "setup"
         bulk.close()
 
-        # nothing was written: no audit entry, no outbox row, no change in any system
-        assert await live.audit() == []
+        # nothing was written but the role switch: no action entry, no outbox row, no change in any system
+        assert [(e.action_kind, e.phase, e.operator, e.before, e.after) for e in await live.audit()] == [
+            ("role_change", "policy", auditor.name, {"role": "finance"}, {"role": "auditor"})]
         assert await live.outbox() == []
         assert stores(env) == before
 

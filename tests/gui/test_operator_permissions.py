@@ -1,13 +1,14 @@
 """GUI tests for who may act: auditors see every fix disabled, fix buttons follow the
-service's verdicts, and the operator widget switches the operator.
+service's verdicts, and a switch of operator reaches the service (the toolbar's role switch, which
+offers only the login's roles: tests/gui/test_identity.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
@@ -21,15 +22,12 @@ from tests.gui.fake_actions import (
     amount_mismatch,
     missing_in_erp,
     outbox_item,
-    shot,
 )
 from views.action_adapter import ActionAdapter
 from views.actions.bulk_dialog import BulkDialog
 from views.actions.fix_dialog import FixDialog
-from views.actions.operator import OperatorWidget
 from views.actions.pending import PendingActionsPage
 from views.actions.permissions import apply_fix_permissions, fix_policy
-from views.actions.wording import AUDITOR_TIP
 
 pytestmark = pytest.mark.gui
 
@@ -74,7 +72,8 @@ async def test_auditor_sees_every_fix_disabled(qtbot: QtBot, service: FakeAction
     assert not dialog.confirm_button.isEnabled()
     assert dialog.banner.text() == f"You cannot do this: {refusal}"
     assert dialog.confirm_button.toolTip() == refusal
-    failed = [row for row in range(dialog.checks.rowCount()) if dialog.checks.item(row, 0).text() == "✗ role"]
+    failed = [row for row in range(dialog.checks.rowCount()) if dialog.checks.item(row, 0).text() == "role"
+              and dialog.checks.item(row, 0).data(Qt.ItemDataRole.UserRole) is False]
     assert len(failed) == 1 and dialog.checks.item(failed[0], 1).text() == refusal
     bulk = BulkDialog(ActionKind.RETRY, [missing_in_erp(10)], operator=auditor, today=NOW)
     qtbot.addWidget(bulk)
@@ -92,7 +91,7 @@ async def test_auditor_sees_every_fix_disabled(qtbot: QtBot, service: FakeAction
 
 
 def test_exception_views_enable_fixes_by_policy_and_emit(qtbot: QtBot, adapter: ActionAdapter) -> None:
-    from views.customer_view import ExceptionCard
+    from views.exception_card import ExceptionCard
     from views.exceptions.detail import ExceptionDetail
 
     exc = amount_mismatch()
@@ -119,31 +118,7 @@ def test_exception_views_enable_fixes_by_policy_and_emit(qtbot: QtBot, adapter: 
     assert seen[-1] == (exc.id, "accept")
 
 
-# -- operator -----------------------------------------------------------------------------------------
-def test_operator_widget_shows_and_switches(qtbot: QtBot, tmp_path: Path) -> None:
-    widget = OperatorWidget(ALICE)
-    qtbot.addWidget(widget)
-    assert widget.text() == "alice · finance"
-    seen: list[Any] = []
-    widget.operator_changed.connect(seen.append)
-    widget.name_edit.setText("  bob  ")
-    widget.role_combo.setCurrentIndex(widget.role_combo.findData("auditor"))
-    assert widget.role_hint.text() == AUDITOR_TIP
-    widget.apply_button.click()
-    assert seen == [Operator("bob", Role.AUDITOR)]
-    assert widget.text() == "bob · auditor"
-    assert AUDITOR_TIP in widget.toolTip()
-    widget.name_edit.setText("")
-    assert not widget.apply_button.isEnabled()
-    widget.apply()
-    assert len(seen) == 1  # an empty name is refused
-    widget.set_operator(Operator("dora", Role.SUPPORT))  # shown, not emitted
-    assert widget.text() == "dora · support" and len(seen) == 1
-    shot(widget, tmp_path, "operator-button")
-    widget.form.resize(widget.form.sizeHint())
-    shot(widget.form, tmp_path, "operator-form")
-
-
+# -- operator (the toolbar's role switch: tests/gui/test_identity.py) -------------------------------------
 async def test_operator_switch_reaches_the_service(adapter: ActionAdapter, service: FakeActionService) -> None:
     seen: list[Any] = []
     adapter.operator_changed.connect(seen.append)

@@ -12,18 +12,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import QDate, Signal
+from PySide6.QtCore import QDate, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDateEdit,
     QDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
@@ -39,6 +41,8 @@ from views.action_adapter import ActionAdapter
 from views.actions.wording import ACCEPT_DEFAULT_DAYS, KIND_HINTS, REASON_REQUIRED, kind_title, operator_text
 from views.widgets.banner import Banner
 from views.widgets.icons import MISSING_COLOR, PENDING_COLOR, STATUS_COLORS, dot_icon
+from views.widgets.screen import fit_to_screen
+from views.widgets.table_menu import install_table_menu
 from views.widgets.text import bold, plain_label, plain_tooltip, set_muted, text_of
 
 
@@ -66,7 +70,7 @@ class BulkDialog(QDialog):
         n = len(self.eligible)
         self.setWindowTitle(f"{kind_title(kind)} — {n} exception{'s' if n != 1 else ''}")
         self.setObjectName("bulkDialog")
-        self.setMinimumWidth(640)
+        self.setMinimumWidth(420)
 
         self.title = bold(plain_label(f"{kind_title(kind)} {n} selected exception{'s' if n != 1 else ''}"), 1.3)
         self.operator_label = set_muted(plain_label(f"acting as {operator_text(operator)}"))
@@ -102,6 +106,30 @@ class BulkDialog(QDialog):
             self.expiry_edit.setMinimumDate(qtoday.addDays(1))
             self.expiry_edit.setDate(qtoday.addDays(ACCEPT_DEFAULT_DAYS))
             form.addRow(plain_label("Expires on (UTC)"), self.expiry_edit)
+        # what it will touch, listed before it touches anything
+        self.targets = QTableWidget(len(self.eligible), 4)
+        self.targets.setObjectName("targets")
+        self.targets.setHorizontalHeaderLabels(["Rule", "Customer", "Object", "Summary"])
+        self.targets.verticalHeader().hide()
+        self.targets.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.targets.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.targets.setWordWrap(False)
+        self.targets.setTabKeyNavigation(False)
+        install_table_menu(self.targets)
+        for row, exc in enumerate(self.eligible):
+            for col, text in enumerate((exc.rule, exc.customer_id or "—", exc.object_id,
+                                        exc.summary.replace("\n", " "))):
+                item = QTableWidgetItem(text)
+                item.setToolTip(plain_tooltip(text))
+                self.targets.setItem(row, col, item)
+        th = self.targets.horizontalHeader()
+        th.setStretchLastSection(True)
+        for col, width in enumerate((190, 150, 130)):
+            self.targets.setColumnWidth(col, width)
+        self.targets.setMinimumHeight(110)
+        self.targets_label = plain_label(f"Will act on these {n} exception{'s' if n != 1 else ''}:")
+        form.addRow(self.targets_label)
+        form.addRow(self.targets)
         form.addRow(self.skipped_label)
 
         # -- progress --------------------------------------------------------------------------
@@ -137,6 +165,8 @@ class BulkDialog(QDialog):
         self.failures.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.failures.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.failures.setWordWrap(False)
+        self.failures.setTabKeyNavigation(False)
+        install_table_menu(self.failures)
         fh = self.failures.horizontalHeader()
         fh.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
         fh.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
@@ -159,10 +189,13 @@ class BulkDialog(QDialog):
 
         self.start_button = QPushButton(f"Start: {kind_title(kind).lower()} {n}")
         self.start_button.setObjectName("start")
-        self.start_button.setAutoDefault(False)
+        # Enter starts (in the reason field too) once the setup allows it; Enter on a focused
+        # Cancel cancels
+        self.start_button.setAutoDefault(True)
+        self.start_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancel")
-        self.cancel_button.setAutoDefault(False)
+        self.cancel_button.setAutoDefault(True)
         self.start_button.clicked.connect(self._start_clicked)
         self.cancel_button.clicked.connect(self._cancel_clicked)
         buttons = QHBoxLayout()
@@ -170,11 +203,22 @@ class BulkDialog(QDialog):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.start_button)
 
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addLayout(head)
+        inner.addWidget(self.banner)
+        inner.addWidget(self.pages, 1)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.scroll_area.setWidget(body)
         lay = QVBoxLayout(self)
-        lay.addLayout(head)
-        lay.addWidget(self.banner)
-        lay.addWidget(self.pages, 1)
+        lay.addWidget(self.scroll_area, 1)
         lay.addLayout(buttons)
+        fit_to_screen(self, QSize(760, 560))
+        self.reason_edit.setFocus(Qt.FocusReason.OtherFocusReason)
         auditor = text_of(operator.role) == Role.AUDITOR.value
         if auditor:
             self.banner.show_message(f"You cannot do this: {auditor_refusal(operator)}", "bad")

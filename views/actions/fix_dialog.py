@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QDateEdit,
     QDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -49,7 +51,10 @@ from views.actions.sides_table import SidesTable
 from views.actions.value_editor import ValueEditor
 from views.actions.wording import KIND_HINTS, REASON_REQUIRED, kind_title, operator_text
 from views.widgets.banner import Banner
-from views.widgets.icons import MISSING_COLOR, OK_COLOR, dot_icon, system_icon
+from views.widgets.focus import tab_chain
+from views.widgets.icons import MISSING_COLOR, system_icon, tone_icon
+from views.widgets.screen import fit_to_screen
+from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import setup_readonly_table
 from views.widgets.text import (
     SYSTEM_TITLES,
@@ -59,7 +64,9 @@ from views.widgets.text import (
     plain_tooltip,
     pretty_json,
     set_muted,
+    shown,
     text_of,
+    wrapping_label,
 )
 
 
@@ -103,8 +110,6 @@ class FixDialog(QDialog):
         self.acknowledge = ""  # a Tryton warning the operator chose to acknowledge on the next run
         self.setWindowTitle(f"{kind_title(kind)} — {exc.rule}")
         self.setObjectName("fixDialog")
-        self.setMinimumSize(860, 640)
-        self.resize(1040, 820)
 
         head = self._build_head()
         exc_box = self._build_exception_box()
@@ -118,21 +123,39 @@ class FixDialog(QDialog):
         middle.setStretchFactor(1, 1)
         middle.setChildrenCollapsible(False)
         middle.setSizes([450, 500])
+        middle.setMinimumHeight(220)
         reason_row = self._build_reason()
         buttons = self._build_buttons()
 
+        # everything that can grow scrolls; the reason, the result and the buttons stay in sight
+        body = QWidget()
+        inner = QVBoxLayout(body)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.setSpacing(8)
+        inner.addLayout(head)
+        inner.addWidget(self.banner)
+        inner.addWidget(self.hint)
+        inner.addWidget(exc_box)
+        inner.addWidget(self.value_box)
+        inner.addWidget(middle, 1)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setObjectName("fixScroll")
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.scroll_area.setWidget(body)
         lay = QVBoxLayout(self)
         lay.setSpacing(8)
-        lay.addLayout(head)
-        lay.addWidget(self.banner)
-        lay.addWidget(self.hint)
-        lay.addWidget(exc_box)
-        lay.addWidget(self.value_box)
-        lay.addWidget(middle, 1)
+        lay.addWidget(self.scroll_area, 1)
         lay.addLayout(reason_row)
         lay.addWidget(self.busy_bar)
         lay.addWidget(self.result_banner)
         lay.addLayout(buttons)
+        self.setMinimumSize(480, 360)
+        fit_to_screen(self, QSize(1040, 820))
+        # Tab: the value editors, the preview's calls and body, the reason, then the buttons
+        tab_chain([*self.value_box.focus_chain(), self.calls, self.body, self.reason_edit, self.cancel_button,
+                   self.acknowledge_button, self.confirm_button])
 
         self._edit_timer = QTimer(self)
         self._edit_timer.setSingleShot(True)
@@ -146,6 +169,10 @@ class FixDialog(QDialog):
         else:
             self.banner.show_message("Running the preflight checks…", "busy")
         self._update_buttons()
+        # the keyboard starts where the operator acts: the values a correction or a link needs,
+        # else the reason (the other editors hold a default)
+        editors = self.value_box.focus_chain() if kind in (ActionKind.CORRECT, ActionKind.LINK) else []
+        (editors[0] if editors else self.reason_edit).setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- building, section by section ----------------------------------------------------------
     def _build_head(self) -> QHBoxLayout:
@@ -170,13 +197,10 @@ class FixDialog(QDialog):
         exc_box = QGroupBox("Exception")
         exc_lay = QVBoxLayout(exc_box)
         owner = owner_system(exc, self.ownership)
-        self.object_label = plain_label(
-            f"object {exc.object_id} · customer {exc.customer_id or '—'} · severity {text_of(exc.severity)}"
-            f" · owner {SYSTEM_TITLES[owner]}")
-        self.object_label.setWordWrap(True)
-        self.summary_label = plain_label(exc.summary)
-        self.summary_label.setWordWrap(True)
-        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.object_label = wrapping_label(
+            shown(f"object {exc.object_id} · customer {exc.customer_id or '—'} · severity {text_of(exc.severity)}"
+                  f" · owner {SYSTEM_TITLES[owner]}", 600))
+        self.summary_label = wrapping_label(shown(exc.summary, 4000))
         self.sides_table = SidesTable(exc, self.ownership)
         exc_lay.addWidget(self.object_label)
         exc_lay.addWidget(self.summary_label)
@@ -226,12 +250,15 @@ class FixDialog(QDialog):
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.calls.itemSelectionChanged.connect(self._show_call_body)
+        install_table_menu(self.calls)
         self.body = QPlainTextEdit()
         self.body.setObjectName("body")
         self.body.setReadOnly(True)
         self.body.setFont(mono_font())
         self.body.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.body.setPlaceholderText("The request body (secrets masked) appears here.")
+        self.body.setTabChangesFocus(True)  # Tab moves on to the reason and Confirm
+        self.body.setMinimumHeight(80)
         self.key_label = plain_label("")
         self.key_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         set_muted(self.key_label)
@@ -269,13 +296,17 @@ class FixDialog(QDialog):
         self.result_banner.hide()
         self.confirm_button = QPushButton(f"Confirm {kind_title(self.kind).lower()}")
         self.confirm_button.setObjectName("confirm")
-        self.confirm_button.setAutoDefault(False)
+        # Enter confirms (in the reason field too) once the preview allows it; Enter on a focused
+        # Cancel cancels (an auto-default button takes Enter while it has the focus)
+        self.confirm_button.setAutoDefault(True)
+        self.confirm_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancel")
-        self.cancel_button.setAutoDefault(False)
+        self.cancel_button.setAutoDefault(True)
+        self.cancel_button.setToolTip("Close without writing anything (Esc)")
         self.acknowledge_button = QPushButton("Acknowledge and run again…")
         self.acknowledge_button.setObjectName("acknowledge")
-        self.acknowledge_button.setAutoDefault(False)
+        self.acknowledge_button.setAutoDefault(True)
         self.acknowledge_button.hide()
         self.confirm_button.clicked.connect(self._confirm_clicked)
         self.cancel_button.clicked.connect(self.reject)
@@ -381,11 +412,11 @@ class FixDialog(QDialog):
             n = len(plan.calls)
             calls = f"{n} call{'s' if n != 1 else ''}" if n else "no call to an external system"
             self.banner.show_message((note + "\n" if note else "")
-                                     + f"✓ Preflight passed ({len(plan.checks)} checks) — {calls}; "
+                                     + f"Preflight passed ({len(plan.checks)} checks) — {calls}; "
                                      "review the preview and confirm.", "warn" if note else "ok")
         else:
             self.banner.show_message((note + "\n" if note else "")
-                                     + "✗ Preflight failed — nothing will be written.\n" + self.failure_text(plan),
+                                     + "Preflight failed — nothing will be written.\n" + self.failure_text(plan),
                                      "bad")
         self._update_buttons()
 
@@ -407,9 +438,12 @@ class FixDialog(QDialog):
         bold_font.setBold(True)
         self.checks.setRowCount(len(plan.checks))
         for row, check in enumerate(plan.checks):
-            name = QTableWidgetItem(f"{'✓' if check.ok else '✗'} {check.name}")
-            name.setIcon(dot_icon(OK_COLOR if check.ok else MISSING_COLOR))
-            detail = QTableWidgetItem(check.detail)
+            # passed or failed: a drawn mark (no font needs a check-mark glyph), the result in its data
+            name = QTableWidgetItem(check.name)
+            name.setIcon(tone_icon("ok" if check.ok else "bad"))
+            name.setData(Qt.ItemDataRole.UserRole, check.ok)
+            name.setData(Qt.ItemDataRole.AccessibleTextRole, f"{'passed' if check.ok else 'failed'}: {check.name}")
+            detail = QTableWidgetItem(shown(check.detail, 2000))
             detail.setToolTip(plain_tooltip(check.detail))
             if not check.ok:
                 for item in (name, detail):
@@ -522,20 +556,25 @@ class FixDialog(QDialog):
         status = text_of(result.status)
         message = redact(result.message or "")
         if status == ActionStatus.SUCCEEDED.value and result.verified:
-            text, tone = "✓ Done and verified: the target was re-read and now agrees.", "ok"
+            text, tone = "Done and verified: the target was re-read and now agrees.", "ok"
         elif status == ActionStatus.SUCCEEDED.value:
-            text, tone = "✓ Written, but not verified yet: the next refresh re-checks it.", "warn"
+            text, tone = "Written, but not verified yet: the next refresh re-checks it.", "warn"
         elif status == ActionStatus.QUEUED.value:
-            text, tone = ("⧗ Queued: the target system is not reachable; the action replays by itself when it "
+            text, tone = ("Queued: the target system is not reachable; the action replays by itself when it "
                           "returns (see Pending actions)."), "info"
         elif status == ActionStatus.CANCELLED.value:
             text, tone = "Cancelled: nothing more will be written.", "info"
         elif self.warning_name(result):
-            text, tone = "⚠ Stopped at an ERP warning: nothing was posted.", "warn"
+            text, tone = "Stopped at an ERP warning: nothing was posted.", "warn"
         else:
-            text, tone = f"✗ {status.capitalize()}: the action did not complete.", "bad"
+            text, tone = f"{status.capitalize()}: the action did not complete.", "bad"
         self.result_banner.show_message(text + (f"\n{message}" if message else "")
                                         + f"\nAction {result.action_id}", tone)
+        read_back = result.after.get("read_back") if isinstance(result.after, dict) else None
+        if status == ActionStatus.SUCCEEDED.value and isinstance(read_back, dict) and read_back:
+            # the new values, as re-read from the target: beside the old ones, and in the body
+            self.sides_table.show_after(read_back)
+            self.body.setPlainText("Read back after the write:\n" + pretty_json(read_back))
         self.result_banner.show()
         self.banner.show_message(f"{kind_title(self.kind)}: {status}", tone)
         self.confirm_button.hide()

@@ -91,7 +91,7 @@ async def run_fix(adapter: ActionAdapter, dialog: FixDialog) -> ActionResult | N
                 continue
             if plan_calls(plan) != dialog.shown_calls():
                 dialog.set_idle()
-                dialog.set_plan(plan, "⚠ The preview changed since you reviewed it: review it and confirm again.")
+                dialog.set_plan(plan, "The preview changed since you reviewed it: review it and confirm again.")
                 continue
             dialog.set_busy(f"{kind_title(dialog.kind)}: writing and verifying…")
             task = adapter.start_execute(plan)

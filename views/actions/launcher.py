@@ -69,6 +69,8 @@ class FixLauncher(QObject):
         self.dialogs[exc.id] = dialog
         dialog.finished.connect(lambda *_: self.dialogs.pop(exc.id, None))
         dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()  # the keyboard goes on in the dialog
         self.adapter.tasks.start(f"fix:{exc.id}", run_fix(self.adapter, dialog))
         return dialog
 
@@ -90,6 +92,8 @@ class FixLauncher(QObject):
         self.bulk_dialog = dialog
         dialog.finished.connect(self._bulk_closed)
         dialog.show()
+        dialog.raise_()
+        dialog.activateWindow()
         return dialog
 
     def _bulk_closed(self, *_: object) -> None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, QSortFilterProxyModel, Qt, QTimer, Signal
@@ -30,8 +30,13 @@ from services.core.domain import System
 from services.core.redaction import redact
 from views.action_adapter import ActionAdapter
 from views.actions.wording import kind_title
+from views.coverage import PageState
+from views.exceptions.model import customer_text
+from views.widgets.focus import tab_chain
 from views.widgets.icons import MISSING_COLOR, PENDING_COLOR, STATUS_COLORS, dot_icon, system_icon
-from views.widgets.tables import EmptyState, RowsTableModel, setup_readonly_table
+from views.widgets.state import StatePanel
+from views.widgets.table_menu import install_table_menu
+from views.widgets.tables import RowsTableModel, fit_columns, setup_readonly_table
 from views.widgets.text import SYSTEM_TITLES, plain_label, set_muted, text_of
 
 
@@ -60,6 +65,17 @@ class PendingModel(RowsTableModel[OutboxItem]):
     HEADERS = PENDING_HEADERS
     RIGHT_ALIGNED = frozenset({PendingColumn.ATTEMPTS})
 
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        #: customer id -> name (the customer list's), shown beside the id
+        self.names: Mapping[str, str] = {}
+
+    def set_customer_names(self, names: Mapping[str, str]) -> None:
+        self.names = names
+        if self._rows:
+            self.dataChanged.emit(self.index(0, PendingColumn.CUSTOMER),
+                                  self.index(len(self._rows) - 1, PendingColumn.CUSTOMER))
+
     def set_items(self, items: Sequence[OutboxItem]) -> None:
         self.replace_rows(items)
 
@@ -78,7 +94,8 @@ class PendingModel(RowsTableModel[OutboxItem]):
         if col == PendingColumn.EXCEPTION:
             return item.exception_id or ""
         if col == PendingColumn.CUSTOMER:
-            return item.customer_id or "—"
+            cid = item.customer_id or ""
+            return customer_text(self.names.get(cid, ""), cid) or "—"
         if col == PendingColumn.TARGET:
             t = text_of(item.target_system)
             return SYSTEM_TITLES.get(System(t), t) if t in {s.value for s in System} else t
@@ -137,6 +154,7 @@ class PendingActionsPage(QWidget):
     """The outbox: queued, executing and failed actions; retry (failed) and cancel (queued or
     failed) on the selection. ``bind(adapter)`` refreshes it on ``pending_changed``."""
 
+    open_customer = Signal(str)  # customer id (the right-click menu)
     retry_requested = Signal(list)  # action ids
     cancel_requested = Signal(list)  # action ids
     refresh_requested = Signal()
@@ -150,6 +168,8 @@ class PendingActionsPage(QWidget):
         self.proxy = _StatusFilter(self)
         self.proxy.setSourceModel(self.model)
         self.operator: Operator | None = None
+        self._loaded = False  # the outbox was read at least once
+        self._problem = ""  # why the latest read failed ("" when it did not)
 
         self.status_combo = QComboBox()
         self.status_combo.setObjectName("statusFilter")
@@ -179,14 +199,22 @@ class PendingActionsPage(QWidget):
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(PendingColumn.CREATED, Qt.SortOrder.DescendingOrder)
-        setup_readonly_table(
-            self.table, stretch=PendingColumn.ERROR, selection=QAbstractItemView.SelectionMode.ExtendedSelection,
-            widths={PendingColumn.STATUS: 95, PendingColumn.KIND: 110, PendingColumn.EXCEPTION: 220,
-                    PendingColumn.CUSTOMER: 90, PendingColumn.TARGET: 80, PendingColumn.OPERATOR: 120,
-                    PendingColumn.ATTEMPTS: 65, PendingColumn.CREATED: 135, PendingColumn.UPDATED: 135})
+        widths: dict[int, int] = {PendingColumn.STATUS: 90, PendingColumn.KIND: 130, PendingColumn.EXCEPTION: 210,
+                  PendingColumn.CUSTOMER: 170, PendingColumn.TARGET: 80, PendingColumn.OPERATOR: 120,
+                  PendingColumn.ATTEMPTS: 65, PendingColumn.ERROR: 200, PendingColumn.CREATED: 135,
+                  PendingColumn.UPDATED: 135}
+        setup_readonly_table(self.table, stretch=None,
+                             selection=QAbstractItemView.SelectionMode.ExtendedSelection, widths=widths)
+        fit_columns(self.table, widths)
+        install_table_menu(self.table, id_of=lambda i: self._item_at(i, "action_id"), id_label="action id",
+                           customer_of=lambda i: self._item_at(i, "customer_id"),
+                           open_customer=self.open_customer.emit, filter_by=self._filter_by_cell,
+                           filterable=lambda col: col == PendingColumn.STATUS)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
 
-        self.empty = EmptyState("No pending action", "Queued, executing and failed actions are listed here.")
+        self.empty = StatePanel("Reading the pending actions…", "From the outbox on this computer.",
+                                retry_text="Try again", systems_link=False)
+        self.empty.retry_requested.connect(self.refresh_requested)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
@@ -196,15 +224,23 @@ class PendingActionsPage(QWidget):
         lay.addLayout(bar)
         lay.addWidget(self.stack, 1)
 
+        tab_chain(self.focus_chain())
         self.timer = QTimer(self)
         self.timer.setInterval(self.REFRESH_MS)
         self.timer.timeout.connect(self.refresh_requested)
         self._update_states()
 
+    def focus_chain(self) -> list[QWidget]:
+        """Tab order: the status filter, the buttons, the table."""
+        return [self.status_combo, self.refresh_button, self.cancel_button, self.retry_button, self.table,
+                self.empty.retry_button]
+
     # -- data ------------------------------------------------------------------------------
     def set_items(self, items: Sequence[OutboxItem]) -> None:
         """Replace the rows (from ``pending_changed``); the selection is kept by action id."""
         selected = set(self.selected_ids())
+        self._loaded = True
+        self._problem = ""
         self.model.set_items(items)
         if selected:
             sel = self.table.selectionModel()
@@ -213,6 +249,32 @@ class PendingActionsPage(QWidget):
                 if self.proxy.data(index, ACTION_ID_ROLE) in selected:
                     sel.select(index, sel.SelectionFlag.Select | sel.SelectionFlag.Rows)
         self._update_states()
+
+    def show_problem(self, text: str) -> None:
+        """The outbox could not be read: say why (and offer to try again)."""
+        self._problem = text
+        self._update_states()
+
+    @property
+    def page_state(self) -> PageState:
+        return PageState.LOADED if self.stack.currentWidget() is self.table else self.empty.state
+
+    def _item_at(self, index: QModelIndex, attr: str) -> str | None:
+        item = self.model.item_at(self.proxy.mapToSource(index).row())
+        value = getattr(item, attr, None) if item is not None else None
+        return str(value) if value else None
+
+    def _filter_by_cell(self, index: QModelIndex) -> bool:
+        """Right-click "Filter by" on a status: show only that status."""
+        item = self.model.item_at(self.proxy.mapToSource(index).row())
+        if item is None or index.column() != PendingColumn.STATUS:
+            return False
+        self.set_status_filter(text_of(item.status))
+        return True
+
+    def set_customer_names(self, names: Mapping[str, str]) -> None:
+        """Customer id -> name: the Customer column shows the name beside the id."""
+        self.model.set_customer_names(names)
 
     def set_operator(self, operator: Operator) -> None:
         self.operator = operator
@@ -277,11 +339,21 @@ class PendingActionsPage(QWidget):
         summary = " · ".join(f"{counts[s]} {s}" for s in self.STATUSES if counts.get(s))
         self.count_label.setText((f"{shown} of {total} shown — " if shown != total else "")
                                  + (summary or "nothing pending"))
-        if total == 0:
-            self.empty.set_message("No pending action", "Queued, executing and failed actions are listed here.")
+        if self._problem and (total == 0 or not self._loaded):
+            self.empty.show_state(PageState.NOT_LOADED, "The pending actions could not be read", self._problem,
+                                  retry=True)
+            self.stack.setCurrentWidget(self.empty)
+        elif not self._loaded:
+            self.empty.show_state(PageState.LOADING, "Reading the pending actions…",
+                                  "From the outbox on this computer.")
+            self.stack.setCurrentWidget(self.empty)
+        elif total == 0:
+            self.empty.show_state(PageState.EMPTY, "No pending action",
+                                  "Queued, executing and failed actions are listed here.")
             self.stack.setCurrentWidget(self.empty)
         elif shown == 0:
-            self.empty.set_message("No action with this status", "Choose “All statuses” to see every one.")
+            self.empty.show_state(PageState.EMPTY, "No action with this status",
+                                  "Choose “All statuses” to see every one.")
             self.stack.setCurrentWidget(self.empty)
         else:
             self.stack.setCurrentWidget(self.table)
@@ -300,6 +372,7 @@ class PendingActionsPage(QWidget):
     # -- wiring ----------------------------------------------------------------------------
     def bind(self, adapter: ActionAdapter) -> None:
         adapter.pending_changed.connect(self.set_items)
+        adapter.failed.connect(lambda what, text: self.show_problem(text) if what == "pending" else None)
         adapter.operator_changed.connect(self.set_operator)
         self.retry_requested.connect(lambda ids: [adapter.retry_failed(i) for i in ids])
         self.cancel_requested.connect(lambda ids: [adapter.cancel_pending(i) for i in ids])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
@@ -12,7 +13,8 @@ from services.core.domain import SyncException, System
 from services.core.ownership import owner_system
 from views.widgets.icons import system_icon
 from views.widgets.sides import differing_keys, side_keys
-from views.widgets.text import SYSTEM_TITLES, format_value, plain_tooltip
+from views.widgets.table_menu import install_table_menu
+from views.widgets.text import SYSTEM_TITLES, format_value, plain_tooltip, shown
 
 
 class SidesTable(QTableWidget):
@@ -28,7 +30,7 @@ class SidesTable(QTableWidget):
         self.setRowCount(len(keys))
         for col, side in enumerate(exc.sides):
             title = SYSTEM_TITLES[side.system] + (" (owner)" if side.system is owner else "")
-            head = QTableWidgetItem(f"{title}: {side.ref.id}" if side.ref else f"{title}: no record")
+            head = QTableWidgetItem(shown(f"{title}: {side.ref.id}", 200) if side.ref else f"{title}: no record")
             head.setIcon(system_icon(side.system))
             self.setHorizontalHeaderItem(col, head)
         bold = QFont(self.font())
@@ -36,7 +38,7 @@ class SidesTable(QTableWidget):
         for row, key in enumerate(keys):
             self.setVerticalHeaderItem(row, QTableWidgetItem(f"≠ {key}" if key in differ else key))
             for col, side in enumerate(exc.sides):
-                item = QTableWidgetItem(format_value(side.values[key]) if key in side.values else "—")
+                item = QTableWidgetItem(shown(format_value(side.values[key]), 500) if key in side.values else "—")
                 item.setToolTip(plain_tooltip(item.text()))
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 if key in differ:
@@ -56,3 +58,39 @@ class SidesTable(QTableWidget):
                             + 2 * self.frameWidth() + 2)
         if len(keys) > rows:
             self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        install_table_menu(self)
+        self.keys = keys
+
+    def show_after(self, read_back: Mapping[str, Any]) -> int:
+        """After a verified write: a column per system re-read, with the values it holds now
+        (``ActionResult.after["read_back"]``: system -> {record: {field: value}}). Returns how
+        many columns were added."""
+        added = 0
+        for system_value, records in read_back.items():
+            if not isinstance(records, Mapping) or not records:
+                continue
+            values: dict[str, Any] = {}
+            for fields in records.values():
+                if isinstance(fields, Mapping):
+                    values.update(fields)
+            try:
+                title = SYSTEM_TITLES[System(system_value)]
+            except ValueError:
+                title = str(system_value)
+            col = self.columnCount()
+            self.insertColumn(col)
+            head = QTableWidgetItem(f"{title} now (re-read)")
+            head.setToolTip(plain_tooltip(f"What {title} holds after the write: "
+                                          + "; ".join(str(k) for k in records)))
+            self.setHorizontalHeaderItem(col, head)
+            bold = QFont(self.font())
+            bold.setBold(True)
+            for row, key in enumerate(self.keys):
+                item = QTableWidgetItem(shown(format_value(values[key]), 500) if key in values else "—")
+                item.setToolTip(plain_tooltip(item.text()))
+                item.setFlags(Qt.ItemFlag.ItemIsEnabled)
+                if key in values:
+                    item.setFont(bold)
+                self.setItem(row, col, item)
+            added += 1
+        return added

@@ -33,7 +33,7 @@ from services.core.domain import SyncException, System
 from views.actions.wording import ACCEPT_DEFAULT_DAYS
 from views.widgets.icons import system_icon
 from views.widgets.sides import HIDDEN_KEYS, candidate_key, candidates_of, differing_keys, owner_side
-from views.widgets.text import SYSTEM_TITLES, format_value, plain_label, plain_tooltip, set_muted
+from views.widgets.text import SYSTEM_TITLES, format_value, plain_label, plain_tooltip, set_muted, shown
 
 MASTER_FIELDS = ("name", "tax_id", "country")
 
@@ -109,7 +109,8 @@ class ValueEditor(QGroupBox):
             name, ref = str(cand.get("name") or ""), candidate_key(cand)
             reasons = cand.get("reasons") or []
             why = ", ".join(str(r) for r in reasons) if isinstance(reasons, list | tuple) else str(reasons)
-            item = QTreeWidgetItem([f"{name} ({ref})" if ref else name, str(cand.get("score", "")), why])
+            item = QTreeWidgetItem([shown(f"{name} ({ref})" if ref else name, 300), str(cand.get("score", "")),
+                                    shown(why, 300)])
             item.setData(0, Qt.ItemDataRole.UserRole, ref)
             item.setIcon(0, system_icon(system))
             item.setToolTip(0, plain_tooltip(f"{name}\n{ref}"))
@@ -214,6 +215,12 @@ class ValueEditor(QGroupBox):
                             if support and key != "name" else edit.toolTip())
         if changed:
             self.edited_now.emit()
+
+    def focus_chain(self) -> list[QWidget]:
+        """The editors in Tab order (none when the action takes no value)."""
+        widgets: list[QWidget | None] = [self.target_combo, *self.value_edits.values(), self.candidate_list,
+                                         self.expiry_edit, self.date_check, self.date_edit]
+        return [w for w in widgets if w is not None]
 
     # -- what the editors hold ---------------------------------------------------------------
     def value(self) -> dict[str, Any] | None:

@@ -22,6 +22,11 @@ KIND_TITLES: dict[ActionKind, str] = {
     ActionKind.CANCEL: "Cancel extra draft",
     ActionKind.FLAG: "Flag for review",
 }
+#: the fixes a rule may list that are not (yet) an action of the service: named all the same
+OTHER_FIX_TITLES: dict[str, str] = {"record": "Record in ERP"}
+#: the kinds offered over a selection (Actions > Bulk fix, the toolbar's Bulk fix)
+BULK_KINDS = (ActionKind.RETRY, ActionKind.PUSH, ActionKind.CREATE, ActionKind.REVOKE, ActionKind.CANCEL,
+              ActionKind.FLAG, ActionKind.ACCEPT)
 KIND_HINTS: dict[ActionKind, str] = {
     ActionKind.RETRY: "Re-run the synchronization of this object from its owner to the target.",
     ActionKind.CORRECT: "Write the values below to the copy. They are prefilled from the owner's side.",
@@ -51,8 +56,23 @@ def kind_of(action: str) -> ActionKind | None:
 
 
 def kind_title(kind: ActionKind | str) -> str:
+    """The one name of a fix, everywhere it is shown (buttons, dialogs, menus, the audit log);
+    never the service's internal name (``credit_repost`` is "Credit + repost")."""
     k = kind_of(str(kind)) if not isinstance(kind, ActionKind) else kind
-    return KIND_TITLES.get(k, str(kind).capitalize()) if k is not None else str(kind).capitalize()
+    if k is not None and k in KIND_TITLES:
+        return KIND_TITLES[k]
+    raw = str(kind.value if isinstance(kind, ActionKind) else kind)
+    return OTHER_FIX_TITLES.get(raw) or raw.replace("_", " ").capitalize()
+
+
+def fix_button_text(action: ActionKind | str) -> str:
+    """A fix button's text: the fix's name, and "…" — every fix opens its preview first."""
+    return f"{kind_title(action)}…"
+
+
+def bulk_text(kind: ActionKind) -> str:
+    """A bulk menu entry: "Retry every shown exception…"."""
+    return f"{kind_title(kind)} every shown exception…"
 
 
 def operator_text(operator: Operator) -> str:

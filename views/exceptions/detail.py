@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QFormLayout,
     QFrame,
     QHBoxLayout,
@@ -34,8 +35,11 @@ from PySide6.QtWidgets import (
 
 from services.core.domain import Severity, Side, SyncException, System
 from services.core.ownership import owner_system
+from views.actions.wording import fix_button_text
+from views.widgets.focus import tab_chain
 from views.widgets.icons import SEVERITY_COLORS, severity_icon, system_icon
 from views.widgets.sides import NOT_COMPARED, side_keys
+from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import EmptyState
 from views.widgets.text import (
     SYSTEM_TITLES,
@@ -47,6 +51,7 @@ from views.widgets.text import (
     muted_brush,
     plain_label,
     plain_tooltip,
+    shown,
     utc_text,
 )
 
@@ -56,19 +61,12 @@ FIX_DISABLED_TIP = "Fixing arrives with actions ([F5])"
 #: ``views.actions.permissions.fix_policy(adapter)``; without one the buttons stay disabled
 FixPolicy = Callable[[SyncException], Sequence[tuple[str, bool, str]]]
 
-#: fix action id -> button text
-FIX_LABELS: dict[str, str] = {
-    "create": "Create from owner data",
-    "link": "Link to a candidate…",
-    "push": "Push owner value",
-    "retry": "Retry posting",
-    "correct": "Correct…",
-    "accept": "Accept difference…",
-    "cancel": "Cancel extra draft",
-    "flag": "Flag for review",
-    "record": "Record in ERP",
-    "revoke": "Revoke / downgrade",
-}
+def _wrapping_policy() -> QSizePolicy:
+    """For a wrapped label of external text: it never sets the pane's width (a word longer than
+    the pane is clipped, the whole text is selectable and in the sides' tooltips)."""
+    policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    return policy
 
 
 def _section_label(text: str) -> QLabel:
@@ -92,7 +90,9 @@ class ExceptionDetail(QWidget):
         self.stack.addWidget(self.empty)
 
         content = QWidget()
-        columns = QHBoxLayout(content)
+        # what and who beside the values on each side; one above the other in a narrow pane
+        columns = QBoxLayout(QBoxLayout.Direction.LeftToRight, content)
+        self.columns = columns
         columns.setContentsMargins(12, 10, 12, 10)
         columns.setSpacing(18)
         lay = QVBoxLayout()  # left: what, who, when, fixes
@@ -107,7 +107,7 @@ class ExceptionDetail(QWidget):
         self.title = bold(plain_label(), 1.25)
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.title.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.title.setSizePolicy(_wrapping_policy())
         head.addWidget(self.severity_icon, 0, Qt.AlignmentFlag.AlignTop)
         head.addWidget(self.title, 1)
         lay.addLayout(head)
@@ -124,9 +124,7 @@ class ExceptionDetail(QWidget):
         self.customer_button.setFlat(True)
         self.customer_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.customer_button.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
-        self.customer_button.setStyleSheet(
-            "QPushButton#customerLink { color: palette(link); text-decoration: underline; border: none;"
-            " padding: 0px; text-align: left; }")
+        self._style_link()
         self.customer_button.clicked.connect(self._customer_clicked)
         self.no_customer = plain_label("— (no billing customer)")
         self.no_customer.setEnabled(False)
@@ -139,6 +137,7 @@ class ExceptionDetail(QWidget):
         self.seen.setWordWrap(True)
         self.exc_id = plain_label()
         self.exc_id.setWordWrap(True)
+        self.exc_id.setSizePolicy(_wrapping_policy())
         self.exc_id.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.exc_id.setEnabled(False)
         form.addRow(plain_label("Severity"), self.severity)
@@ -150,6 +149,7 @@ class ExceptionDetail(QWidget):
 
         self.summary = plain_label()
         self.summary.setWordWrap(True)
+        self.summary.setSizePolicy(_wrapping_policy())
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setFrameShape(QFrame.Shape.StyledPanel)
         self.summary.setMargin(6)
@@ -169,6 +169,7 @@ class ExceptionDetail(QWidget):
         self.sides_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.sides_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.sides_table.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        install_table_menu(self.sides_table)
         rlay.addWidget(self.sides_table)
         self.legend = plain_label("≠ marks a value that differs between the sides.")
         self.legend.setEnabled(False)
@@ -208,6 +209,7 @@ class ExceptionDetail(QWidget):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Tab goes to the link and the fix buttons
         scroll.setWidget(content)
         self.stack.addWidget(scroll)
         self.content = scroll
@@ -215,6 +217,33 @@ class ExceptionDetail(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.stack)
+
+    def focus_chain(self) -> list[QWidget]:
+        """The pane's keyboard stops, in Tab order (the fix buttons follow the customer link)."""
+        return [self.customer_button, *self.fix_buttons]
+
+    #: below this width the two columns stack (what and who above, the values below)
+    STACK_BELOW = 720
+
+    def _style_link(self) -> None:
+        """The customer link in the palette's link colour (set again when the palette changes:
+        a style sheet keeps the colour it was given)."""
+        link = self.palette().color(QPalette.ColorRole.Link).name()
+        self.customer_button.setStyleSheet(
+            f"QPushButton#customerLink {{ color: {link}; text-decoration: underline; border: none;"
+            " padding: 0px; text-align: left; }")
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._style_link()
+        super().changeEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        direction = (QBoxLayout.Direction.TopToBottom if event.size().width() < self.STACK_BELOW
+                     else QBoxLayout.Direction.LeftToRight)
+        if self.columns.direction() != direction:
+            self.columns.setDirection(direction)
+        super().resizeEvent(event)
 
     # -- states ----------------------------------------------------------------------
     def show_empty(self, title: str, text: str = "") -> None:
@@ -236,11 +265,11 @@ class ExceptionDetail(QWidget):
         scroll = bar.value() if same else 0
         self.exception = exc
         self.severity_icon.setPixmap(severity_icon(exc.severity).pixmap(16, 16))
-        self.title.setText(f"{exc.rule} — {exc.object_id}")
+        self.title.setText(shown(f"{exc.rule} — {exc.object_id}", 300))
         self.severity.setText(exc.severity.value)
         self.owner.setText(exc.owner.value)
         if exc.customer_id:
-            self.customer_button.setText(mnemonic_safe(exc.customer_id))
+            self.customer_button.setText(mnemonic_safe(shown(exc.customer_id, 80)))
             self.customer_button.setToolTip(plain_tooltip(f"Open customer {exc.customer_id}"))
             self.customer_button.show()
             self.no_customer.hide()
@@ -249,8 +278,8 @@ class ExceptionDetail(QWidget):
             self.no_customer.show()
         self.seen.setText(f"{utc_text(exc.first_seen)} ({human_age(exc.age(now))} ago); "
                           f"last seen {utc_text(exc.last_seen)}")
-        self.exc_id.setText(exc.id)
-        self.summary.setText(exc.summary)
+        self.exc_id.setText(shown(exc.id, 300))
+        self.summary.setText(shown(exc.summary, 4000))
         owner = owner_system(exc, self.ownership)
         self._fill_sides(exc, owner)
         self.owner_line.setText(f"Owner system: {SYSTEM_TITLES[owner]} — corrections flow from the owner to the copies")
@@ -301,7 +330,7 @@ class ExceptionDetail(QWidget):
             for col, side in enumerate(sides):
                 if key in side.values:
                     text = format_value(side.values[key])
-                    item = QTableWidgetItem(text)
+                    item = QTableWidgetItem(shown(text, 500))
                     item.setToolTip(plain_tooltip(text))
                     if side.values[key] is None:
                         item.setForeground(muted)
@@ -334,7 +363,8 @@ class ExceptionDetail(QWidget):
                 ref = str(cand.get("ref") or cand.get("id") or "")
                 reasons = cand.get("reasons") or []
                 reason_text = ", ".join(str(r) for r in reasons) if isinstance(reasons, list | tuple) else str(reasons)
-                item = QTreeWidgetItem([f"{name} ({ref})" if ref else name, str(cand.get("score", "")), reason_text])
+                item = QTreeWidgetItem([shown(f"{name} ({ref})" if ref else name, 300), str(cand.get("score", "")),
+                                        shown(reason_text, 300)])
                 item.setIcon(0, system_icon(side.system))
                 item.setToolTip(0, plain_tooltip(f"{name}\n{ref}"))
                 item.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -358,8 +388,9 @@ class ExceptionDetail(QWidget):
         actions = [str(a) for a, _, _ in policy] if policy is not None else list(exc.fix_actions)
         verdicts = {str(a): (ok, why) for a, ok, why in policy or ()}
         for action in actions:
-            button = QPushButton(mnemonic_safe(FIX_LABELS.get(action, action.capitalize())))
+            button = QPushButton(mnemonic_safe(fix_button_text(action)))
             button.setObjectName(f"fix_{action}")
+            button.setAutoDefault(True)  # Enter presses the focused fix button (Space too)
             button.setProperty("action", action)
             ok, why = verdicts.get(action, (False, FIX_DISABLED_TIP))
             button.setEnabled(ok)
@@ -369,6 +400,7 @@ class ExceptionDetail(QWidget):
             button.show()
             self.fix_buttons.append(button)
         self.no_fixes.setVisible(not actions)
+        tab_chain([self.customer_button, *self.fix_buttons])  # reached by Tab right after the queue
 
     def _fix_clicked(self, action: str) -> None:
         if self.exception is not None:

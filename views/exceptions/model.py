@@ -10,7 +10,7 @@ only sees the visible rows. Cells are answered through the hooks of
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +20,10 @@ from PySide6.QtCore import QModelIndex, QObject, Qt
 from services.core.domain import Severity, Side, SyncException, System, Team
 from services.core.overview import SEVERITY_RANK
 from services.core.reconcile import RULE_SYSTEMS
+from services.core.text_safety import bidi_isolated
 from views.widgets.icons import severity_icon
 from views.widgets.tables import RowsTableModel
-from views.widgets.text import SYSTEM_TITLES, human_age, utc_text
+from views.widgets.text import SYSTEM_TITLES, TOOLTIP_LIMIT, clipped, human_age, utc_text
 
 #: Role carrying the raw value a column sorts by (seconds for age, rank for severity, ...).
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -83,21 +84,33 @@ class _Row:
     """One exception, precomputed once per refresh for display, filtering and sorting."""
 
     __slots__ = ("age", "customer", "exc", "first_seen_ts", "id", "object_id", "owner", "rule", "search",
-                 "sev_rank", "summary", "systems", "systems_text")
+                 "sev_rank", "shown_summary", "summary", "systems", "systems_text")
 
-    def __init__(self, exc: SyncException, now: datetime, systems: tuple[frozenset[System], str]) -> None:
+    def __init__(self, exc: SyncException, now: datetime, systems: tuple[frozenset[System], str],
+                 name: str = "") -> None:
         self.exc = exc
         self.id = exc.id
         self.rule = exc.rule
         self.owner = str(exc.owner)
-        self.customer = exc.customer_id or ""
+        #: "Acme GmbH · cus_1" (the name the customer list shows, beside the id), or the id alone
+        self.customer = customer_text(name, exc.customer_id or "")
         self.object_id = exc.object_id
         self.summary = exc.summary
+        #: one line, cut to a length a cell can show (the model isolates it for bidi: RowsTableModel)
+        self.shown_summary = clipped(exc.summary, 500).replace("\n", " ")
         self.systems, self.systems_text = systems
         self.sev_rank = SEVERITY_RANK.get(exc.severity, 0)
         self.age = max(0.0, (now - exc.first_seen).total_seconds())
         self.first_seen_ts = exc.first_seen.timestamp()
         self.search = f"{self.customer}\x00{self.object_id}\x00{self.summary}".casefold()
+
+
+def customer_text(name: str, customer_id: str) -> str:
+    """A customer as the tables show it: its name beside its id (the name isolated for bidi, so
+    a right-to-left name never reorders the id after it)."""
+    if not customer_id:
+        return ""
+    return f"{bidi_isolated(clipped(name, 200))} · {customer_id}" if name else customer_id
 
 
 def _systems_of(exc: SyncException, cache: dict[str, tuple[frozenset[System], str]]) -> tuple[frozenset[System], str]:
@@ -127,12 +140,16 @@ class ExceptionsModel(RowsTableModel[_Row]):
         self.now = datetime.now(UTC)
 
     # -- data in ---------------------------------------------------------------------
-    def set_exceptions(self, exceptions: Sequence[SyncException], now: datetime) -> None:
-        """Replace the data (closed exceptions are left out); filter and sort are kept."""
+    def set_exceptions(self, exceptions: Sequence[SyncException], now: datetime,
+                       names: Mapping[str, str] | None = None) -> None:
+        """Replace the data (closed exceptions are left out); filter and sort are kept.
+        ``names``: customer id -> name (the customer list's), shown beside the id."""
         self.beginResetModel()
         self.now = now
         cache: dict[str, tuple[frozenset[System], str]] = {}
-        self._rows = [_Row(exc, now, _systems_of(exc, cache)) for exc in exceptions if exc.closed_at is None]
+        names = names or {}
+        self._rows = [_Row(exc, now, _systems_of(exc, cache), names.get(exc.customer_id or "", ""))
+                      for exc in exceptions if exc.closed_at is None]
         self._by_id = {row.id: i for i, row in enumerate(self._rows)}
         self._order = self._sorted_order()
         self._visible = self._filtered(self._order)
@@ -279,7 +296,7 @@ class ExceptionsModel(RowsTableModel[_Row]):
         if col == Column.OBJECT:
             return row.object_id
         if col == Column.SUMMARY:
-            return row.summary.replace("\n", " ")
+            return row.shown_summary
         if col == Column.SYSTEMS:
             return row.systems_text
         if col == Column.AGE:
@@ -287,11 +304,13 @@ class ExceptionsModel(RowsTableModel[_Row]):
         return f"{row.exc.first_seen.astimezone(UTC):%Y-%m-%d %H:%M}"  # the header says UTC
 
     def tooltip(self, row: _Row, col: int) -> str | None:
+        if col == Column.CUSTOMER:
+            return row.customer or "No billing customer"
         if col == Column.SEVERITY:
             return f"Severity: {row.exc.severity.value}"
         if col == Column.FIRST_SEEN:
             return f"First seen {utc_text(row.exc.first_seen)}; last seen {utc_text(row.exc.last_seen)}"
-        return row.summary
+        return clipped(row.summary, TOOLTIP_LIMIT)
 
     def decoration(self, row: _Row, col: int) -> Any:
         return severity_icon(row.exc.severity) if col == Column.SEVERITY else None

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
-from PySide6.QtCore import QItemSelectionModel, Qt, Signal
-from PySide6.QtGui import QIcon, QKeySequence, QPalette
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,13 +34,21 @@ from PySide6.QtWidgets import (
 
 from services.core.domain import RULES, Severity, SyncException, System, Team
 from services.core.overview import SEVERITY_RANK, exception_counts
+from views.coverage import Coverage, PageState, View, exceptions_banner, exceptions_view
 from views.exceptions.detail import ExceptionDetail
 from views.exceptions.model import ID_ROLE, SYSTEM_ORDER, Column, ExceptionFilter, ExceptionsModel
+from views.widgets.banner import Banner
+from views.widgets.focus import shrinkable, tab_chain
 from views.widgets.icons import severity_icon, system_icon
-from views.widgets.tables import EmptyState, setup_readonly_table
+from views.widgets.state import StatePanel
+from views.widgets.table_menu import install_table_menu
+from views.widgets.tables import fit_columns, setup_readonly_table
 from views.widgets.text import SYSTEM_TITLES, bold_font, muted_brush, plain_label
 
+#: said only when all three systems were read in the latest refresh (views.coverage)
 EMPTY_TITLE = "No open exceptions — everything agrees"
+#: what an empty queue says when the page was not told what the refresh read
+UNQUALIFIED = View(PageState.EMPTY, "No open exceptions", "The next refresh re-checks every rule.")
 
 _SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
 
@@ -54,6 +62,9 @@ class ExceptionsPage(QWidget):
 
     open_customer = Signal(str)
     fix_requested = Signal(str, str)  # exception id, action
+    #: the state panel's Retry / "Systems" buttons (the systems could not be read)
+    retry_requested = Signal()
+    systems_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +73,8 @@ class ExceptionsPage(QWidget):
         self._loading = False
         self._loaded = False
         self._pending_id: str | None = None
+        #: what the queue rests on (the window sets it for each state; see views.coverage)
+        self.coverage: Coverage | None = None
 
         # -- filter bar ------------------------------------------------------------
         self.rule_combo = QComboBox()
@@ -69,7 +82,7 @@ class ExceptionsPage(QWidget):
         self.rule_combo.addItem("All rules", None)
         for rule in RULES:
             self.rule_combo.addItem(f"{rule} (0)", rule)
-        self.rule_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        shrinkable(self.rule_combo, 12)
         self.rule_combo.setToolTip("Only exceptions of this rule (count of open exceptions)")
 
         self.owner_combo = QComboBox()
@@ -100,9 +113,13 @@ class ExceptionsPage(QWidget):
         self.search_edit.setPlaceholderText("Search customer, object, summary…")
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setToolTip("Case-insensitive text in the customer id, object id or summary")
-        self.search_edit.setMinimumWidth(200)
+        self.search_edit.setMinimumWidth(120)
+        for combo, chars in ((self.owner_combo, 6), (self.severity_combo, 7), (self.system_combo, 6),
+                             (self.age_combo, 5)):
+            shrinkable(combo, chars)
 
-        self.clear_button = QPushButton("Clear filters")
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Clear the filters (Ctrl+Shift+L)")
         self.clear_button.clicked.connect(self.clear_filters)
         self.shown_label = plain_label()
         self.shown_label.setEnabled(False)
@@ -150,14 +167,28 @@ class ExceptionsPage(QWidget):
         self.table.setModel(self.model)
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(Column.AGE, Qt.SortOrder.DescendingOrder)
-        setup_readonly_table(
-            self.table, stretch=Column.SUMMARY, selection=QAbstractItemView.SelectionMode.SingleSelection,
-            widths={Column.SEVERITY: 88, Column.RULE: 200, Column.OWNER: 70, Column.CUSTOMER: 110,
-                    Column.OBJECT: 120, Column.SYSTEMS: 120, Column.AGE: 80, Column.FIRST_SEEN: 140})
+        widths: dict[int, int] = {Column.SEVERITY: 82, Column.RULE: 190, Column.OWNER: 68, Column.CUSTOMER: 180,
+                  Column.OBJECT: 106, Column.SUMMARY: 290, Column.SYSTEMS: 120, Column.AGE: 68,
+                  Column.FIRST_SEEN: 130}
+        setup_readonly_table(self.table, stretch=None, selection=QAbstractItemView.SelectionMode.SingleSelection,
+                             widths=widths)
+        # the rule's systems and the first-seen time are in the detail pane (and the age column):
+        # hidden by default so the summary has room; the header's right-click menu shows them
+        self.table.setColumnHidden(Column.SYSTEMS, True)
+        self.table.setColumnHidden(Column.FIRST_SEEN, True)
+        fit_columns(self.table, widths)
         self.table.horizontalHeader().setMinimumSectionSize(40)
+        install_table_menu(self.table, id_of=lambda i: self._exception_at(i, "id"), id_label="exception id",
+                           customer_of=lambda i: self._exception_at(i, "customer_id"),
+                           open_customer=self.open_customer.emit, filter_by=self.filter_by_cell)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
 
-        self.table_empty = EmptyState(EMPTY_TITLE)
+        self.table_empty = StatePanel(EMPTY_TITLE)
+        self.table_empty.retry_requested.connect(self.retry_requested)
+        self.table_empty.systems_requested.connect(self.systems_requested)
+        self.banner = Banner()
+        self.banner.setObjectName("coverageBanner")
+        self.banner.hide()
         self.table_stack = QStackedWidget()
         self.table_stack.addWidget(self.table)
         self.table_stack.addWidget(self.table_empty)
@@ -180,18 +211,27 @@ class ExceptionsPage(QWidget):
         self.splitter.addWidget(self.detail_splitter)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([250, 1250])
+        self.splitter.setSizes([210, 1290])
         self.splitter.setChildrenCollapsible(False)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 8, 8, 8)
         lay.addLayout(bar)
+        lay.addWidget(self.banner)
         lay.addWidget(self.splitter, 1)
 
         for combo in (self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo):
             combo.currentIndexChanged.connect(self._filters_changed)
         self.search_edit.textChanged.connect(self._filters_changed)
+        tab_chain(self.focus_chain())
         self._update_states()
+
+    def focus_chain(self) -> list[QWidget]:
+        """Tab order: the filters, the rule counts, the queue, then the selected exception's
+        customer link and fix buttons (the detail chains those after ``table``)."""
+        return [self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo,
+                self.search_edit, self.clear_button, self.rule_list, self.table, self.table_empty.retry_button,
+                self.table_empty.systems_button, *self.detail.focus_chain()]
 
     # -- data in -----------------------------------------------------------------------
     def set_ownership(self, ownership: Mapping[str, System]) -> None:
@@ -202,21 +242,68 @@ class ExceptionsPage(QWidget):
         self.detail.set_ownership(ownership)
         self._show_selected(force=True)
 
+    def set_coverage(self, coverage: Coverage | None) -> None:
+        """What the queue rests on: which systems the latest refresh read and which rules were
+        skipped. An empty queue says "everything agrees" only when everything was read; a banner
+        names skipped rules and systems not read; a skipped rule's count says "skipped"."""
+        self.coverage = coverage
+        banner = exceptions_banner(coverage, self.now) if coverage is not None else None
+        if banner is None:
+            self.banner.hide()
+        else:
+            self.banner.show_message(*banner)
+            self.banner.show()
+        self._show_skipped()
+        self._update_states()
+
+    @property
+    def page_state(self) -> PageState:
+        """loading / not loaded / empty / loaded: what the queue says now."""
+        return PageState.LOADED if self.table_stack.currentWidget() is self.table else self.table_empty.state
+
+    def _show_skipped(self) -> None:
+        skipped = dict(self.coverage.skipped_rules) if self.coverage is not None else {}
+        counts = getattr(self, "rule_counts", {})
+        for key, item in self._rule_items.items():
+            if key is None:
+                continue
+            why = skipped.get(key)
+            if why is not None:
+                item.setText(1, "skipped")
+                item.setToolTip(0, f"{key}: not checked in the latest reconciliation ({why})")
+                item.setToolTip(1, f"Not checked: {why}")
+                self.rule_combo.setItemText(self.rule_combo.findData(key), f"{key} (skipped)")
+            elif item.text(1) == "skipped":
+                item.setText(1, str(counts.get(key, 0)))
+                item.setToolTip(1, "")
+                self.rule_combo.setItemText(self.rule_combo.findData(key), f"{key} ({counts.get(key, 0)})")
+        self.rule_list.resizeColumnToContents(1)
+        self._tint_counts()
+
+    def show_not_loaded(self, title: str, text: str) -> None:
+        """The data could not be opened at all (e.g. the snapshot database): say why."""
+        self.table_empty.show_state(PageState.NOT_LOADED, title, text, retry=True)
+        self.table_stack.setCurrentWidget(self.table_empty)
+        self.detail.show_empty(title, text)
+
     def set_loading(self, loading: bool = True) -> None:
         """Show "loading" until the first ``set_exceptions`` (later refreshes update in place)."""
         self._loading = loading
         self._update_states()
 
-    def set_exceptions(self, exceptions: Sequence[SyncException], now: datetime) -> None:
-        """Refresh in place: filters, sort, selection (by id) and scroll position are kept."""
+    def set_exceptions(self, exceptions: Sequence[SyncException], now: datetime,
+                       names: Mapping[str, str] | None = None) -> None:
+        """Refresh in place: filters, sort, selection (by id) and scroll position are kept.
+        ``names``: customer id -> name, shown beside the id."""
         selected = self.selected_id()
         bar = self.table.verticalScrollBar()
         scroll = bar.value()
         self.now = now
         self._loading = False
         self._loaded = True
-        self.model.set_exceptions(exceptions, now)
+        self.model.set_exceptions(exceptions, now, names)
         self._update_counts(exceptions)
+        self._show_skipped()
         self._restore(selected, scroll, refresh=True)
         self._update_states()
 
@@ -232,6 +319,31 @@ class ExceptionsPage(QWidget):
             min_age=self.age_combo.currentData(),
             text=self.search_edit.text(),
         )
+
+    def _exception_at(self, index: QModelIndex, attr: str) -> str | None:
+        exc = self.model.exception_at(index.row())
+        value = getattr(exc, attr, None) if exc is not None else None
+        return str(value) if value else None
+
+    def filter_by_cell(self, index: QModelIndex) -> bool:
+        """Right-click "Filter by": the rule, team or severity filter for those columns, else the
+        search for the cell's text (the customer's id for the customer column)."""
+        exc = self.model.exception_at(index.row())
+        if exc is None:
+            return False
+        col = index.column()
+        if col == Column.RULE:
+            self.set_rule_filter(exc.rule)
+        elif col == Column.OWNER:
+            self.owner_combo.setCurrentIndex(max(0, self.owner_combo.findData(str(exc.owner))))
+        elif col == Column.SEVERITY:
+            self.severity_combo.setCurrentIndex(max(0, self.severity_combo.findData(exc.severity.value)))
+        else:
+            text = exc.customer_id if col == Column.CUSTOMER else str(index.data() or "")
+            if not text:
+                return False
+            self.search_edit.setText(text)
+        return True
 
     def set_rule_filter(self, rule: str | None) -> None:
         index = self.rule_combo.findData(rule) if rule else 0
@@ -287,19 +399,36 @@ class ExceptionsPage(QWidget):
                 self.rule_list.addTopLevelItem(item)
             self.rule_counts[rule] = counts[rule]
         self.rule_combo.setItemText(0, f"All rules ({total})")
-        muted = muted_brush(self.rule_list)
-        normal = self.rule_list.palette().brush(QPalette.ColorGroup.Active, QPalette.ColorRole.Text)
+        self._total = total
         for key, item in self._rule_items.items():
             count = total if key is None else self.rule_counts.get(key, 0)
             item.setText(1, str(count))
-            brush = muted if count == 0 else normal
-            item.setForeground(0, brush)
-            item.setForeground(1, brush)
             if key is not None:
                 self.rule_combo.setItemText(self.rule_combo.findData(key), f"{key} ({count})")
                 sev = worst.get(key)
                 item.setIcon(0, severity_icon(sev) if sev else QIcon())
                 item.setToolTip(1, f"{count} open; worst severity {sev.value}" if sev else "none open")
+
+        self._tint_counts()
+
+    def _tint_counts(self) -> None:
+        """Rules with nothing open in the palette's muted colour, the others in its text colour
+        (again whenever the palette changes: light, dark)."""
+        muted = muted_brush(self.rule_list)
+        counts = getattr(self, "rule_counts", {})
+        skipped = set(self.coverage.skipped_rules) if self.coverage is not None else set()
+        for key, item in self._rule_items.items():
+            count = getattr(self, "_total", 0) if key is None else counts.get(key, 0)
+            for col in (0, 1):
+                if count == 0 and key not in skipped:
+                    item.setForeground(col, muted)
+                else:
+                    item.setData(col, Qt.ItemDataRole.ForegroundRole, None)  # the palette's text colour
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            self._tint_counts()
+        super().changeEvent(event)
 
     # -- selection ---------------------------------------------------------------------
     def selected_id(self) -> str | None:
@@ -373,11 +502,20 @@ class ExceptionsPage(QWidget):
         self._update_detail_empty()
 
     # -- states ------------------------------------------------------------------------
+    def _empty_view(self) -> View:
+        """What the queue says while it has no row (views.coverage.exceptions_view)."""
+        if self._loading and not self._loaded:
+            return View(PageState.LOADING, "Loading exceptions…", "Reading the latest reconciliation.")
+        if self.coverage is None:
+            return UNQUALIFIED if self._loaded else View(PageState.LOADING, "Loading exceptions…")
+        return exceptions_view(self.coverage, 0)
+
     def _update_detail_empty(self) -> None:
         if self._loading and not self._loaded:
             self.detail.show_empty("Loading exceptions…", "The queue fills in after the first reconciliation.")
         elif self.model.total_count() == 0:
-            self.detail.show_empty(EMPTY_TITLE, "Billing, ERP and support hold the same values.")
+            view = self._empty_view()
+            self.detail.show_empty(view.title, view.text)
         elif self.model.visible_count() == 0:
             self.detail.show_empty("No exception matches the filters", "Clear the filters to see the whole queue.")
         else:
@@ -385,11 +523,8 @@ class ExceptionsPage(QWidget):
 
     def _update_states(self) -> None:
         total, visible = self.model.total_count(), self.model.visible_count()
-        if self._loading and not self._loaded:
-            self.table_empty.set_message("Loading exceptions…", "Reading the latest reconciliation.")
-            self.table_stack.setCurrentWidget(self.table_empty)
-        elif total == 0:
-            self.table_empty.set_message(EMPTY_TITLE, "The next refresh re-checks every rule.")
+        if total == 0 or (self._loading and not self._loaded):
+            self.table_empty.show_view(self._empty_view())
             self.table_stack.setCurrentWidget(self.table_empty)
         else:
             self.table_stack.setCurrentWidget(self.table)

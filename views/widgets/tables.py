@@ -4,7 +4,8 @@
 pending actions, audit entries, a customer's timeline). It owns ``data()`` — the row bounds
 check, then the role dispatch — and each model answers per-cell hooks:
 
-- :meth:`~RowsTableModel.display` (DisplayRole; item views never interpret it as markup);
+- :meth:`~RowsTableModel.display` (DisplayRole; item views never interpret it as markup; cut to
+  a cell's worth and isolated for bidirectional text by :func:`~views.widgets.text.shown`);
 - :meth:`~RowsTableModel.tooltip` (ToolTipRole, always passed through ``plain_tooltip``, so
   text from an external system is shown as typed);
 - :meth:`~RowsTableModel.decoration` (DecorationRole);
@@ -21,10 +22,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    Qt,
+)
+from PySide6.QtGui import QFocusEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableView, QVBoxLayout, QWidget
 
-from views.widgets.text import plain_label, plain_tooltip, set_muted
+from views.widgets.text import plain_label, plain_tooltip, set_muted, shown
 
 R = TypeVar("R")
 
@@ -115,7 +125,7 @@ class RowsTableModel(QAbstractTableModel, Generic[R]):
         record = self.record(row)
         col = index.column()
         if role == _DISPLAY:
-            return self.display(record, col)
+            return shown(self.display(record, col))  # cut to a cell's worth, bidi-isolated
         if role == _DECORATION:
             return self.decoration(record, col)
         if role == _ALIGNMENT:
@@ -126,9 +136,28 @@ class RowsTableModel(QAbstractTableModel, Generic[R]):
         return self.role_data(record, col, role)
 
 
+class SelectOnFocus(QObject):
+    """A table reached by the keyboard (Tab, a shortcut) with nothing selected selects its
+    current row (else its first): the arrow keys then move from a visible selection, and a
+    one-row table is not a dead end."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (event.type() == QEvent.Type.FocusIn and isinstance(watched, QAbstractItemView)
+                and isinstance(event, QFocusEvent) and event.reason() != Qt.FocusReason.MouseFocusReason):
+            model, selection = watched.model(), watched.selectionModel()
+            if model is not None and selection is not None and model.rowCount() and not selection.hasSelection():
+                index = watched.currentIndex()
+                if not index.isValid():
+                    index = model.index(0, 0)
+                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect
+                                          | QItemSelectionModel.SelectionFlag.Rows)
+        return False
+
+
 def setup_readonly_table(table: QTableView, *, stretch: int | None, widths: Mapping[int, int],
                          selection: QAbstractItemView.SelectionMode, alternating: bool = True) -> None:
-    """The look every read-only record table shares: whole-row selection, no editing,
+    """The look every read-only record table shares: whole-row selection, no editing, Tab that
+    leaves the table (arrow keys move inside it),
     alternating rows (unless ``alternating`` is off: rows the model tints itself), one line per
     row, no row numbers, interactive column widths with one stretching column (``None``: the
     last one fills the rest)."""
@@ -137,10 +166,14 @@ def setup_readonly_table(table: QTableView, *, stretch: int | None, widths: Mapp
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setAlternatingRowColors(alternating)
     table.setWordWrap(False)
+    table.setTabKeyNavigation(False)  # Tab leaves the table (arrows move within it)
+    select_on_focus = SelectOnFocus(table)
+    table.installEventFilter(select_on_focus)
     table.verticalHeader().hide()
     table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 10)
     header = table.horizontalHeader()
     header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setSectionsMovable(True)  # the order is remembered with the widths (views.memory)
     if stretch is None:
         header.setStretchLastSection(True)
     else:
@@ -180,3 +213,81 @@ class EmptyState(QWidget):
 
     def text(self) -> str:
         return self.text_label.text()
+
+
+class ProportionalColumns(QObject):
+    """Columns that share the table's width in proportion to their default widths: on a wide
+    screen every column grows (not only the last), on a narrow one they keep their defaults and
+    the table scrolls sideways. Once the operator drags a column (or a remembered layout is
+    restored: :meth:`stop`), the widths are theirs."""
+
+    def __init__(self, table: QTableView, widths: Mapping[int, int]) -> None:
+        super().__init__(table)
+        self.table = table
+        self.widths = dict(widths)
+        self.user_sized = False
+        self._fitting = False
+        header = table.horizontalHeader()
+        # no stretching column: the columns share the width. Hidden columns are shown while the
+        # stretch is switched off and hidden again (a column hidden while the last one stretched
+        # would otherwise keep counting its old width in the position of every column after it)
+        hidden = [c for c in range(header.count()) if header.isSectionHidden(c)]
+        for col in hidden:
+            header.showSection(col)
+        header.setStretchLastSection(False)
+        for col in hidden:
+            header.hideSection(col)
+        header.sectionResized.connect(self._resized)
+        self._header_viewport = header.viewport()
+        self._viewport = table.viewport()
+        self._header_viewport.installEventFilter(self)  # a drag of a column's edge is the operator's
+        self._viewport.installEventFilter(self)
+        self._dragging = False
+        self.fit()
+
+    def _resized(self, *_: object) -> None:
+        if self._dragging and not self._fitting:
+            self.user_sized = True
+
+    def stop(self) -> None:
+        self.user_sized = True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        kind = event.type()
+        if kind == QEvent.Type.Resize:
+            if watched is self._viewport and not self.user_sized:
+                self.fit()
+        elif watched is self._header_viewport:
+            if kind == QEvent.Type.MouseButtonPress:
+                self._dragging = True
+            elif kind == QEvent.Type.MouseButtonRelease:
+                self._dragging = False
+        return False
+
+    def fit(self) -> None:
+        """Spread the viewport's width over the shown columns, never below their defaults."""
+        shown = [c for c in sorted(self.widths) if not self.table.isColumnHidden(c)]
+        total = sum(self.widths[c] for c in shown)
+        if not shown or total <= 0:
+            return
+        room = self.table.viewport().width()
+        factor = max(1.0, room / total)
+        self._fitting = True
+        try:
+            used = 0
+            for col in shown[:-1]:
+                width = int(self.widths[col] * factor)
+                self.table.setColumnWidth(col, width)
+                used += width
+            last = shown[-1]
+            self.table.setColumnWidth(last, max(self.widths[last], room - used) if factor > 1.0 else self.widths[last])
+        finally:
+            self._fitting = False
+
+
+def fit_columns(table: QTableView, widths: Mapping[int, int]) -> ProportionalColumns:
+    """Give ``table`` :class:`ProportionalColumns` over ``widths`` (column -> default width)."""
+    fitter = ProportionalColumns(table, widths)
+    table.setProperty("proportionalColumns", True)
+    table.column_fit = fitter  # type: ignore[attr-defined]
+    return fitter

@@ -10,17 +10,40 @@ from __future__ import annotations
 import enum
 import html
 import json
+import re
 from datetime import UTC, datetime
 
 from PySide6 import QtGui
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QBrush, QFont, QFontDatabase, QPalette
-from PySide6.QtWidgets import QLabel, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import (
+    QAction,
+    QBrush,
+    QFont,
+    QFontDatabase,
+    QGuiApplication,
+    QKeySequence,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+)
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from services.core.domain import System
 from services.core.redaction import redact
+from services.core.text_safety import FSI, PDI, bidi_isolated
 
 SYSTEM_TITLES: dict[System, str] = {System.BILLING: "Billing", System.ERP: "ERP", System.SUPPORT: "Support"}
+
+
+#: at most this much of a text is laid out for display (a 1 MB name is cut here, with "…")
+DISPLAY_LIMIT = 1000
+#: at most this much of a text goes into a tooltip
+TOOLTIP_LIMIT = 2000
+
+
+def clipped(text: str, limit: int = DISPLAY_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters (with "…"): what is laid out for display."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 # -- labels and fonts ----------------------------------------------------------------------
@@ -66,10 +89,28 @@ def mono_font() -> QFont:
 # -- plain text --------------------------------------------------------------------------
 def plain_tooltip(text: str) -> str:
     """A tooltip that shows ``text`` verbatim: Qt renders tooltips that *look* like markup as
-    rich text, so such text is escaped (the characters are shown, never interpreted)."""
+    rich text, so such text is escaped (the characters are shown, never interpreted). A text
+    longer than :data:`TOOLTIP_LIMIT` is cut there (with "…")."""
+    text = clipped(text, TOOLTIP_LIMIT)
     if not QtGui.Qt.mightBeRichText(text):
         return text
     return "<qt>" + html.escape(text).replace("\n", "<br>") + "</qt>"
+
+
+_ISOLATED = re.compile(f"{FSI}[^{FSI}{PDI}]*{PDI}")
+
+
+def shown(text: str, limit: int = 0) -> str:
+    """External text as a label or cell shows it: cut to ``limit`` characters (default
+    :data:`DISPLAY_LIMIT`, with "…") and isolated from its surroundings when it holds
+    right-to-left text or directional controls (``services.core.text_safety.bidi_isolated``):
+    a name can neither flood the window nor reorder the text around it. Parts already isolated
+    (a name beside its id) are left as they are."""
+    text = clipped(text, limit or DISPLAY_LIMIT)
+    if text.isascii():
+        return text
+    rest = _ISOLATED.sub("", text)
+    return text if bidi_isolated(rest) == rest else bidi_isolated(text)
 
 
 def mnemonic_safe(text: str) -> str:
@@ -129,3 +170,63 @@ def text_of(value: object) -> str:
 def pretty_json(value: object) -> str:
     """Indented JSON for a read-only box (secrets scrubbed once more, as defence in depth)."""
     return redact(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+# -- long text -------------------------------------------------------------------------------
+def wrapping_label(text: str = "", limit: int = 4000) -> QLabel:
+    """Plain text wrapped over lines, selectable, that never widens its window: a word longer
+    than the width is clipped instead (the text is cut at ``limit`` characters, with "…")."""
+    label = plain_label(clipped(text, limit))
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    policy.setHeightForWidth(True)
+    label.setSizePolicy(policy)
+    return label
+
+
+class ElidedLabel(QLabel):
+    """One line of plain text that never widens its window: too long, it ends in "…"; the whole
+    text is in the tooltip, and the label can be focused (Tab) and copied (Ctrl+C, right-click).
+    ``text()`` is the whole text."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        copy = QAction("Copy", self)
+        copy.setShortcut(QKeySequence(QKeySequence.StandardKey.Copy))
+        copy.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        copy.triggered.connect(self.copy)
+        self.addAction(copy)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(plain_tooltip(clipped(text, TOOLTIP_LIMIT)) if text else "")
+
+    def copy(self) -> None:
+        QGuiApplication.clipboard().setText(self.text())
+
+    def elided(self) -> str:
+        """What is painted: the text, elided to the label's width."""
+        width = max(0, self.contentsRect().width() - 2 * self.margin())
+        return self.fontMetrics().elidedText(clipped(self.text().replace("\n", " ")), Qt.TextElideMode.ElideRight,
+                                             width)
+
+    def minimumSizeHint(self) -> QSize:
+        fm = self.fontMetrics()
+        return QSize(fm.horizontalAdvance("……"), fm.height() + 2 * self.margin())
+
+    def sizeHint(self) -> QSize:
+        fm = self.fontMetrics()
+        return QSize(min(fm.horizontalAdvance(clipped(self.text(), 200)), 600) + 2 * self.margin() + 4,
+                     fm.height() + 2 * self.margin())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        rect = self.contentsRect().adjusted(self.margin(), self.margin(), -self.margin(), -self.margin())
+        painter.drawText(rect, int(self.alignment()) | int(Qt.AlignmentFlag.AlignVCenter), self.elided())
+        painter.end()

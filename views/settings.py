@@ -1,0 +1,107 @@
+"""The console's preferences and its memory of the window, in one INI file (``QSettings``).
+
+Preferences: the automatic refresh interval and the appearance (light, dark, or the system's).
+Memory: the window's geometry and toolbar, every splitter, every table's columns (widths, order,
+hidden ones, sort), and each page's filters — restored at the next launch. The file lives in
+the SyncDesk home folder by default (``console.ini``, next to the databases and the log: the
+composition root passes its path); tests give a temporary one.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "SyncDesk"
+APPLICATION = "SyncDesk"
+#: bumped when what is stored changes shape: a memory from another version is not restored
+MEMORY_VERSION = 1
+
+
+class Appearance(enum.StrEnum):
+    SYSTEM = "system"
+    LIGHT = "light"
+    DARK = "dark"
+
+
+#: the automatic refresh's choices, in minutes (0: only on demand, F5)
+REFRESH_CHOICES = (0, 5, 15, 30, 60)
+DEFAULT_REFRESH_MINUTES = 15
+
+
+class ConsoleSettings:
+    """Typed access to the console's ``QSettings`` (INI format, so a tester or an admin can
+    read it). ``path``: the INI file; without one, Qt's per-user location for
+    :data:`ORGANIZATION` / :data:`APPLICATION`."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        if path is None:
+            self.qsettings = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION,
+                                       APPLICATION)
+        else:
+            self.qsettings = QSettings(str(path), QSettings.Format.IniFormat)
+
+    @property
+    def path(self) -> str:
+        return self.qsettings.fileName()
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+    # -- preferences ------------------------------------------------------------------------
+    @property
+    def refresh_minutes(self) -> int:
+        value = self._int("preferences/refresh_minutes", DEFAULT_REFRESH_MINUTES)
+        return value if value in REFRESH_CHOICES else DEFAULT_REFRESH_MINUTES
+
+    @refresh_minutes.setter
+    def refresh_minutes(self, minutes: int) -> None:
+        self.qsettings.setValue("preferences/refresh_minutes", int(minutes))
+
+    @property
+    def appearance(self) -> Appearance:
+        raw = str(self.qsettings.value("preferences/appearance", Appearance.SYSTEM.value))
+        try:
+            return Appearance(raw)
+        except ValueError:
+            return Appearance.SYSTEM
+
+    @appearance.setter
+    def appearance(self, value: Appearance) -> None:
+        self.qsettings.setValue("preferences/appearance", Appearance(value).value)
+
+    # -- memory -----------------------------------------------------------------------------
+    def save_bytes(self, key: str, data: QByteArray) -> None:
+        self.qsettings.setValue(f"memory/{key}", data)
+
+    def load_bytes(self, key: str) -> QByteArray | None:
+        if self._int("memory/version", 0) != MEMORY_VERSION:
+            return None
+        value = self.qsettings.value(f"memory/{key}")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def save_value(self, key: str, value: str | int | bool) -> None:
+        self.qsettings.setValue(f"memory/{key}", value)
+
+    def load_str(self, key: str, default: str = "") -> str:
+        if self._int("memory/version", 0) != MEMORY_VERSION:
+            return default
+        value = self.qsettings.value(f"memory/{key}", default)
+        return str(value) if value is not None else default
+
+    def load_bool(self, key: str, default: bool = False) -> bool:
+        raw = self.load_str(key, "true" if default else "false")
+        return raw.lower() in ("true", "1", "yes")
+
+    def mark_saved(self) -> None:
+        self.qsettings.setValue("memory/version", MEMORY_VERSION)
+
+    def _int(self, key: str, default: int) -> int:
+        value: Any = self.qsettings.value(key, default)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return default
