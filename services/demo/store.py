@@ -34,6 +34,9 @@ class BProduct:
     active: bool = True
     description: str | None = None
     updated: int = 0
+    #: request parameters the demo billing server stores and echoes back as Stripe does (response
+    #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -48,6 +51,9 @@ class BPrice:
     nickname: str | None = None
     active: bool = True
     metadata: dict[str, str] = field(default_factory=dict)
+    #: request parameters the demo billing server stores and echoes back as Stripe does (response
+    #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -63,6 +69,9 @@ class BCustomer:
     description: str | None = None
     phone: str | None = None
     deleted: bool = False
+    #: request parameters the demo billing server stores and echoes back as Stripe does (response
+    #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -71,6 +80,9 @@ class BSubItem:
     price: str  # price_...
     quantity: int
     created: int
+    #: request parameters the demo billing server stores and echoes back as Stripe does (response
+    #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -90,6 +102,9 @@ class BSubscription:
     canceled_at: int | None = None
     ended_at: int | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: request parameters the demo billing server stores and echoes back as Stripe does (response
+    #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -125,6 +140,9 @@ class BInvoice:
     billing_reason: str = "subscription_cycle"  # subscription_create|subscription_cycle|subscription_update|manual
     attempt_count: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
+    #: request parameters the demo billing server stores and echoes back as Stripe does (response
+    #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

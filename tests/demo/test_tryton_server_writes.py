@@ -129,8 +129,11 @@ def test_write_sets_write_date_and_x2many_actions(env: Env) -> None:
 def test_posted_invoice_cannot_be_modified_or_deleted(env: Env) -> None:
     rpc, ids = env.rpc, env.ids
     with pytest.raises(RpcError) as err:
-        rpc.model("account.invoice", "write", [ids["inv_posted"]], {"description": "x"})
+        rpc.model("account.invoice", "write", [ids["inv_posted"]], {"invoice_date": "2024-01-01"})
     assert "posted" in user_error(err.value)
+    # trytond's Invoice._check_modify_exclude: description and comment stay writable once posted
+    rpc.model("account.invoice", "write", [ids["inv_posted"]], {"description": "x", "comment": "note"})
+    assert env.store.tables["account.invoice"][ids["inv_posted"]]["comment"] == "note"
     with pytest.raises(RpcError) as err:
         rpc.model("account.invoice", "delete", [ids["inv_posted"]])
     assert "cancel" in user_error(err.value)

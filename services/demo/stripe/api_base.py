@@ -58,7 +58,7 @@ class ApiBase:
 
     def respond(self, call: _Call, body: JSON) -> JSON:
         expand = self._expand_list(call)
-        return apply_expand(self.store, body, expand) if expand else body
+        return apply_expand(self.store, body, expand, call.now) if expand else body
 
     def list_page(self, call: _Call, kind: str, url: str, candidates: Sequence[int] | None,
                   rng: CreatedRange, match: Callable[[str], bool],

@@ -28,6 +28,8 @@ from services.demo.stripe.events import EventsApi
 from services.demo.stripe.forms import parse_form
 from services.demo.stripe.idempotency import _IdemEntry, _idempotent_replay
 from services.demo.stripe.invoices import InvoicesApi
+from services.demo.stripe.params import operation as params_of
+from services.demo.stripe.params import validate as validate_params
 from services.demo.stripe.responses import API_VERSION, _json_bytes, _json_response, _new_request_id
 from services.demo.stripe.subscriptions import SubscriptionsApi
 
@@ -75,16 +77,21 @@ class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, EventsA
             return params
         return parse_form(request.url.query)
 
-    def endpoint(self, handler: Handler) -> Callable[[Request], Any]:
+    def endpoint(self, operation: str, handler: Handler) -> Callable[[Request], Any]:
+        """The route's endpoint: ``operation`` (``"GET /v1/customers"``) names its parameters in
+        the spec (``params.py``): any other is refused as Stripe refuses it."""
+        params_of(operation)  # a route without a spec operation is a programming error
+
         async def run(request: Request) -> Response:
             request_id = _new_request_id()
             try:
                 self.authenticate(request)
                 params = await self.read_params(request)
+                typed = validate_params(operation, params)
                 key = request.headers.get("idempotency-key") if request.method == "POST" else None
                 if key is not None and (not key or len(key) > 255):
                     raise _invalid("Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key")
-                call = _Call(request, params, request_id, key, int(self.clock()))
+                call = _Call(request, params, request_id, key, int(self.clock()), typed=typed)
                 response = self.execute(handler, call)
                 if call.wrote:
                     request.state.write = True
@@ -121,6 +128,26 @@ class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, EventsA
 # --------------------------------------------------------------------------------------
 
 
+#: every operation the server serves: (method, path as the spec writes it, handler name)
+OPERATIONS: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/v1/customers", "list_customers"),
+    ("POST", "/v1/customers", "create_customer"),
+    ("GET", "/v1/customers/{customer}", "retrieve_customer"),
+    ("POST", "/v1/customers/{customer}", "update_customer"),
+    ("GET", "/v1/prices", "list_prices"),
+    ("GET", "/v1/products", "list_products"),
+    ("GET", "/v1/products/{id}", "retrieve_product"),
+    ("GET", "/v1/subscriptions", "list_subscriptions"),
+    ("POST", "/v1/subscriptions", "create_subscription"),
+    ("GET", "/v1/subscriptions/{subscription_exposed_id}", "retrieve_subscription"),
+    ("POST", "/v1/subscriptions/{subscription_exposed_id}", "update_subscription"),
+    ("GET", "/v1/invoices", "list_invoices"),
+    ("GET", "/v1/invoices/{invoice}", "retrieve_invoice"),
+    ("GET", "/v1/events", "list_events"),
+    ("GET", "/v1/events/{id}", "retrieve_event"),
+)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     err = StripeError(404, f"Unrecognized request URL ({request.method}: {request.url.path}). Please see "
                            "https://stripe.com/docs or we can help at https://support.stripe.com/.")
@@ -136,23 +163,8 @@ def create_app(store: BillingStore, injector: FaultInjector, api_key: str, *,
     """The demo billing server: a Starlette app behind :class:`FaultMiddleware`."""
     api = StripeApi(store, api_key, clock or (lambda: int(time.time())))
     ep = api.endpoint
-    routes = [
-        Route("/v1/customers", ep(api.list_customers), methods=["GET"]),
-        Route("/v1/customers", ep(api.create_customer), methods=["POST"]),
-        Route("/v1/customers/{customer}", ep(api.retrieve_customer), methods=["GET"]),
-        Route("/v1/customers/{customer}", ep(api.update_customer), methods=["POST"]),
-        Route("/v1/prices", ep(api.list_prices), methods=["GET"]),
-        Route("/v1/products", ep(api.list_products), methods=["GET"]),
-        Route("/v1/products/{id}", ep(api.retrieve_product), methods=["GET"]),
-        Route("/v1/subscriptions", ep(api.list_subscriptions), methods=["GET"]),
-        Route("/v1/subscriptions", ep(api.create_subscription), methods=["POST"]),
-        Route("/v1/subscriptions/{subscription_exposed_id}", ep(api.retrieve_subscription), methods=["GET"]),
-        Route("/v1/subscriptions/{subscription_exposed_id}", ep(api.update_subscription), methods=["POST"]),
-        Route("/v1/invoices", ep(api.list_invoices), methods=["GET"]),
-        Route("/v1/invoices/{invoice}", ep(api.retrieve_invoice), methods=["GET"]),
-        Route("/v1/events", ep(api.list_events), methods=["GET"]),
-        Route("/v1/events/{id}", ep(api.retrieve_event), methods=["GET"]),
-    ]
+    routes = [Route(path, ep(f"{method} {path}", getattr(api, handler)), methods=[method])
+              for method, path, handler in OPERATIONS]
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _method_not_allowed})
     app.state.api = api
     return FaultMiddleware(app, injector, render_error)

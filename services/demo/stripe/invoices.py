@@ -1,12 +1,13 @@
-"""``/v1/invoices``: list (by customer, subscription, status) and retrieve."""
+"""``/v1/invoices``: list (by customer, subscription, status, collection method, created and due
+date) and retrieve."""
 
 from __future__ import annotations
 
 from services.demo.stripe.api_base import ApiBase
 from services.demo.stripe.calls import _Call
 from services.demo.stripe.errors import _invalid, _no_such
-from services.demo.stripe.forms import _as_str, _check_keys
-from services.demo.stripe.lists import _LIST_PARAMS, CreatedRange, _parse_created
+from services.demo.stripe.forms import _as_str
+from services.demo.stripe.lists import CreatedRange, _parse_created
 from services.demo.stripe.responses import JSON
 from services.demo.stripe.serializers.invoices import render_invoice
 
@@ -18,7 +19,7 @@ class InvoicesApi(ApiBase):
 
     def list_invoices(self, call: _Call) -> JSON:
         p = call.params
-        _check_keys(p, (*_LIST_PARAMS, "customer", "status", "subscription", "created", "collection_method"))
+        due = _parse_created(p["due_date"], "due_date") if "due_date" in p else None
         rng = _parse_created(p["created"]) if "created" in p else CreatedRange()
         status = _as_str(p["status"], "status") if "status" in p else None
         if status is not None and status not in INVOICE_STATUSES:
@@ -36,15 +37,16 @@ class InvoicesApi(ApiBase):
 
         def match(oid: str) -> bool:
             inv = invoices[oid]
+            due_date = inv.extra.get("due_date")
             return ((status is None or inv.status == status) and (customer is None or inv.customer == customer)
                     and (subscription is None or inv.subscription == subscription)
-                    and (method is None or method == "charge_automatically"))
+                    and (method is None or method == inv.extra.get("collection_method", "charge_automatically"))
+                    and (due is None or (due_date is not None and due.contains(due_date))))
 
         return self.list_page(call, "invoice", "/v1/invoices", candidates, rng, match,
                               lambda oid: render_invoice(self.store, invoices[oid]))
 
     def retrieve_invoice(self, call: _Call) -> JSON:
-        _check_keys(call.params, ("expand",))
         oid = call.path_param("invoice")
         inv = self.store.invoices.get(oid)
         if inv is None:

@@ -7,7 +7,7 @@ makes a domain operand comparable with stored values.
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -47,15 +47,36 @@ def _to_datetime(value: Any) -> datetime:
     raise TypeError(f"invalid DateTime value {value!r}")
 
 
+def _to_seconds(value: Any) -> float:
+    """A TimeDelta as stored here: seconds (the demo world's file has no timedelta tag)."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"invalid TimeDelta value {value!r}")
+
+
 def coerce(fd: FieldDef, value: Any) -> Any:
     """A stored value for ``fd`` from a client value (``None`` stays ``None``)."""
     if value is None:
         return False if fd.kind == "boolean" else None
     kind = fd.kind
-    if kind in ("char", "selection"):
+    if kind in ("char", "text", "selection"):
         if not isinstance(value, str):
             raise TypeError(f"invalid value {value!r} for field {fd.name!r}")
         return value
+    if kind == "multiselection":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"invalid value {value!r} for field {fd.name!r}")
+        return sorted(set(value))
+    if kind == "binary":
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value)
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        raise TypeError(f"invalid value {value!r} for field {fd.name!r}")
+    if kind == "timedelta":
+        return _to_seconds(value)
     if kind == "boolean":
         return bool(value)
     if kind in ("many2one", "integer"):
@@ -70,7 +91,7 @@ def coerce(fd: FieldDef, value: Any) -> Any:
         return _to_decimal(value)
     if kind == "date":
         return to_date(value)
-    if kind == "datetime":
+    if kind in ("datetime", "timestamp"):
         return _to_datetime(value)
     if kind == "reference":  # "model,id", or [model, id] as clients may send it
         if isinstance(value, list | tuple) and len(value) == 2:
@@ -90,8 +111,10 @@ def coerce_operand(fd: FieldDef, value: Any) -> Any:
             return _to_decimal(value)
         if fd.kind == "date" and isinstance(value, date | str):
             return to_date(value)
-        if fd.kind == "datetime" and isinstance(value, date | str):
+        if fd.kind in ("datetime", "timestamp") and isinstance(value, date | str):
             return _to_datetime(value)
+        if fd.kind == "timedelta" and isinstance(value, timedelta):
+            return value.total_seconds()
         if fd.kind == "float" and isinstance(value, Decimal):
             return float(value)
     return value

@@ -253,7 +253,7 @@ class DomainEvaluator:
             if not dot:
                 if fd.kind == "many2one" and any(isinstance(v, str) for v in operands):
                     return None
-                if fd.kind in ("char", "selection") and not all(isinstance(v, str) or v is None
+                if fd.kind in ("char", "text", "selection") and not all(isinstance(v, str) or v is None
                                                                 for v in operands):
                     return None
                 result: set[int] = set()

@@ -9,6 +9,7 @@ served over RPC. Model-specific checks run through the service's
 from __future__ import annotations
 
 import bisect
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -22,6 +23,7 @@ from services.demo.tryton.schema import (
     DEFAULTS,
     REQUIRED,
     SELECTIONS,
+    FieldDef,
     Getter,
     Record,
     field_label,
@@ -185,7 +187,7 @@ class ModelCall:
         x2many: dict[str, Any] = {}
         for name, value in values.items():
             fd = self.schema.field(model, name)
-            if fd.kind == "one2many":
+            if fd.kind == "one2many" or (fd.kind == "many2many" and not fd.readonly):
                 x2many[name] = value
             elif not fd.readonly:
                 plain[name] = coerce(fd, value)
@@ -199,7 +201,7 @@ class ModelCall:
             record[parent[0]] = parent[1]
         self.service.hooks.before_create(self, model, record)
         for fd in self.schema.fields(model).values():
-            if fd.kind == "one2many":
+            if fd.kind == "one2many" and fd.trytond is None:
                 record[fd.name] = []
         record.update(create_date=self.tx.now, write_date=None, create_uid=self.tx.user, write_uid=None)
         self._check_references(model, record)
@@ -236,7 +238,7 @@ class ModelCall:
         if check:
             self.service.hooks.before_delete(self, model, ids)
         self._check_not_referenced(model, ids)
-        o2ms = [fd for fd in self.schema.fields(model).values() if fd.kind == "one2many"]
+        o2ms = [fd for fd in self.schema.fields(model).values() if fd.kind == "one2many" and fd.trytond is None]
         for rid in ids:
             for fd in o2ms:
                 assert fd.relation is not None
@@ -249,10 +251,16 @@ class ModelCall:
 
     def apply_x2many(self, model: str, rid: int, name: str, actions: Any) -> None:
         fd = self.schema.field(model, name)
-        assert fd.relation is not None and fd.reverse is not None
-        target, reverse = fd.relation, fd.reverse
         if not isinstance(actions, list | tuple):
             raise TypeError(f"invalid value {actions!r} for field {name!r}")
+        if fd.kind == "many2many":
+            self._apply_many2many(model, rid, fd, actions)
+            return
+        assert fd.relation is not None
+        if fd.relation not in self.store.tables or fd.reverse is None:
+            raise UserError(f'The demo ERP holds no "{fd.relation}" records: it cannot change field '
+                            f'"{field_label(name)}" of "{model_label(model)}".')
+        target, reverse = fd.relation, fd.reverse
         for action in actions:
             if not isinstance(action, list | tuple) or not action or not isinstance(action[0], str):
                 raise ValueError(f"invalid action {action!r} for field {name!r}")
@@ -273,6 +281,38 @@ class ModelCall:
                 self.write_records(target, ids, {reverse: link})
             else:
                 raise ValueError(f"unsupported action {kind!r} for field {name!r}")
+
+    def _apply_many2many(self, model: str, rid: int, fd: FieldDef, actions: list[Any] | tuple[Any, ...]) -> None:
+        """trytond's many2many actions on the list of ids the record keeps (``add``/``remove``
+        for any relation; ``create``/``write``/``delete`` of targets the demo serves)."""
+        target = fd.relation or ""
+        linked = list(self.store.tables[model][rid].get(fd.name) or [])
+        for action in actions:
+            if not isinstance(action, list | tuple) or not action or not isinstance(action[0], str):
+                raise ValueError(f"invalid action {action!r} for field {fd.name!r}")
+            kind, args = action[0], list(action[1:])
+            if kind in ("add", "remove"):
+                ids = ids_list(args[0] if args else [])
+                linked = ([*linked, *(i for i in ids if i not in linked)] if kind == "add"
+                          else [i for i in linked if i not in ids])
+                continue
+            if target not in self.store.tables:
+                raise UserError(f'The demo ERP holds no "{target}" records: it cannot change field '
+                                f'"{field_label(fd.name)}" of "{model_label(model)}".')
+            if kind == "create":
+                linked.extend(self.create_record(target, values) for values in (args[0] if args else []))
+            elif kind == "write":
+                if len(args) % 2:
+                    raise ValueError(f"invalid action {action!r} for field {fd.name!r}")
+                for ids, values in zip(args[::2], args[1::2], strict=True):
+                    self.write_records(target, ids_list(ids), values)
+            elif kind == "delete":
+                ids = ids_list(args[0] if args else [])
+                self.delete_records(target, ids)
+                linked = [i for i in linked if i not in ids]
+            else:
+                raise ValueError(f"unsupported action {kind!r} for field {fd.name!r}")
+        self.tx.update(model, rid, {fd.name: linked})
 
     def _check_references(self, model: str, values: Record) -> None:
         for name, value in values.items():
@@ -302,9 +342,13 @@ class ModelCall:
             if rec.get(name) is None:
                 raise UserError(f'A value is required for field "{field_label(name)}" in '
                                 f'"{model_label(model)}".')
-        for (m, name), options in SELECTIONS.items():
+        checks: list[tuple[str, tuple[str | None, ...]]] = [
+            (name, options) for (m, name), options in SELECTIONS.items() if m == model]
+        checks += [(fd.name, fd.trytond.selection) for fd in self.schema.fields(model).values()
+                   if fd.trytond is not None and fd.trytond.selection and fd.kind == "selection" and not fd.readonly]
+        for name, options in checks:
             value = rec.get(name)
-            if m == model and value is not None and value not in options:
+            if value is not None and value not in options:
                 raise UserError(f'The value "{value}" for field "{field_label(name)}" in '
                                 f'"{self.values.rec_name(model, rid)}" of "{model_label(model)}" is not one '
                                 f'of the allowed options.')
@@ -357,19 +401,24 @@ class ModelCall:
             if fields_names and name not in fields_names:
                 continue
             info: dict[str, Any] = {"name": name, "type": fd.kind, "string": field_label(name),
-                                    "readonly": fd.readonly, "required": name in required}
+                                    "readonly": fd.readonly,
+                                    "required": name in required or bool(fd.trytond and fd.trytond.required)}
             if fd.relation:
                 info["relation"] = fd.relation
             if fd.reverse:
                 info["relation_field"] = fd.reverse
-            options = SELECTIONS.get((self.model, name))
+            options = SELECTIONS.get((self.model, name)) or (fd.trytond.selection if fd.trytond else None)
             if options:
-                info["selection"] = [[o, o.title()] for o in options]
+                info["selection"] = [[o, (o or "").replace("_", " ").title()] for o in options]
+            elif (self.model, name) == ("company.company", "timezone"):
+                info["selection"] = [[None, ""], *([z, z] for z in sorted(zoneinfo.available_timezones()))]
             result[name] = info
         return result
 
     def default_get(self, fields_names: Any, with_rec_name: Any = True) -> dict[str, Any]:
-        defaults = self.defaults(self.model)
+        defaults = {fd.name: fd.trytond.default for fd in self.schema.fields(self.model).values()
+                    if fd.trytond is not None and fd.trytond.default is not None}
+        defaults.update(self.defaults(self.model))
         names = fields_names or list(defaults)
         return {k: v for k, v in defaults.items() if k in names}
 

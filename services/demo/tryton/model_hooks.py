@@ -18,6 +18,10 @@ from services.demo.tryton.schema import (
     model_label,
 )
 
+#: the invoice fields trytond lets change on a posted, paid or cancelled invoice (the plain ones of
+#: ``Invoice._check_modify_exclude`` that the demo serves)
+INVOICE_MODIFY_EXCLUDE = frozenset({"reference", "description", "comment"})
+
 
 class ModelHooks:
     """Per-model checks run by the generic operations, plus the on_change answers."""
@@ -52,7 +56,9 @@ class ModelHooks:
 
     def before_write(self, call: ModelCall, model: str, ids: list[int], values: Record) -> None:
         if model == "account.invoice":
-            self._check_invoices_modifiable(call, ids)
+            # trytond's Invoice._check_modify_exclude: these stay writable on a posted or paid invoice
+            if not set(values) <= INVOICE_MODIFY_EXCLUDE:
+                self._check_invoices_modifiable(call, ids)
         elif model == "account.invoice.line":
             lines = call.store.tables[model]
             invoices = [lines[i].get("invoice") for i in ids]

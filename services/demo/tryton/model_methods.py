@@ -15,7 +15,7 @@ def user_get_preferences(call: ModelCall, context_only: Any = False) -> dict[str
     if company is None and call.store.tables["company.company"]:
         company = min(call.store.tables["company.company"])
     prefs: dict[str, Any] = {
-        "language": user.get("language") or "en",
+        "language": user["language"] if isinstance(user.get("language"), str) else "en",
         "language_direction": "ltr",
         "groups": [1],
         "company": company,

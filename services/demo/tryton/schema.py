@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.demo.store import ERP_MODELS
+from services.demo.tryton.trytond_fields import TRYTOND_FIELDS, TYPE_OVERRIDES, X
 
 # Records of models the demo does not serve, referenced by invoices and lines.
 RECEIVABLE_ACCOUNT = 1
@@ -21,11 +22,13 @@ REVENUE_ACCOUNT = 2
 REVENUE_JOURNAL = 1
 PAYMENT_TERM = 1
 UNIT = 1
+UNIT_CATEGORY = 1
 STATIC_NAMES: dict[str, dict[int, str]] = {
     "account.account": {RECEIVABLE_ACCOUNT: "Main Receivable", REVENUE_ACCOUNT: "Main Revenue"},
     "account.journal": {REVENUE_JOURNAL: "Revenue"},
     "account.invoice.payment_term": {PAYMENT_TERM: "Term 30 days"},
     "product.uom": {UNIT: "Unit"},
+    "product.uom.category": {UNIT_CATEGORY: "Units"},
 }
 
 Record = dict[str, Any]
@@ -57,10 +60,10 @@ COMPUTED: set[tuple[str, str]] = {
     ("account.invoice", "total_amount"), ("account.invoice", "amount_to_pay"),
     ("account.invoice", "origin_invoices"), ("account.invoice.line", "amount"),
 }
-SELECTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+SELECTIONS: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("account.invoice", "type"): ("out", "in"),
     ("account.invoice", "state"): ("draft", "validated", "posted", "paid", "cancelled"),
-    ("account.invoice", "sequence_type_cache"): ("invoice", "credit_note"),
+    ("account.invoice", "sequence_type_cache"): (None, "invoice", "credit_note"),
     ("account.invoice.line", "type"): ("line", "subtotal", "title", "comment"),
     ("sale.subscription", "state"): ("draft", "quotation", "running", "closed", "cancelled"),
     ("product.template", "type"): ("goods", "assets", "service"),
@@ -71,12 +74,14 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "res.user": {"active": True, "language": "en"},
     "res.user.warning": {"always": False},
     "party.party": {"active": True},
-    "party.contact_mechanism": {"type": "phone"},
+    "party.contact_mechanism": {"type": "other"},
+    "currency.currency": {"digits": 2},
     "product.template": {"type": "goods"},
     "product.product": {"active": True},
     "account.invoice": {"type": "out", "state": "draft"},
     "account.invoice.line": {"type": "line"},
     "sale.subscription": {"state": "draft"},
+    "sale.subscription.line": {"quantity": 1.0},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "res.user": ("login", "name"),
@@ -112,10 +117,18 @@ class FieldDef:
     reverse: str | None = None  # one2many: the target's many2one back to us
     computed: bool = False
     readonly: bool = False
+    #: a field trytond defines beyond ``ERP_MODELS`` (:mod:`~services.demo.tryton.trytond_fields`):
+    #: its definition there; ``None`` for the fields the demo's data holds
+    trytond: X | None = None
+
+
+def _type(model: str, name: str, typ: str) -> str:
+    return TYPE_OVERRIDES.get((model, name)) or TYPE_OVERRIDES.get(("*", name)) or typ
 
 
 class Schema:
-    """Field definitions of every served model (``ERP_MODELS`` plus the base fields)."""
+    """Field definitions of every served model: ``ERP_MODELS`` plus the base fields, and the
+    fields trytond 8.2 defines beyond them (``TRYTOND_FIELDS``)."""
 
     def __init__(self) -> None:
         self.models: dict[str, dict[str, FieldDef]] = {}
@@ -124,11 +137,14 @@ class Schema:
         for model, spec in ERP_MODELS.items():
             fields: dict[str, FieldDef] = {}
             for name, typ in {**BASE_FIELDS, **spec, **EXTRA_FIELDS.get(model, {})}.items():
-                fields[name] = self._parse(model, name, typ)
+                fields[name] = self._parse(model, name, _type(model, name, typ))
+            for name, x in TRYTOND_FIELDS.get(model, {}).items():
+                fields.setdefault(name, self._trytond(name, x))
             self.models[model] = fields
         for model, fields in self.models.items():
             for fd in fields.values():
-                if fd.kind == "one2many" and fd.relation and fd.reverse:
+                # trytond's other one2many fields are read-only views here: no cascades
+                if fd.kind == "one2many" and fd.relation and fd.reverse and fd.trytond is None:
                     self.parents.setdefault((fd.relation, fd.reverse), []).append((model, fd.name))
 
     @staticmethod
@@ -142,6 +158,12 @@ class Schema:
             relation, _, reverse = target.rpartition(".")
             return FieldDef(name, kind, relation=relation, reverse=reverse, readonly=readonly)
         return FieldDef(name, kind, computed=computed, readonly=readonly)
+
+    @staticmethod
+    def _trytond(name: str, x: X) -> FieldDef:
+        kind, _, relation = x.spec.partition(":")
+        return FieldDef(name, kind, relation=relation or None, reverse=x.reverse, computed=x.readonly,
+                        readonly=x.readonly, trytond=x)
 
     def fields(self, model: str) -> dict[str, FieldDef]:
         return self.models[model]

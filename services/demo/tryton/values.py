@@ -7,6 +7,7 @@ from typing import Any
 
 from services.demo.store import ErpStore
 from services.demo.tryton.schema import STATIC_NAMES, Getter, Record, Schema
+from services.demo.tryton.trytond_values import TrytondValues
 
 
 def _sqlite_bool(value: Any) -> Any:
@@ -29,7 +30,11 @@ class FieldValues:
             ("account.invoice", "amount_to_pay"): self._invoice_amount_to_pay,
             ("account.invoice", "origin_invoices"): self._invoice_origin_invoices,
             ("account.invoice.line", "amount"): self._line_amount,
+            # trytond's ``ir.lang`` many2one; the demo's data keeps a language code there
+            ("res.user", "language"): lambda r: r["language"] if isinstance(r.get("language"), int) else None,
         }
+        #: the fields trytond defines beyond ``ERP_MODELS``
+        self.trytond = TrytondValues(self)
         self._rec_names: dict[str, Getter] = {
             "party.party": lambda r: r.get("name") or f"[{r.get('code') or ''}]",
             "account.invoice": self._invoice_rec_name,
@@ -52,6 +57,8 @@ class FieldValues:
     def getter(self, model: str, name: str) -> Getter:
         """A function record -> value for field ``name`` (KeyError when unknown)."""
         fd = self.schema.field(model, name)
+        if fd.trytond is not None:
+            return self.trytond.getter(model, fd)
         if fd.kind == "one2many":
             return lambda rec: self.children(model, name, rec["id"])
         if name == "rec_name":

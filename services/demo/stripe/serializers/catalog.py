@@ -7,7 +7,13 @@ from services.demo.store import BillingStore, BPrice, BProduct
 from services.demo.stripe.responses import JSON
 
 
+def price_type(p: BPrice) -> str:
+    """``recurring``, or ``one_time`` for a price created inline by ``add_invoice_items``."""
+    return "one_time" if p.extra.get("type") == "one_time" else "recurring"
+
+
 def render_price(store: BillingStore, p: BPrice) -> JSON:
+    one_time = price_type(p) == "one_time"
     return {
         "id": p.id,
         "object": "price",
@@ -17,18 +23,19 @@ def render_price(store: BillingStore, p: BPrice) -> JSON:
         "currency": p.currency.lower(),
         "custom_unit_amount": None,
         "livemode": False,
-        "lookup_key": p.lookup_key,
+        "lookup_key": p.lookup_key or None,
         "metadata": dict(p.metadata),
         "nickname": p.nickname,
         "product": p.product,
-        "recurring": {"aggregate_usage": None, "interval": p.interval, "interval_count": 1,
-                      "usage_type": "licensed"},
-        "tax_behavior": "unspecified",
+        "recurring": None if one_time else {"aggregate_usage": None, "interval": p.interval,
+                                            "interval_count": p.extra.get("interval_count", 1),
+                                            "usage_type": "licensed"},
+        "tax_behavior": p.extra.get("tax_behavior", "unspecified"),
         "tiers_mode": None,
         "transform_quantity": None,
-        "type": "recurring",
+        "type": price_type(p),
         "unit_amount": p.unit_amount,
-        "unit_amount_decimal": str(p.unit_amount),
+        "unit_amount_decimal": p.extra.get("unit_amount_decimal", str(p.unit_amount)),
     }
 
 
@@ -56,12 +63,12 @@ def render_product(store: BillingStore, p: BProduct) -> JSON:
         "metadata": dict(p.metadata),
         "name": p.name,
         "package_dimensions": None,
-        "shippable": None,
+        "shippable": p.extra.get("shippable"),
         "statement_descriptor": None,
         "tax_code": None,
         "unit_label": None,
         "updated": p.updated or p.created,
-        "url": None,
+        "url": p.extra.get("url"),
     }
 
 

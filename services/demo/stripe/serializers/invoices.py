@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.demo.store import BillingStore, BInvoice, BInvoiceLine
 from services.demo.stripe.responses import JSON
 from services.demo.stripe.serializers.catalog import _render_price_id
+from services.demo.stripe.serializers.customers import customer_address, customer_shipping
 
 
 def _subscription_item_for(store: BillingStore, subscription_id: str | None, price_id: str) -> str | None:
@@ -52,10 +53,7 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
     sub = store.subscriptions.get(inv.subscription) if inv.subscription else None
     paid = inv.status == "paid"
     remaining = 0 if inv.status in ("paid", "void") else max(0, inv.total - inv.amount_paid)
-    address = None
-    if customer is not None and customer.country is not None:
-        address = {"city": None, "country": customer.country, "line1": None, "line2": None,
-                   "postal_code": None, "state": None}
+    address = customer_address(customer) if customer is not None else None
     return {
         "id": inv.id,
         "object": "invoice",
@@ -74,7 +72,7 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
         "automatic_tax": {"enabled": False, "status": None},
         "billing_reason": inv.billing_reason,
         "charge": None,
-        "collection_method": "charge_automatically",
+        "collection_method": inv.extra.get("collection_method", "charge_automatically"),
         "created": inv.created,
         "currency": inv.currency.lower(),
         "custom_fields": None,
@@ -83,16 +81,17 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
         "customer_email": customer.email if customer else None,
         "customer_name": customer.name if customer else None,
         "customer_phone": customer.phone if customer else None,
-        "customer_shipping": None,
-        "customer_tax_exempt": "none",
-        "customer_tax_ids": [],
+        "customer_shipping": customer_shipping(customer) if customer is not None else None,
+        "customer_tax_exempt": customer.extra.get("tax_exempt", "none") if customer is not None else None,
+        "customer_tax_ids": [{"type": t["type"], "value": t["value"]} for t in customer.extra.get("tax_ids", [])]
+        if customer is not None else [],
         "default_payment_method": None,
         "default_source": None,
         "default_tax_rates": [],
-        "description": None,
+        "description": inv.extra.get("description"),
         "discount": None,
         "discounts": [],
-        "due_date": None,
+        "due_date": inv.extra.get("due_date"),
         "effective_at": inv.finalized_at,
         "ending_balance": 0 if inv.finalized_at else None,
         "footer": None,
