@@ -7,6 +7,10 @@
   of ``refresh``), cancellation (``task.cancel()``) leaves every system's snapshot as it was
   or fully updated; records a system sent that could not be read are quarantined, not fatal
   (:meth:`Engine.quarantined`, ``SystemData.quarantined``), and stored with its snapshot;
+- what a record was before it changed (a support tier) is recorded as a fact whenever the
+  engine sees both versions — an incremental or full refresh over stored data, an action's
+  read-back (:meth:`Engine.apply_records`) — and kept across full refreshes
+  (services.core.history);
 - ``reconcile()`` evaluates the rules off the event-loop thread and merges the findings
   into the exception history.
 
@@ -29,6 +33,7 @@ from typing import Any
 from services.compute import run_cpu
 from services.core.domain import SyncException, System
 from services.core.errors import ConnectorError, SyncDeskError
+from services.core.history import carry_history, record_changes
 from services.core.overview import CustomerRow, OverviewFormatError, decode_rows
 from services.core.reconcile import ReconcileConfig, ReconcileResult, Snapshot, reconcile
 from services.core.redaction import redact, register_secret
@@ -350,14 +355,23 @@ class Engine:
         at = result.fetched_at
         if result.full is not None:
             data = result.full
+            before = self.data.get(system)
+
+            def replace() -> None:
+                # what the records were is history no system lists: keep it (services.core.history)
+                record_changes(before, data.entitlements, data, at)
+                carry_history(before, data)
+                self.storage.replace_system(data, result.cursor, source, at)
+
             async with self._write_lock:
-                await run_cpu(self.storage.replace_system, data, result.cursor, source, at)
+                await run_cpu(replace)
                 self.data[system] = data
                 self.data_version += 1
             return SystemOutcome(system, True, "full", records=data.count(), changes=data.count(),
                              quarantined=len(data.quarantined))
         assert result.delta is not None
         delta = result.delta
+        record_changes(self.data.get(system), delta.upserts.entitlements, delta.upserts, at)
         async with self._write_lock:
             await run_cpu(self.storage.apply_delta, system, delta, result.cursor, source, at)
             async with self._data_lock:
@@ -400,6 +414,10 @@ class Engine:
             return found
         return [e for e in found if not any(hook(e) for hook in self.hide_hooks)]
 
+    async def exception_history(self) -> list[SyncException]:
+        """Every exception the history keeps, open and closed (oldest first)."""
+        return await asyncio.to_thread(self.tracker.all_exceptions)
+
     async def exception(self, exc_id: str) -> SyncException | None:
         """One exception by id (open or closed), or ``None``."""
         return await asyncio.to_thread(self.tracker.get, exc_id)
@@ -407,8 +425,12 @@ class Engine:
     async def apply_records(self, system: System, upserts: SystemData) -> None:
         """Fold records just re-read from ``system`` (an action's verification) into the
         in-memory data and the stored snapshot, without moving the refresh cursor or the
-        refresh time: the next refresh reads them again anyway."""
+        refresh time: the next refresh reads them again anyway. A tier they change is recorded
+        as a fact in ``upserts`` first (services.core.history): the next refresh would not see
+        the old one."""
         async with self._locks[system], self._write_lock:
+            # a tier the action changed: the refresh will not see the old one any more, record it now
+            record_changes(self.data.get(system), upserts.entitlements, upserts, self.clock())
             async with self._data_lock:
                 current = (self.data.get(system) or SystemData(system)).applied(Delta(upserts))
                 self.data[system] = current

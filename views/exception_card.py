@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from services.core.domain import Side, SyncException, System
 from views.actions.wording import fix_button_text
+from views.exceptions.model import mark_lines
 from views.widgets.icons import (
     LATE_COLOR,
     MISSING_COLOR,
@@ -179,6 +180,11 @@ class ExceptionCard(QFrame):
         self.summary_label = wrapping_label(shown(exc.summary, 4000))
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        #: the last failed fix and the flag for review, when there are (views.exceptions.model.mark_lines)
+        self.marks_label = wrapping_label(shown("\n".join(mark_lines(exc)), 4000))
+        self.marks_label.setWordWrap(True)
+        self.marks_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.marks_label.setVisible(bool(mark_lines(exc)))
         self.table = SideBySideTable(exc)
         self.fix_buttons: list[QPushButton] = []
         actions = QHBoxLayout()
@@ -203,5 +209,6 @@ class ExceptionCard(QFrame):
         lay.setContentsMargins(10, 6, 8, 8)
         lay.addLayout(head)
         lay.addWidget(self.summary_label)
+        lay.addWidget(self.marks_label)
         lay.addWidget(self.table)
         lay.addLayout(actions)

@@ -11,6 +11,9 @@ write-ahead and hands the claimed row here; a re-run, a retry and a replay come 
   replayed when the system returns (:mod:`services.actions.replay`).
 - An ERP warning is never acknowledged silently: the action fails with the warning's name, and a
   re-run with ``value={"acknowledge_warning": name}`` acknowledges it.
+- The outcome is kept with the exception too (:meth:`_Execution._mark`): a failed fix leaves its
+  exception open with "last attempt failed at …: why" (``SyncException.last_failure``), a flag
+  shows who flagged it, when and why (``SyncException.flagged``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from services.actions.outbox import _claim_row, _finish_row, _row, _row_by_key, 
 from services.actions.step_handlers import Connections, run_step
 from services.actions.steps import AcceptDifference, FlagForReview, step_systems
 from services.actions.verify import _Coalescer, _verify
-from services.core.domain import System
+from services.core.domain import ExceptionMark, System
 from services.core.errors import ConnectorError, RateLimitedError, RemoteWarning, UnavailableError
 from services.core.redaction import redact
 from services.engine import Engine
 from services.io.http import BreakerState
 from services.store.audit import AuditEntry, AuditLog, GroupCommitter
+from services.store.exception_history import FAILED, FLAGGED
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +154,30 @@ class _Execution:
         if accept is not None:
             self._accepted[work.exception_id] = _Accepted(accept.fingerprint, _parse_dt(accept.expires_at),
                                                           work.reason, work.operator)
+        await self._mark(work, status, message)
         return result
+
+    async def _mark(self, work: _Work, status: ActionStatus, message: str) -> None:
+        """Keep the outcome with the exception (:mod:`services.store.exception_history`): a failed
+        fix as its last failure, a flag as its flag; a fix that succeeded clears the last failure.
+        The audit log has it all already: a mark that cannot be written is logged, not raised."""
+        tracker = self.engine.tracker
+        first = work.steps[0] if work.steps else None
+        flag = isinstance(first, FlagForReview)
+        try:
+            if status is ActionStatus.FAILED:
+                mark = ExceptionMark(self.clock(), work.operator, work.role, work.kind.value, work.action_id,
+                                     redact(message))
+                await asyncio.to_thread(tracker.mark, work.exception_id, FAILED, mark)
+            elif status is ActionStatus.SUCCEEDED and flag:
+                mark = ExceptionMark(self.clock(), work.operator, work.role, work.kind.value, work.action_id,
+                                     redact(work.reason or ""))
+                await asyncio.to_thread(tracker.mark, work.exception_id, FLAGGED, mark)
+            elif status is ActionStatus.SUCCEEDED:
+                await asyncio.to_thread(tracker.clear_failure, work.exception_id)
+        except Exception:  # the database is busy or gone: the outcome stands
+            log.exception("action %s: could not keep its outcome with exception %s", work.action_id,
+                          work.exception_id)
 
     async def _perform_with_retries(self, work: _Work) -> dict[str, Any]:
         delays = list(self.retry_delays)

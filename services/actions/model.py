@@ -36,6 +36,10 @@ class Operator:
 
 class ActionKind(enum.StrEnum):
     RETRY = "retry"
+    #: post the ERP's draft copy of a final billing invoice (invoice.not_posted_in_erp; finance)
+    POST = "post"
+    #: delete the ERP's draft copy and create + post it again from billing (invoice.not_posted_in_erp)
+    REPOST = "repost"
     CORRECT = "correct"
     #: credit a posted ERP invoice and post a corrected copy (invoice.amount_mismatch; finance)
     CREDIT_REPOST = "credit_repost"
@@ -63,7 +67,7 @@ class ActionRequest:
     exception_id: str
     reason: str = ""
     #: correct: edited values; link: {"candidate": ref id}; accept: {"expires_at": iso};
-    #: retry, credit_repost: {"invoice_date": iso, "acknowledge_warning": name}
+    #: retry, post, repost, credit_repost: {"invoice_date": iso, "acknowledge_warning": name}
     value: dict[str, Any] | None = None
 
 
@@ -200,6 +204,7 @@ RULE_ACTIONS: dict[str, tuple[ActionKind, ...]] = {
     "customer.unmapped_support": (ActionKind.CREATE, ActionKind.LINK, ActionKind.ACCEPT),
     "customer.master_drift": (ActionKind.PUSH, ActionKind.CORRECT, ActionKind.ACCEPT),
     "invoice.missing_in_erp": (ActionKind.RETRY, ActionKind.ACCEPT),
+    "invoice.not_posted_in_erp": (ActionKind.POST, ActionKind.REPOST, ActionKind.ACCEPT),
     "invoice.amount_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.duplicate_in_erp": (ActionKind.CANCEL, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.payment_state": (ActionKind.FLAG, ActionKind.ACCEPT),

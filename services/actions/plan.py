@@ -5,8 +5,9 @@ Semantics per rule (``RULE_ACTIONS``)
 The fixes each rule offers are :data:`~services.actions.model.RULE_ACTIONS`; what each one
 writes is described at the top of the module that plans it:
 
-- invoices (``invoice.missing_in_erp`` RETRY, ``invoice.amount_mismatch`` CORRECT and
-  CREDIT_REPOST, ``invoice.duplicate_in_erp`` CANCEL): :mod:`services.actions.plan_invoices`;
+- invoices (``invoice.missing_in_erp`` RETRY, ``invoice.not_posted_in_erp`` POST and REPOST,
+  ``invoice.amount_mismatch`` CORRECT and CREDIT_REPOST, ``invoice.duplicate_in_erp`` CANCEL):
+  :mod:`services.actions.plan_invoices`;
 - customers (``customer.unmapped_erp`` / ``customer.unmapped_support`` CREATE and LINK,
   ``customer.master_drift`` PUSH and CORRECT): :mod:`services.actions.plan_customers`;
 - subscriptions and entitlements (``subscription.terms_mismatch`` PUSH, ``entitlement.*`` PUSH
@@ -47,6 +48,8 @@ class _PlanBuilder(_InvoicePlans, _CustomerPlans, _EntitlementPlans):
             return self.flag()
         handler = {
             ("invoice.missing_in_erp", ActionKind.RETRY): self.retry_invoice,
+            ("invoice.not_posted_in_erp", ActionKind.POST): self.post_draft,
+            ("invoice.not_posted_in_erp", ActionKind.REPOST): self.repost,
             ("customer.unmapped_erp", ActionKind.CREATE): self.create_party,
             ("customer.unmapped_erp", ActionKind.LINK): self.link_party,
             ("customer.unmapped_support", ActionKind.CREATE): self.create_org,

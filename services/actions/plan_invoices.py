@@ -24,8 +24,21 @@
   never credits or posts twice. Verify re-reads the three invoices: the credited one (cancelled)
   and the credit note (no billing copy: the connector maps it without reference) drop out of the
   invoice rules, and the exception closes only when the corrected copy agrees with billing.
-  Refused in preflight: a draft (correct it), a paid ERP invoice (Tryton refunds only an unpaid
-  posted one), a voided billing invoice, a duplicate. FLAG for review and ACCEPT stay available.
+  A *paid* ERP invoice is credited the only way Tryton credits one: the Credit wizard without
+  refund (Tryton refunds only an unpaid posted invoice) gives a draft credit note with the
+  negated lines, which is posted; the paid invoice stays paid and its reference becomes
+  ``credited: <billing id> by <credit note number>`` (Tryton lets a posted invoice's reference
+  change), so the corrected copy is the one live ERP invoice carrying the billing id; the
+  customer's payment is then applied in the ERP (``invoice.payment_state`` shows it until then).
+  Refused in preflight: a draft (correct it), a voided billing invoice, a duplicate. FLAG for
+  review and ACCEPT stay available.
+- ``invoice.not_posted_in_erp`` → POST the ERP's draft (or validated) copy as it is, dated as
+  for RETRY (its own date, else today when the ERP's strict sequence is already later; the date
+  is written on the draft first), a warning handled as for RETRY; or REPOST it (a reason is
+  required): the draft is deleted (Tryton deletes an unnumbered draft; a validated one is put
+  back to draft first) and the invoice is created and posted again from billing's lines, as
+  RETRY does. Both idempotent: a draft already posted is not posted again, one already deleted
+  is not looked for again, and the new copy is looked up by reference before it is created.
 - ``invoice.duplicate_in_erp`` → CANCEL the extra draft copies (the ``cancel`` button; one
   copy is kept: the posted one, else the oldest; ``value={"invoice": id}`` picks the copy to
   cancel). When every extra copy is posted: refused, FLAG it.
@@ -42,9 +55,22 @@ from typing import Any
 from services.actions.model import Role
 from services.actions.plan_builder import _PlanBuilderCore, _ref_id, _Refuse
 from services.actions.roles import _credit_refusal, _posted_explanation
-from services.actions.steps import CancelInvoice, CreditRepost, PostInvoice, ReplaceLines, StepLine
+from services.actions.steps import (
+    CancelInvoice,
+    CreditRepost,
+    PostDraft,
+    PostInvoice,
+    ReplaceLines,
+    RepostInvoice,
+    StepLine,
+)
 from services.core.domain import Invoice, InvoiceStatus, System
 from services.io.connectors.stripe_payloads import currency_exponent
+from services.io.connectors.tryton_writes import credited_reference_prefix
+
+
+def money_text(inv: Invoice) -> str:
+    return f"{inv.total.amount} {inv.total.currency}"
 
 
 class _InvoicePlans(_PlanBuilderCore):
@@ -75,6 +101,26 @@ class _InvoicePlans(_PlanBuilderCore):
             return date.fromisoformat(str(self.value["invoice_date"]))
         except ValueError:
             raise _Refuse("date", f"invoice_date {self.value['invoice_date']!r} is not a date") from None
+
+    def posting_date(self, wanted: date, why: str) -> date:
+        """The date an invoice is posted with: the operator's (``value={"invoice_date": …}``), else
+        ``wanted`` (``why``: where it comes from), unless the ERP's strict invoice sequence already
+        holds a later posted invoice — then the late posting is dated today (the preview says so).
+        A passed ``date`` check."""
+        latest = self.latest_posted_date()
+        chosen = self.chosen_invoice_date()
+        if chosen is not None:
+            inv_date = chosen
+            self.notes.append(f"invoice date chosen by the operator: {inv_date}")
+        else:
+            inv_date = wanted
+            if latest is not None and inv_date < latest:
+                today = self.engine.clock().astimezone(UTC).date()
+                inv_date = max(today, latest)
+                self.notes.append(f"{why} {wanted}, but the ERP's strict invoice sequence already has a posted "
+                                  f"invoice dated {latest}: the late posting is dated {inv_date}")
+        self.ok("date", f"invoice date {inv_date}")
+        return inv_date
 
     def billing_lines(self, inv: Any) -> list[StepLine]:
         exp = currency_exponent(inv.total.currency.lower())
@@ -124,19 +170,8 @@ class _InvoicePlans(_PlanBuilderCore):
         self.check_currency(currency)
         lines = self.billing_lines(inv)
         finalized = (inv.finalized_at or inv.created)
-        latest = self.latest_posted_date()
-        chosen = self.chosen_invoice_date()
-        if chosen is not None:
-            inv_date = chosen
-            self.notes.append(f"invoice date chosen by the operator: {inv_date}")
-        else:
-            inv_date = finalized.astimezone(UTC).date() if finalized else self.clock().date()
-            if latest is not None and inv_date < latest:
-                today = self.engine.clock().astimezone(UTC).date()
-                self.notes.append(f"billing finalized it on {inv_date}, but the ERP's strict invoice sequence already "
-                                  f"has a posted invoice dated {latest}: the late posting is dated {today}")
-                inv_date = max(today, latest)
-        self.ok("date", f"invoice date {inv_date}")
+        inv_date = self.posting_date(finalized.astimezone(UTC).date() if finalized else self.clock().date(),
+                                     "billing finalized it on")
         ack = self.acknowledge_warning()
         self.steps = [PostInvoice(iid, int(party.ref.id), currency, inv_date.isoformat(), tuple(lines), ack)]
         self.post_calls(iid, int(party.ref.id), currency, inv_date, lines)
@@ -160,6 +195,87 @@ class _InvoicePlans(_PlanBuilderCore):
             "create the draft (journal, receivable account, payment term, units and taxes as the ERP's "
             "on_change proposes them)")
         self.rpc_call("model.account.invoice.post", [["<new invoice id>"]], "post (numbers the invoice)")
+
+    def draft_copy(self) -> tuple[Invoice, Invoice]:
+        """invoice.not_posted_in_erp: (billing invoice, the ERP's one draft copy), checked."""
+        iid = self.exc.object_id
+        binv = self.b.invoices.get(iid)
+        if binv is None:
+            raise _Refuse("source", f"billing invoice {iid} is not in the snapshot: refresh first")
+        _, draft = self.erp_invoice_side()
+        if draft.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VALIDATED):
+            raise _Refuse("target", f"ERP invoice {draft.number or draft.ref.id} is {draft.status.value}, not a draft: "
+                                    "refresh")
+        live = [i.ref.id for i in self.idx.erp_invoices(iid)]
+        if live != [draft.ref.id]:
+            raise _Refuse("target", f"{len(live)} live ERP invoices carry {iid}: refresh, or resolve the duplicate "
+                                    "first")
+        self.ok("target", f"ERP invoice {draft.ref.id} is the one {draft.status.value} copy of {iid}")
+        return binv, draft
+
+    def post_draft(self) -> None:
+        """invoice.not_posted_in_erp POST: post the ERP's draft copy as it is (its lines agree
+        with billing's: a copy that differs is an amount mismatch, corrected first)."""
+        binv, draft = self.draft_copy()
+        iid = binv.ref.id
+        if draft.total.amount != binv.total.amount or draft.total.currency != binv.total.currency:
+            raise _Refuse("content", f"the draft totals {money_text(draft)}, billing {money_text(binv)}: delete and "
+                                     "re-post it from billing instead")
+        self.ok("content", f"the draft agrees with billing ({money_text(binv)})")
+        own = draft.invoice_date
+        finalized = binv.finalized_at or binv.created
+        wanted = own or (finalized.astimezone(UTC).date() if finalized else self.clock().date())
+        inv_date = self.posting_date(wanted, "the draft is dated" if own else "billing finalized it on")
+        write_date = None if inv_date == own else inv_date.isoformat()
+        ack = self.acknowledge_warning()
+        invoice_id = int(draft.ref.id)
+        self.steps = [PostDraft(invoice_id, iid, write_date, ack)]
+        self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
+                                                            ["state", "party", "type", "number", "reference"]],
+                      f"read the draft: still a draft carrying {iid} (posted already: nothing to do)")
+        if write_date is not None:
+            self.rpc_call("model.account.invoice.write", [[invoice_id], {"invoice_date": write_date}],
+                          "date the draft for the ERP's strict invoice sequence")
+        self.rpc_call("model.account.invoice.post", [[invoice_id]], "post (numbers the invoice)")
+        self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),
+                                   "currency": binv.total.currency, "status": binv.status.value},
+                       "erp": {"invoice": draft.ref.id, "state": draft.status.value,
+                               "invoice_date": own.isoformat() if own else None}}
+        self.expected_after = {"erp": {"invoice": draft.ref.id, "reference": iid, "state": "posted",
+                                       "invoice_date": inv_date.isoformat()}}
+
+    def repost(self) -> None:
+        """invoice.not_posted_in_erp REPOST: delete the draft, create + post it from billing."""
+        self.need_reason("deleting an ERP draft and posting it again")
+        binv, draft = self.draft_copy()
+        iid = binv.ref.id
+        if draft.number:
+            raise _Refuse("numbered", f"ERP invoice {draft.number} has a number: the ERP never deletes a numbered "
+                                      "invoice; post it")
+        party = self.party(binv.customer_id)
+        currency = binv.total.currency
+        self.check_currency(currency)
+        lines = self.billing_lines(binv)
+        finalized = binv.finalized_at or binv.created
+        inv_date = self.posting_date(finalized.astimezone(UTC).date() if finalized else self.clock().date(),
+                                     "billing finalized it on")
+        ack = self.acknowledge_warning()
+        invoice_id, party_id = int(draft.ref.id), int(party.ref.id)
+        self.steps = [RepostInvoice(invoice_id, iid, party_id, currency, inv_date.isoformat(), tuple(lines), ack)]
+        self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
+                                                            ["state", "party", "type", "number", "reference"]],
+                      f"read the draft: still an unnumbered draft carrying {iid} (gone already: not deleted again)")
+        if draft.status is InvoiceStatus.VALIDATED:
+            self.rpc_call("model.account.invoice.draft", [[invoice_id]], "back to draft (the ERP deletes only a draft)")
+        self.rpc_call("model.account.invoice.delete", [[invoice_id]], f"delete draft {invoice_id}")
+        self.post_calls(iid, party_id, currency, inv_date, lines)
+        self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),
+                                   "currency": currency, "status": binv.status.value},
+                       "erp": {"invoice": draft.ref.id, "state": draft.status.value,
+                               "total": str(draft.total.amount), "currency": draft.total.currency}}
+        self.expected_after = {"erp": {"deleted": draft.ref.id, "reference": iid, "state": "posted",
+                                       "total": str(binv.total.amount), "currency": currency,
+                                       "invoice_date": inv_date.isoformat()}}
 
     def erp_invoice_side(self) -> tuple[Any, Any]:
         side = next((s for s in self.exc.sides if s.system is System.ERP and s.ref is not None), None)
@@ -207,8 +323,14 @@ class _InvoicePlans(_PlanBuilderCore):
         refusal = _credit_refusal(number, erp_inv.status.value)
         if refusal is not None:
             raise _Refuse("posted", refusal)
-        self.ok("posted", f"ERP invoice {number} is posted: it is credited with refund (a credit note cancels it), "
-                          "then a corrected copy is posted")
+        paid = erp_inv.status is InvoiceStatus.PAID
+        if paid:
+            self.ok("posted", f"ERP invoice {number} is paid: the ERP refunds only an unpaid invoice, so a credit note "
+                              "without refund is posted against it (it stays paid, its reference becomes "
+                              f"'{credited_reference_prefix(self.exc.object_id)}<credit note>'), then a corrected copy")
+        else:
+            self.ok("posted", f"ERP invoice {number} is posted: it is credited with refund (a credit note cancels "
+                              "it), then a corrected copy is posted")
         iid = self.exc.object_id
         live = [i.ref.id for i in self.idx.erp_invoices(iid)]
         if live != [erp_inv.ref.id]:
@@ -254,13 +376,31 @@ class _InvoicePlans(_PlanBuilderCore):
         self.rpc_call("model.account.invoice.search_read", [lookup, 0, None, [["id", "ASC"]], ["state"]],
                       "look for a credit note of it first (idempotency): its lines' origins are the invoice's lines")
         self.rpc_call("wizard.account.invoice.credit.create", [active], "open the ERP's Credit wizard on the invoice")
-        self.rpc_call("wizard.account.invoice.credit.execute",
-                      ["<wizard session>", {"start": {"with_refund": True, "invoice_date": inv_date.isoformat()}},
-                       "credit", active],
-                      "credit with refund: a credit note copying the invoice with negated lines is posted and "
-                      "reconciled with it; the invoice ends cancelled (a lost answer: the invoice is read again)")
-        self.rpc_call("wizard.account.invoice.credit.delete", ["<wizard session>", active], "close the wizard session")
+        if paid:
+            self.rpc_call("wizard.account.invoice.credit.execute",
+                          ["<wizard session>", {"start": {"with_refund": False, "invoice_date": inv_date.isoformat()}},
+                           "credit", active],
+                          "credit without refund (the ERP's only credit of a paid invoice): a draft credit note "
+                          "copying the invoice with negated lines (a lost answer: looked up by its origin)")
+            self.rpc_call("wizard.account.invoice.credit.delete", ["<wizard session>", active],
+                          "close the wizard session")
+            self.rpc_call("model.account.invoice.post", [["<credit note id>"]], "post the credit note")
+            self.rpc_call("model.account.invoice.write", [[invoice_id], {
+                "reference": f"{credited_reference_prefix(iid)}<credit note number>"}],
+                "the paid invoice no longer carries the billing id (the corrected copy does) and names its credit "
+                "note (the ERP allows a posted invoice's reference to change)")
+        else:
+            self.rpc_call("wizard.account.invoice.credit.execute",
+                          ["<wizard session>", {"start": {"with_refund": True, "invoice_date": inv_date.isoformat()}},
+                           "credit", active],
+                          "credit with refund: a credit note copying the invoice with negated lines is posted and "
+                          "reconciled with it; the invoice ends cancelled (a lost answer: the invoice is read again)")
+            self.rpc_call("wizard.account.invoice.credit.delete", ["<wizard session>", active],
+                          "close the wizard session")
         self.post_calls(iid, party_id, currency, inv_date, lines)
+        if paid:
+            self.notes.append("the customer's payment stays on the credited invoice: apply the credit note to the "
+                              "corrected copy in the ERP (until then invoice.payment_state shows it unpaid there)")
         self.notes.append("the corrected copy carries billing's lines and currency (billing owns the invoice's "
                           "content) and the billing invoice id as reference")
         self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),
@@ -268,7 +408,7 @@ class _InvoicePlans(_PlanBuilderCore):
                        "erp": {"invoice": erp_inv.ref.id, "number": erp_inv.number, "state": erp_inv.status.value,
                                "total": str(erp_inv.total.amount), "currency": erp_inv.total.currency}}
         self.expected_after = {"erp": {
-            "credited": {"invoice": erp_inv.ref.id, "state": "cancelled"},
+            "credited": {"invoice": erp_inv.ref.id, "state": "paid" if paid else "cancelled"},
             "credit_note": {"total": str(-erp_inv.total.amount), "currency": erp_inv.total.currency,
                             "invoice_date": inv_date.isoformat()},
             "corrected": {"reference": iid, "state": "posted", "total": str(binv.total.amount), "currency": currency,

@@ -12,8 +12,11 @@ writes each switch of role and each change of the policy to the audit log
 (:mod:`services.actions.role_audit`).
 
 Besides the role, some refusals follow from the exception alone, whoever acts
-(:func:`static_refusal`): a posted invoice is never edited in place, a paid one is not credited,
-a duplicate whose copies are all posted is not cancelled.
+(:func:`static_refusal`): a fix the rule offers that can never pass its preflight for this
+exception is offered greyed with the reason (:func:`allowed_actions_for`) — a posted invoice is
+never edited in place, a draft is corrected rather than credited, a voided billing invoice is
+not reposted, a duplicate whose copies are all posted is not cancelled, a numbered draft is not
+deleted, there is no candidate to link, billing's plans grant no support tier.
 """
 
 from __future__ import annotations
@@ -50,17 +53,32 @@ def static_refusal(exc: SyncException, kind: ActionKind) -> str | None:
     """Why ``kind`` is refused for ``exc`` whoever acts, from the exception alone (a posted
     invoice is never edited in place, …); ``None`` when nothing in it forbids the action."""
     erp_sides = [s for s in exc.sides if s.system is System.ERP and s.ref is not None]
+    billing = next((s for s in exc.sides if s.system is System.BILLING), None)
     if exc.rule == "invoice.amount_mismatch" and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
         state = str(erp_sides[0].values.get("state")) if erp_sides else ""
         number = (erp_sides[0].values.get("number") or erp_sides[0].ref) if erp_sides else "?"
         if kind is ActionKind.CORRECT and state in ("posted", "paid"):
             return _posted_explanation(number, state)
+        if kind is ActionKind.CREDIT_REPOST and billing is not None and billing.values.get("status") == "void":
+            return "billing voided the invoice: there is nothing to repost — flag it for review"
         if kind is ActionKind.CREDIT_REPOST and erp_sides:
             return _credit_refusal(number, state)
     if exc.rule == "invoice.duplicate_in_erp" and kind is ActionKind.CANCEL:
         drafts = [s for s in erp_sides if s.values.get("state") in ("draft", "validated")]
         if not drafts:
             return "every copy is posted: a posted invoice is never cancelled in place; flag it for review"
+    if (exc.rule == "invoice.not_posted_in_erp" and kind is ActionKind.REPOST and erp_sides
+            and erp_sides[0].values.get("number")):
+        return (f"ERP invoice {erp_sides[0].values['number']} has a number: the ERP never deletes a numbered "
+                "invoice; post it")
+    if kind is ActionKind.LINK and exc.rule in ("customer.unmapped_erp", "customer.unmapped_support"):
+        target = next((s for s in exc.sides if s.system is not System.BILLING), None)
+        if target is not None and not target.values.get("candidates"):
+            what = "ERP party" if exc.rule == "customer.unmapped_erp" else "support organization"
+            return f"no unlinked {what} resembles this customer: there is nothing to link — create it"
+    if (kind is ActionKind.PUSH and exc.rule in ("entitlement.missing", "entitlement.tier_mismatch")
+            and billing is not None and billing.values.get("tier") is None):
+        return "billing's active plans grant no support tier (plan → tier mapping): there is no tier to push"
     return None
 
 
@@ -89,20 +107,19 @@ def _role_team(role: str) -> Team | None:
 
 def _posted_explanation(number: Any, state: str) -> str:
     if state == "paid":
-        return (f"ERP invoice {number} is paid: a posted invoice is never edited in place, and the ERP credits with "
-                "refund only an unpaid one — flag it for review")
+        return (f"ERP invoice {number} is paid: a posted invoice is never edited in place; credit + repost it "
+                "instead (a credit note against it, without refund as the ERP does for a paid invoice, and a "
+                "corrected copy; finance)")
     return (f"ERP invoice {number} is {state}: a posted invoice is never edited in place; credit + repost it "
             "instead (a credit note cancels it and a corrected copy is posted; finance)")
 
 
 def _credit_refusal(number: Any, state: str) -> str | None:
-    """Why a credit + repost of an ERP invoice in ``state`` is refused (``None``: posted, allowed)."""
-    if state == "posted":
+    """Why a credit + repost of an ERP invoice in ``state`` is refused (``None``: posted or paid,
+    allowed — a paid one is credited without refund)."""
+    if state in ("posted", "paid"):
         return None
     if state in ("draft", "validated"):
         return (f"ERP invoice {number} is {state}: it is not posted, so it is corrected in place (correct), not "
                 "credited")
-    if state == "paid":
-        return (f"ERP invoice {number} is paid: the ERP credits with refund only a posted invoice whose payment is "
-                "not reconciled — undo the payment's reconciliation in the ERP first, or flag it for review")
     return f"ERP invoice {number} is {state}: there is nothing to credit"

@@ -62,6 +62,7 @@ service acts only as that login in a role the policy grants, and audits every sw
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -101,7 +102,14 @@ from services.actions.plan_builder import _Refuse
 from services.actions.replay import _Replay
 from services.actions.role_audit import role_change_entry
 from services.actions.roles import _role_team, allowed_actions_for, require_actor, role_check
-from services.actions.steps import FlagForReview, step_systems
+from services.actions.steps import (
+    CreditRepost,
+    FlagForReview,
+    PostDraft,
+    PostInvoice,
+    RepostInvoice,
+    step_systems,
+)
 from services.actions.verify import _Coalescer
 from services.core.domain import RULES, Severity, SyncException, System, Team
 from services.core.identity import Identity, RolePolicyError
@@ -113,6 +121,19 @@ from services.store.audit import AuditEntry, AuditLog, GroupCommitter, redact_bo
 
 
 def _no_progress(_: BulkProgress) -> None:
+    return None
+
+
+def posting_date(plan: Plan) -> str | None:
+    """The ISO date of the invoice ``plan`` posts in the ERP (``None``: it posts none): a retry's,
+    a post's or a repost's, a credit + repost's credit note and copy."""
+    for step in plan.steps:
+        if isinstance(step, PostInvoice | RepostInvoice | CreditRepost) and step.invoice_date:
+            return step.invoice_date
+        if isinstance(step, PostDraft):
+            erp = plan.expected_after.get("erp")
+            planned = erp.get("invoice_date") if isinstance(erp, dict) else None
+            return step.invoice_date or (str(planned) if planned else None)
     return None
 
 
@@ -367,7 +388,9 @@ class ActionService(_Replay):
     # -- bulk -----------------------------------------------------------------------------
     async def bulk(self, reqs: list[ActionRequest],
                    progress: Callable[[BulkProgress], None] = _no_progress) -> BulkResult:
-        """Plan and execute ``reqs``, paced per target system. Cancelling the task stops
+        """Plan and execute ``reqs``, paced per target system; ERP postings oldest invoice date
+        first (:func:`posting_date`: the ERP's strict invoice sequence refuses an invoice dated
+        before one already posted). Cancelling the task stops
         starting new actions; started ones finish (or stay visibly pending in the outbox);
         the result then has ``cancelled=True`` and the unstarted ones as ``cancelled``."""
         require_actor(self.operator)
@@ -383,6 +406,24 @@ class ActionService(_Replay):
         counts = {"done": 0}
         sems: dict[System | None, asyncio.Semaphore] = {}
         inner: dict[int, asyncio.Future[ActionResult]] = {}
+        # the ERP numbers invoices in a strict sequence and refuses one dated before a posted one:
+        # postings run oldest invoice date first (those of one date together), each date after
+        # every earlier one has finished, succeeded or not
+        dates = {i: d for i, p in enumerate(plans) if p.ok and (d := posting_date(p)) is not None}
+        order = sorted(set(dates.values()))
+        left = Counter(dates.values())
+        finished = {d: asyncio.Event() for d in order}
+
+        async def turn(i: int) -> None:
+            if i in dates:
+                for earlier in order[:order.index(dates[i])]:
+                    await finished[earlier].wait()
+
+        def release(i: int) -> None:
+            if i in dates:
+                left[dates[i]] -= 1
+                if left[dates[i]] == 0:
+                    finished[dates[i]].set()
 
         def sem_for(plan: Plan) -> asyncio.Semaphore:
             target = plan.target_system
@@ -398,10 +439,14 @@ class ActionService(_Replay):
                                   sum(1 for r in done if r.status in PENDING_STATUSES), current))
 
         async def one(i: int, plan: Plan) -> None:
-            async with sem_for(plan):
-                fut = asyncio.ensure_future(self.execute(plan))
-                inner[i] = fut
-                results[i] = await asyncio.shield(fut)
+            await turn(i)
+            try:
+                async with sem_for(plan):
+                    fut = asyncio.ensure_future(self.execute(plan))
+                    inner[i] = fut
+                    results[i] = await asyncio.shield(fut)
+            finally:
+                release(i)
             counts["done"] += 1
             report(plan.exception.id)
 

@@ -8,7 +8,8 @@ Idempotency on the wire
 -----------------------
 Billing writes carry ``Idempotency-Key`` = the action's key (+ step number); ERP creates look up by
 reference / code (a credit note: by its origin) first, and again when an answer is lost; ERP
-button presses accept the state the button leads to when the answer is lost; ERP writes and
+button presses accept the state the button leads to when the answer is lost; a draft is deleted
+only while it is a draft (gone already: nothing to delete); ERP writes and
 support updates set absolute values (PUT), so repeating them changes nothing.
 """
 
@@ -32,8 +33,10 @@ from services.actions.steps import (
     JsonObject,
     LinkOrg,
     LinkParty,
+    PostDraft,
     PostInvoice,
     ReplaceLines,
+    RepostInvoice,
     SetOrgFields,
     Step,
     StepLine,
@@ -103,6 +106,25 @@ async def _post_invoice(c: Connections, step: PostInvoice, idem: str) -> list[Wr
         await erp.acknowledge_warning(step.acknowledge)
     inv_id = await erp.ensure_invoice_posted(
         step.billing_invoice_id, step.party_id, step.currency,
+        date.fromisoformat(step.invoice_date) if step.invoice_date else None, _decimal_lines(step.lines))
+    return [Written(System.ERP, "invoice", inv_id)]
+
+
+async def _post_draft(c: Connections, step: PostDraft, idem: str) -> list[Written]:
+    erp = c.erp()
+    if step.acknowledge:
+        await erp.acknowledge_warning(step.acknowledge)
+    inv_id = await erp.post_draft_invoice(step.invoice_id, step.billing_invoice_id,
+                                          date.fromisoformat(step.invoice_date) if step.invoice_date else None)
+    return [Written(System.ERP, "invoice", inv_id)]
+
+
+async def _repost_invoice(c: Connections, step: RepostInvoice, idem: str) -> list[Written]:
+    erp = c.erp()
+    if step.acknowledge:
+        await erp.acknowledge_warning(step.acknowledge)
+    inv_id = await erp.delete_draft_and_repost(
+        step.invoice_id, step.billing_invoice_id, step.party_id, step.currency,
         date.fromisoformat(step.invoice_date) if step.invoice_date else None, _decimal_lines(step.lines))
     return [Written(System.ERP, "invoice", inv_id)]
 
@@ -209,6 +231,8 @@ def _entry(kind: type[S], run: Callable[[Connections, S, str], Awaitable[list[Wr
 #: the handler of every step kind
 HANDLERS: dict[type[Step], StepHandler] = dict([
     _entry(PostInvoice, _post_invoice),
+    _entry(PostDraft, _post_draft),
+    _entry(RepostInvoice, _repost_invoice),
     _entry(EnsureParty, _ensure_party),
     _entry(LinkParty, _link_party),
     _entry(ReplaceLines, _replace_lines),

@@ -155,6 +155,60 @@ class PostInvoice(Step):
 
 
 @dataclass(frozen=True)
+class PostDraft(Step):
+    """invoice.not_posted_in_erp POST: post the ERP's draft (or validated) copy of a billing
+    invoice, dated ``invoice_date`` first when given (the ERP's strict sequence)."""
+
+    op = "erp.post_draft"
+    system = System.ERP
+    invoice_id: int
+    billing_invoice_id: str
+    invoice_date: str | None  # ISO date written on the draft before posting; ``None``: its own
+    acknowledge: str | None = None
+
+    def _fields(self) -> JsonObject:
+        out: JsonObject = {"invoice_id": self.invoice_id, "billing_invoice_id": self.billing_invoice_id,
+                           "invoice_date": self.invoice_date}
+        if self.acknowledge is not None:
+            out["acknowledge"] = self.acknowledge
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("invoice_id"), f.text("billing_invoice_id"), f.opt_text("invoice_date"),
+                   f.opt_text("acknowledge"))
+
+
+@dataclass(frozen=True)
+class RepostInvoice(Step):
+    """invoice.not_posted_in_erp REPOST: delete the ERP's draft copy, then create + post the
+    invoice again from billing's lines (as :class:`PostInvoice`)."""
+
+    op = "erp.repost_invoice"
+    system = System.ERP
+    invoice_id: int  # the draft deleted
+    billing_invoice_id: str
+    party_id: int
+    currency: str
+    invoice_date: str | None
+    lines: tuple[StepLine, ...]
+    acknowledge: str | None = None
+
+    def _fields(self) -> JsonObject:
+        out: JsonObject = {"invoice_id": self.invoice_id, "billing_invoice_id": self.billing_invoice_id,
+                           "party_id": self.party_id, "currency": self.currency, "invoice_date": self.invoice_date,
+                           "lines": _lines_json(self.lines)}
+        if self.acknowledge is not None:
+            out["acknowledge"] = self.acknowledge
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        return cls(f.number("invoice_id"), f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
+                   f.opt_text("invoice_date"), f.lines("lines"), f.opt_text("acknowledge"))
+
+
+@dataclass(frozen=True)
 class EnsureParty(Step):
     """customer.unmapped_erp CREATE: the ERP party coded with the customer id (looked up first)."""
 
@@ -213,7 +267,8 @@ class ReplaceLines(Step):
 
 @dataclass(frozen=True)
 class CreditRepost(Step):
-    """invoice.amount_mismatch CREDIT_REPOST: credit a posted invoice with refund, post a corrected copy."""
+    """invoice.amount_mismatch CREDIT_REPOST: credit a posted invoice with refund (a paid one: a
+    credit note without refund, the billing reference moved off it), post a corrected copy."""
 
     op = "erp.credit_repost"
     system = System.ERP
@@ -403,8 +458,8 @@ class FlagForReview(Step):
 
 #: every step kind by its stored ``op``
 STEP_TYPES: dict[str, type[Step]] = {cls.op: cls for cls in (
-    PostInvoice, EnsureParty, LinkParty, ReplaceLines, CreditRepost, CancelInvoice, WriteSubscription,
-    UpdateCustomer, CreateOrg, LinkOrg, UpdateOrg, SetOrgFields, AcceptDifference, FlagForReview)}
+    PostInvoice, PostDraft, RepostInvoice, EnsureParty, LinkParty, ReplaceLines, CreditRepost, CancelInvoice,
+    WriteSubscription, UpdateCustomer, CreateOrg, LinkOrg, UpdateOrg, SetOrgFields, AcceptDifference, FlagForReview)}
 
 
 def step_from_json(raw: Mapping[str, Json]) -> Step:

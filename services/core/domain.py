@@ -250,6 +250,22 @@ class Side:
     values: dict[str, object]
 
 
+@dataclass(frozen=True, slots=True)
+class ExceptionMark:
+    """Something an operator did about an exception that stays visible with it: a fix that
+    failed (``text`` = why) or a flag for review (``text`` = the reason given). ``rule`` is the
+    rule of the exception the action was taken on, when it differs from the one shown (a failed
+    retry of ``invoice.missing_in_erp`` shown on the ``invoice.not_posted_in_erp`` it left)."""
+
+    at: datetime
+    actor: str
+    role: str
+    action: str  # the action kind ("retry", "flag", ...)
+    action_id: str
+    text: str
+    rule: str | None = None
+
+
 @dataclass(slots=True)
 class SyncException:
     """One disagreement between systems, with an owner and the fixes it allows.
@@ -270,6 +286,10 @@ class SyncException:
     last_seen: datetime
     fix_actions: tuple[str, ...] = ()
     closed_at: datetime | None = None
+    #: the last attempt to fix it, when it failed (kept with the exception history)
+    last_failure: ExceptionMark | None = None
+    #: flagged for review: by whom, when, why (kept with the exception history)
+    flagged: ExceptionMark | None = None
 
     @property
     def is_open(self) -> bool:
@@ -286,6 +306,7 @@ RULES: dict[str, tuple[Team, tuple[str, ...]]] = {
     "customer.unmapped_support": (Team.SUPPORT, ("create", "link")),
     "customer.master_drift": (Team.FINANCE, ("push",)),
     "invoice.missing_in_erp": (Team.FINANCE, ("retry",)),
+    "invoice.not_posted_in_erp": (Team.FINANCE, ("post", "repost")),
     "invoice.amount_mismatch": (Team.FINANCE, ("correct", "accept")),
     "invoice.duplicate_in_erp": (Team.FINANCE, ("cancel", "flag")),
     "invoice.payment_state": (Team.FINANCE, ("record", "flag")),

@@ -8,7 +8,12 @@ Pure and in-memory: indexes are built once per run (dict joins, no per-customer 
   open / paid / void / uncollectible; a "live" ERP invoice = any state but cancelled;
 - a customer unmapped in the ERP (or support) gets only the ``unmapped`` exception: the rules
   that need the missing side are not evaluated for it (one root cause, one exception);
-- grace periods (``ReconcileConfig``) keep in-flight synchronization from being an error.
+- grace periods (``ReconcileConfig``) keep in-flight synchronization from being an error;
+- ``invoice.not_posted_in_erp``: a billing invoice that is final (open, paid, uncollectible)
+  for longer than the invoice grace whose one live ERP copy is still ``draft`` or
+  ``validated`` (and agrees in total and currency: a copy that differs is
+  ``invoice.amount_mismatch``, fixed first). The ERP copy exists, so ``missing_in_erp`` is
+  not raised; without this rule a failed posting (a draft left behind) would vanish.
 
 Rules run only when the systems they compare have data (``available``); the tracker closes
 only exceptions of rules that ran, so an outage never "resolves" anything.
@@ -47,6 +52,7 @@ RULE_SYSTEMS: dict[str, frozenset[System]] = {
     "customer.unmapped_support": frozenset({System.BILLING, System.SUPPORT}),
     "customer.master_drift": frozenset({System.BILLING, System.ERP}),
     "invoice.missing_in_erp": frozenset({System.BILLING, System.ERP}),
+    "invoice.not_posted_in_erp": frozenset({System.BILLING, System.ERP}),
     "invoice.amount_mismatch": frozenset({System.BILLING, System.ERP}),
     "invoice.duplicate_in_erp": frozenset({System.BILLING, System.ERP}),
     "invoice.payment_state": frozenset({System.BILLING, System.ERP}),
@@ -62,6 +68,7 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "customer.unmapped_support": Severity.MEDIUM,
     "customer.master_drift": Severity.LOW,
     "invoice.missing_in_erp": Severity.HIGH,
+    "invoice.not_posted_in_erp": Severity.HIGH,
     "invoice.amount_mismatch": Severity.CRITICAL,
     "invoice.duplicate_in_erp": Severity.CRITICAL,
     "invoice.payment_state": Severity.MEDIUM,
@@ -360,7 +367,7 @@ class _Run:
         grace, pay_grace, now = self.config.invoice_grace, self.config.payment_grace, self.now
         open_, paid, void, uncollectible = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID,
                                             InvoiceStatus.UNCOLLECTIBLE)
-        posted = InvoiceStatus.POSTED
+        posted, draft, validated = InvoiceStatus.POSTED, InvoiceStatus.DRAFT, InvoiceStatus.VALIDATED
         parties, erp_by_ref, copies = self.parties_by_code, self.erp_invoice_by_ref, self.erp_copies
         unmapped_with_invoice = self.unmapped_with_invoice
         for iid, inv in self.b.invoices.items():
@@ -391,12 +398,19 @@ class _Run:
                                                       "total": str(x.total.amount)}) for x in erp]])
                 continue
             bt, et = inv.total, e.total
+            est = e.status
             if et is not bt and (et.amount != bt.amount or et.currency != bt.currency):
                 self.add("invoice.amount_mismatch", inv.customer_id, iid,
                          f"{inv.number or iid}: billing {money_str(bt.amount, bt.currency)}, "
                          f"ERP {money_str(et.amount, et.currency)} ({e.status.value})",
                          [self._billing_side(inv), self._erp_side(e)])
-            est = e.status
+            elif (est is draft or est is validated) and st is not void:
+                finalized = inv.finalized_at or inv.created
+                if finalized is not None and now - finalized > grace:
+                    self.add("invoice.not_posted_in_erp", inv.customer_id, iid,
+                             f"{inv.number or iid} ({money_str(bt.amount, bt.currency)}) is {st.value} in billing "
+                             f"since {finalized:%Y-%m-%d %H:%M} UTC but still {est.value} in the ERP",
+                             [self._billing_side(inv), self._erp_side(e)])
             if st is paid:
                 if est is posted and inv.paid_at is not None and now - inv.paid_at > pay_grace:
                     self.add("invoice.payment_state", inv.customer_id, iid,

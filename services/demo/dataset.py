@@ -45,6 +45,8 @@ planted issue, so one customer never carries two entries.
 
 Rules (ground truth)
 --------------------
+(4b was added after the others; the manifest lists the rules in ``ground_truth.RULES`` order.)
+
 1. ``customer.unmapped_erp`` — a billing customer with an active subscription or a finalized
    invoice has no party with ``code ==`` its id. object = customer id. Every other ERP-side
    rule (4–7, 9, and the ERP half of 3) is suppressed for it: its invoices and subscriptions
@@ -62,6 +64,12 @@ Rules (ground truth)
 4. ``invoice.missing_in_erp`` — a finalized, non-void billing invoice with ``total > 0``,
    ``finalized_at`` older than the invoice grace, whose customer is mapped in ERP, and no
    non-cancelled ERP invoice has ``reference ==`` its id. object = invoice id.
+4b. ``invoice.not_posted_in_erp`` — a billing invoice whose status is ``open``, ``paid`` or
+   ``uncollectible``, ``finalized_at`` older than the invoice grace, whose customer is mapped
+   in ERP, and exactly one non-cancelled ERP invoice carries its id, in state ``draft`` or
+   ``validated``, with the same total and currency (a copy that differs is rule 5 only).
+   object = invoice id. Planted as a draft and as a validated copy (a posting that failed,
+   or that was never done).
 5. ``invoice.amount_mismatch`` — exactly one non-cancelled ERP invoice carries the id of a
    finalized billing invoice, and its ``total_amount != total / 100`` or its currency code
    ``!= currency.upper()``. Planted on draft and on posted ERP invoices. object = invoice id.
@@ -92,12 +100,14 @@ same total and currency (``$0`` trial invoices are not sent to the ERP); paid in
 paid in the ERP unless within the grace; voided invoices are cancelled in the ERP; ERP and
 support subscriptions/entitlements follow billing at once (rules 9–12 have no grace). Noise
 that must *not* fire is included on purpose: formatting-only master-data differences,
-cancelled duplicate ERP invoices, ERP invoices with non-billing references, recent invoices
-still in draft in the ERP, ``$0`` invoices, and the in-flight items below.
+cancelled duplicate ERP invoices, ERP invoices with non-billing references, invoices
+finalized within the invoice grace still in draft in the ERP, ``$0`` invoices, and the
+in-flight items below.
 
 In flight (not errors, not in the manifest): a few invoices finalized 1–10 minutes before
-the anchor with no ERP invoice yet, and a few paid 5–30 minutes before the anchor whose ERP
-invoice is still ``posted``. :func:`in_flight_items` recomputes them from the stores (so
+the anchor with no ERP invoice yet, a few finalized 1–10 minutes before the anchor whose ERP
+copy is still a draft, and a few paid 5–30 minutes before the anchor whose ERP invoice is
+still ``posted``. :func:`in_flight_items` recomputes them from the stores (so
 it also sees those that happen naturally near the anchor), which keeps ``DemoDataset``
 unchanged and the answer right after the servers mutate the stores.
 
@@ -180,7 +190,9 @@ def generate(customers: int = 250, seed: int = 1, *, anchor: int | None = None,
 def in_flight_items(ds: DemoDataset, invoice_grace: int = INVOICE_GRACE,
                     payment_grace: int = PAYMENT_GRACE) -> list[dict[str, Any]]:
     """Synchronisation still inside its grace period at ``ds.anchor`` (not errors): finalized
-    invoices not yet in the ERP, and paid invoices whose ERP invoice is still posted.
+    invoices not yet in the ERP (``invoice.awaiting_erp``) or still a draft there
+    (``invoice.posting_awaiting_erp``), and paid invoices whose ERP invoice is still posted
+    (``invoice.payment_awaiting_erp``).
     Recomputed from the stores, so it stays right after servers mutate them."""
     A = ds.anchor
     erp = ds.erp
@@ -196,6 +208,10 @@ def in_flight_items(ds: DemoDataset, invoice_grace: int = INVOICE_GRACE,
                 if inv_table[i]["type"] == "out" and inv_table[i]["state"] != "cancelled"]
         if (not live and inv.status != "void" and inv.total > 0 and A - fin <= invoice_grace):
             out.append({"kind": "invoice.awaiting_erp", "customer": inv.customer, "object": inv.id,
+                        "since": fin, "age_seconds": A - fin})
+        elif (len(live) == 1 and inv.status != "void" and A - fin <= invoice_grace
+              and live[0]["state"] in ("draft", "validated")):
+            out.append({"kind": "invoice.posting_awaiting_erp", "customer": inv.customer, "object": inv.id,
                         "since": fin, "age_seconds": A - fin})
         elif (len(live) == 1 and inv.status == "paid" and inv.paid_at is not None
               and A - inv.paid_at <= payment_grace and live[0]["state"] == "posted"):

@@ -50,8 +50,9 @@ DISTRIBUTIONS: tuple[str, ...] = ("trytond", "trytond-party", "trytond-company",
                                   "trytond-country", "trytond-product", "trytond-account",
                                   "trytond-account-invoice", "trytond-sale", "trytond-sale-subscription",
                                   "proteus")
-#: bump when the seeding (``tryton_seed.py``) changes what it writes (invalidates every cached template)
-SEED_FORMAT = 5
+#: bump when the seeding (``tryton_seed.py``) or the generated dataset changes what it writes (invalidates
+#: every cached template)
+SEED_FORMAT = 6  # 6: validated invoices (invoice.not_posted_in_erp plants), currency exchange accounts
 DATABASE = "syncdesk_demo"
 LOGIN = "admin"
 PASSWORD = "demo-admin-password"

@@ -5,7 +5,7 @@
 global, so :func:`services.demo.tryton_sandbox.build_template` runs it as a subprocess) and
 writes the ERP store of ``services.demo.dataset.generate(customers, seed, anchor=...)`` into
 the initialised database: the same parties (codes, identifiers, addresses, e-mails), products
-(code = billing price ``lookup_key``), customer invoices (draft, posted, paid, cancelled;
+(code = billing price ``lookup_key``), customer invoices (draft, validated, posted, paid, cancelled;
 numbered ``INV-000001``... in the demo's order, billing invoice id in ``reference``) and sale
 subscriptions (running, closed; ``SUB-000001``...), planted finance mismatches included. It
 writes ``seed-stats.json`` (counts, timings, demo id -> real id maps) beside the configuration.
@@ -133,6 +133,10 @@ def _seed(config_file: Path, database: str, customers: int, seed: int, anchor: i
     AccountConfig = Model.get("account.configuration")
     account_config = AccountConfig(1)
     account_config.default_customer_payment_term = term
+    # a foreign-currency invoice whose lines' converted amounts round apart from its total gets an
+    # exchange move line: Tryton needs these accounts to post it (the demo ERP keeps no moves)
+    account_config.currency_exchange_credit_account = accounts["revenue"]
+    account_config.currency_exchange_debit_account = accounts["expense"]
     account_config.save()
     Journal = Model.get("account.journal")
     [cash_journal] = Journal.find([("code", "=", "CASH")], limit=1) or Journal.find([("type", "=", "cash")],
@@ -346,6 +350,11 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
     if cancelled:
         Invoice.cancel(cancelled)
     stats["cancelled"] = len(cancelled)
+    # drafts validated by hand and never posted (invoice.not_posted_in_erp): Tryton's Validate button
+    validated = [by_demo[i] for i in demo_invoices if T["account.invoice"][i]["state"] == "validated"]
+    if validated:
+        Invoice.validate_invoice(validated)
+    stats["validated"] = len(validated)
     for i in demo_invoices:
         want = T["account.invoice"][i]["state"]
         got = Invoice(by_demo[i].id).state

@@ -4,7 +4,17 @@
 - an open exception that a run no longer finds is closed (``closed_at``) — but only when its
   rule actually ran, so an unreachable system never closes anything;
 - a closed exception that comes back is reopened with a new first-seen time; its earlier
-  occurrences stay in its history.
+  occurrences stay in its history;
+- what operators did about an exception stays with it (table ``exception_mark``, so it
+  survives restarts and is shared by whoever shares the database): its last *failed* fix (when,
+  who, which action, why it failed; cleared when a later fix on it succeeds) and its *flag* for
+  review (who, when, why). Every read fills :attr:`SyncException.last_failure` and
+  :attr:`SyncException.flagged` — for the current occurrence only (a mark older than the
+  exception's first-seen time belongs to an earlier one). A failed fix that changed the
+  disagreement into another (a posting refused after the create: the invoice is no longer
+  missing but a draft) is shown on the exception it left: an open exception without a failure
+  of its own shows the latest failed fix of a *closed* exception on the same object and
+  customer, made before it opened, with that exception's rule.
 """
 
 from __future__ import annotations
@@ -14,11 +24,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 
-from services.core.domain import ExternalRef, Severity, Side, SyncException, System, Team
+from services.core.domain import ExceptionMark, ExternalRef, Severity, Side, SyncException, System, Team
 from services.core.reconcile import ReconcileResult
-from services.store.storage import EXC, Storage
+from services.store.storage import EXC, MARK, Storage
+
+#: the kinds of ``exception_mark`` rows
+FAILED = "failed"
+FLAGGED = "flagged"
 
 
 @dataclass
@@ -70,9 +84,70 @@ def _from_row(row: Any) -> SyncException:
         fix_actions=tuple(payload.get("fix_actions", ())), closed_at=_aware(row.closed_at))
 
 
+def _at(row: Any) -> datetime:
+    at = _aware(row.at)
+    assert at is not None
+    return at
+
+
+def _mark_of(row: Any, rule: str | None = None) -> ExceptionMark:
+    return ExceptionMark(at=_at(row), actor=row.actor, role=row.role, action=row.action, action_id=row.action_id,
+                         text=row.text, rule=rule)
+
+
+def _attach_marks(conn: Any, found: list[SyncException]) -> list[SyncException]:
+    """Fill ``last_failure`` and ``flagged`` of ``found`` from ``exception_mark`` (module docstring)."""
+    rows = list(conn.execute(select(MARK)))
+    if not rows or not found:
+        return found
+    own: dict[tuple[str, str], Any] = {(r.exception_id, r.kind): r for r in rows}
+    failed_by_object: dict[str, list[Any]] = {}
+    for r in rows:
+        if r.kind == FAILED:
+            failed_by_object.setdefault(r.object_id, []).append(r)
+    others = {r.exception_id for rs in failed_by_object.values() for r in rs}
+    state = {row.id: row for row in conn.execute(select(EXC.c.id, EXC.c.closed_at, EXC.c.customer_id)
+                                                  .where(EXC.c.id.in_(others)))} if others else {}
+    for exc in found:
+        first = exc.first_seen
+        flag = own.get((exc.id, FLAGGED))
+        if flag is not None and _at(flag) >= first:
+            exc.flagged = _mark_of(flag)
+        mine = own.get((exc.id, FAILED))
+        if mine is not None and _at(mine) >= first:
+            exc.last_failure = _mark_of(mine)
+            continue
+        earlier = [r for r in failed_by_object.get(exc.object_id, ())
+                   if r.exception_id != exc.id and _at(r) <= first
+                   and (other := state.get(r.exception_id)) is not None and other.closed_at is not None
+                   and other.customer_id == exc.customer_id]
+        if earlier:
+            latest = max(earlier, key=_at)
+            exc.last_failure = _mark_of(latest, latest.rule)
+    return found
+
+
 class ExceptionTracker:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+
+    def mark(self, exc_id: str, kind: str, mark: ExceptionMark) -> None:
+        """Keep ``mark`` (``kind``: :data:`FAILED` or :data:`FLAGGED`) with exception ``exc_id``,
+        replacing the one of that kind before it. An exception the history does not hold (the
+        snapshot never saw it) is not marked."""
+        with self.storage.engine.begin() as conn:
+            row = conn.execute(select(EXC.c.rule, EXC.c.object_id).where(EXC.c.id == exc_id)).first()
+            if row is None:
+                return
+            conn.execute(delete(MARK).where(MARK.c.exception_id == exc_id, MARK.c.kind == kind))
+            conn.execute(insert(MARK).values(exception_id=exc_id, kind=kind, object_id=row.object_id, rule=row.rule,
+                                             at=mark.at, actor=mark.actor, role=mark.role, action=mark.action,
+                                             action_id=mark.action_id, text=mark.text))
+
+    def clear_failure(self, exc_id: str) -> None:
+        """A fix of ``exc_id`` succeeded: its last failure is history (the audit log keeps it)."""
+        with self.storage.engine.begin() as conn:
+            conn.execute(delete(MARK).where(MARK.c.exception_id == exc_id, MARK.c.kind == FAILED))
 
     def update(self, result: ReconcileResult) -> TrackResult:
         """Merge one run into the history, in one transaction.
@@ -129,7 +204,7 @@ class ExceptionTracker:
     def open_exceptions(self) -> list[SyncException]:
         with self.storage.engine.connect() as conn:
             rows = conn.execute(select(EXC).where(EXC.c.closed_at.is_(None)).order_by(EXC.c.first_seen, EXC.c.id))
-            return [_from_row(r) for r in rows]
+            return _attach_marks(conn, [_from_row(r) for r in rows])
 
     def close(self, exc_ids: list[str], at: datetime) -> list[str]:
         """Close these open exceptions now (an action verified them gone); answers those closed."""
@@ -145,11 +220,12 @@ class ExceptionTracker:
     def get(self, exc_id: str) -> SyncException | None:
         with self.storage.engine.connect() as conn:
             row = conn.execute(select(EXC).where(EXC.c.id == exc_id)).first()
-        return None if row is None else _from_row(row)
+            return None if row is None else _attach_marks(conn, [_from_row(row)])[0]
 
     def all_exceptions(self) -> list[SyncException]:
         with self.storage.engine.connect() as conn:
-            return [_from_row(r) for r in conn.execute(select(EXC).order_by(EXC.c.first_seen, EXC.c.id))]
+            found = [_from_row(r) for r in conn.execute(select(EXC).order_by(EXC.c.first_seen, EXC.c.id))]
+            return _attach_marks(conn, found)
 
     def history(self, exc_id: str) -> list[tuple[datetime, datetime | None]]:
         with self.storage.engine.connect() as conn:

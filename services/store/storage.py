@@ -9,7 +9,9 @@ Tables (schema managed by Alembic, ``services/store/migrations``):
 - ``sync_exception``: every exception ever raised, open or closed, with first/last seen;
 - ``quarantined_record``: per system, the records its last refreshes could not read (kind,
   id, reason: ``services.core.sysdata.Quarantined``), written in the same transaction as the
-  records.
+  records;
+- ``exception_mark``: per exception, its last failed fix and its flag for review (who, when,
+  why: ``services.store.exception_history``).
 
 A refresh commits whole per system (one transaction) or leaves the previous snapshot as it
 was. Opening a database migrates it to the current schema; an SQLite file is copied to a
@@ -56,7 +58,7 @@ INSERT_BATCH = 500
 LOAD_BATCH = 2_000
 
 #: the newest migration (services/store/migrations/versions); an equal stored revision needs no Alembic
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 #: seconds a process waits for another's migration of the same database before giving up
 MIGRATION_LOCK_TIMEOUT = 300.0
 #: seconds an SQLite statement waits for another connection's (or process's) write to finish
@@ -177,6 +179,23 @@ class QuarantineRow(SQLModel, table=True):
     reason: str
 
 
+class ExceptionMarkRow(SQLModel, table=True):
+    """What was done about an exception that stays visible with it
+    (``services.store.exception_history``): its last failed fix, its flag for review."""
+
+    __tablename__ = "exception_mark"
+    exception_id: str = Field(primary_key=True)
+    kind: str = Field(primary_key=True)  # "failed" | "flagged"
+    object_id: str = Field(index=True)
+    rule: str
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    action_id: str
+    text: str
+
+
 REC: Table = SnapshotRecord.__table__  # type: ignore[attr-defined]
 STATE: Table = SystemState.__table__  # type: ignore[attr-defined]
 EXC: Table = ExceptionRow.__table__  # type: ignore[attr-defined]
@@ -185,6 +204,7 @@ OUTBOX: Table = OutboxRow.__table__  # type: ignore[attr-defined]
 ACCEPTED: Table = AcceptedRow.__table__  # type: ignore[attr-defined]
 OVERVIEW: Table = OverviewCacheRow.__table__  # type: ignore[attr-defined]
 QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[attr-defined]
+MARK: Table = ExceptionMarkRow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The demo dataset generator: determinism, internal consistency, and — most important — an
-independent implementation of the 12 mismatch rules (written from the rule text in
+independent implementation of the 13 mismatch rules (written from the rule text in
 ``services/demo/dataset.py``, sharing no code with it) that must find exactly the manifest."""
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
             code = t["currency.currency"][rec["currency"]]["code"]
             if rec["total_amount"] != Decimal(inv.total) / 100 or code != inv.currency.upper():
                 found.add(("invoice.amount_mismatch", inv.customer, inv.id))
+            elif (inv.status in ("open", "paid", "uncollectible") and rec["state"] in ("draft", "validated")
+                  and inv.finalized_at is not None and A - inv.finalized_at > invoice_grace and mapped):
+                found.add(("invoice.not_posted_in_erp", inv.customer, inv.id))
             if ((inv.status == "paid" and inv.paid_at is not None and A - inv.paid_at > payment_grace
                  and rec["state"] == "posted")
                     or (inv.status == "void" and rec["state"] in ("posted", "paid"))):
@@ -297,16 +300,18 @@ def test_in_flight_items_are_not_errors_but_would_be_without_grace(ds250: DemoDa
     items = in_flight_items(ds250)
     kinds = Counter(i["kind"] for i in items)
     assert kinds["invoice.awaiting_erp"] >= 2
+    assert kinds["invoice.posting_awaiting_erp"] >= 2
     assert kinds["invoice.payment_awaiting_erp"] >= 2
     objects = {m.object for m in ds250.manifest}
     assert not objects & {i["object"] for i in items}
     for i in items:
         inv = ds250.billing.invoices[i["object"]]
-        if i["kind"] == "invoice.awaiting_erp":
+        if i["kind"] in ("invoice.awaiting_erp", "invoice.posting_awaiting_erp"):
             assert 60 <= ds250.anchor - (inv.finalized_at or 0) <= 900
         else:
             assert 300 <= ds250.anchor - (inv.paid_at or 0) <= 3600
     rule = {"invoice.awaiting_erp": "invoice.missing_in_erp",
+            "invoice.posting_awaiting_erp": "invoice.not_posted_in_erp",
             "invoice.payment_awaiting_erp": "invoice.payment_state"}
     expected = manifest_set(ds250) | {(rule[i["kind"]], i["customer"], i["object"]) for i in items}
     assert check(ds250, invoice_grace=0, payment_grace=0) == expected

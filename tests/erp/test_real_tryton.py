@@ -502,8 +502,10 @@ def test_reconcile_with_the_real_erp_reports_the_planted_mismatches(
     planted = {(m["rule"], m["customer"], m["object"]) for m in json.loads(manifest.stdout)}
     # `reconcile --profile` judges with the real clock; the dataset's "now" is its anchor, long
     # past: what was in flight at the anchor (inside its grace) is overdue today
-    overdue = {("invoice.missing_in_erp" if i["kind"] == "invoice.awaiting_erp" else "invoice.payment_state",
-                i["customer"], i["object"]) for i in in_flight_items(erp_dataset)}
+    overdue_rule = {"invoice.awaiting_erp": "invoice.missing_in_erp",
+                    "invoice.posting_awaiting_erp": "invoice.not_posted_in_erp",
+                    "invoice.payment_awaiting_erp": "invoice.payment_state"}
+    overdue = {(overdue_rule[i["kind"]], i["customer"], i["object"]) for i in in_flight_items(erp_dataset)}
     assert found - planted - overdue == set(), "reported but not planted"
     assert planted - found == set(), "planted but not reported"
     assert found == planted | overdue

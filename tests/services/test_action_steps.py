@@ -30,8 +30,10 @@ from services.actions.steps import (
     FlagForReview,
     LinkOrg,
     LinkParty,
+    PostDraft,
     PostInvoice,
     ReplaceLines,
+    RepostInvoice,
     SetOrgFields,
     Step,
     StepFormatError,
@@ -62,6 +64,15 @@ STORED: list[tuple[dict[str, Any], Step]] = [
     ({"op": "erp.post_invoice", "system": "erp", "billing_invoice_id": "in_1B", "party_id": 7, "currency": "USD",
       "invoice_date": "2026-05-02", "lines": LINES[:1], "acknowledge": "invoice_date_in_the_past_7"},
      PostInvoice("in_1B", 7, "USD", "2026-05-02", lines(LINES[0]), "invoice_date_in_the_past_7")),
+    ({"op": "erp.post_draft", "system": "erp", "invoice_id": 40, "billing_invoice_id": "in_1D",
+      "invoice_date": None},
+     PostDraft(40, "in_1D", None)),
+    ({"op": "erp.post_draft", "system": "erp", "invoice_id": 41, "billing_invoice_id": "in_1E",
+      "invoice_date": "2026-05-03", "acknowledge": "w2"},
+     PostDraft(41, "in_1E", "2026-05-03", "w2")),
+    ({"op": "erp.repost_invoice", "system": "erp", "invoice_id": 42, "billing_invoice_id": "in_1F", "party_id": 7,
+      "currency": "USD", "invoice_date": "2026-05-04", "lines": LINES[:1]},
+     RepostInvoice(42, "in_1F", 7, "USD", "2026-05-04", lines(LINES[0]))),
     ({"op": "erp.ensure_party", "system": "erp", "customer_id": "cus_9", "name": "Acme GmbH", "tax_id": "DE123",
       "country": "DE", "email": "billing@acme.example"},
      EnsureParty("cus_9", "Acme GmbH", "DE123", "DE", "billing@acme.example")),
@@ -112,7 +123,7 @@ STORED: list[tuple[dict[str, Any], Step]] = [
 
 def test_every_step_kind_has_a_stored_literal() -> None:
     assert {d["op"] for d, _ in STORED} == set(STEP_TYPES)
-    assert len(STEP_TYPES) == 14
+    assert len(STEP_TYPES) == 16
 
 
 @pytest.mark.parametrize(("stored", "typed"), STORED, ids=[f"{d['op']}-{i}" for i, (d, _) in enumerate(STORED)])

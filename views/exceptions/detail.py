@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from services.core.domain import Severity, Side, SyncException, System
 from services.core.ownership import owner_system
 from views.actions.wording import fix_button_text
+from views.exceptions.model import mark_lines
 from views.widgets.focus import tab_chain
 from views.widgets.icons import SEVERITY_COLORS, severity_icon, system_icon
 from views.widgets.sides import NOT_COMPARED, side_keys
@@ -156,6 +157,13 @@ class ExceptionDetail(QWidget):
         self.summary.setBackgroundRole(QPalette.ColorRole.AlternateBase)
         self.summary.setAutoFillBackground(True)
         lay.addWidget(self.summary)
+        #: the last failed fix and the flag for review, when there are (views.exceptions.model.mark_lines)
+        self.marks = plain_label()
+        self.marks.setWordWrap(True)
+        self.marks.setSizePolicy(_wrapping_policy())
+        self.marks.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.marks.hide()
+        lay.addWidget(self.marks)
 
         rlay.addWidget(_section_label("Values on each side"))
         self.sides_table = QTableWidget()
@@ -280,6 +288,9 @@ class ExceptionDetail(QWidget):
                           f"last seen {utc_text(exc.last_seen)}")
         self.exc_id.setText(shown(exc.id, 300))
         self.summary.setText(shown(exc.summary, 4000))
+        marks = mark_lines(exc)
+        self.marks.setText(shown("\n".join(marks), 4000))
+        self.marks.setVisible(bool(marks))
         owner = owner_system(exc, self.ownership)
         self._fill_sides(exc, owner)
         self.owner_line.setText(f"Owner system: {SYSTEM_TITLES[owner]} — corrections flow from the owner to the copies")

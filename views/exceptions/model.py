@@ -97,12 +97,33 @@ class _Row:
         self.object_id = exc.object_id
         self.summary = exc.summary
         #: one line, cut to a length a cell can show (the model isolates it for bidi: RowsTableModel)
-        self.shown_summary = clipped(exc.summary, 500).replace("\n", " ")
+        self.shown_summary = mark_badges(exc) + clipped(exc.summary, 500).replace("\n", " ")
         self.systems, self.systems_text = systems
         self.sev_rank = SEVERITY_RANK.get(exc.severity, 0)
         self.age = max(0.0, (now - exc.first_seen).total_seconds())
         self.first_seen_ts = exc.first_seen.timestamp()
-        self.search = f"{self.customer}\x00{self.object_id}\x00{self.summary}".casefold()
+        marks = "\x00".join(mark_lines(exc))
+        self.search = f"{self.customer}\x00{self.object_id}\x00{self.summary}\x00{marks}".casefold()
+
+
+def mark_lines(exc: SyncException) -> list[str]:
+    """What operators did about ``exc`` that stays with it, one plain line each: its last failed
+    fix ("Last attempt failed at …: why") and its flag ("Flagged for review by … at …: why")."""
+    lines = []
+    if exc.last_failure is not None:
+        m = exc.last_failure
+        on = f" ({m.action} on {m.rule})" if m.rule and m.rule != exc.rule else f" ({m.action})"
+        lines.append(f"Last attempt failed at {utc_text(m.at)}{on} by {m.actor}: {m.text}")
+    if exc.flagged is not None:
+        m = exc.flagged
+        lines.append(f"Flagged for review by {m.actor} ({m.role}) at {utc_text(m.at)}: {m.text}")
+    return lines
+
+
+def mark_badges(exc: SyncException) -> str:
+    """The short marks a queue row starts with: "[flagged] ", "[last attempt failed] "."""
+    return ("[last attempt failed] " if exc.last_failure is not None else "") + \
+        ("[flagged] " if exc.flagged is not None else "")
 
 
 def customer_text(name: str, customer_id: str) -> str:
@@ -310,7 +331,7 @@ class ExceptionsModel(RowsTableModel[_Row]):
             return f"Severity: {row.exc.severity.value}"
         if col == Column.FIRST_SEEN:
             return f"First seen {utc_text(row.exc.first_seen)}; last seen {utc_text(row.exc.last_seen)}"
-        return clipped(row.summary, TOOLTIP_LIMIT)
+        return clipped("\n".join([row.summary, *mark_lines(row.exc)]), TOOLTIP_LIMIT)
 
     def decoration(self, row: _Row, col: int) -> Any:
         return severity_icon(row.exc.severity) if col == Column.SEVERITY else None

@@ -261,14 +261,15 @@ def _simulate_billing(g: _Gen) -> None:
     A = g.A
     n = g.n
     signups = sorted(A - g.ri(3600, 365 * DAY) for _ in range(n))
-    # in-flight profiles: "fin" (finalized 1-10 min ago, not yet in the ERP) and "pay" (paid
-    # 5-30 min ago, ERP still posted); both start with a trial ending right before.
+    # in-flight profiles: "fin" (finalized 1-10 min ago, not yet in the ERP), "pay" (paid
+    # 5-30 min ago, ERP still posted) and "post" (finalized 1-10 min ago, a draft in the ERP not
+    # posted yet); all start with a trial ending right before.
     forced: dict[int, str] = {}
     k = 0 if n < 50 else max(2, round(g.r.in_flight * n))
     if n >= 4:
-        for idx in rng.sample(range(n), min(n // 2, 2 * k)):
-            kind = "fin" if len(forced) % 2 == 0 else "pay"
-            if kind == "fin":
+        for idx in rng.sample(range(n), min(n // 2, 3 * k)):
+            kind = ("fin", "pay", "post")[len(forced) % 3]
+            if kind != "pay":
                 trial_end = A - 3600 - g.ri(60, 600)
             else:
                 trial_end = A - g.ri(2 * DAY, 5 * DAY)

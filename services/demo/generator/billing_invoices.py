@@ -37,6 +37,8 @@ def _invoice(g: _Gen, cu: _Cust, sub: BSubscription, created: int, fin: int, lin
     g.ev(fin, "invoice.finalized", "invoice", inv.id)
     if force == "fin":
         g.inflight_fin.add(inv.id)
+    elif force == "post":
+        g.inflight_post.add(inv.id)
     if total <= 0:
         inv.status, inv.paid_at = "paid", fin
         g.ev(fin, "invoice.paid", "invoice", inv.id)

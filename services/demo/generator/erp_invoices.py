@@ -1,15 +1,17 @@
 """Phase 4, the ERP's customer invoices: one per mapped, finalized billing invoice with a
-total (posted, paid once the payment synced, cancelled when voided, recent ones sometimes
-still draft), cancelled duplicates finance already cleaned up, manual invoices with purchase
+total (posted, paid once the payment synced, cancelled when voided, some finalized within the
+invoice grace still draft), cancelled duplicates finance already cleaned up, manual invoices with purchase
 order references, planted orphans and migrated legacy invoices; then inserted in creation
 order, numbered by invoice date (``INV-000001``...), with their lines."""
 
 from __future__ import annotations
 
 from services.demo.generator.dates import _EPOCH, DAY, naive_utc
+from services.demo.generator.ground_truth import INVOICE_GRACE
 from services.demo.generator.plants import _planted_invoice_specs
 from services.demo.generator.state import _erp_base, _ErpInv, _Gen
 from services.demo.store import ManifestEntry
+from services.demo.tryton.schema import PAYMENT_TERM, RECEIVABLE_ACCOUNT, REVENUE_JOURNAL
 
 
 def _erp_invoice_specs(g: _Gen) -> list[_ErpInv]:
@@ -17,7 +19,7 @@ def _erp_invoice_specs(g: _Gen) -> list[_ErpInv]:
     rng = g.rng
     r = g.r
     specs: list[_ErpInv] = []
-    recent = A - 3 * DAY
+    recent = A - INVOICE_GRACE  # a draft older than the invoice grace is invoice.not_posted_in_erp
     for inv in g.all_invoices:
         fin = inv.finalized_at
         if fin is None or inv.total <= 0:
@@ -26,6 +28,10 @@ def _erp_invoice_specs(g: _Gen) -> list[_ErpInv]:
             continue
         cu_plant = g.plants.get(inv.customer)
         plant = cu_plant if cu_plant is not None and cu_plant.invoice is inv else None
+        if inv.id in g.inflight_post and inv.status != "void":
+            # in flight: a draft made right after finalization, not posted yet
+            specs.append(_ErpInv(fin + (A - fin) // 2, None, inv, "draft", None))
+            continue
         create = fin + g.ri(60, 600)
         if create > A or inv.id in g.inflight_fin:
             continue  # in flight: not in the ERP yet
@@ -137,6 +143,9 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv]) -> None:
             "state": s.state, "description": desc, "untaxed_amount": tot, "tax_amount": zero,
             "total_amount": tot, "amount_to_pay": tot if s.state == "posted" else zero, "lines": lines,
             "invoice_address": g.erp_address.get(cid) if cid else None,
+            # what Tryton's on_change proposes and every real customer invoice carries (posting
+            # one without them fails as trytond does)
+            "journal": REVENUE_JOURNAL, "account": RECEIVABLE_ACCOUNT, "payment_term": PAYMENT_TERM,
             "create_date": create_dt, "write_date": write_dt, "create_uid": 1,
             "write_uid": 1 if write_dt is not None else None, "rec_name": s.number or s.ref or "(draft)",
         }

@@ -12,6 +12,7 @@ RULES: tuple[str, ...] = (
     "customer.unmapped_support",
     "customer.master_drift",
     "invoice.missing_in_erp",
+    "invoice.not_posted_in_erp",
     "invoice.amount_mismatch",
     "invoice.duplicate_in_erp",
     "invoice.payment_state",

@@ -29,6 +29,7 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
     "customer.unmapped_support": ("candidate", "none"),
     "customer.master_drift": ("name", "tax_id", "country", "support_name"),
     "invoice.missing_in_erp": ("absent", "cancelled_only"),
+    "invoice.not_posted_in_erp": ("draft", "validated"),
     "invoice.amount_mismatch": ("draft_amount", "posted_amount", "posted_currency"),
     "invoice.duplicate_in_erp": ("posted", "draft"),
     "invoice.payment_state": ("void_posted", "paid_not_recorded"),
@@ -42,7 +43,8 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
 # most constrained first, so small datasets still get every rule
 _PLANT_ORDER = ("entitlement.orphan", "invoice.payment_state", "invoice.amount_mismatch",
                 "customer.unmapped_support", "subscription.terms_mismatch", "entitlement.missing",
-                "entitlement.tier_mismatch", "invoice.missing_in_erp", "invoice.duplicate_in_erp",
+                "entitlement.tier_mismatch", "invoice.missing_in_erp", "invoice.not_posted_in_erp",
+                "invoice.duplicate_in_erp",
                 "customer.unmapped_erp", "customer.master_drift", "invoice.orphan_in_erp")
 
 
@@ -79,7 +81,8 @@ def _eligible(g: _Gen, cu: _Cust, rule: str, variant: str) -> _Plant | None:
     if rule == "invoice.payment_state":
         invs = _erp_invoices(g, cu, "void" if variant == "void_posted" else "paid")
         return _Plant(rule, variant, invoice=rng.choice(invs)) if invs else None
-    if rule in ("invoice.missing_in_erp", "invoice.amount_mismatch", "invoice.duplicate_in_erp"):
+    if rule in ("invoice.missing_in_erp", "invoice.not_posted_in_erp", "invoice.amount_mismatch",
+                "invoice.duplicate_in_erp"):
         invs = _erp_invoices(g, cu)
         if not invs:
             return None
@@ -198,6 +201,14 @@ def _planted_invoice_specs(g: _Gen, plant: _Plant, spec: _ErpInv) -> list[_ErpIn
             spec.was_posted = False
             return [spec]
         return []
+    if plant.rule == "invoice.not_posted_in_erp":
+        # final in billing, never posted in the ERP (a posting that failed): a draft, or a
+        # draft validated by hand; same lines, total and currency as billing
+        spec.state, spec.was_posted = v, False
+        spec.write = g.clip(spec.create + g.ri(60, 3600)) if v == "validated" else None
+        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"billing {inv.number} ({total}) is {inv.status}, "
+                                        f"the ERP copy is still {v}"))
+        return [spec]
     if plant.rule == "invoice.amount_mismatch":
         first = inv.lines[-1]
         if v == "posted_currency":

@@ -72,7 +72,7 @@ class _Cust:
         self.domain = domain
         self.subs: list[tuple[BSubscription, int]] = []  # (subscription, last terms change)
         self.invoices: list[BInvoice] = []
-        self.force: str | None = None  # in-flight profile: "fin" | "pay"
+        self.force: str | None = None  # in-flight profile: "fin" | "pay" | "post"
         self.prefix = ""
         self.send_invoice = False
         self.active = False
@@ -139,6 +139,7 @@ class _Gen:
         self.manifest: list[ManifestEntry] = []
         self.inflight_pay: set[str] = set()  # invoice ids whose ERP payment sync is pending
         self.inflight_fin: set[str] = set()  # invoice ids not yet sent to the ERP
+        self.inflight_post: set[str] = set()  # invoice ids sent to the ERP as a draft, not posted yet
         self.legacy_party: int | None = None
         # catalog
         self.price_by_key: dict[tuple[int, int, str], BPrice] = {}  # (plan idx, months, cur)

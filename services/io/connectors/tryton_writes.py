@@ -7,10 +7,13 @@ first, and again when a create's answer is lost), :meth:`TrytonConnector.acknowl
 :meth:`TrytonConnector.get_invoice`, :meth:`TrytonConnector.get_party`,
 :meth:`TrytonConnector.write_party`, :meth:`TrytonConnector.cancel_invoice` (draft only, idempotent),
 :meth:`TrytonConnector.replace_draft_invoice_lines` (draft only: a posted invoice is never
-edited in place), :meth:`TrytonConnector.credit_invoice` (credit with refund through Tryton's
+edited in place), :meth:`TrytonConnector.post_draft_invoice` and
+:meth:`TrytonConnector.delete_draft_and_repost` (a draft copy left by a failed posting: posted,
+or deleted and made again; idempotent), :meth:`TrytonConnector.credit_invoice` (credit with refund through Tryton's
 *Credit* wizard; idempotent: a credit note is looked up by its origin first and again when the
-answer is lost), :meth:`TrytonConnector.credit_and_repost` (credit, then create and post a
-corrected copy carrying the reference; idempotent end to end),
+answer is lost), :meth:`TrytonConnector.credit_and_repost` (credit — a paid invoice without
+refund, its reference moved off it — then create and post a corrected copy carrying the
+reference; idempotent end to end),
 :meth:`TrytonConnector.get_subscription` and :meth:`TrytonConnector.write_subscription_terms`
 (absolute values: repeatable).
 """
@@ -63,6 +66,13 @@ INVOICE_ONCHANGE_KEEP = ("journal", "account", "payment_term", "invoice_address"
 LINE_ONCHANGE_KEEP = ("unit", "account")
 #: Tryton's "Credit" wizard (``account.invoice.credit``): the RPC route to ``Invoice.credit``
 CREDIT_WIZARD = "account.invoice.credit"
+
+
+def credited_reference_prefix(billing_invoice_id: str) -> str:
+    """How a paid invoice credited without refund is re-referenced (``credited: in_X by
+    INV-000123``): it no longer carries the billing id (the corrected copy does), never reads as a
+    billing invoice id (no ``in_`` prefix: not an orphan), and says which credit note credits it."""
+    return f"credited: {billing_invoice_id} by "
 
 
 def _many2many_ids(value: Any) -> list[int]:
@@ -351,6 +361,86 @@ class TrytonWrites(TrytonSession):
                                         "place (credit it instead)")
         await self._invoice_button(invoice_id, "cancel", "cancel invoice", ("cancelled",))
 
+    def _check_copy(self, head: _InvoiceHead, billing_invoice_id: str, operation: str) -> None:
+        """Refuse (:class:`RemoteValidationError`) an invoice that is not the customer invoice
+        carrying ``billing_invoice_id``."""
+        name = head.number or f"{head.id} [{head.reference or ''}]"
+        if head.type != "out":
+            raise RemoteValidationError(self.system, operation, f"invoice {name} is not a customer invoice")
+        if _code(head.reference) != billing_invoice_id:
+            raise RemoteValidationError(self.system, operation, f"invoice {name} carries reference "
+                                        f"{head.reference!r}, not {billing_invoice_id!r}")
+
+    async def post_draft_invoice(self, invoice_id: int, billing_invoice_id: str, invoice_date: date | None) -> int:
+        """Post draft (or validated) customer invoice ``invoice_id``, the ERP's copy of
+        ``billing_invoice_id``, dated ``invoice_date`` first when given (a draft may be edited; the
+        ERP's strict invoice sequence refuses a date before its latest posted invoice). Answers
+        the invoice id. Idempotent: an invoice already posted or paid is left as it is (the
+        answer of an earlier post was lost). Refused (:class:`RemoteValidationError`): another
+        reference, a cancelled invoice. A warning on posting is :class:`RemoteWarning`
+        (nothing posted; acknowledge it and call again)."""
+        operation = "post draft invoice"
+        head = await self._invoice_head(invoice_id, operation)
+        self._check_copy(head, billing_invoice_id, operation)
+        if head.state in ("posted", "paid"):
+            return invoice_id
+        if head.state not in ("draft", "validated"):
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {invoice_id} is {head.state}: there is no draft to post")
+        if invoice_date is not None:
+            await self.call(INVOICE, "write", [invoice_id], {"invoice_date": invoice_date}, operation=operation)
+        await self.post_invoice(invoice_id)
+        return invoice_id
+
+    async def delete_draft_invoice(self, invoice_id: int, billing_invoice_id: str) -> bool:
+        """Delete draft (or validated: put back to draft first) customer invoice ``invoice_id``,
+        the ERP's copy of ``billing_invoice_id``. Tryton deletes only a draft (or cancelled)
+        invoice that was never numbered. Answers whether it was deleted now; an invoice already
+        gone answers ``False`` (idempotent: a repeat, or a lost answer). Refused
+        (:class:`RemoteValidationError`): another reference, a posted, paid or numbered invoice."""
+        operation = "delete draft invoice"
+        try:
+            head = await self._invoice_head(invoice_id, operation)
+        except NotFoundError:
+            return False
+        self._check_copy(head, billing_invoice_id, operation)
+        if head.state not in ("draft", "validated") or head.number:
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {head.number or invoice_id} is {head.state}: only a draft that was "
+                                        "never numbered is deleted")
+        if head.state == "validated":
+            await self._invoice_button(invoice_id, "draft", "reset invoice to draft", ("draft",))
+        try:
+            await self.call(INVOICE, "delete", [invoice_id], operation=operation)
+        except UnavailableError as exc:
+            if isinstance(exc, CircuitOpenError):
+                raise
+            try:
+                state = await self._invoice_state(invoice_id)
+            except ConnectorError:
+                raise exc from None
+            if state is not None:
+                raise
+        return True
+
+    async def delete_draft_and_repost(self, invoice_id: int, billing_invoice_id: str, party_id: int,
+                                      currency_code: str, invoice_date: date | None,
+                                      lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
+        """Replace the ERP's draft copy ``invoice_id`` of ``billing_invoice_id``: delete it
+        (:meth:`delete_draft_invoice`), then create and post the invoice from ``lines``
+        (:meth:`ensure_invoice_posted`). Answers the posted invoice's id. Idempotent end to end:
+        a draft already deleted is not looked for again, and the posted copy is looked up by
+        reference before it is created. When the draft was posted in the meantime (by someone
+        in the ERP), it is left as it is and answered: verify judges it."""
+        head_state = await self._invoice_state(invoice_id)
+        if head_state in ("posted", "paid"):
+            head = await self._invoice_head(invoice_id, "repost invoice")
+            self._check_copy(head, billing_invoice_id, "repost invoice")
+            return invoice_id
+        if head_state is not None and head_state != "cancelled":
+            await self.delete_draft_invoice(invoice_id, billing_invoice_id)
+        return await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+
     async def _invoice_head(self, invoice_id: int, operation: str) -> _InvoiceHead:
         rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]],
                                           fields=["state", "party", "type", "number", "reference"],
@@ -445,6 +535,73 @@ class TrytonWrites(TrytonSession):
             raise ProtocolError(self.system, operation, "the credit wizard answered no credit note")
         return notes[0][0]
 
+    async def _credit_paid(self, head: _InvoiceHead, credit_date: date | None, billing_invoice_id: str,
+                           moved: bool) -> int:
+        """Credit a *paid* customer invoice as Tryton allows it: its Credit wizard refunds only
+        an unpaid posted invoice, so the credit is made without refund (a draft credit note
+        copying the invoice with negated lines, each line's origin the credited one), dated
+        ``credit_date``, and posted; the paid invoice stays paid, and its reference (which
+        Tryton lets change on a posted invoice) becomes ``credited: <billing id> by <credit note
+        number>``, so that the corrected copy is the one live invoice carrying the billing id.
+        Answers the credit note's id. Idempotent: the credit note is looked up by its origin
+        first (posted if still a draft), and a reference already moved is not moved again."""
+        operation = "credit paid invoice"
+        notes = await self.find_credit_notes(head.id, head.party)
+        if notes:
+            note_id, state = notes[0]
+        elif moved:
+            raise RemoteValidationError(self.system, operation,
+                                        f"invoice {head.number or head.id} is marked credited, but no credit note "
+                                        "of it is live: check it in the ERP")
+        else:
+            note_id, state = await self._credit_without_refund(head, credit_date, operation), "draft"
+        if state in ("draft", "validated"):
+            await self.post_invoice(note_id)
+        if not moved:
+            note = await self._invoice_head(note_id, operation)
+            await self.call(INVOICE, "write", [head.id],
+                            {"reference": f"{credited_reference_prefix(billing_invoice_id)}{note.number or note_id}"},
+                            operation=operation)
+        return note_id
+
+    async def _credit_without_refund(self, head: _InvoiceHead, credit_date: date | None, operation: str) -> int:
+        """The Credit wizard with ``with_refund`` off: one draft credit note of ``head``. When
+        the answer is lost, the credit note is looked up by its origin."""
+        active = {"active_model": INVOICE, "active_id": head.id, "active_ids": [head.id]}
+        opened = await self.wizard(CREDIT_WIZARD, "create", operation=operation, context=active)
+        if (not isinstance(opened, list) or not opened or not isinstance(opened[0], int)
+                or isinstance(opened[0], bool)):
+            raise ProtocolError(self.system, operation, "the credit wizard did not answer a session")
+        session = opened[0]
+        start: dict[str, Any] = {"with_refund": False}
+        if credit_date is not None:
+            start["invoice_date"] = credit_date
+        try:
+            answer = await self.wizard(CREDIT_WIZARD, "execute", session, {"start": start}, "credit",
+                                       operation=operation, context=active)
+        except UnavailableError as exc:
+            await self._end_wizard(session, active)
+            if isinstance(exc, CircuitOpenError):
+                raise
+            try:
+                notes = await self.find_credit_notes(head.id, head.party)
+            except ConnectorError:
+                raise exc from None
+            if not notes:
+                raise
+            return notes[0][0]
+        except ConnectorError:
+            await self._end_wizard(session, active)
+            raise
+        await self._end_wizard(session, active)
+        created = _action_res_ids(answer)
+        if len(created) == 1:
+            return created[0]
+        notes = await self.find_credit_notes(head.id, head.party)
+        if not notes:
+            raise ProtocolError(self.system, operation, "the credit wizard answered no credit note")
+        return notes[0][0]
+
     async def _end_wizard(self, session: int, active: dict[str, Any]) -> None:
         """Delete a wizard session (best effort: an abandoned session is harmless)."""
         try:
@@ -457,10 +614,11 @@ class TrytonWrites(TrytonSession):
                                 lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
                                 ) -> tuple[int | None, int]:
         """Replace posted customer invoice ``invoice_id`` (reference ``billing_invoice_id``):
-        credit it with refund (:meth:`credit_invoice`, dated ``invoice_date``), then create and
-        post a corrected copy from ``lines`` in ``currency_code`` for ``party_id``, with the
-        billing invoice id as its reference (:meth:`ensure_invoice_posted`). Answers (credit
-        note id, corrected copy id).
+        credit it with refund (:meth:`credit_invoice`, dated ``invoice_date``; a *paid* one, which
+        Tryton does not refund, with a credit note without refund and its reference moved off it:
+        :meth:`_credit_paid`), then create and post a corrected copy from ``lines`` in
+        ``currency_code`` for ``party_id``, with the billing invoice id as its reference
+        (:meth:`ensure_invoice_posted`). Answers (credit note id, corrected copy id).
 
         Idempotent end to end: each step looks up first (the credit note by its origin, the copy
         by reference: the credited invoice is cancelled, so the live invoice carrying the
@@ -469,18 +627,23 @@ class TrytonWrites(TrytonSession):
         not carry ``billing_invoice_id`` or another live invoice carries it too (a duplicate)."""
         operation = "credit and repost"
         head = await self._invoice_head(invoice_id, operation)
-        if _code(head.reference) != billing_invoice_id:
+        reference = _code(head.reference) or ""
+        moved = reference.startswith(credited_reference_prefix(billing_invoice_id))
+        if reference != billing_invoice_id and not moved:
             raise RemoteValidationError(self.system, operation,
                                         f"invoice {head.number or invoice_id} carries reference {head.reference!r}, "
                                         f"not {billing_invoice_id!r}")
-        if head.state == "posted":
+        if head.state in ("posted", "paid") and not moved:
             others = [i for i in await self._ids(INVOICE, [["reference", "=", billing_invoice_id], ["type", "=", "out"],
                                                            ["state", "!=", "cancelled"]]) if i != invoice_id]
             if others:
                 raise RemoteValidationError(self.system, operation,
                                             f"invoice {others[0]} carries {billing_invoice_id} too: resolve the "
                                             "duplicate before crediting")
-        credit_note = await self._credit(head, invoice_date, "credit invoice")
+        if head.state == "paid" or moved:
+            credit_note: int | None = await self._credit_paid(head, invoice_date, billing_invoice_id, moved)
+        else:
+            credit_note = await self._credit(head, invoice_date, "credit invoice")
         corrected = await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines)
         if corrected == invoice_id:  # unreachable: a credited invoice is cancelled, never live
             raise RemoteValidationError(self.system, operation, f"invoice {invoice_id} is still live after its credit")
