@@ -5,7 +5,9 @@
     syncdesk demo-manifest [--customers N] [--seed S]
     syncdesk screenshot (--demo | --config FILE --profile NAME) --out DIR
     syncdesk reconcile (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) [--format ...] [--wide]
-    syncdesk timeline CUSTOMER_ID (same source options) [--format table|json] [--wide]
+                       [--rule R] [--customer QUERY] [--owner T] [--severity S] [--system SYS] [--min-age AGE]
+    syncdesk timeline QUERY (same source options) [--format table|json] [--wide]
+    syncdesk customers [QUERY] (same source options) [--rule R] [--open-only] [--format table|json|csv] [--wide]
 """
 
 from __future__ import annotations
@@ -33,15 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     shot.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
 
     from app.headless import add_source_options
+    from app.selection import QUERY_HELP, add_filter_options
 
     rec = sub.add_parser("reconcile", help="refresh, reconcile and print the open exceptions")
     add_source_options(rec)
     rec.add_argument("--format", choices=("table", "json", "csv"), default="table")
     rec.add_argument("--output", type=Path, help="write to FILE instead of standard output")
     rec.add_argument("--wide", action="store_true", help="table: print long texts whole (default: fit the terminal)")
+    add_filter_options(rec)
 
     tl = sub.add_parser("timeline", help="refresh and print one customer's lifecycle timeline")
-    tl.add_argument("customer_id", help="billing customer id (cus_...)")
+    tl.add_argument("query", metavar="QUERY", help=f"the customer: {QUERY_HELP}")
     add_source_options(tl)
     tl.add_argument("--format", choices=("table", "json"), default="table")
     tl.add_argument("--oldest-first", action="store_true", help="oldest event first (default: newest first)")
@@ -49,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--wide", action="store_true", help="table: print long texts whole (default: fit the terminal)")
 
     from app.audit_cli import add_audit_parser
+    from app.customers_cli import add_customers_parser
     from app.fix import add_fix_parser
 
+    add_customers_parser(sub)
     add_fix_parser(sub)
     add_audit_parser(sub)
     add_demo_parsers(sub)
@@ -101,14 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         args = parser.parse_args([*argv, "console"])
     # The headless commands report a failure as one line of their own (exit 2, app.headless):
-    # the warnings logged on the way (a refresh failed, a circuit opened) go to the log file
-    # only, unless --verbose.
-    headless = args.command in ("reconcile", "timeline", "fix", "audit")
-    setup_logging(verbose=args.verbose, console_level=logging.ERROR if headless else logging.WARNING)
+    # what is logged on the way (a refresh failed, a circuit opened, the traceback of a system's
+    # unexpected failure) goes to the log file only, unless --verbose.
+    headless = args.command in ("reconcile", "timeline", "customers", "fix", "audit")
+    setup_logging(verbose=args.verbose, console_level=logging.CRITICAL if headless else logging.WARNING)
     from app.audit_cli import cmd_audit
+    from app.customers_cli import cmd_customers
     from app.fix import cmd_fix
     from app.headless import cmd_reconcile, cmd_timeline
 
     commands = {"console": cmd_console, "screenshot": cmd_screenshot, "reconcile": cmd_reconcile,
-                "timeline": cmd_timeline, "fix": cmd_fix, "audit": cmd_audit, **DEMO_COMMANDS}
+                "timeline": cmd_timeline, "customers": cmd_customers, "fix": cmd_fix, "audit": cmd_audit,
+                **DEMO_COMMANDS}
     return commands[args.command](args)

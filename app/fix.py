@@ -1,7 +1,8 @@
 """Headless fixing on the command line (the audit commands: ``app/audit_cli.py``).
 
     syncdesk fix (--demo [--customers N] [--seed S] | [--config FILE] --profile NAME) --rule RULE
-                 [--customer ID] [--action retry|accept|push|create|link|correct|cancel|revoke|flag]
+                 [--customer QUERY] [--owner T] [--severity S] [--system SYS] [--min-age AGE]
+                 [--action retry|accept|push|create|link|correct|cancel|revoke|flag]
                  [--reason TEXT] [--value JSON] [--expires ISO|Nd|Nh]
                  [--role finance|support|auditor] [--dry-run] [--resume] [--audit-db FILE] [--limit N]
                  [--format text|json]
@@ -17,13 +18,19 @@ opened or written; ``--dry-run`` is open to auditors. A policy that changed sinc
 log last saw it is recorded in the log (``role_policy``) before the first action.
 
 ``fix`` refreshes, reconciles, then runs the rule's fix (``--action``, default: the rule's first
-fix) over every open exception of the rule (optionally one customer's) as one bulk action,
-printing one line per action and a summary. ``--resume`` first replays the actions a previous
-run left queued or executing (a crash, an outage). ``--dry-run`` prints each plan (checks and
-the exact calls) and writes nothing. Exit status: 0 when every action succeeded (or there was
-nothing to fix), 1 when any action failed or was refused, 3 when some are still queued (the
-target is unreachable; they replay on the next ``--resume`` run or in the console), 2 for a
-usage or source error.
+fix) over every open exception of the rule that the filters keep (``reconcile``'s: one customer
+named as a user knows it — app/selection.py —, the owner, a minimum severity, a system taking
+part, a minimum age) as one bulk action, printing one line per action and a summary.
+``--resume`` first replays the actions a previous run left queued or executing (a crash, an
+outage). ``--dry-run`` prints each plan (checks and the exact calls) and writes nothing.
+
+Exit status: 0 when every action succeeded (or there was nothing pending to replay with
+``--resume`` alone); 1 when any action failed or was refused; 3 when some are still queued (the
+target is unreachable; they replay on the next ``--resume`` run or in the console); 2 for a
+usage or source error (also a ``--customer`` that names no customer, or several: they are
+listed); 5 when nothing matched, so nothing was done: one line on stderr says why — how many
+open exceptions each filter left, how many of the rule's (of that customer) are accepted, and
+when the last was resolved and by whom, from the exception history and the audit log.
 
 Each profile has its own audit log (services.store.home): SYNCDESK_HOME/audit-<profile>.db,
 SYNCDESK_HOME/demo/audit.db for the built-in demo, or ``--audit-db``; ``syncdesk audit verify
@@ -50,6 +57,7 @@ from app.headless import (
     refresh_or_fail,
     safe_text,
 )
+from app.selection import add_filter_options, exception_filter
 from services.actions.model import (
     RULE_ACTIONS,
     ActionKind,
@@ -65,21 +73,22 @@ from services.actions.role_audit import record_policy_change
 from services.actions.roles import auditor_refusal
 from services.actions.service import ActionService
 from services.core.domain import SyncException
+from services.core.exception_filter import ExceptionFilter
 from services.core.identity import Identity, RolePolicyError, current_login, resolve_identity
+from services.core.lookup import CustomerIndex
 from services.io.config import ConfigError, load_roles
-from services.store.audit import AuditLog
+from services.store.audit import AuditFilter, AuditLog
 from services.store.home import audit_path, config_path
 from services.store.storage import Storage, StorageError, database_url
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUEUED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUEUED, EXIT_NOTHING = 0, 1, 2, 3, 5
 
 
 def add_fix_parser(sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         "fix", help="run a rule's fix over its open exceptions (scheduled jobs); exits non-zero on failure")
     add_source_options(p)
-    p.add_argument("--rule", choices=sorted(RULE_ACTIONS), help="the rule whose exceptions to fix")
-    p.add_argument("--customer", help="only this customer's exceptions (billing customer id)")
+    add_filter_options(p, rule_choices=sorted(RULE_ACTIONS))
     p.add_argument("--action", choices=[k.value for k in ActionKind],
                    help="the fix (default: the rule's first fix)")
     p.add_argument("--reason", default="", help="why (required for accept, correct, credit_repost and flag)")
@@ -238,9 +247,15 @@ async def _fix(args: argparse.Namespace) -> int:
                         print(f"replayed {r.status.value:9} {r.exception_id}: {safe_text(r.message)}", file=sys.stderr)
                 await engine.reconcile()
             if args.rule:
-                exceptions = [e for e in await engine.open_exceptions() if e.rule == args.rule
-                              and (not args.customer or e.customer_id == args.customer)]
-                exceptions.sort(key=lambda e: e.id)
+                open_all = await engine.open_exceptions()
+                index = CustomerIndex.from_snapshot(engine.snapshot(), open_all) if args.customer else None
+                flt, _ = exception_filter(args, index)
+                now = engine.clock()
+                exceptions = sorted(flt.apply(open_all, now), key=lambda e: e.id)
+                if not exceptions and not results:
+                    why = await _why_nothing(engine, audit, flt, open_all, now)
+                    print(f"fix: nothing to do: {safe_text(why)}", file=sys.stderr)
+                    return EXIT_NOTHING
                 if args.limit:
                     exceptions = exceptions[: args.limit]
                 kind = ActionKind(args.action) if args.action else RULE_ACTIONS[args.rule][0]
@@ -274,6 +289,31 @@ async def _fix(args: argparse.Namespace) -> int:
             print(f"{r.status.value:9} {r.exception_id}: {safe_text(r.message)}")
         print(f"fix: {_summary(results)}")
     return _exit_code(results)
+
+
+async def _why_nothing(engine: Any, audit: AuditLog, flt: ExceptionFilter, open_all: list[SyncException],
+                       now: datetime) -> str:
+    """Why ``flt`` keeps no open exception: how many each criterion left, then, when the rule's
+    exceptions (of that customer) were resolved before, the last one: when, by whom and how
+    (from the exception history and the audit log), or accepted and so hidden."""
+    why = flt.why_none(open_all, now)
+    same = ExceptionFilter(rule=flt.rule, customer_ids=flt.customer_ids, customer_label=flt.customer_label)
+    shown = {e.id for e in open_all}
+    accepted = [e for e in same.apply(await engine.open_exceptions(include_hidden=True), now) if e.id not in shown]
+    closed = [e for e in same.apply(await engine.exception_history(), now) if e.closed_at is not None]
+    notes = []
+    if accepted:
+        notes.append(f"{len(accepted)} open but accepted as a known difference (hidden)")
+    if closed:
+        last = max(closed, key=lambda e: (e.closed_at or now, e.id))
+        assert last.closed_at is not None
+        done = await asyncio.to_thread(audit.entries, AuditFilter(customer_id=last.customer_id, outcome="succeeded"))
+        action = next((a for a in done if a.exception_id == last.id and a.phase == "outcome"), None)
+        how = (f"by {action.operator} ({action.role}, {action.action_kind})" if action is not None
+               else "without an action here (the systems agreed at a refresh)")
+        notes.append(f"{len(closed)} resolved before; the last, {last.id}, "
+                     f"at {last.closed_at:%Y-%m-%d %H:%M} UTC {how}")
+    return "; ".join([why, *notes])
 
 
 def cmd_fix(args: argparse.Namespace) -> int:

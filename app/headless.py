@@ -1,4 +1,11 @@
-"""Headless sub-commands over the engine: ``reconcile`` and ``timeline``.
+"""Headless sub-commands over the engine: ``reconcile`` and ``timeline`` (``customers``:
+app/customers_cli.py).
+
+``timeline QUERY`` and ``reconcile --customer QUERY`` name a customer the way a user knows it
+(app/selection.py, services.core.lookup): a name (any part, any case, accents optional), any id
+in any system, an e-mail domain, the start of an id; a query that names several customers is
+exit 2 with the list. ``reconcile`` takes the exception filters ``fix`` takes (``--rule``,
+``--customer``, ``--owner``, ``--severity``, ``--system``, ``--min-age``).
 
 Both take the same source options: ``--demo [--customers N] [--seed S]`` (the built-in demo:
 its world, kept in SYNCDESK_HOME/demo between runs, served in-process on free ports; its
@@ -12,9 +19,10 @@ Exit status (``reconcile``, ``timeline``; ``fix`` adds its own, see app.fix):
 - 2: nothing printed, one line on stderr naming the cause: a usage or configuration problem
   (no such file / profile, malformed TOML, wrong ``kind``, a credential not configured, a
   snapshot database that cannot be opened, an output file that cannot be written, an unknown
-  customer) or a system that could not be refreshed (unreachable, unavailable (5xx),
-  rejected the credentials, kept rate limiting, answered something unexpected); every failed
-  system is named on that one line;
+  customer, a query that names several: then the candidates follow, one per line) or a system
+  that could not be refreshed (unreachable, unavailable (5xx), rejected the credentials, kept
+  rate limiting, answered something unexpected); every failed system is named on that one
+  line, and without ``-q`` one line per system before it says how each refresh went;
 - 4: refreshed and printed, but some records a system sent could not be read (a time out of
   range, a wrong type, a missing field, an id listed twice with different content): they are
   quarantined — left out of the data, the rest of the refresh goes on — and each is one line on
@@ -51,8 +59,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from app.demo import DemoError, RunningDemo, positive_int, start_demo
+from app.selection import SelectionError, exception_filter, resolve
 from app.sources import open_storage
-from services.core.domain import SyncException, System
+from services.core.domain import ExceptionMark, SyncException, System
 from services.core.errors import (
     AuthenticationError,
     ConnectorError,
@@ -60,6 +69,7 @@ from services.core.errors import (
     RateLimitedError,
     UnavailableError,
 )
+from services.core.lookup import CustomerIndex
 from services.core.redaction import redact, redact_value, register_secret
 from services.core.sysdata import Progress
 from services.core.text_safety import BIDI_CONTROLS, SEPARATORS, csv_cell, terminal_safe
@@ -173,8 +183,28 @@ async def refresh_or_fail(source: Source, args: argparse.Namespace) -> RefreshRe
     report = await source.engine.refresh(mode, _progress_printer(args.quiet))
     if not report.ok:
         urls = {s: c.url for s, c in source.profile.connections.items()}
+        if not args.quiet:  # how each system's refresh went, then the reason (one line)
+            for line in refresh_lines(report, urls):
+                print(line, file=sys.stderr)
         raise CommandError("; ".join(failure_reason(o, urls.get(o.system)) for o in report.failed))
     return report
+
+
+def refresh_lines(report: RefreshReport, urls: dict[System, str]) -> list[str]:
+    """One line per system: ``refresh: erp      failed  is unreachable at http://…`` or
+    ``refresh: billing  ok      full, 214 records in 1.5 s``."""
+    out = []
+    for system in System:
+        o = report.outcomes.get(system)
+        if o is None:
+            continue
+        if o.ok:
+            what = f"ok      {o.mode}, {o.records} records in {o.seconds:.1f} s"
+        else:
+            url = urls.get(system)
+            what = f"failed  {failure_kind(o)}" + (f" at {url}" if url else "")
+        out.append(f"refresh: {system.value:8} {safe_text(what)}")
+    return out
 
 
 #: exit status: refreshed and printed, but some records could not be read (see the module doc)
@@ -194,12 +224,17 @@ def report_quarantined(engine: Engine, name: str) -> int:
 def failure_reason(outcome: SystemOutcome, url: str | None = None) -> str:
     """``billing (http://…) is unreachable: list events: connection failed (ConnectError)``:
     the system, what kind of failure, then the connector's words without the repeated system."""
-    error = outcome.error
     name = outcome.system.value
     where = f"{name} ({url})" if url else name
     detail = outcome.error_text
     if detail.startswith(f"{name} "):
         detail = detail[len(name) + 1:]
+    return f"{where} {failure_kind(outcome)}: {detail}"
+
+
+def failure_kind(outcome: SystemOutcome) -> str:
+    """What kind of failure, as a predicate: ``is unreachable``, ``rejected the credentials``…"""
+    error = outcome.error
     if isinstance(error, AuthenticationError):
         what = "rejected the credentials"
     elif isinstance(error, RateLimitedError):
@@ -212,7 +247,7 @@ def failure_reason(outcome: SystemOutcome, url: str | None = None) -> str:
         what = "refused the request"
     else:
         what = "could not be refreshed"
-    return f"{where} {what}: {detail}"
+    return what
 
 
 # -- output that cannot be turned against the reader --------------------------------------
@@ -298,13 +333,15 @@ def _fit(natural: list[int], floors: list[int], room: int) -> list[int]:
     return widths
 
 
-def _table(rows: list[list[str]], header: list[str], width: int | None) -> str:
+def _table(rows: list[list[str]], header: list[str], width: int | None, whole: frozenset[int] = frozenset()) -> str:
     """A plain-text table; every cell is :func:`safe_text`. ``width``: the columns to fit
-    (long cells elided with "…"); None prints every cell whole."""
+    (long cells elided with "…"; never the columns in ``whole``, e.g. ids); None prints every
+    cell whole."""
     cells = [[safe_text(c) for c in row] for row in [header, *rows]]
     natural = [max(display_width(row[i]) for row in cells) for i in range(len(header))]
     if width is not None:
-        widths = _fit(natural, [display_width(h) for h in cells[0]], width - 2 * (len(header) - 1))
+        floors = [natural[i] if i in whole else display_width(h) for i, h in enumerate(cells[0])]
+        widths = _fit(natural, floors, width - 2 * (len(header) - 1))
         cells = [[elide(c, w) for c, w in zip(row, widths, strict=True)] for row in cells]
     else:
         widths = natural
@@ -315,6 +352,27 @@ def _table(rows: list[list[str]], header: list[str], width: int | None) -> str:
 
 
 # -- reconcile ---------------------------------------------------------------------------
+def mark_dict(mark: ExceptionMark | None) -> dict[str, Any] | None:
+    """A failed fix or a flag as ``reconcile --format json`` shows it."""
+    if mark is None:
+        return None
+    return {"at": mark.at.isoformat(), "by": mark.actor, "role": mark.role, "action": mark.action,
+            "action_id": mark.action_id, "reason": mark.text, "rule": mark.rule}
+
+
+def mark_notes(exc: SyncException) -> str:
+    """The marks as the table shows them after the summary."""
+    notes = []
+    if exc.last_failure is not None:
+        m = exc.last_failure
+        on = f" ({m.action} on {m.rule})" if m.rule and m.rule != exc.rule else ""
+        notes.append(f"[last attempt failed at {m.at:%Y-%m-%d %H:%M} UTC{on}: {m.text}]")
+    if exc.flagged is not None:
+        m = exc.flagged
+        notes.append(f"[flagged by {m.actor} ({m.role}) at {m.at:%Y-%m-%d %H:%M} UTC: {m.text}]")
+    return "  ".join(notes)
+
+
 def exception_dict(exc: SyncException, now: datetime) -> dict[str, Any]:
     return {
         "id": exc.id,
@@ -329,6 +387,9 @@ def exception_dict(exc: SyncException, now: datetime) -> dict[str, Any]:
         "fix_actions": list(exc.fix_actions),
         "sides": {side.system.value: {"ref": str(side.ref) if side.ref else None, **side.values}
                   for side in exc.sides},
+        "last_attempt_failed": mark_dict(exc.last_failure),
+        "flagged": mark_dict(exc.flagged),
+        "notes": mark_notes(exc),
     }
 
 
@@ -342,9 +403,9 @@ def _write(text: str, output: Path | None) -> None:
         raise CommandError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
-def render_exceptions(rows: list[dict[str, Any]], fmt: str, width: int | None = None) -> str:
+def render_exceptions(rows: list[dict[str, Any]], fmt: str, width: int | None = None, footer: str = "") -> str:
     """The open exceptions as ``json`` (exact), ``csv`` (spreadsheet-safe cells) or a table
-    fitted to ``width`` columns (None: whole cells)."""
+    fitted to ``width`` columns (None: whole cells); ``footer`` follows the table's count."""
     if fmt == "json":
         return json_text(rows)
     columns = ["rule", "customer", "object", "severity", "owner", "summary"]
@@ -357,8 +418,10 @@ def render_exceptions(rows: list[dict[str, Any]], fmt: str, width: int | None = 
                             + [csv_text(r["id"]), csv_text(r["first_seen"]),
                                csv_text(json.dumps(redact_value(r["sides"]), default=str))])
         return buf.getvalue()
-    return (_table([[str(r[c] or "—") for c in columns] for r in rows], columns, width)
-            + f"\n{len(rows)} open exceptions\n")
+    shown = [[str(r[c] or "—") + (f"  {r['notes']}" if c == "summary" and r.get("notes") else "")
+              for c in columns] for r in rows]
+    return (_table(shown, columns, width)
+            + f"\n{len(rows)} open exceptions{footer}\n")
 
 
 async def _reconcile(args: argparse.Namespace) -> int:
@@ -367,8 +430,16 @@ async def _reconcile(args: argparse.Namespace) -> int:
         result, _ = await source.engine.reconcile()
         exceptions = await source.engine.open_exceptions()
         now = result.checked_at
-        rows = [exception_dict(e, now) for e in sorted(exceptions, key=lambda e: (e.rule, e.id))]
-        _write(render_exceptions(rows, args.format, terminal_width(args)), args.output)
+        index = CustomerIndex.from_snapshot(source.engine.snapshot(), exceptions) if args.customer else None
+        flt, _ = exception_filter(args, index)
+        chosen = flt.apply(exceptions, now)
+        footer = ""
+        if not flt.empty:
+            labels = ", ".join(label for label, _ in flt.criteria(now))
+            footer = (f" matching {labels} (of {len(exceptions)})" if chosen
+                      else f" matching {labels}: {flt.why_none(exceptions, now)}")
+        rows = [exception_dict(e, now) for e in sorted(chosen, key=lambda e: (e.rule, e.id))]
+        _write(render_exceptions(rows, args.format, terminal_width(args), footer), args.output)
         if not args.quiet:
             took = ", ".join(f"{o.system.value} {o.mode} {o.records} records in {o.seconds:.1f} s "
                              f"({o.requests} requests)" for o in report.outcomes.values())
@@ -388,34 +459,79 @@ async def _timeline(args: argparse.Namespace) -> int:
         await refresh_or_fail(source, args)
         await source.engine.reconcile()
         exceptions = await source.engine.open_exceptions()
-        timeline = build_timeline(source.engine.snapshot(), args.customer_id, exceptions=exceptions,
-                                  now=source.engine.clock())
+        snapshot = source.engine.snapshot()
+        customer_id, found = _timeline_customer(CustomerIndex.from_snapshot(snapshot, exceptions), snapshot, args,
+                                                exceptions, source.engine.clock())
+        timeline = build_timeline(snapshot, customer_id, exceptions=exceptions, now=source.engine.clock())
         entries = timeline.oldest_first() if args.oldest_first else timeline.newest_first()
-        if not entries and not timeline.identities:
-            raise CommandError(f"no customer {args.customer_id!r} in any system")
+        notes = {e.id: mark_notes(e) for e in exceptions if mark_notes(e)}  # failed fixes, flags
         if args.format == "json":
+            state = timeline.state
             out = {"customer": timeline.customer_id, "name": timeline.name,
+                   "found_by": {"query": args.query, "via": found},
+                   "state": {"subscription": state.subscription_id, "status": state.status, "plan": state.plan_key,
+                             "plan_name": state.plan_name, "quantity": state.quantity, "support_tier": state.tier},
                    "identities": {s.value: [str(r) for r in refs] for s, refs in timeline.identities.items()},
                    "entries": [{"at": e.event.at.isoformat(), "system": e.event.system.value,
                                 "kind": e.event.kind.value, "ref": str(e.event.ref), "summary": e.event.summary,
                                 "group": e.group, "status": e.status, "note": e.note,
                                 "lag_seconds": e.lag.total_seconds() if e.lag is not None else None,
-                                "exceptions": list(e.event.exception_ids)} for e in entries]}
+                                "exceptions": list(e.event.exception_ids),
+                                "exception_notes": {x: notes[x] for x in e.event.exception_ids if x in notes}}
+                               for e in entries]}
             _write(json_text(out), args.output)
         else:
             header = ["when (UTC)", "system", "event", "status", "lag", "summary"]
             rows = [[e.event.at.strftime("%Y-%m-%d %H:%M"), e.event.system.value, e.event.kind.value,
                      e.status, _lag(e.lag), e.event.summary + (f"  [{', '.join(e.event.exception_ids)}]"
-                                                                if e.event.exception_ids else "")]
+                                                                if e.event.exception_ids else "")
+                     + "".join(f"  {notes[x]}" for x in e.event.exception_ids if x in notes)]
                     for e in entries]
-            ident = "; ".join(f"{s.value}: {', '.join(r.id for r in refs)}" for s, refs in timeline.identities.items())
             width = terminal_width(args)
             name = safe_text(timeline.name or "")
-            if width is not None:  # the name gives way, never the ids
+            if width is not None:  # the name gives way, never the id
                 name = elide(name, max(20, width // 2))
-            title = f"{name} ({safe_text(timeline.customer_id)}) — {safe_text(ident)}"
-            _write(f"{title}\n\n{_table(rows, header, width)}\n", args.output)
+            title = f"{name} ({safe_text(timeline.customer_id)})"
+            lines = [safe_text(timeline.state.summary()), safe_text(identity_text(timeline, snapshot.systems))]
+            if width is not None:
+                lines = [elide(line, width) for line in lines]
+            _write("\n".join([title, *lines, "", _table(rows, header, width)]) + "\n", args.output)
         return report_quarantined(source.engine, "timeline")
+
+
+def _timeline_customer(index: CustomerIndex, snapshot: Any, args: argparse.Namespace,
+                       exceptions: list[SyncException], now: datetime) -> tuple[str, str]:
+    """The customer id ``timeline QUERY`` means and how it was found. A query no lookup
+    matches may still be an id some records refer to (an ERP invoice booked on a party code no
+    system has); else :class:`SelectionError` (none: one line; several: the list)."""
+    from services.core.timeline import build_timeline
+
+    lookup = index.find(args.query)
+    match = lookup.unique
+    if match is not None:
+        if not args.quiet and match.customer_id != args.query.strip():
+            print(f"timeline: {safe_text(args.query)!r} is {safe_text(match.describe())}", file=sys.stderr)
+        return match.customer_id, match.via.value
+    if not lookup.matches:
+        orphan = build_timeline(snapshot, args.query.strip(), exceptions=exceptions, now=now)
+        if orphan.known:
+            return orphan.customer_id, "records that refer to it"
+    return resolve(index, args.query).customer_id, ""  # raises, saying why
+
+
+def identity_text(timeline: Any, loaded: Any) -> str:
+    """``billing cus_X · ERP party 30 (code cus_X) · support org 360000028``;
+    a system that holds none: ``ERP not linked``; never read: ``ERP not loaded``."""
+    parts = []
+    for system, label in ((System.BILLING, "billing"), (System.ERP, "ERP party"), (System.SUPPORT, "support org")):
+        refs = timeline.identities.get(system, [])
+        if refs:
+            ids = ", ".join(r.id for r in refs)
+            parts.append(f"{label} {ids}" + (f" (code {timeline.customer_id})" if system is System.ERP else ""))
+        else:
+            title = "ERP" if system is System.ERP else system.value
+            parts.append(f"{title} {'not linked' if system in loaded else 'not loaded'}")
+    return " · ".join(parts)
 
 
 def _lag(lag: Any) -> str:
@@ -436,6 +552,12 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 def _run(coro: Any, name: str, stream: TextIO | None = None) -> int:
     try:
         return asyncio.run(coro)
+    except SelectionError as exc:  # no such customer (one line), or several (the line, then the list)
+        line = terminal_safe(" ".join(redact(str(exc)).split()))
+        print(f"{name}: {line}", file=stream or sys.stderr)
+        for candidate in exc.lines():
+            print(redact(candidate), file=stream or sys.stderr)
+        return 2
     except CommandError as exc:
         # one line, whatever the vendor's message holds: never a credential, never a control character
         line = terminal_safe(" ".join(redact(str(exc)).split()))

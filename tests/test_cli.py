@@ -139,17 +139,19 @@ def test_every_command_honours_syncdesk_home(tmp_path: Path) -> None:
     demo = ("--demo", "--customers", customers, "-q")
     # the built-in demo keeps its world, snapshot and audit log in SYNCDESK_HOME/demo
     world, snapshot, audit = "demo/world.json.gz", "demo/snapshot.db", "demo/audit.db"
-    commands: list[tuple[list[str], set[str]]] = [
-        (["demo-manifest", "--customers", "10"], set()),
-        (["reconcile", *demo, "--format", "json"], {world, snapshot}),
-        (["timeline", customer, *demo, "--format", "json"], {world, snapshot}),
+    assert not [m for m in generate(int(customers), 1).manifest if m.rule == "invoice.missing_in_erp"]
+    commands: list[tuple[list[str], set[str], int]] = [
+        (["demo-manifest", "--customers", "10"], set(), 0),
+        (["reconcile", *demo, "--format", "json"], {world, snapshot}, 0),
+        (["timeline", customer, *demo, "--format", "json"], {world, snapshot}, 0),
+        # nothing of that rule in this world: nothing to do, exit 5 (app.fix)
         (["fix", *demo, "--rule", "invoice.missing_in_erp", "--dry-run", "--format", "json"],
-         {world, snapshot, audit}),
-        (["audit", "verify"], {audit}),
-        (["audit", "export", "--format", "json"], {audit}),
+         {world, snapshot, audit}, 5),
+        (["audit", "verify"], {audit}, 0),
+        (["audit", "export", "--format", "json"], {audit}, 0),
     ]
     outputs: dict[str, str] = {}
-    for args, writes in commands:
+    for args, writes, status in commands:
         for name in (world, snapshot, audit):
             (home / name).unlink(missing_ok=True)
         if args[0] == "audit":  # what `audit` must find by default (no profile configured: the demo's log)
@@ -161,7 +163,7 @@ def test_every_command_honours_syncdesk_home(tmp_path: Path) -> None:
         (home / "logs" / "syncdesk.log").unlink(missing_ok=True)
         result = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
                                 timeout=120, env=env)
-        assert result.returncode == 0, (args, result.stderr)
+        assert result.returncode == status, (args, result.stderr)
         outputs[" ".join(args[:2])] = result.stdout
         written = {name for name in (world, snapshot, audit) if (home / name).exists()}
         assert written == writes, args

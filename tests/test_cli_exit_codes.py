@@ -426,10 +426,13 @@ def test_fix_exit_codes_and_audit_verify(fix_demo: DemoEnvironment, tmp_path: Pa
     assert f"fix: {drift} actions: {drift} succeeded, 0 failed" in ok.stdout
     assert_no_secret(ok, secrets)
 
-    # nothing left to fix is a success too
+    # nothing left to fix: nothing was done, exit 5, and one line says why and who resolved them
     again = fix("customer.master_drift")
-    assert again.returncode == 0, again.stdout
-    assert "fix: 0 actions" in again.stdout
+    assert again.returncode == 5, (again.stdout, again.stderr)
+    assert again.stdout == ""
+    (line,) = again.stderr.splitlines()
+    assert line.startswith("fix: nothing to do: ") and "none of rule customer.master_drift" in line
+    assert f"{drift} resolved before" in line and "(finance, push)" in line
 
     # the source unreachable: exit 2 with one line, nothing attempted
     port = closed_port()

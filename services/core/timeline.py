@@ -13,6 +13,10 @@ What a timeline holds
   **connector-provided events** of ``SystemData.events`` (e.g. Stripe plan changes, support
   tier changes). A connector event that repeats a derived one (same kind, same time and the
   same ref, or the same object when its ref is the vendor's event record) is dropped.
+- **Recorded history** (services.core.history): what a record was before it changed, kept by
+  the engine when it saw both versions. A support tier change reads "Support tier changed
+  enterprise → standard" at the time of the change; when it is the organization's current
+  state, the derived "Support tier is …" entry of that moment becomes that change.
 - **Correlation** (``TimelineEntry.group``): ``invoice:in_X`` (billing finalized -> ERP invoice
   created / posted), ``payment:in_X`` (billing paid -> ERP paid), ``subscription:sub_X``
   (billing subscription -> ERP sale subscription), ``tier:sub_X`` (subscription created /
@@ -31,6 +35,9 @@ What a timeline holds
   the ``subscription:`` group, entitlement rules on the support tier entries, customer rules
   on the billing "customer created" entry; whatever finds no entry goes to the oldest entry.
   ``Timeline.exception_ids`` lists them all.
+
+``Timeline.state`` (:class:`CustomerState`) is what the customer has now — the current billing
+subscription's plan, quantity and status, the support tier — for a timeline's header.
 
 An unknown customer id (no record in any system) is not an error: the result is an empty
 timeline named ``"(unknown customer)"`` (``Timeline.known`` is False). A customer id that only
@@ -63,6 +70,8 @@ from services.core.domain import (
     System,
     Tier,
 )
+from services.core.history import parse_tier_change
+from services.core.overview import current_subscription
 from services.core.reconcile import Snapshot
 
 EntryStatus = Literal["ok", "late", "missing", "pending"]
@@ -113,6 +122,35 @@ def _sort_key(entry: TimelineEntry) -> tuple[datetime, int, int, str, str]:
     return ev.at, _SYSTEM_ORDER[ev.system], _KIND_ORDER[ev.kind], str(ev.ref), ev.summary
 
 
+@dataclass(frozen=True)
+class CustomerState:
+    """What a customer has now (a timeline's header): the current billing subscription
+    (:func:`~services.core.overview.current_subscription`) and the support tier."""
+
+    subscription_id: str | None = None
+    status: str = "none"  # the subscription's status; "none" without a subscription
+    plan_key: str | None = None
+    plan_name: str | None = None
+    quantity: int | None = None
+    #: the support tier as support holds it ("none": an organization without one); None: no organization
+    tier: str | None = None
+
+    def plan_text(self) -> str:
+        """``"Pro monthly (pro_monthly) × 5"``; ``"no subscription"``."""
+        if self.subscription_id is None:
+            return "no subscription"
+        name = f"{self.plan_name} ({self.plan_key})" if self.plan_name and self.plan_key else (
+            self.plan_key or self.plan_name or "no plan")
+        return f"{name} × {self.quantity}" if self.quantity is not None else name
+
+    def summary(self) -> str:
+        """``"plan Pro monthly (pro_monthly) × 5, active · support tier enterprise"``."""
+        plan = "no subscription" if self.subscription_id is None else (
+            f"plan {self.plan_text()}, {self.status.replace('_', ' ')}")
+        tier = "no support organization" if self.tier is None else f"support tier {self.tier}"
+        return f"{plan} · {tier}"
+
+
 @dataclass
 class Timeline:
     customer_id: str
@@ -121,6 +159,7 @@ class Timeline:
     entries: list[TimelineEntry]  # what happened, oldest first
     missing: list[TimelineEntry]  # synthetic: expected effects ("missing" or "pending"), oldest first
     exception_ids: list[str] = field(default_factory=list)  # every open exception of this customer
+    state: CustomerState = field(default_factory=CustomerState)  # what the customer has now
 
     @property
     def known(self) -> bool:
@@ -167,6 +206,11 @@ def _stamp(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC"
 
 
+def tier_change_text(before: str, after: str) -> str:
+    """How the timeline names a recorded tier change."""
+    return f"Support tier changed {before} → {after}"
+
+
 def _group_by(records: Iterable[T], key: str) -> dict[str, list[T]]:
     out: dict[str, list[T]] = defaultdict(list)
     for rec in records:
@@ -201,7 +245,7 @@ class _Draft:
 
     def entry(self, customer_id: str) -> TimelineEntry:
         if self.source is not None:
-            event = replace(self.source, at=self.at, correlation_key=self.group,
+            event = replace(self.source, at=self.at, summary=self.summary, correlation_key=self.group,
                             exception_ids=tuple(self.exception_ids))
         else:
             event = LifecycleEvent(at=self.at, system=self.system, kind=self.kind, customer_id=customer_id,
@@ -279,6 +323,7 @@ class _Build:
         self.drafts: list[_Draft] = []
         self.missing: list[_Draft] = []
         self._seen: set[tuple[object, ...]] = set()
+        self.tier_now: _Draft | None = None  # the derived "Support tier is …" entry
 
     # drafts --------------------------------------------------------------------------
     def add(self, at: datetime | None, system: System, kind: EventKind, ref: ExternalRef, summary: str, *,
@@ -356,7 +401,17 @@ class _Build:
         if not identities and (entries or missing):
             name = cid  # records refer to it, but no system knows the customer itself
         return Timeline(customer_id=cid, name=name, identities=identities, entries=entries, missing=missing,
-                        exception_ids=exc_ids)
+                        exception_ids=exc_ids, state=self.state())
+
+    def state(self) -> CustomerState:
+        sub = current_subscription(self.ix.b_subs.get(self.cid, []))
+        ent = self.entitlement()
+        tier = None if ent is None else (ent.tier.value if ent.tier else "none")
+        if sub is None:
+            return CustomerState(tier=tier)
+        plan = self.ix.plans.get(sub.plan_key or "")
+        return CustomerState(sub.ref.id, sub.status.value, sub.plan_key, plan.name if plan else None, sub.quantity,
+                             tier)
 
     # customers -----------------------------------------------------------------------
     def customers(self, b_custs: list[Customer], parties: list[Customer], orgs: list[Customer]) -> None:
@@ -521,6 +576,7 @@ class _Build:
                              f"Support tier is {tier}", objects=[self.cid])
             if draft is not None:
                 draft.tier_state = True
+                self.tier_now = draft
         for case in sorted(self.ix.s_cases.get(self.cid, []), key=_ref_order):
             label = f"Ticket #{case.ref.id}"
             prio = f" ({case.priority})" if case.priority else ""
@@ -548,7 +604,11 @@ class _Build:
             at = _utc(ev.at)
             assert at is not None
             obj = self.event_object(ev)
+            change = parse_tier_change(ev)
             if (ev.kind, ev.ref, at) in self._seen or (obj and (ev.kind, ev.system, obj, at) in self._seen):
+                now = self.tier_now
+                if change is not None and now is not None and now.at == at and now.ref == ev.ref:
+                    now.summary = tier_change_text(*change)  # the current tier is that change
                 continue
             group = ev.correlation_key
             if group is None and obj and ev.system is System.BILLING:
@@ -561,8 +621,8 @@ class _Build:
                        and obj.startswith("sub_"))
             if trigger and ev.kind is EventKind.SUBSCRIPTION_UPDATED:
                 group = f"tier:{obj}"  # a plan change is the upstream of the tier it should move
-            draft = self.add(at, ev.system, ev.kind, ev.ref, ev.summary, group=group,
-                             objects=[obj] if obj else [])
+            draft = self.add(at, ev.system, ev.kind, ev.ref, tier_change_text(*change) if change else ev.summary,
+                             group=group, objects=[obj] if obj else [])
             assert draft is not None
             draft.source = ev
             if trigger:

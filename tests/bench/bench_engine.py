@@ -10,7 +10,9 @@ are SyncDesk's own. ``reconcile`` builds its snapshot once with a full refresh a
 
 Targets: ``refresh`` of 10,000 customers without server limits, SyncDesk peak RSS ≤ 600 MB;
 with ``--limited``, each limited system's requests/s from its first to its last request
-≥ 90 % of the allowed rate, and no 429. ``reconcile`` of 100,000 customers: median ≤ 3 s.
+≥ 90 % of the allowed rate, and no 429. ``reconcile`` of 100,000 customers: median ≤ 3 s;
+it also times the customer lookup over that snapshot (services.core.lookup; its own bench with
+targets is tests/bench/bench_lookup.py).
 The last line is ``BENCH {json}`` (tests/bench/report.py).
 """
 
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from services.core.domain import System  # noqa: E402
+from services.core.lookup import CustomerIndex  # noqa: E402
 from services.core.overview import RowFilter, build_customer_rows  # noqa: E402
 from services.core.reconcile import reconcile  # noqa: E402
 from services.core.timeline import TimelineIndex  # noqa: E402
@@ -222,6 +225,20 @@ def cmd_reconcile(args: argparse.Namespace) -> None:
     TimelineIndex(snap)
     tl_s = time.perf_counter() - t0
     print(f"customer rows {rows_s:.2f} s, name order {sort_s:.2f} s, timeline index {tl_s:.2f} s")
+    t0 = time.perf_counter()
+    index = CustomerIndex.from_snapshot(snap, result.exceptions)
+    lookup_index_s = time.perf_counter() - t0
+    middle = rows[len(rows) // 2]
+    lookups: dict[str, float] = {}
+    for what, query in (("id", middle.customer_id), ("party", middle.erp_party or middle.customer_id),
+                        ("name", " ".join(middle.name.split()[:2]).upper())):
+        t0 = time.perf_counter()
+        index.find(query)
+        lookups[what] = (time.perf_counter() - t0) * 1000
+    print(f"customer lookup: index {lookup_index_s:.2f} s; by id {lookups['id']:.2f} ms, by ERP party id "
+          f"{lookups['party']:.2f} ms, by partial name {lookups['name']:.1f} ms (first: builds its search text)")
+    figures |= {"lookup_index_s": lookup_index_s, "lookup_id_ms": lookups["id"], "lookup_party_ms": lookups["party"],
+                "lookup_name_first_ms": lookups["name"]}
     peak = rss_mb()
     print(f"peak RSS {peak:.0f} MB")
     figures |= {"customer_rows_s": rows_s, "name_order_s": sort_s, "timeline_index_s": tl_s, "peak_rss_mb": peak}

@@ -19,6 +19,7 @@ from services.core.overview import (
     build_customer_rows,
     decode_rows,
     encode_rows,
+    fold,
 )
 from services.core.sysdata import Delta, SystemData
 from services.engine import Engine, RefreshMode
@@ -122,7 +123,8 @@ def test_decode_refuses_what_encode_did_not_write() -> None:
     row.search = "ignored: recomputed"
     (back,) = decode_rows(encode_rows([row]))
     assert back.name == row.name and back.unknown == {System.ERP}
-    assert back.search == "\x00".join(["cus_1", row.name, "a@b", "", "", "", "", ""]).casefold()
+    assert back.search == fold("\x00".join(["cus_1", row.name, "a@b", "", "", "", "", ""]))
+    assert "unicode" in back.search, "the search text is case- and accent-folded"
     many = [CustomerRow(f"cus_{i}", f"name {i}") for i in range(4_500)]  # several lines
     text = encode_rows(many)
     assert text.count("\n") == 3

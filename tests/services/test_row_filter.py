@@ -9,7 +9,7 @@ import random
 import pytest
 
 from services.core.domain import Severity
-from services.core.overview import SORT_KEYS, CustomerRow, RowFilter
+from services.core.overview import SORT_KEYS, CustomerRow, RowFilter, fold
 
 
 def naive(rows: list[CustomerRow], query: str, key: str, descending: bool, only: bool) -> list[int]:
@@ -17,7 +17,7 @@ def naive(rows: list[CustomerRow], query: str, key: str, descending: bool, only:
     order = sorted(range(len(rows)), key=lambda i: (fn(rows[i]), rows[i].customer_id))
     if descending:
         order.reverse()
-    terms = query.casefold().split()
+    terms = fold(query).split()
     return [i for i in order
             if (not only or rows[i].open_exceptions) and all(t in rows[i].search for t in terms)]
 
@@ -31,13 +31,13 @@ def make_rows(n: int, seed: int) -> list[CustomerRow]:
         row = CustomerRow(f"cus_{rng.randrange(10**6):06d}_{i}", name, email=f"ap{i % 7}@x.example",
                           erp_party=str(i) if i % 3 else None, open_exceptions=i % 5 == 0,
                           worst=Severity.HIGH if i % 5 == 0 else None, status=rng.choice(["active", "none"]))
-        row.search = "\x00".join([row.customer_id, name, row.email, row.erp_party or ""]).casefold()
+        row.search = fold("\x00".join([row.customer_id, name, row.email, row.erp_party or ""]))
         rows.append(row)
     return rows
 
 
-QUERIES = ["", "alpine", "ALPINE summit", "ab", "ba", "b ab", "a\x01b", "\x01", "x</b>", "strasse", "straße",
-           "σιγμα", "ünï", "cus_0", "ap3@", "zzz", "1", " 12 ", "@x.example", "\x00", "0 0"]
+QUERIES = ["", "unicode", "sigma", "alpine", "ALPINE summit", "ab", "ba", "b ab", "a\x01b", "\x01", "x</b>",
+           "strasse", "straße", "σιγμα", "ünï", "cus_0", "ap3@", "zzz", "1", " 12 ", "@x.example", "\x00", "0 0"]
 
 
 @pytest.mark.parametrize("seed", [1, 2])
