@@ -250,6 +250,7 @@ class AuditPage(QWidget):
         self.last_verify: VerifyResult | None = None
         self._loaded = False
         self._problem = ""  # why the latest read failed ("" when it did not)
+        self._select_action: str | None = None  # an action whose entry to select once loaded (show_action)
         now = (today or datetime.now(UTC)).astimezone(UTC).date()
         qtoday = QDate(now.year, now.month, now.day)
 
@@ -333,6 +334,9 @@ class AuditPage(QWidget):
         self.export_button.setObjectName("export")
         self.export_button.setToolTip("Write every entry matching the filters (not only the ones shown)")
         self.refresh_button = QPushButton("Refresh")
+        for button in (self.clear_button, self.refresh_button, self.export_button, self.verify_button,
+                       self.cancel_verify_button):
+            button.setAutoDefault(True)  # Enter presses the focused button (Space too)
         self.verify_button.clicked.connect(self._verify_clicked)
         self.cancel_verify_button.clicked.connect(self.cancel_verify_requested.emit)
         self.export_button.clicked.connect(self.choose_export_file)
@@ -473,6 +477,16 @@ class AuditPage(QWidget):
             w.blockSignals(False)
         self.emit_filter()
 
+    def show_action(self, exception_id: str, action_id: str) -> None:
+        """Show one action's entries: the filters cleared but the text, its exception's id; once
+        they are in, its newest entry is selected."""
+        self._select_action = action_id
+        self.clear_filters()
+        self.text_edit.blockSignals(True)
+        self.text_edit.setText(exception_id)
+        self.text_edit.blockSignals(False)
+        self.emit_filter()
+
     def filter_for_customer(self, customer_id: str) -> None:
         """Show one customer's entries (e.g. from the customer view)."""
         self.customer_edit.setText(customer_id)
@@ -493,7 +507,12 @@ class AuditPage(QWidget):
         self._loaded = True
         self._problem = ""
         self.model.set_entries(entries)
-        if selected is not None:
+        wanted = next((e for e in entries if e.action_id == self._select_action), None) \
+            if self._select_action else None
+        if wanted is not None:
+            self._select_action = None
+            self.select_seq(wanted.seq)
+        elif selected is not None:
             self.select_seq(selected.seq)
         self._show_selected()
         self._update_states()

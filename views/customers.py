@@ -12,7 +12,7 @@ both are remembered by customer id before the reset and restored after it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,7 @@ from views.widgets.icons import (
     system_icon,
     unlinked_icon,
 )
+from views.widgets.saved_filters import SavedFiltersButton
 from views.widgets.state import StatePanel
 from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import RowsTableModel, fit_columns, setup_readonly_table
@@ -148,6 +149,10 @@ class CustomersModel(RowsTableModel[CustomerRow]):
 
     def record(self, row: int) -> CustomerRow:
         return self._rows[self._view[row]]
+
+    def shown_records(self) -> list[CustomerRow]:
+        rows = self._rows
+        return [rows[i] for i in self._view]
 
     def header_tooltip(self, section: int) -> str | None:
         return f"Sort by {COLUMNS[section].title.lower()}"
@@ -297,6 +302,7 @@ class CustomersPage(QWidget):
         self.search_edit.setAccessibleName("Search customers")
         self.search_edit.setMinimumWidth(220)
         self.only_exceptions = QCheckBox("Only with exceptions")
+        self.saved_button = SavedFiltersButton("customers", self.filter_values, self.apply_filter_values)
         self.count_label = plain_label("")
         self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
@@ -318,6 +324,7 @@ class CustomersPage(QWidget):
         bar = QHBoxLayout()
         bar.addWidget(self.search_edit, 3)
         bar.addWidget(self.only_exceptions)
+        bar.addWidget(self.saved_button)
         bar.addStretch(1)
         bar.addWidget(self.count_label)
         lay = QVBoxLayout(self)
@@ -363,8 +370,9 @@ class CustomersPage(QWidget):
         t.setSortingEnabled(True)
 
     def focus_chain(self) -> list[QWidget]:
-        """Tab order: the search, the filter, the table (or the state panel's buttons)."""
-        return [self.search_edit, self.only_exceptions, self.table, self.empty.retry_button,
+        """Tab order: the search, the filter, the saved filters, the table (or the state panel's
+        buttons)."""
+        return [self.search_edit, self.only_exceptions, self.saved_button, self.table, self.empty.retry_button,
                 self.empty.systems_button]
 
     # -- public API --------------------------------------------------------------------------
@@ -459,6 +467,19 @@ class CustomersPage(QWidget):
         if selected is None or not self.select_customer(selected):
             self.table.scrollToTop()
         self._update_state()
+
+    def filter_values(self) -> dict[str, str]:
+        """The search and "only with exceptions" as plain text (what a saved filter holds)."""
+        return {"text": self.search_edit.text(), "only_exceptions": "true" if self.only_exceptions.isChecked()
+                else "false"}
+
+    def apply_filter_values(self, values: Mapping[str, str]) -> None:
+        """Put a saved filter back, and search at once (no typing pause to wait for)."""
+        self.only_exceptions.blockSignals(True)
+        self.only_exceptions.setChecked(values.get("only_exceptions", "false") == "true")
+        self.only_exceptions.blockSignals(False)
+        self.search_edit.setText(values.get("text", ""))
+        self.apply_filter()
 
     # -- internals ---------------------------------------------------------------------------
     def _id_at(self, index: QModelIndex) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QIcon, QKeySequence, QPalette
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStackedWidget,
     QStyle,
+    QTableView,
     QToolBar,
     QToolButton,
     QWidget,
@@ -50,8 +52,10 @@ from views.customers import CustomersPage
 from views.dialogs import AboutDialog, HelpDialog, SettingsDialog, open_folder
 from views.exceptions.page import ExceptionsPage
 from views.memory import restore_window, save_window
+from views.replay_notice import ReplayNotice
 from views.settings import Appearance, ConsoleSettings
 from views.systems_page import HealthLight, RefreshStatus, SystemsPage, ago_text
+from views.table_export import ViewExporter
 from views.widgets.focus import tab_chain
 from views.widgets.icons import arrow_icon
 from views.widgets.screen import fit_to_screen
@@ -140,6 +144,12 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         bar.addWidget(self.source_label, 2)
         bar.addWidget(self.age_label, 3)
+        self.exporter = ViewExporter(self, lambda text: self.statusBar().showMessage(text, 30_000))
+        self.replay_notice = ReplayNotice()
+        self.replay_notice.fix_chosen.connect(self.show_replayed_fix)
+        self.replay_notice.pending_requested.connect(lambda: self.go_to_page(self.PAGES.index("Pending actions")))
+        bar.addPermanentWidget(self.exporter.status)
+        bar.addPermanentWidget(self.replay_notice)
         bar.addPermanentWidget(self.refresh_status)
         for light in self.lights.values():
             bar.addPermanentWidget(light)
@@ -152,6 +162,10 @@ class MainWindow(QMainWindow):
         self._auto_refresh.timeout.connect(self._refresh_by_timer)
 
         self._build_actions()
+        self._offer_export()
+        if settings is not None:  # saved filters live in console.ini
+            for button in (self.customers_page.saved_button, self.exceptions_page.saved_button):
+                button.set_store(settings)
         self.customers_page.set_loading(True)
         self.exceptions_page.set_loading(True)
         self._chain_focus()
@@ -205,6 +219,18 @@ class MainWindow(QMainWindow):
         SP = QStyle.StandardPixmap
 
         # File
+        self.export_csv_action = act("&Export the view as CSV…", "Ctrl+E",
+                                     "Write what the table shows (its columns, order and filter) to a CSV file")
+        self.export_csv_action.triggered.connect(lambda: self.export_view("csv"))
+        self.export_xlsx_action = act("Export the view as E&xcel workbook…", "Ctrl+Shift+E",
+                                      "Write what the table shows (its columns, order and filter) to an XLSX file")
+        self.export_xlsx_action.triggered.connect(lambda: self.export_view("xlsx"))
+        self.cancel_export_action = act("Cancel the e&xport", None, "Stop the export under way")
+        self.cancel_export_action.setEnabled(False)
+        self.cancel_export_action.triggered.connect(self.exporter.adapter.cancel)
+        self.exporter.adapter.started.connect(lambda *_: self.cancel_export_action.setEnabled(True))
+        for end in (self.exporter.adapter.done, self.exporter.adapter.cancelled, self.exporter.adapter.failed):
+            end.connect(lambda *_: self.cancel_export_action.setEnabled(False))
         self.settings_action = act("&Settings…", "Ctrl+,", "Refresh interval, appearance, data folder")
         self.settings_action.triggered.connect(self.show_settings)
         self.data_folder_action = act("Open the &data folder", None, "Where the databases, log and settings are")
@@ -256,6 +282,13 @@ class MainWindow(QMainWindow):
         self.previous_action = act("&Previous exception", "Shift+F8", "Select the previous exception",
                                    arrow_icon(self, down=False))
         self.previous_action.triggered.connect(self.previous_exception)
+        self.replayed_action = act("Re&played fixes…", None, "The queued fixes that replayed by themselves")
+        self.replayed_action.setEnabled(False)
+        self.replayed_action.triggered.connect(self.replay_notice.open_list)
+        # Actions
+        self.switch_role_action = act("S&witch role…", "Ctrl+Shift+R", "Act in another of your login's roles")
+        self.switch_role_action.setEnabled(False)  # until the action service is attached
+        self.switch_role_action.triggered.connect(self.open_role_switch)
         # Help
         self.help_action = act("&User guide", QKeySequence.StandardKey.HelpContents, "How to use SyncDesk")
         if self.help_action.shortcut().isEmpty():
@@ -272,6 +305,8 @@ class MainWindow(QMainWindow):
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.export_csv_action, self.export_xlsx_action, self.cancel_export_action])
+        file_menu.addSeparator()
         file_menu.addActions([self.settings_action, self.data_folder_action])
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -289,8 +324,12 @@ class MainWindow(QMainWindow):
         go_menu.addActions(self.go_actions)
         go_menu.addSeparator()
         go_menu.addActions([self.back_action, self.next_action, self.previous_action])
+        go_menu.addSeparator()
+        go_menu.addAction(self.replayed_action)
         self.actions_menu = bar.addMenu("&Actions")
         self.actions_menu.setObjectName("actionsMenu")
+        self.actions_menu.addAction(self.switch_role_action)
+        self.actions_menu.addSeparator()
         self.bulk_menu = self.actions_menu.addMenu("&Bulk fix")
         self.bulk_menu.setEnabled(False)  # until the action service is attached
         self.verify_action = self.actions_menu.addAction("&Verify the audit log")
@@ -340,6 +379,52 @@ class MainWindow(QMainWindow):
         if isinstance(self.audit_page, AuditPage):
             self.go_to_page(self.PAGES.index("Audit log"))
             self.audit_page.choose_export_file()
+
+    # -- export of the current view, the role switch ------------------------------------------------
+    #: the pages whose table can be exported: their file names' word
+    EXPORT_NAMES: ClassVar[dict[str, str]] = {"Customers": "customers", "Exceptions": "exceptions",
+                                              "Pending actions": "pending-actions", "Audit log": "audit-log"}
+
+    def export_tables(self) -> dict[str, QTableView]:
+        """Page title -> the table its export writes (pages not attached yet are left out)."""
+        out: dict[str, QTableView] = {"Customers": self.customers_page.table, "Exceptions": self.exceptions_page.table}
+        for title, page in (("Pending actions", self.pending_page), ("Audit log", self.audit_page)):
+            table = getattr(page, "table", None)
+            if isinstance(table, QTableView):
+                out[title] = table
+        return out
+
+    def current_table(self) -> tuple[str, QTableView] | None:
+        """The shown page's exportable table (its page title), if it has one."""
+        page = self.stack.currentWidget()
+        if page is self.customers_stack and self.customers_stack.currentWidget() is not self.customers_page:
+            return None  # a customer's page: its timeline is not one of the exported tables
+        title = self.PAGES[self.stack.currentIndex()]
+        table = self.export_tables().get(title)
+        return (title, table) if table is not None else None
+
+    def export_view(self, fmt: str, title: str | None = None) -> object:
+        """Export what a table shows (``title``: its page; default: the shown page's) as ``fmt``
+        ("csv" / "xlsx"): the save dialog opens; the file is written off the UI thread."""
+        found = self.current_table() if title is None else (title, self.export_tables()[title])
+        if found is None:
+            self.statusBar().showMessage("This page has no table to export: go to Customers, Exceptions, Pending "
+                                         "actions or the Audit log (Ctrl+1…4).", 15_000)
+            return None
+        title, table = found
+        return self.exporter.export(table, fmt, title.lower(), self.EXPORT_NAMES[title])
+
+    def _offer_export(self) -> None:
+        """Every exported table's right-click menu offers "Export this view"."""
+        for title, table in self.export_tables().items():
+            menu = getattr(table, "table_menu", None)
+            if menu is not None:
+                menu.export = lambda fmt, t=title: self.export_view(fmt, t)
+
+    def open_role_switch(self) -> None:
+        widget = getattr(self, "operator_widget", None)
+        if isinstance(widget, OperatorWidget):
+            widget.open_switch()
 
     # -- preferences, about, help ----------------------------------------------------------------
     def show_settings(self) -> SettingsDialog:
@@ -441,8 +526,9 @@ class MainWindow(QMainWindow):
             old.deleteLater()
         self.pending_page, self.audit_page = pending, audit
         self.stack.setCurrentIndex(self.nav.currentRow())
-        for a in (self.verify_action, self.export_action):
+        for a in (self.verify_action, self.export_action, self.switch_role_action):
             a.setEnabled(True)
+        self._offer_export()
         self._chain_focus()
         if self.settings is not None:
             restore_window(self, self.settings, pages_only=True)
@@ -618,8 +704,25 @@ class MainWindow(QMainWindow):
             counts[status] = counts.get(status, 0) + 1
         detail = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
         n = len(results)
-        self.statusBar().showMessage(f"{n} queued fix{'es' if n != 1 else ''} replayed: {detail} — see Pending "
-                                     "actions (Ctrl+3) and the Audit log (Ctrl+4)", 60_000)
+        self.statusBar().showMessage(f"{n} queued fix{'es' if n != 1 else ''} replayed: {detail} — the list is "
+                                     "in the notice at the bottom right (Go > Replayed fixes)", 60_000)
+        self.replay_notice.add(results)
+        self.replayed_action.setEnabled(True)
+
+    def show_replayed_fix(self, exception_id: str, action_id: str) -> None:
+        """A fix picked in the replay notice: its exception in the queue if it is still open (a
+        replay that failed or queued again), else its entries in the audit log."""
+        page = self.exceptions_page
+        if page.model.row_of(exception_id) is None and page.model.exception_by_id(exception_id) is not None:
+            page.clear_filters()  # still open, only filtered out
+        if page.select_exception(exception_id):
+            self.go_to_page(self.PAGES.index("Exceptions"))
+            return
+        if isinstance(self.audit_page, AuditPage):
+            self.go_to_page(self.PAGES.index("Audit log"))
+            self.audit_page.show_action(exception_id, action_id)
+            return
+        self.go_to_page(self.PAGES.index("Pending actions"))
 
     def show_error(self, text: str) -> None:
         """The console could not open its data (a profile or snapshot error): every page says so."""

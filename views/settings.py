@@ -2,7 +2,8 @@
 
 Preferences: the automatic refresh interval and the appearance (light, dark, or the system's).
 Memory: the window's geometry and toolbar, every splitter, every table's columns (widths, order,
-hidden ones, sort), and each page's filters — restored at the next launch. The file lives in
+hidden ones, sort), and each page's filters — restored at the next launch. Saved filters: the
+filter sets the operator named on a page (Exceptions, Customers), kept until deleted. The file lives in
 the SyncDesk home folder by default (``console.ini``, next to the databases and the log: the
 composition root passes its path); tests give a temporary one.
 """
@@ -10,6 +11,8 @@ composition root passes its path); tests give a temporary one.
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,38 @@ class ConsoleSettings:
     def load_bool(self, key: str, default: bool = False) -> bool:
         raw = self.load_str(key, "true" if default else "false")
         return raw.lower() in ("true", "1", "yes")
+
+    # -- saved filters (the operator's, not the memory: kept whatever the memory's version) --
+    def saved_filters(self, page: str) -> dict[str, dict[str, str]]:
+        """The filter sets saved on ``page``: name -> {filter: value}, in the order saved. A
+        value that is not such a mapping (edited by hand, another version) is left out."""
+        raw = self.qsettings.value(f"saved_filters/{page}", "")
+        try:
+            data = json.loads(str(raw)) if raw else {}
+        except ValueError:
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(name): {str(k): str(v) for k, v in values.items()}
+                for name, values in data.items() if isinstance(values, dict)}
+
+    def save_filter(self, page: str, name: str, values: Mapping[str, str]) -> None:
+        """Save (or replace) the filter set ``name`` of ``page``."""
+        saved = self.saved_filters(page)
+        saved[name] = dict(values)
+        self._store_filters(page, saved)
+
+    def delete_filter(self, page: str, name: str) -> bool:
+        saved = self.saved_filters(page)
+        if saved.pop(name, None) is None:
+            return False
+        self._store_filters(page, saved)
+        return True
+
+    def _store_filters(self, page: str, saved: Mapping[str, Mapping[str, str]]) -> None:
+        # one JSON text per page: a name may hold any character ("/" would make an INI group)
+        self.qsettings.setValue(f"saved_filters/{page}", json.dumps(saved, ensure_ascii=False))
+        self.qsettings.sync()
 
     def mark_saved(self) -> None:
         self.qsettings.setValue("memory/version", MEMORY_VERSION)

@@ -173,8 +173,10 @@ def test_finance_analyst_fixes_a_missing_invoice_by_keyboard_alone(qtbot: QtBot,
             page = window.exceptions_page
             # Ctrl+2: the queue, the keyboard in its table
             assert press(qtbot, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier) is page.table
-            # back to the search field (Shift+Tab twice: the rule counts, the search), type the invoice
-            press(qtbot, Qt.Key.Key_Backtab)
+            # back to the search field (Shift+Tab thrice: the rule counts, the saved filters, the search),
+            # type the invoice
+            assert press(qtbot, Qt.Key.Key_Backtab) is page.rule_list
+            assert press(qtbot, Qt.Key.Key_Backtab) is page.saved_button
             assert press(qtbot, Qt.Key.Key_Backtab) is page.search_edit
             type_text(qtbot, "in_12")
             assert page.model.visible_ids() == ["invoice.missing_in_erp:in_12"]

@@ -47,9 +47,11 @@ def test_finance_analyst_retries_a_missing_invoice_by_keyboard_alone(
         await until(window.isActiveWindow, "the window to be active")
         window.nav.setFocus()
         page = window.exceptions_page
-        # Ctrl+2: the queue; Shift+Tab twice: the search field; type the invoice's id
+        # Ctrl+2: the queue; Shift+Tab thrice (the rule counts, the saved filters): the search field;
+        # type the invoice's id
         assert press(qtbot, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier) is page.table
-        press(qtbot, Qt.Key.Key_Backtab)
+        assert press(qtbot, Qt.Key.Key_Backtab) is page.rule_list
+        assert press(qtbot, Qt.Key.Key_Backtab) is page.saved_button
         assert press(qtbot, Qt.Key.Key_Backtab) is page.search_edit
         qtbot.keyClicks(focused(), exc.object_id)
         assert exc.id in page.model.visible_ids()

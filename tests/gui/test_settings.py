@@ -171,7 +171,8 @@ async def test_every_table_has_a_right_click_menu(qtbot: QtBot) -> None:
         menu = page.table.table_menu.build(page.model.index(row, Column.RULE))  # type: ignore[attr-defined]
         actions = {a.text(): a for a in menu.actions() if a.text()}
         assert set(actions) == {"Copy cell", "Copy row", "Copy exception id", "Open the customer",
-                                "Filter by “invoice.missing_in_erp”"}
+                                "Filter by “invoice.missing_in_erp”", "Export this view as CSV…",
+                                "Export this view as Excel workbook…"}
         actions["Copy exception id"].trigger()
         assert QGuiApplication.clipboard().text() == "invoice.missing_in_erp:in_12"
         actions["Copy row"].trigger()

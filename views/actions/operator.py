@@ -1,5 +1,8 @@
 """Who acts, in the toolbar: "alice · finance". The name is the login (never typed); a click
-opens a role switch among the roles the role policy grants that login.
+(or Space, Enter, Down when it has the keyboard; or Actions > Switch role, Ctrl+Shift+R) opens a
+role switch among the roles the role policy grants that login: a small pop-up whose role list
+has the keyboard, Tab reaches "Switch role", Enter switches and Esc closes. The pop-up is shown,
+never ``exec()``-ed (no nested event loop).
 
 The widget only shows and asks: ``role_changed(Role)`` is a request, which the console hands to
 the action service (``ActionAdapter.switch_role``: checked against the policy and audited); the
@@ -7,16 +10,16 @@ widget shows the new role when the service answers (:meth:`OperatorWidget.set_op
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QPoint, Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QFrame,
-    QMenu,
     QPushButton,
     QToolButton,
+    QVBoxLayout,
     QWidget,
-    QWidgetAction,
 )
 
 from services.actions.model import Operator, Role
@@ -33,6 +36,30 @@ ROLE_HINTS: dict[str, str] = {
 }
 
 
+class RolePopup(QFrame):
+    """The role switch's pop-up: Enter (in the role list too) switches, Esc closes."""
+
+    def __init__(self, owner: OperatorWidget) -> None:
+        super().__init__(owner, Qt.WindowType.Popup)
+        self.owner = owner
+        self.setObjectName("operatorPopup")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Esc closes it when the role list is disabled
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        if key == Qt.Key.Key_Escape:
+            self.close()
+            event.accept()
+            return
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if self.owner.apply_button.isEnabled():
+                self.owner.apply()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
 class OperatorWidget(QToolButton):
     """"alice · finance" in the toolbar; click to switch the login's role (only the roles its
     :class:`~services.core.identity.Identity` holds are offered; the login cannot be changed).
@@ -45,8 +72,8 @@ class OperatorWidget(QToolButton):
     def __init__(self, operator: Operator, parent: QWidget | None = None, identity: Identity | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("operatorWidget")
-        self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.operator = operator
         self.identity = identity
 
@@ -76,12 +103,11 @@ class OperatorWidget(QToolButton):
         self.role_combo.currentIndexChanged.connect(self._role_hint)
         self.apply_button.clicked.connect(self.apply)
 
-        self._menu = QMenu(self)
-        action = QWidgetAction(self._menu)
-        action.setDefaultWidget(self.form)
-        self._menu.addAction(action)
-        self._menu.aboutToShow.connect(self._fill_form)
-        self.setMenu(self._menu)
+        self.popup = RolePopup(self)
+        popup_lay = QVBoxLayout(self.popup)
+        popup_lay.setContentsMargins(0, 0, 0, 0)
+        popup_lay.addWidget(self.form)
+        self.clicked.connect(self.open_switch)
         self._fill_roles()
         self.set_operator(operator)
 
@@ -142,10 +168,34 @@ class OperatorWidget(QToolButton):
         self.apply_button.setEnabled(role is not None and role != text_of(self.operator.role))
 
     # -- asking for another role ----------------------------------------------------------------
+    def open_switch(self) -> RolePopup:
+        """Show the role switch below the button, the role list (else the pop-up) holding the keyboard."""
+        self._fill_form()
+        popup = self.popup
+        popup.adjustSize()
+        below = self.mapToGlobal(QPoint(0, self.height()))
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None:  # kept on the screen (the button sits at the toolbar's right end)
+            below.setX(max(screen.left(), min(below.x(), screen.right() - popup.width())))
+            if below.y() + popup.height() > screen.bottom():
+                below.setY(max(screen.top(), self.mapToGlobal(QPoint(0, 0)).y() - popup.height()))
+        popup.move(below)
+        popup.show()
+        (self.role_combo if self.role_combo.isEnabled() else popup).setFocus(Qt.FocusReason.PopupFocusReason)
+        return popup
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        # Enter, Return and Down open the switch too (Space clicks, as on any button)
+        if event.key() in (Qt.Key.Key_Down, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.open_switch()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
     def apply(self) -> None:
         """Ask for the chosen role (``role_changed``); shown once the service switched."""
         data = self.role_combo.currentData()
-        self._menu.hide()
+        self.popup.hide()
         if data is None or data == text_of(self.operator.role):
             return
         role = Role(data)

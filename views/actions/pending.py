@@ -183,6 +183,8 @@ class PendingActionsPage(QWidget):
         self.cancel_button = QPushButton("Cancel action")
         self.cancel_button.setObjectName("cancelAction")
         self.refresh_button = QPushButton("Refresh")
+        for button in (self.retry_button, self.cancel_button, self.refresh_button):
+            button.setAutoDefault(True)  # Enter presses the focused button (Space too)
         self.retry_button.clicked.connect(self._retry_clicked)
         self.cancel_button.clicked.connect(self._cancel_clicked)
         self.refresh_button.clicked.connect(self.refresh_requested)

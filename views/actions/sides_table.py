@@ -14,12 +14,16 @@ from services.core.ownership import owner_system
 from views.widgets.icons import system_icon
 from views.widgets.sides import differing_keys, side_keys
 from views.widgets.table_menu import install_table_menu
+from views.widgets.tables import WholeRows
 from views.widgets.text import SYSTEM_TITLES, format_value, plain_tooltip, shown
 
 
 class SidesTable(QTableWidget):
     """The exception's values on each side, differing rows in bold (read-only); the owner is the
     configured one (``ownership``: the engine's ``config.ownership``)."""
+
+    #: rows shown whole before the table scrolls
+    SHOWN_ROWS = 6
 
     def __init__(self, exc: SyncException, ownership: Mapping[str, System], parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,12 +56,9 @@ class SidesTable(QTableWidget):
         vh = self.verticalHeader()
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(self.fontMetrics().height() + 8)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        rows = min(len(keys), 6)
-        self.setFixedHeight(self.horizontalHeader().sizeHint().height() + vh.defaultSectionSize() * rows
-                            + 2 * self.frameWidth() + 2)
-        if len(keys) > rows:
-            self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)  # past SHOWN_ROWS rows
+        # as tall as its rows, measured on the table as drawn (no row cut by the frame or header)
+        self.fit = WholeRows(self, self.SHOWN_ROWS)
         install_table_menu(self)
         self.keys = keys
 

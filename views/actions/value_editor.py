@@ -33,9 +33,13 @@ from services.core.domain import SyncException, System
 from views.actions.wording import ACCEPT_DEFAULT_DAYS
 from views.widgets.icons import system_icon
 from views.widgets.sides import HIDDEN_KEYS, candidate_key, candidates_of, differing_keys, owner_side
+from views.widgets.tables import WholeRows
 from views.widgets.text import SYSTEM_TITLES, format_value, plain_label, plain_tooltip, set_muted, shown
 
 MASTER_FIELDS = ("name", "tax_id", "country")
+#: candidates shown whole before the list scrolls; the widest the name column starts at (px)
+CANDIDATE_ROWS = 6
+CANDIDATE_COLUMN_MAX = 360
 
 
 class ValueEditor(QGroupBox):
@@ -114,10 +118,16 @@ class ValueEditor(QGroupBox):
             item.setData(0, Qt.ItemDataRole.UserRole, ref)
             item.setIcon(0, system_icon(system))
             item.setToolTip(0, plain_tooltip(f"{name}\n{ref}"))
+            item.setToolTip(2, plain_tooltip(why))
             tree.addTopLevelItem(item)
-        for col in range(3):
+        for col in (0, 1):
             tree.resizeColumnToContents(col)
-        tree.setMaximumHeight(tree.header().sizeHint().height() + max(1, len(cands)) * 24 + 8)
+        # the reasons take the room that is left (elided, whole in the tooltip): no sideways scroll
+        # in the common case, and a long name does not push them out of sight
+        tree.setColumnWidth(0, min(tree.columnWidth(0), CANDIDATE_COLUMN_MAX))
+        tree.header().setStretchLastSection(True)
+        # as tall as its rows (at most CANDIDATE_ROWS), measured as drawn, the scroll bar included
+        self.candidate_fit = WholeRows(tree, CANDIDATE_ROWS)
         tree.itemSelectionChanged.connect(self._edited_now)
         self.candidate_list = tree
         if cands:

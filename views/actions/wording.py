@@ -12,6 +12,8 @@ AUDITOR_TIP = "auditors can read, verify and export; they never act"
 
 KIND_TITLES: dict[ActionKind, str] = {
     ActionKind.RETRY: "Retry",
+    ActionKind.POST: "Post draft",
+    ActionKind.REPOST: "Delete draft and re-post",
     ActionKind.CORRECT: "Correct",
     ActionKind.CREDIT_REPOST: "Credit + repost",
     ActionKind.ACCEPT: "Accept difference",
@@ -25,13 +27,18 @@ KIND_TITLES: dict[ActionKind, str] = {
 #: the fixes a rule may list that are not (yet) an action of the service: named all the same
 OTHER_FIX_TITLES: dict[str, str] = {"record": "Record in ERP"}
 #: the kinds offered over a selection (Actions > Bulk fix, the toolbar's Bulk fix)
-BULK_KINDS = (ActionKind.RETRY, ActionKind.PUSH, ActionKind.CREATE, ActionKind.REVOKE, ActionKind.CANCEL,
+BULK_KINDS = (ActionKind.RETRY, ActionKind.POST, ActionKind.REPOST, ActionKind.PUSH, ActionKind.CREATE,
+              ActionKind.REVOKE, ActionKind.CANCEL,
               ActionKind.FLAG, ActionKind.ACCEPT)
 KIND_HINTS: dict[ActionKind, str] = {
     ActionKind.RETRY: "Re-run the synchronization of this object from its owner to the target.",
+    ActionKind.POST: "Post the ERP's draft copy of this invoice (dated today when the ERP's invoice sequence is "
+                     "already later).",
+    ActionKind.REPOST: "Delete the ERP's draft copy, then create and post the invoice again from billing's lines.",
     ActionKind.CORRECT: "Write the values below to the copy. They are prefilled from the owner's side.",
-    ActionKind.CREDIT_REPOST: "Credit the posted ERP invoice (a credit note cancels it), then post a corrected copy "
-                              "with billing's lines and currency. Finance only.",
+    ActionKind.CREDIT_REPOST: "Credit the posted ERP invoice (a credit note cancels it; a paid one keeps its payment "
+                              "and is credited without refund), then post a corrected copy with billing's lines and "
+                              "currency. Finance only.",
     ActionKind.ACCEPT: "Mark the difference as intended until the expiry date; it reopens if the data changes.",
     ActionKind.LINK: "Map this record to one of the candidates below.",
     ActionKind.CREATE: "Create the missing record from the owner's data.",
@@ -41,7 +48,8 @@ KIND_HINTS: dict[ActionKind, str] = {
     ActionKind.FLAG: "Flag the record for review; nothing is written to the systems.",
 }
 #: kinds whose reason is required (the others take an optional one)
-REASON_REQUIRED = frozenset({ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.ACCEPT, ActionKind.FLAG})
+REASON_REQUIRED = frozenset({ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.REPOST, ActionKind.ACCEPT,
+                             ActionKind.FLAG})
 #: kinds that need a value per item, so they are never offered over a selection
 NOT_BULK = frozenset({ActionKind.CORRECT, ActionKind.LINK})
 ACCEPT_DEFAULT_DAYS = 30

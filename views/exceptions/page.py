@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLineEdit,
-    QPushButton,
     QSplitter,
     QStackedWidget,
     QTableView,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -40,6 +40,7 @@ from views.exceptions.model import ID_ROLE, SYSTEM_ORDER, Column, ExceptionFilte
 from views.widgets.banner import Banner
 from views.widgets.focus import shrinkable, tab_chain
 from views.widgets.icons import severity_icon, system_icon
+from views.widgets.saved_filters import SavedFiltersButton
 from views.widgets.state import StatePanel
 from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import fit_columns, setup_readonly_table
@@ -82,7 +83,7 @@ class ExceptionsPage(QWidget):
         self.rule_combo.addItem("All rules", None)
         for rule in RULES:
             self.rule_combo.addItem(f"{rule} (0)", rule)
-        shrinkable(self.rule_combo, 12)
+        shrinkable(self.rule_combo, 9)
         self.rule_combo.setToolTip("Only exceptions of this rule (count of open exceptions)")
 
         self.owner_combo = QComboBox()
@@ -113,23 +114,28 @@ class ExceptionsPage(QWidget):
         self.search_edit.setPlaceholderText("Search customer, object, summary…")
         self.search_edit.setClearButtonEnabled(True)
         self.search_edit.setToolTip("Case-insensitive text in the customer id, object id or summary")
-        self.search_edit.setMinimumWidth(120)
+        self.search_edit.setMinimumWidth(100)
         for combo, chars in ((self.owner_combo, 6), (self.severity_combo, 7), (self.system_combo, 6),
                              (self.age_combo, 5)):
             shrinkable(combo, chars)
 
-        self.clear_button = QPushButton("Clear")
+        self.clear_button = QToolButton()  # a tool button: narrower than a push button's style minimum
+        self.clear_button.setText("Clear")
+        self.clear_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.clear_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.clear_button.setToolTip("Clear the filters (Ctrl+Shift+L)")
         self.clear_button.clicked.connect(self.clear_filters)
+        self.saved_button = SavedFiltersButton("exceptions", self.filter_values, self.apply_filter_values)
         self.shown_label = plain_label()
         self.shown_label.setEnabled(False)
 
         bar = QHBoxLayout()
-        bar.setSpacing(6)
+        bar.setSpacing(4)
         for widget in (self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo):
             bar.addWidget(widget)
         bar.addWidget(self.search_edit, 1)
         bar.addWidget(self.clear_button)
+        bar.addWidget(self.saved_button)
         bar.addWidget(self.shown_label)
 
         # -- counts per rule -------------------------------------------------------
@@ -227,10 +233,11 @@ class ExceptionsPage(QWidget):
         self._update_states()
 
     def focus_chain(self) -> list[QWidget]:
-        """Tab order: the filters, the rule counts, the queue, then the selected exception's
-        customer link and fix buttons (the detail chains those after ``table``)."""
+        """Tab order: the filters, the saved filters, the rule counts, the queue, then the selected
+        exception's customer link and fix buttons (the detail chains those after ``table``)."""
         return [self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo,
-                self.search_edit, self.clear_button, self.rule_list, self.table, self.table_empty.retry_button,
+                self.search_edit, self.clear_button, self.saved_button, self.rule_list, self.table,
+                self.table_empty.retry_button,
                 self.table_empty.systems_button, *self.detail.focus_chain()]
 
     # -- data in -----------------------------------------------------------------------
@@ -319,6 +326,31 @@ class ExceptionsPage(QWidget):
             min_age=self.age_combo.currentData(),
             text=self.search_edit.text(),
         )
+
+    def filter_values(self) -> dict[str, str]:
+        """The filters as plain text (what a saved filter holds): each combo's value, the search."""
+        values = {key: "" if combo.currentData() is None else str(combo.currentData())
+                  for key, combo in self._filter_combos().items()}
+        values["text"] = self.search_edit.text()
+        return values
+
+    def apply_filter_values(self, values: Mapping[str, str]) -> None:
+        """Put a saved filter back: each combo to its value ("any" where the value is no longer
+        offered, e.g. a rule gone from the catalogue), the search, then one filter pass."""
+        for key, combo in self._filter_combos().items():
+            raw = values.get(key, "")
+            index = next((i for i in range(combo.count()) if raw and str(combo.itemData(i)) == raw), 0)
+            combo.blockSignals(True)
+            combo.setCurrentIndex(index)
+            combo.blockSignals(False)
+        self.search_edit.blockSignals(True)
+        self.search_edit.setText(values.get("text", ""))
+        self.search_edit.blockSignals(False)
+        self._filters_changed()
+
+    def _filter_combos(self) -> dict[str, QComboBox]:
+        return {"rule": self.rule_combo, "owner": self.owner_combo, "severity": self.severity_combo,
+                "system": self.system_combo, "age": self.age_combo}
 
     def _exception_at(self, index: QModelIndex, attr: str) -> str | None:
         exc = self.model.exception_at(index.row())

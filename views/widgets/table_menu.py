@@ -1,5 +1,5 @@
 """The right-click menu every table has — copy the cell, the row or the record's id, open the
-customer, filter by the value — and a column chooser on the header; and "copy" for whatever
+customer, filter by the value, export the view — and a column chooser on the header; and "copy" for whatever
 table or field has the keyboard (Edit > Copy, Copy row)."""
 
 from __future__ import annotations
@@ -70,11 +70,14 @@ class TableMenu:
     filter_by: Callable[[QModelIndex], bool] | None = None
     #: whether a column can be used to filter (``filter_by`` is offered only there)
     filterable: Callable[[int], bool] | None = None
+    #: export the view (the window sets it: "csv" / "xlsx"), offered under every row and below them
+    export: Callable[[str], None] | None = None
 
     def build(self, index: QModelIndex) -> QMenu:
         menu = QMenu(self.view)
         menu.setObjectName("tableMenu")
         if not index.isValid():
+            self._add_export(menu)
             return menu
         clipboard = QGuiApplication.clipboard()
         cell = cell_text(index)
@@ -93,7 +96,17 @@ class TableMenu:
             menu.addSeparator()
             shown = cell if len(cell) <= 40 else cell[:40] + "…"
             menu.addAction(f"Filter by “{shown}”", lambda: filter_by(index))
+        self._add_export(menu)
         return menu
+
+    def _add_export(self, menu: QMenu) -> None:
+        export = self.export
+        if export is None:
+            return
+        if not menu.isEmpty():
+            menu.addSeparator()
+        menu.addAction("Export this view as CSV…", lambda: export("csv"))
+        menu.addAction("Export this view as Excel workbook…", lambda: export("xlsx"))
 
     def show(self, pos: QPoint) -> QMenu:
         index = self.view.indexAt(pos)

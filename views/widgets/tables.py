@@ -32,7 +32,15 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import QFocusEvent
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QSizePolicy, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QSizePolicy,
+    QTableView,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from views.widgets.text import plain_label, plain_tooltip, set_muted, shown
 
@@ -78,6 +86,10 @@ class RowsTableModel(QAbstractTableModel, Generic[R]):
     def record(self, row: int) -> R:
         """The record shown on ``row`` (``0 <= row < record_count()``)."""
         return self._rows[row]
+
+    def shown_records(self) -> list[R]:
+        """The records the table shows, in its order (what an export of the view writes)."""
+        return [self.record(row) for row in range(self.record_count())]
 
     def display(self, record: R, col: int) -> str:
         """The cell's text."""
@@ -180,6 +192,59 @@ def setup_readonly_table(table: QTableView, *, stretch: int | None, widths: Mapp
         header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
     for col, width in widths.items():
         table.setColumnWidth(col, width)
+
+
+class WholeRows(QObject):
+    """Keeps a short list or table exactly as tall as its first ``rows`` rows, its header, its
+    frame and — when it is shown — its horizontal scroll bar, so no row is cut and no scroll
+    bar covers one (more rows than ``rows`` scroll). The height is measured on the view as it is
+    drawn — when it is polished and shown, and again whenever its font, its style or its
+    sideways scroll range changes — never estimated beforehand (a style's frame and header
+    padding are only known once it is polished, and a row is as tall as its icon or font)."""
+
+    def __init__(self, view: QAbstractItemView, rows: int) -> None:
+        super().__init__(view)
+        self.view = view
+        self.rows = rows
+        view.installEventFilter(self)
+        view.horizontalScrollBar().rangeChanged.connect(lambda *_: self.fit())
+        self.fit()
+
+    def height(self) -> int:
+        view = self.view
+        model = view.model()
+        shown = min(self.rows, model.rowCount() if model is not None else 0)
+        height = 2 * view.frameWidth()
+        if isinstance(view, QTableView):
+            header: QHeaderView | None = view.horizontalHeader()
+            rows = sum(view.rowHeight(r) or view.verticalHeader().defaultSectionSize() for r in range(shown))
+        elif isinstance(view, QTreeView):
+            header = view.header()
+            rows = sum(view.rowHeight(model.index(r, 0)) or view.sizeHintForRow(r) for r in range(shown)) \
+                if model is not None else 0
+        else:
+            header = None
+            rows = sum(view.sizeHintForRow(r) for r in range(shown))
+        if header is not None and not header.isHidden():
+            height += max(header.minimumHeight(), header.sizeHint().height())
+        height += max(rows, view.fontMetrics().height() if shown == 0 else 0)
+        bar = view.horizontalScrollBar()
+        policy = view.horizontalScrollBarPolicy()
+        if policy == Qt.ScrollBarPolicy.ScrollBarAlwaysOn or (
+                policy == Qt.ScrollBarPolicy.ScrollBarAsNeeded and bar.maximum() > bar.minimum()):
+            height += bar.sizeHint().height()
+        return height
+
+    def fit(self) -> None:
+        height = self.height()
+        if self.view.minimumHeight() != height or self.view.maximumHeight() != height:
+            self.view.setFixedHeight(height)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.view and event.type() in (QEvent.Type.Polish, QEvent.Type.Show, QEvent.Type.FontChange,
+                                                      QEvent.Type.StyleChange):
+            self.fit()
+        return False
 
 
 class EmptyState(QWidget):
