@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 import qasync
+from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.demo import DemoError, RunningDemo, start_demo
@@ -52,6 +53,22 @@ from views.main_window import MainWindow
 from views.settings import Appearance, ConsoleSettings
 
 log = logging.getLogger(__name__)
+qt_log = logging.getLogger("qt")
+
+#: Qt's own messages, by level: its warnings (a platform plugin's "This plugin does not support
+#: propagateSizeHints()", a font substitution) are details for the log file, below the terminal's
+#: WARNING threshold; what Qt calls critical or fatal is shown on the terminal too
+QT_LEVELS: dict[QtMsgType, int] = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.DEBUG,
+                                   QtMsgType.QtWarningMsg: logging.INFO, QtMsgType.QtCriticalMsg: logging.ERROR,
+                                   QtMsgType.QtFatalMsg: logging.CRITICAL}
+
+
+def qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's messages go to SyncDesk's log (the file; the terminal only from ERROR, or with
+    --verbose) instead of Qt's default of printing every one on stderr."""
+    where = f" ({context.category})" if context.category and context.category != "default" else ""
+    label = kind.name.removeprefix("Qt").removesuffix("Msg").lower()
+    qt_log.log(QT_LEVELS.get(kind, logging.INFO), "Qt %s%s: %s", label, where, message)
 
 
 def _excepthook(window_getter: list[MainWindow]) -> object:
@@ -410,6 +427,7 @@ async def _replay_after(refresh: asyncio.Task[object], service: ActionService, r
 def run_console(demo: bool = False, config: Path | None = None, profile: str | None = None,
                 customers: int | None = None, seed: int | None = None, screenshot_dir: Path | None = None) -> int:
     tune_interpreter()  # GIL switch interval and collector policy: app/runtime.py says why
+    previous_handler = qInstallMessageHandler(qt_message)  # before Qt says anything (the platform plugin)
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv)
     app.setApplicationName("SyncDesk")
@@ -430,3 +448,4 @@ def run_console(demo: bool = False, config: Path | None = None, profile: str | N
         sys.excepthook = sys.__excepthook__
         if existing is None:
             app.shutdown()
+        qInstallMessageHandler(previous_handler)

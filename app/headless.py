@@ -373,6 +373,13 @@ def mark_notes(exc: SyncException) -> str:
     return "  ".join(notes)
 
 
+def mark_tag(flagged: bool, failed: bool) -> str:
+    """The marks in a word or two before a summary, so that a table fitted to the terminal still
+    shows them (the whole mark follows the summary; ``--wide`` and json show it all)."""
+    tags = [t for t, on in (("last attempt failed", failed), ("flagged", flagged)) if on]
+    return f"[{', '.join(tags)}] " if tags else ""
+
+
 def exception_dict(exc: SyncException, now: datetime) -> dict[str, Any]:
     return {
         "id": exc.id,
@@ -418,8 +425,13 @@ def render_exceptions(rows: list[dict[str, Any]], fmt: str, width: int | None = 
                             + [csv_text(r["id"]), csv_text(r["first_seen"]),
                                csv_text(json.dumps(redact_value(r["sides"]), default=str))])
         return buf.getvalue()
-    shown = [[str(r[c] or "—") + (f"  {r['notes']}" if c == "summary" and r.get("notes") else "")
-              for c in columns] for r in rows]
+    def cell(r: dict[str, Any], c: str) -> str:
+        if c != "summary":
+            return str(r[c] or "—")
+        tag = mark_tag(bool(r.get("flagged")), bool(r.get("last_attempt_failed"))) if width is not None else ""
+        return tag + str(r[c] or "—") + (f"  {r['notes']}" if r.get("notes") else "")
+
+    shown = [[cell(r, c) for c in columns] for r in rows]
     return (_table(shown, columns, width)
             + f"\n{len(rows)} open exceptions{footer}\n")
 
@@ -482,12 +494,20 @@ async def _timeline(args: argparse.Namespace) -> int:
             _write(json_text(out), args.output)
         else:
             header = ["when (UTC)", "system", "event", "status", "lag", "summary"]
+            width = terminal_width(args)
+            marked = {e.id: e for e in exceptions if e.flagged is not None or e.last_failure is not None}
+
+            def tag(ids: Any) -> str:  # fitted to the terminal: the marks lead, or they would be cut off
+                if width is None:
+                    return ""
+                return mark_tag(any(marked[x].flagged is not None for x in ids if x in marked),
+                                any(marked[x].last_failure is not None for x in ids if x in marked))
+
             rows = [[e.event.at.strftime("%Y-%m-%d %H:%M"), e.event.system.value, e.event.kind.value,
-                     e.status, _lag(e.lag), e.event.summary + (f"  [{', '.join(e.event.exception_ids)}]"
-                                                                if e.event.exception_ids else "")
+                     e.status, _lag(e.lag), tag(e.event.exception_ids) + e.event.summary
+                     + (f"  [{', '.join(e.event.exception_ids)}]" if e.event.exception_ids else "")
                      + "".join(f"  {notes[x]}" for x in e.event.exception_ids if x in notes)]
                     for e in entries]
-            width = terminal_width(args)
             name = safe_text(timeline.name or "")
             if width is not None:  # the name gives way, never the id
                 name = elide(name, max(20, width // 2))

@@ -1,6 +1,8 @@
 """The Customer page: one customer's identity, lifecycle timeline and open exceptions.
 
-- header: the customer's name (plain text, large), id and commercial state;
+- header: the customer's name (plain text, large), id, e-mail and open exceptions, and what
+  the customer has now (:func:`state_text`: the current plan, quantity and subscription status,
+  the support tier; "not loaded" for a system never read), as the CLI's ``timeline`` header;
 - identity strip: the record each system holds (billing customer, ERP party + code, support
   organization), "not linked" in red when a system has none;
 - timeline (top of a splitter): every event of all three systems on one axis, newest or oldest
@@ -39,7 +41,7 @@ from PySide6.QtWidgets import (
 from services.core.domain import EventKind, Severity, SyncException, System
 from services.core.overview import SEVERITY_RANK, CustomerRow
 from services.core.text_safety import bidi_isolated
-from services.core.timeline import Timeline, TimelineEntry, human_duration
+from services.core.timeline import CustomerState, Timeline, TimelineEntry, human_duration
 from views.coverage import Coverage, PageState, View, names, stale_banner
 from views.exception_card import ExceptionCard, FixPolicy
 from views.widgets.banner import Banner
@@ -130,6 +132,25 @@ def _lag_text(lag: timedelta | None) -> str:
     if lag is None:
         return ""
     return ("−" if lag < timedelta(0) else "+") + human_duration(lag)
+
+
+def state_text(state: CustomerState, coverage: Coverage | None = None) -> str:
+    """What the customer has now, as the CLI's ``timeline`` header says it
+    (:meth:`CustomerState.summary`: ``"plan Pro monthly (pro_monthly) × 5, active · support tier
+    enterprise"``), except that a system never read says so ("plan not loaded", "support tier not
+    loaded") instead of "no subscription" or "no support organization"."""
+    unread = set(System) - set(coverage.with_data) if coverage is not None else set()
+    if state.subscription_id is None and System.BILLING in unread:
+        plan = "plan not loaded"
+    elif state.subscription_id is None:
+        plan = "no subscription"
+    else:
+        plan = f"plan {state.plan_text()}, {state.status.replace('_', ' ')}"
+    if state.tier is None:
+        tier = "support tier not loaded" if System.SUPPORT in unread else "no support organization"
+    else:
+        tier = f"support tier {state.tier}"
+    return f"{plan} · {tier}"
 
 
 class TimelineModel(RowsTableModel[TimelineEntry]):
@@ -360,6 +381,7 @@ class CustomerPage(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._timeline: Timeline | None = None
+        self._row: CustomerRow | None = None  # the shown customer's row in the list, if listed
         self._loading_id: str | None = None  # shown while the console is still opening
         self._exceptions: list[SyncException] = []
         self.fix_policy: FixPolicy | None = None
@@ -399,6 +421,12 @@ class CustomerPage(QWidget):
         self.id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.facts_label = ElidedLabel("")
         set_muted(self.facts_label)
+        # what the customer has now (plan × quantity, status, support tier): one line, elided, the
+        # whole text in its tooltip, copyable (Tab, Ctrl+C, right-click)
+        self.state_label = ElidedLabel("")
+        self.state_label.setObjectName("customerState")
+        self.state_label.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        self.state_label.setAccessibleName("Plan and support tier")
         self.chips = {s: IdentityChip(s) for s in System}
 
         # timeline
@@ -466,6 +494,7 @@ class CustomerPage(QWidget):
         header = QHBoxLayout()
         names = QVBoxLayout()
         names.addWidget(self.name_label)
+        names.addWidget(self.state_label)
         ids = QHBoxLayout()
         ids.addWidget(self.id_label)
         ids.addWidget(self.facts_label, 1)
@@ -542,7 +571,8 @@ class CustomerPage(QWidget):
         self.name_label.setText(bidi_isolated(timeline.name))  # whole: elided when painted
         self.id_label.setText(shown(cid, 100))
         self.facts_label.setText(self._facts(row))
-        self._set_identities(timeline, row)
+        self._row = row
+        self._set_state_and_identities()
         self.timeline_model.set_timeline(timeline)
         # the Exceptions column only when some entry carries one: the summary gets the room otherwise
         self.timeline_view.setColumnHidden(T_EXC, not any(e.event.exception_ids for e in timeline.oldest_first()))
@@ -572,6 +602,8 @@ class CustomerPage(QWidget):
         else:
             self.banner.show_message(*banner)
             self.banner.show()
+        if self._timeline is not None and self._timeline.known:  # "not loaded" turns into what was read
+            self._set_state_and_identities()
 
     def set_fix_policy(self, policy: FixPolicy | None) -> None:
         """Enable the fix buttons as ``policy`` allows (call again when the operator changes)."""
@@ -617,13 +649,19 @@ class CustomerPage(QWidget):
     def _facts(row: CustomerRow | None) -> str:
         if row is None:
             return ""
-        parts = [p for p in (row.email, f"subscription {row.status.replace('_', ' ')}" if row.status else "",
-                             f"plan {row.plan}" if row.plan else "", f"tier {row.tier}" if row.tier else "") if p]
+        parts = [row.email] if row.email else []  # the plan and the tier: the state line
         if row.open_exceptions:
             worst = row.worst.value if isinstance(row.worst, Severity) else ""
             parts.append(f"{row.open_exceptions} open exception{'s' if row.open_exceptions != 1 else ''}"
                          + (f" (worst {worst})" if worst else ""))
         return "  ·  ".join(parts)
+
+    def _set_state_and_identities(self) -> None:
+        """The header's state line and identity chips for the shown customer, on the coverage known now."""
+        if self._timeline is None:
+            return
+        self.state_label.setText(bidi_isolated(state_text(self._timeline.state, self._coverage)))
+        self._set_identities(self._timeline, self._row)
 
     def _set_identities(self, timeline: Timeline, row: CustomerRow | None) -> None:
         cov = self._coverage
@@ -669,8 +707,8 @@ class CustomerPage(QWidget):
 
     def focus_chain(self) -> list[QWidget]:
         """Tab order: back, the timeline's order and entries, then each card's fix buttons."""
-        return [self.back_button, self.name_label, self.newest_button, self.oldest_button, self.timeline_view,
-                *(b for card in self.cards for b in card.fix_buttons), self.empty.retry_button,
+        return [self.back_button, self.name_label, self.state_label, self.newest_button, self.oldest_button,
+                self.timeline_view, *(b for card in self.cards for b in card.fix_buttons), self.empty.retry_button,
                 self.empty.systems_button]
 
     def _balance_splitter(self) -> None:

@@ -70,11 +70,12 @@ class Column:
     width: int
 
 
-#: default widths (px at 1×): they fill a 1400-pixel window; wider, every column grows in proportion
+#: default widths (px at 1×), each at least what its header's title needs (``_setup_table``): together
+#: they fit a 1400-pixel window with the Health column in sight; wider, every column grows in proportion
 COLUMNS: tuple[Column, ...] = (
     Column("Customer id", "customer_id", 130),
-    Column("Name", "name", 210),
-    Column("Email", "email", 190),
+    Column("Name", "name", 200),
+    Column("Email", "email", 180),
     Column("ERP", "erp", 95),
     Column("Support", "support", 95),
     Column("Status", "status", 75),
@@ -354,18 +355,20 @@ class CustomersPage(QWidget):
 
     def _setup_table(self) -> None:
         t = self.table
-        setup_readonly_table(t, stretch=None, widths={i: col.width for i, col in enumerate(COLUMNS)},
-                             selection=QAbstractItemView.SelectionMode.SingleSelection)
-        fit_columns(t, {i: col.width for i, col in enumerate(COLUMNS)})
+        hh = t.horizontalHeader()
+        hh.setSortIndicatorShown(True)  # before measuring: a title needs room beside the sort arrow
+        # never a cut title ("Open exceptio…"): a column is at least as wide as its header needs in
+        # this font and style (margins and the sort arrow included)
+        widths = {i: max(col.width, hh.sectionSizeFromContents(i).width()) for i, col in enumerate(COLUMNS)}
+        setup_readonly_table(t, stretch=None, widths=widths, selection=QAbstractItemView.SelectionMode.SingleSelection)
+        fit_columns(t, widths)
         t.setShowGrid(False)
         t.setTabKeyNavigation(False)
         t.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         t.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         # uniform row heights: no per-row measuring
         t.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        hh = t.horizontalHeader()
         hh.setHighlightSections(False)
-        hh.setSortIndicatorShown(True)
         hh.setSortIndicator(COL_NAME, Qt.SortOrder.AscendingOrder)
         t.setSortingEnabled(True)
 

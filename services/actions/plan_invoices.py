@@ -64,13 +64,14 @@ from services.actions.steps import (
     RepostInvoice,
     StepLine,
 )
+from services.core.currency import format_money
 from services.core.domain import Invoice, InvoiceStatus, System
 from services.io.connectors.stripe_payloads import currency_exponent
 from services.io.connectors.tryton_writes import credited_reference_prefix
 
 
 def money_text(inv: Invoice) -> str:
-    return f"{inv.total.amount} {inv.total.currency}"
+    return format_money(inv.total.amount, inv.total.currency)
 
 
 class _InvoicePlans(_PlanBuilderCore):
@@ -147,8 +148,8 @@ class _InvoicePlans(_PlanBuilderCore):
         if not erp_keys:
             self.notes.append("the ERP's products are not in the snapshot: plan keys are checked by the ERP")
         if total != inv.total.amount:
-            raise _Refuse("lines", f"billing's lines add up to {total} but the invoice total is {inv.total.amount} "
-                                   f"{inv.total.currency}: post it by hand")
+            raise _Refuse("lines", f"billing's lines add up to {format_money(total, inv.total.currency)} but the "
+                                   f"invoice total is {money_text(inv)}: post it by hand")
         self.ok("product", f"{len(lines)} line(s); every plan maps to an ERP product")
         return lines
 

@@ -2,7 +2,8 @@
 
 Connectors map vendor payloads (Stripe, Tryton, Zendesk) onto these types; reconciliation,
 the timeline and actions work only with them. Money is always ``Decimal`` in major units
-with an upper-case ISO currency code; times are timezone-aware UTC ``datetime``.
+with an upper-case ISO currency code (its minor units and display: ``services.core.currency``);
+times are timezone-aware UTC ``datetime``.
 
 The cross-system key is the billing customer id (``cus_...``): the ERP party carries it in
 its ``code``, the support organization in its ``external_id``.
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar
+
+from services.core import currency as _currency
 
 
 class System(enum.StrEnum):
@@ -87,7 +90,11 @@ class ExternalRef:
 @dataclass(frozen=True, slots=True)
 class Money:
     """An amount in a currency. Immutable and shared: the snapshot decodes each distinct value
-    once (see ``services.store.codec``), so equal amounts are often the same object."""
+    once (see ``services.store.codec``), so equal amounts are often the same object.
+
+    Stored (and encoded) as ``amount`` (Decimal, major units) and ``currency``; :attr:`minor` and
+    :attr:`exponent` are derived from them with the currency's ISO 4217 exponent, and ``str()``
+    shows the amount with that exponent ("1,500 JPY", "12.345 KWD", "1,234.50 EUR")."""
 
     __codec_shared__: ClassVar[bool] = True
 
@@ -101,8 +108,19 @@ class Money:
             raise ValueError(f"not an ISO currency code: {self.currency!r}")
         object.__setattr__(self, "currency", sys.intern(self.currency.upper()))
 
+    @property
+    def exponent(self) -> int:
+        """The currency's minor-unit exponent (JPY 0, EUR 2, KWD 3)."""
+        return _currency.exponent(self.currency)
+
+    @property
+    def minor(self) -> int:
+        """The amount in whole minor units (12.345 KWD -> 12345); a
+        :class:`~services.core.currency.MinorUnitError` when it is finer than the minor unit."""
+        return _currency.to_minor(self.amount, self.currency)
+
     def __str__(self) -> str:
-        return f"{self.amount:,.2f} {self.currency}"
+        return _currency.format_money(self.amount, self.currency)
 
 
 @dataclass(slots=True)

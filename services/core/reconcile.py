@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from services.core.currency import amount_text, format_money, same_amount
 from services.core.domain import (
     RULES,
     Customer,
@@ -157,7 +158,9 @@ def email_domain(email: str | None) -> str:
 
 
 def money_str(amount: Decimal, currency: str) -> str:
-    return f"{amount:.2f} {currency}"
+    """An amount as a summary shows it: the currency's own exponent ("1,500 JPY", "12.345 KWD");
+    an alias of :func:`services.core.currency.format_money`."""
+    return format_money(amount, currency)
 
 
 # -- the engine --------------------------------------------------------------------------
@@ -395,11 +398,15 @@ class _Run:
                 self.add("invoice.duplicate_in_erp", inv.customer_id, iid,
                          f"{len(erp)} ERP invoices carry {iid}", [self._billing_side(inv), *[
                              Side(System.ERP, x.ref, {"state": x.status.value, "number": x.number,
-                                                      "total": str(x.total.amount)}) for x in erp]])
+                                                      "total": amount_text(x.total.amount, x.total.currency)})
+                             for x in erp]])
                 continue
             bt, et = inv.total, e.total
             est = e.status
-            if et is not bt and (et.amount != bt.amount or et.currency != bt.currency):
+            # compared in minor units with the currency's exponent (12.345 KWD is not 12.340 KWD; 12.34 KWD
+            # is 12.340 KWD); equal Decimals are equal minor units, so the agreeing case stays a cheap test
+            if et is not bt and (et.amount != bt.amount or et.currency != bt.currency) \
+                    and not same_amount(et.amount, et.currency, bt.amount, bt.currency):
                 self.add("invoice.amount_mismatch", inv.customer_id, iid,
                          f"{inv.number or iid}: billing {money_str(bt.amount, bt.currency)}, "
                          f"ERP {money_str(et.amount, et.currency)} ({e.status.value})",
@@ -423,12 +430,13 @@ class _Run:
 
     @staticmethod
     def _billing_side(inv: Invoice) -> Side:
-        return Side(System.BILLING, inv.ref, {"status": inv.status.value, "total": str(inv.total.amount),
+        return Side(System.BILLING, inv.ref, {"status": inv.status.value,
+                                              "total": amount_text(inv.total.amount, inv.total.currency),
                                               "currency": inv.total.currency, "number": inv.number})
 
     @staticmethod
     def _erp_side(e: Invoice) -> Side:
-        return Side(System.ERP, e.ref, {"state": e.status.value, "total": str(e.total.amount),
+        return Side(System.ERP, e.ref, {"state": e.status.value, "total": amount_text(e.total.amount, e.total.currency),
                                         "currency": e.total.currency, "number": e.number})
 
     def rule_orphans(self) -> None:
@@ -439,7 +447,8 @@ class _Run:
             self.add("invoice.orphan_in_erp", e.customer_id, ref,
                      f"ERP invoice {e.number or e.ref.id} refers to {ref}, which billing does not have",
                      [Side(System.ERP, e.ref, {"reference": ref, "state": e.status.value,
-                                               "total": str(e.total.amount), "number": e.number}),
+                                               "total": amount_text(e.total.amount, e.total.currency),
+                                               "number": e.number}),
                       Side(System.BILLING, None, {"invoice": None})])
 
     # -- subscriptions ---------------------------------------------------------------

@@ -25,7 +25,7 @@ from PySide6.QtCore import QStandardPaths, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog, QTableView
 from pytestqt.qtbot import QtBot
 
-from app.runtime import tune_interpreter, tune_loop
+from app.runtime import tune_interpreter
 from services.actions.model import ActionStatus
 from services.core.overview import CustomerRow
 from services.core.text_safety import csv_cell
@@ -261,7 +261,6 @@ def test_a_hundred_thousand_row_export_keeps_the_ui_thread_responsive_and_can_be
         qtbot: QtBot, qloop: asyncio.AbstractEventLoop, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         console_interpreter: None) -> None:
     n = 100_000
-    tune_loop(qloop)  # the console's worker threads (app.runtime), not qasync's default executor
     page = CustomersPage()
     qtbot.addWidget(page)
     page.resize(1200, 700)

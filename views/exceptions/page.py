@@ -176,6 +176,9 @@ class ExceptionsPage(QWidget):
         widths: dict[int, int] = {Column.SEVERITY: 82, Column.RULE: 190, Column.OWNER: 68, Column.CUSTOMER: 180,
                   Column.OBJECT: 106, Column.SUMMARY: 290, Column.SYSTEMS: 120, Column.AGE: 68,
                   Column.FIRST_SEEN: 130}
+        # never a cut title: a column is at least as wide as its header needs (font, margins, sort arrow)
+        hh = self.table.horizontalHeader()
+        widths = {c: max(w, hh.sectionSizeFromContents(c).width()) for c, w in widths.items()}
         setup_readonly_table(self.table, stretch=None, selection=QAbstractItemView.SelectionMode.SingleSelection,
                              widths=widths)
         # the rule's systems and the first-seen time are in the detail pane (and the age column):

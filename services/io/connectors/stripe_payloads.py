@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
 
+from services.core.currency import stripe_exponent
 from services.core.domain import (
     Customer,
     EventKind,
@@ -44,19 +45,8 @@ from services.io.connectors.base import UnixTime, from_unix, parse_payload
 
 log = logging.getLogger(__name__)
 
-#: Stripe's zero-decimal and three-decimal currencies; every other currency has 2 decimals.
-ZERO_DECIMAL = frozenset({"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
-                          "vnd", "vuv", "xaf", "xof", "xpf"})
-THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
-
-
-def currency_exponent(currency: str) -> int:
-    c = currency.lower()
-    if c in ZERO_DECIMAL:
-        return 0
-    if c in THREE_DECIMAL:
-        return 3
-    return 2
+#: the exponent of Stripe's integer ``amount`` fields (services.core.currency holds Stripe's lists)
+currency_exponent = stripe_exponent
 
 
 def to_money(minor: int, currency: str) -> Money:

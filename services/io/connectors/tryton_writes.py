@@ -498,42 +498,14 @@ class TrytonWrites(TrytonSession):
             raise RemoteValidationError(self.system, operation,
                                         f"invoice {name} is posted, but credit note {notes[0][0]} ({notes[0][1]}) "
                                         "already credits it: finish or cancel that credit note in the ERP first")
-        active = {"active_model": INVOICE, "active_id": head.id, "active_ids": [head.id]}
-        opened = await self.wizard(CREDIT_WIZARD, "create", operation=operation, context=active)
-        if (not isinstance(opened, list) or not opened or not isinstance(opened[0], int)
-                or isinstance(opened[0], bool)):
-            raise ProtocolError(self.system, operation, "the credit wizard did not answer a session")
-        session = opened[0]
-        start: dict[str, Any] = {"with_refund": True}
-        if credit_date is not None:
-            start["invoice_date"] = credit_date
-        try:
-            answer = await self.wizard(CREDIT_WIZARD, "execute", session, {"start": start}, "credit",
-                                       operation=operation, context=active)
-        except UnavailableError as exc:
-            await self._end_wizard(session, active)
-            if isinstance(exc, CircuitOpenError):
-                raise
-            log.warning("erp: %s: answer lost (%s); reading the invoice again", operation, exc.message)
-            try:
-                state = await self._invoice_state(head.id)
-                notes = await self.find_credit_notes(head.id, head.party)
-            except ConnectorError:
-                raise exc from None
-            if state != "cancelled" or not notes:
-                raise
-            return notes[0][0]
-        except ConnectorError:
-            await self._end_wizard(session, active)
-            raise
-        await self._end_wizard(session, active)
-        created = _action_res_ids(answer)
-        if len(created) == 1:
-            return created[0]
-        notes = await self.find_credit_notes(head.id, head.party)
-        if not notes:
-            raise ProtocolError(self.system, operation, "the credit wizard answered no credit note")
-        return notes[0][0]
+        async def took_effect() -> int | None:
+            """After a lost answer: the credit took effect when the invoice is cancelled with a credit note."""
+            log.warning("erp: %s: answer lost; reading the invoice again", operation)
+            state = await self._invoice_state(head.id)
+            notes = await self.find_credit_notes(head.id, head.party)
+            return notes[0][0] if state == "cancelled" and notes else None
+
+        return await self._run_credit_wizard(head, credit_date, True, operation, took_effect)
 
     async def _credit_paid(self, head: _InvoiceHead, credit_date: date | None, billing_invoice_id: str,
                            moved: bool) -> int:
@@ -567,13 +539,26 @@ class TrytonWrites(TrytonSession):
     async def _credit_without_refund(self, head: _InvoiceHead, credit_date: date | None, operation: str) -> int:
         """The Credit wizard with ``with_refund`` off: one draft credit note of ``head``. When
         the answer is lost, the credit note is looked up by its origin."""
+
+        async def took_effect() -> int | None:
+            notes = await self.find_credit_notes(head.id, head.party)
+            return notes[0][0] if notes else None
+
+        return await self._run_credit_wizard(head, credit_date, False, operation, took_effect)
+
+    async def _run_credit_wizard(self, head: _InvoiceHead, credit_date: date | None, with_refund: bool,
+                                 operation: str, took_effect: Callable[[], Awaitable[int | None]]) -> int:
+        """Run Tryton's Credit wizard on ``head`` (``with_refund``, dated ``credit_date``) and
+        answer the credit note's id; the wizard session is always deleted. When the answer is
+        lost (unavailable, not a circuit that is open), ``took_effect()`` says whether the credit
+        was made after all (its credit note's id) or not (``None``: the loss is raised)."""
         active = {"active_model": INVOICE, "active_id": head.id, "active_ids": [head.id]}
         opened = await self.wizard(CREDIT_WIZARD, "create", operation=operation, context=active)
         if (not isinstance(opened, list) or not opened or not isinstance(opened[0], int)
                 or isinstance(opened[0], bool)):
             raise ProtocolError(self.system, operation, "the credit wizard did not answer a session")
         session = opened[0]
-        start: dict[str, Any] = {"with_refund": False}
+        start: dict[str, Any] = {"with_refund": with_refund}
         if credit_date is not None:
             start["invoice_date"] = credit_date
         try:
@@ -584,12 +569,12 @@ class TrytonWrites(TrytonSession):
             if isinstance(exc, CircuitOpenError):
                 raise
             try:
-                notes = await self.find_credit_notes(head.id, head.party)
+                found = await took_effect()
             except ConnectorError:
                 raise exc from None
-            if not notes:
+            if found is None:
                 raise
-            return notes[0][0]
+            return found
         except ConnectorError:
             await self._end_wizard(session, active)
             raise
