@@ -124,7 +124,7 @@ import time
 import unicodedata
 from typing import Any
 
-from services.demo.generator.billing import _emit_events, _simulate_billing
+from services.demo.generator.billing import _emit_events, _settle_money, _simulate_billing
 from services.demo.generator.catalog import _build_catalog
 from services.demo.generator.erp import _build_erp
 from services.demo.generator.ground_truth import FINALIZED_STATUSES, INVOICE_GRACE, PAYMENT_GRACE, RULES
@@ -171,9 +171,10 @@ def generate(customers: int = 250, seed: int = 1, *, anchor: int | None = None,
     gc.disable()
     try:
         _build_catalog(g)
-        _simulate_billing(g)
+        money = _simulate_billing(g)
         _emit_events(g)
         _choose_plants(g)
+        _settle_money(g, money)  # charges, credit notes, refunds (G1), the plants known
         for cu in g.custs:
             cu.invoices = []  # planting done: the stores hold them
         _build_erp(g)

@@ -117,6 +117,13 @@ class BInvoiceLine:
     period_start: int
     period_end: int
     proration: bool = False
+    #: the money beside ``amount`` (minor units, all on the line's net: ``amount`` is before
+    #: discount and tax, as Stripe's line ``amount`` with exclusive tax rates): the discount it
+    #: took, the tax rate applied (``txr_...``; None = no tax rate) and the tax that rate gives
+    #: on ``amount - discount_amount``. The ERP copy needs these three per line.
+    discount_amount: int = 0
+    tax_rate: str | None = None
+    tax_amount: int = 0
 
 
 @dataclass(slots=True)
@@ -143,6 +150,115 @@ class BInvoice:
     #: request parameters the demo billing server stores and echoes back as Stripe does (response
     #: field name -> its Stripe JSON; ``services/demo/stripe/``): set only through the API
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the money (minor units): ``subtotal`` = sum of line amounts, ``total`` = ``subtotal -
+    #: discount_total + (tax or 0)``; ``tax`` None when no tax rate applies (as Stripe)
+    tax: int | None = None
+    discount_total: int = 0
+    coupon: str | None = None  # the coupon of the invoice's discount (``di_`` id in ``discount_id``)
+    discount_id: str | None = None
+    discount_subscription: str | None = None  # set when the discount is the subscription's (else the customer's)
+    discount_start: int | None = None
+    discount_end: int | None = None
+    footer: str | None = None  # e.g. the reverse-charge legal note
+    next_payment_attempt: int | None = None
+    charge: str | None = None  # ``ch_...`` of the successful charge
+    payment_intent: str | None = None  # ``pi_...``
+    pre_payment_credit_notes_amount: int = 0
+    post_payment_credit_notes_amount: int = 0
+
+
+@dataclass(slots=True)
+class BTaxRate:
+    id: str  # txr_...
+    created: int
+    display_name: str  # "VAT", "Sales Tax", "GST"
+    percentage: str  # decimal text, e.g. "19" or "6.25" (never a float)
+    tax_type: str  # vat | sales_tax | gst
+    country: str | None
+    state: str | None = None
+    jurisdiction: str | None = None
+    description: str | None = None
+    inclusive: bool = False
+    active: bool = True
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BCoupon:
+    id: str
+    created: int
+    name: str
+    duration: str  # once | repeating | forever
+    percent_off: str | None = None  # decimal text
+    amount_off: int | None = None  # minor units of ``currency``
+    currency: str | None = None
+    duration_in_months: int | None = None
+    times_redeemed: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BCreditNoteLine:
+    id: str  # cnli_...
+    invoice_line_item: str  # il_...
+    description: str
+    quantity: int
+    amount: int  # credited amount before discount and tax, minor units (Stripe's line ``amount``)
+    discount_amount: int = 0
+    tax_rate: str | None = None
+    tax_amount: int = 0  # on ``amount - discount_amount``
+
+
+@dataclass(slots=True)
+class BCreditNote:
+    id: str  # cn_...
+    created: int
+    customer: str
+    invoice: str
+    number: str
+    currency: str
+    type: str  # pre_payment | post_payment
+    reason: str | None  # duplicate | fraudulent | order_change | product_unsatisfactory
+    lines: list[BCreditNoteLine]
+    subtotal: int  # sum of line amounts
+    discount: int  # sum of line discount amounts
+    tax: int  # sum of line tax
+    total: int  # subtotal - discount + tax (Stripe's ``amount`` and ``total``)
+    refund: str | None = None  # re_... (post-payment, refunded to the card)
+    credit_amount: int = 0  # post-payment, left on the customer's balance
+    memo: str | None = None
+    status: str = "issued"
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BCharge:
+    id: str  # ch_...
+    created: int
+    customer: str
+    invoice: str
+    payment_intent: str
+    amount: int
+    currency: str
+    amount_refunded: int = 0
+    status: str = "succeeded"  # succeeded | failed
+    failure_code: str | None = None
+    failure_message: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BRefund:
+    id: str  # re_...
+    created: int
+    amount: int
+    charge: str
+    payment_intent: str
+    currency: str
+    reason: str | None = None  # duplicate | fraudulent | requested_by_customer
+    credit_note: str | None = None
+    status: str = "succeeded"
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -171,6 +287,11 @@ class BillingStore:
         self.subscriptions: dict[str, BSubscription] = {}
         self.invoices: dict[str, BInvoice] = {}
         self.events: list[BEvent] = []  # oldest first
+        self.tax_rates: dict[str, BTaxRate] = {}
+        self.coupons: dict[str, BCoupon] = {}
+        self.credit_notes: dict[str, BCreditNote] = {}
+        self.charges: dict[str, BCharge] = {}
+        self.refunds: dict[str, BRefund] = {}
         # secondary indexes (kept up to date by whoever inserts)
         self.subscriptions_by_customer: dict[str, list[str]] = defaultdict(list)
         self.invoices_by_customer: dict[str, list[str]] = defaultdict(list)
@@ -237,6 +358,8 @@ ERP_MODELS: dict[str, dict[str, str]] = {
     "res.user.warning": {"user": "many2one:res.user", "name": "char", "always": "boolean"},
     "company.company": {"party": "many2one:party.party", "currency": "many2one:currency.currency"},
     "currency.currency": {"name": "char", "code": "char", "symbol": "char", "digits": "integer"},
+    # a currency's rate against the company currency from ``date`` on (trytond's currency module)
+    "currency.currency.rate": {"currency": "many2one:currency.currency", "date": "date", "rate": "numeric"},
     "country.country": {"name": "char", "code": "char"},
     "party.party": {"name": "char", "code": "char", "active": "boolean",
                     "identifiers": "one2many:party.identifier.party",
@@ -264,12 +387,35 @@ ERP_MODELS: dict[str, dict[str, str]] = {
                         "invoice_address": "many2one:party.address",
                         # credits: set when numbered / credited; origin_invoices is computed
                         "sequence_type_cache": "selection", "cancel_move": "many2one:account.move",
-                        "origin_invoices": "many2many:account.invoice"},
+                        "origin_invoices": "many2many:account.invoice",
+                        # the invoice's taxes (trytond's ``update_taxes`` keeps them: services/demo/tryton/taxes.py)
+                        "taxes": "one2many:account.invoice.tax.invoice"},
     "account.invoice.line": {"invoice": "many2one:account.invoice", "type": "selection",
                              "product": "many2one:product.product", "description": "char",
                              "quantity": "float", "unit_price": "numeric", "amount": "numeric",
                              "account": "many2one:account.account", "unit": "many2one:product.uom",
-                             "origin": "reference"},  # a credit note's line: "account.invoice.line,<id>"
+                             "origin": "reference",  # a credit note's line: "account.invoice.line,<id>"
+                             "taxes": "many2many:account.tax"},
+    # account.invoice.tax: one per (account, tax, sign of the base) of an invoice, as trytond computes it
+    "account.invoice.tax": {"invoice": "many2one:account.invoice", "description": "char", "sequence": "integer",
+                            "base": "numeric", "amount": "numeric", "manual": "boolean",
+                            "tax": "many2one:account.tax", "account": "many2one:account.account",
+                            "legal_notice": "text"},
+    # percentage (or fixed) taxes of the account module, grouped (VAT, sales tax)
+    "account.tax.group": {"name": "char", "code": "char", "kind": "selection"},
+    "account.tax": {"name": "char", "description": "char", "type": "selection", "rate": "numeric",
+                    "amount": "numeric", "group": "many2one:account.tax.group",
+                    "company": "many2one:company.company", "invoice_account": "many2one:account.account",
+                    "credit_note_account": "many2one:account.account", "legal_notice": "text",
+                    "active": "boolean", "sequence": "integer", "start_date": "date", "end_date": "date",
+                    "parent": "many2one:account.tax", "update_unit_price": "boolean"},
+    # a party's customer tax rule gives its invoice lines their taxes (``on_change`` of the product)
+    "account.tax.rule": {"name": "char", "kind": "selection", "company": "many2one:company.company",
+                         "lines": "one2many:account.tax.rule.line.rule"},
+    "account.tax.rule.line": {"rule": "many2one:account.tax.rule", "tax": "many2one:account.tax",
+                              "origin_tax": "many2one:account.tax", "group": "many2one:account.tax.group",
+                              "keep_origin": "boolean", "sequence": "integer", "start_date": "date",
+                              "end_date": "date"},
     "sale.subscription.service": {"product": "many2one:product.product"},
     "sale.subscription": {"number": "char", "reference": "char", "party": "many2one:party.party",
                           "company": "many2one:company.company", "currency": "many2one:currency.currency",
@@ -293,6 +439,9 @@ class ErpStore:
         "sale.subscription": ("reference", "party"),
         "product.product": ("code",),
         "account.invoice.line": ("invoice",),
+        "account.invoice.tax": ("invoice",),
+        "account.tax.rule.line": ("rule",),
+        "currency.currency.rate": ("currency",),
         "sale.subscription.line": ("subscription",),
         "party.identifier": ("party",),
         "party.address": ("party",),

@@ -50,9 +50,11 @@ DISTRIBUTIONS: tuple[str, ...] = ("trytond", "trytond-party", "trytond-company",
                                   "trytond-country", "trytond-product", "trytond-account",
                                   "trytond-account-invoice", "trytond-sale", "trytond-sale-subscription",
                                   "proteus")
-#: bump when the seeding (``tryton_seed.py``) or the generated dataset changes what it writes (invalidates
-#: every cached template)
-SEED_FORMAT = 6  # 6: validated invoices (invoice.not_posted_in_erp plants), currency exchange accounts
+#: bump when the seeding (``tryton_seed.py``) changes what it writes (invalidates every cached template;
+#: a change of the generated dataset changes the key by itself: :func:`dataset_digest`)
+#: 7: taxes (groups, VAT / reverse charge / sales tax, customer tax rules), taxed invoice lines, per-line
+#: tax rounding, currency rates from the demo store; 6: validated invoices, currency exchange accounts
+SEED_FORMAT = 7
 DATABASE = "syncdesk_demo"
 LOGIN = "admin"
 PASSWORD = "demo-admin-password"
@@ -102,11 +104,27 @@ def fiscal_year_bounds(anchor: int, today: date | None = None) -> tuple[date, da
     return start, end
 
 
+def dataset_digest(customers: int, seed: int, anchor: int) -> str:
+    """A digest of the ERP store the seeding writes (``generate(customers, seed, anchor=...)``):
+    a change of the dataset generator that changes what the ERP holds changes the template key
+    (about a second for the sandbox's 60 customers)."""
+    from services.demo.dataset import generate
+
+    erp = generate(customers, seed, anchor=anchor).erp
+    digest = hashlib.sha256()
+    for model in sorted(erp.tables):
+        for rid in sorted(erp.tables[model]):
+            rec = erp.tables[model][rid]
+            digest.update(repr((model, sorted(rec.items(), key=lambda kv: kv[0]))).encode())
+    return digest.hexdigest()[:16]
+
+
 def template_key(customers: int, seed: int, anchor: int, today: date | None = None) -> str:
     start, end = fiscal_year_bounds(anchor, today)
     raw = json.dumps({"customers": customers, "seed": seed, "anchor": anchor, "versions": module_versions(),
                       "fiscal_year": [start.isoformat(), end.isoformat()], "format": SEED_FORMAT,
-                      "python": sys.version_info[:2]}, sort_keys=True)
+                      "python": sys.version_info[:2], "dataset": dataset_digest(customers, seed, anchor)},
+                     sort_keys=True)
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 

@@ -23,6 +23,14 @@ keeps the closest real equivalent:
   the seeded invoices' reports are not rendered (the queued ``print_invoice`` tasks are
   dropped: ~1 s each), and payments are recorded with a cash payment method so that paid
   invoices are really ``paid`` (reconciled);
+- the taxes are the demo's (``account.tax.group``, ``account.tax``: same names, rates, legal
+  notices; invoice and credit-note account: the chart's tax account; the customer tax rules and
+  each party's ``customer_tax_rule``), the company rounds tax per
+  line as the demo's does (``schema.TAX_ROUNDING``), invoice lines carry the demo lines' taxes and
+  trytond computes the invoice taxes itself; the demo's manual invoice taxes (the billed
+  rounding) are created as manual taxes; every seeded invoice's untaxed, tax and total amounts
+  are checked against the demo's;
+- the currency rates are the demo's (``currency.currency.rate``);
 - one fiscal year spans from a year before the anchor to the end of next year, so invoices
   dated today can be posted after the seeded ones (invoice numbers are strictly sequenced).
 """
@@ -34,14 +42,12 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 from typing import Any
 
+from services.demo.tryton.schema import TAX_ROUNDING
 from services.demo.tryton_sandbox import SandboxError, fiscal_year_bounds
 
-#: currency rates against the company currency (USD), constant so payments reconcile exactly
-RATES = {"USD": "1", "EUR": "0.92", "GBP": "0.79"}
 CURRENCY_NAMES = {"USD": ("US Dollar", "$"), "EUR": ("Euro", "€"), "GBP": ("Pound Sterling", "£")}
 
 
@@ -83,7 +89,9 @@ def _seed(config_file: Path, database: str, customers: int, seed: int, anchor: i
         name, symbol = CURRENCY_NAMES.get(code, (cur["name"], cur.get("symbol")))
         real = Currency(name=name, code=code, symbol=symbol, rounding=Decimal("0.01"), digits=2)
         real.save()
-        Rate(date=date.min, rate=Decimal(RATES.get(code, "1")), currency=real).save()
+        for rate in sorted((r for r in T["currency.currency.rate"].values() if r["currency"] == cid),
+                           key=lambda r: r["id"]):
+            Rate(date=rate["date"], rate=rate["rate"], currency=real).save()
         currency_ids[cid] = real.id
     Country = Model.get("country.country")
     country_ids: dict[int, int] = {}
@@ -137,7 +145,36 @@ def _seed(config_file: Path, database: str, customers: int, seed: int, anchor: i
     # exchange move line: Tryton needs these accounts to post it (the demo ERP keeps no moves)
     account_config.currency_exchange_credit_account = accounts["revenue"]
     account_config.currency_exchange_debit_account = accounts["expense"]
+    account_config.tax_rounding = TAX_ROUNDING
     account_config.save()
+    TaxGroup = Model.get("account.tax.group")
+    Tax = Model.get("account.tax")
+    group_ids: dict[int, int] = {}
+    for gid, grp in sorted(T["account.tax.group"].items()):
+        real_group = TaxGroup(name=grp["name"], code=grp["code"], kind=grp["kind"])
+        real_group.save()
+        group_ids[gid] = real_group.id
+    tax_ids: dict[int, int] = {}
+    for tid, tax in sorted(T["account.tax"].items()):
+        real_tax = Tax(name=tax["name"], description=tax["description"], type=tax["type"], rate=tax["rate"],
+                       invoice_account=accounts["tax"], credit_note_account=accounts["tax"])
+        if tax.get("legal_notice") is not None:  # (proteus would store an empty text for None)
+            real_tax.legal_notice = tax["legal_notice"]
+        if tax.get("group") is not None:
+            real_tax.group = TaxGroup(group_ids[tax["group"]])
+        real_tax.save()
+        tax_ids[tid] = real_tax.id
+    TaxRule = Model.get("account.tax.rule")
+    rule_ids: dict[int, int] = {}
+    for rid, rule in sorted(T["account.tax.rule"].items()):
+        real_rule = TaxRule(name=rule["name"], kind=rule["kind"], company=company)
+        for lid in rule["lines"]:
+            line = T["account.tax.rule.line"][lid]
+            new = real_rule.lines.new()
+            new.tax = Tax(tax_ids[line["tax"]]) if line.get("tax") is not None else None
+            new.keep_origin = bool(line.get("keep_origin"))
+        real_rule.save()
+        rule_ids[rid] = real_rule.id
     Journal = Model.get("account.journal")
     [cash_journal] = Journal.find([("code", "=", "CASH")], limit=1) or Journal.find([("type", "=", "cash")],
                                                                                      limit=1)
@@ -205,7 +242,7 @@ def _seed(config_file: Path, database: str, customers: int, seed: int, anchor: i
             try:
                 result = _seed_records(pool, transaction, T, company, company_rec, company_party, currency_ids,
                                        country_ids, product_ids, service_ids, accounts, term, unit, method,
-                                       rule_sets, stats, lap)
+                                       rule_sets, stats, lap, tax_ids, rule_ids)
             except TransactionError as exc:
                 transaction.rollback()
                 exc.fix(extras)
@@ -225,7 +262,9 @@ def _seed(config_file: Path, database: str, customers: int, seed: int, anchor: i
     stats["id_maps"] = {"party.party": {str(k): v for k, v in party_ids.items()},
                         "account.invoice": {str(k): v.id for k, v in by_demo.items()},
                         "sale.subscription": {str(k): v.id for k, v in sub_by_demo.items()},
-                        "product.product": {str(k): v for k, v in product_ids.items()}}
+                        "product.product": {str(k): v for k, v in product_ids.items()},
+                        "account.tax": {str(k): v for k, v in tax_ids.items()},
+                        "account.tax.rule": {str(k): v for k, v in rule_ids.items()}}
     return stats
 
 
@@ -233,7 +272,8 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
                   company_rec: dict[str, Any], company_party: Any, currency_ids: dict[int, int],
                   country_ids: dict[int, int], product_ids: dict[int, int], service_ids: dict[int, int],
                   accounts: dict[str, Any], term: Any, unit: Any, method: Any, rule_sets: dict[str, Any],
-                  stats: dict[str, Any], lap: Callable[[str], None]) -> tuple[Any, Any, Any, list[int]]:
+                  stats: dict[str, Any], lap: Callable[[str], None],
+                  tax_ids: dict[int, int], rule_ids: dict[int, int]) -> tuple[Any, Any, Any, list[int]]:
     """Parties, invoices (posted, paid, cancelled) and subscriptions in one transaction."""
     from trytond.modules.party.party import get_cc_module
 
@@ -265,6 +305,8 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
     for pid in demo_parties:
         rec = T["party.party"][pid]
         values: dict[str, Any] = {"name": rec["name"], "active": rec.get("active", True)}
+        if rec.get("customer_tax_rule") is not None:
+            values["customer_tax_rule"] = rule_ids[rec["customer_tax_rule"]]
         if rec.get("code"):
             values["code"] = rec["code"]
         idents = [T["party.identifier"][i] for i in rec["identifiers"]]
@@ -312,7 +354,13 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
                 "type": "line", "product": product_ids[ln["product"]], "description": ln.get("description"),
                 "quantity": float(ln["quantity"]), "unit_price": ln["unit_price"], "unit": unit.id,
                 "account": revenue, "company": company.id, "currency": currency_ids[inv["currency"]],
+                "taxes": [("add", [tax_ids[t] for t in ln.get("taxes") or []])],
             } for ln in lines])],
+            # the demo's manual taxes (computed ones: trytond's own update_taxes)
+            "taxes": [("create", [{
+                "manual": True, "description": t["description"], "base": t["base"], "amount": t["amount"],
+                "tax": tax_ids[t["tax"]], "account": accounts["tax"].id, "legal_notice": t.get("legal_notice"),
+            } for t in (T["account.invoice.tax"][x] for x in inv.get("taxes") or []) if t.get("manual")])],
         })
     invoices = Invoice.create(inv_vlist)
     by_demo = dict(zip(demo_invoices, invoices, strict=True))
@@ -357,7 +405,13 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
     stats["validated"] = len(validated)
     for i in demo_invoices:
         want = T["account.invoice"][i]["state"]
-        got = Invoice(by_demo[i].id).state
+        real_inv = Invoice(by_demo[i].id)
+        got = real_inv.state
+        amounts = (real_inv.untaxed_amount, real_inv.tax_amount, real_inv.total_amount)
+        demo_amounts = tuple(T["account.invoice"][i][k] for k in ("untaxed_amount", "tax_amount", "total_amount"))
+        if amounts != demo_amounts:
+            raise SandboxError(f"invoice {i} ({T['account.invoice'][i].get('reference')}): untaxed, tax, total "
+                               f"{amounts}, the demo has {demo_amounts}")
         if want != got:
             raise SandboxError(f"invoice {i} ({T['account.invoice'][i].get('reference')}): state {got}, "
                                f"the demo has {want}")

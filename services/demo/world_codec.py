@@ -43,6 +43,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from services.demo.store import (
+    BCharge,
+    BCoupon,
+    BCreditNote,
+    BCreditNoteLine,
     BCustomer,
     BEvent,
     BillingStore,
@@ -50,8 +54,10 @@ from services.demo.store import (
     BInvoiceLine,
     BPrice,
     BProduct,
+    BRefund,
     BSubItem,
     BSubscription,
+    BTaxRate,
     DemoCredentials,
     DemoDataset,
     ErpStore,
@@ -199,7 +205,8 @@ def _list(raw: Any) -> list[Any]:
 
 # -- records ---------------------------------------------------------------------------------------
 #: nested record lists inside billing records: (class, field) -> the class of its items
-_NESTED: dict[tuple[type, str], type] = {(BSubscription, "items"): BSubItem, (BInvoice, "lines"): BInvoiceLine}
+_NESTED: dict[tuple[type, str], type] = {(BSubscription, "items"): BSubItem, (BInvoice, "lines"): BInvoiceLine,
+                                         (BCreditNote, "lines"): BCreditNoteLine}
 
 
 def _encode_record(rec: Any) -> dict[str, Any]:
@@ -265,7 +272,11 @@ def _int_map(raw: Any, where: str) -> dict[str, int]:
 
 # -- the stores ------------------------------------------------------------------------------------
 _BILLING_TABLES: dict[str, type] = {"products": BProduct, "prices": BPrice, "customers": BCustomer,
-                                    "subscriptions": BSubscription, "invoices": BInvoice}
+                                    "subscriptions": BSubscription, "invoices": BInvoice,
+                                    "tax_rates": BTaxRate, "coupons": BCoupon, "credit_notes": BCreditNote,
+                                    "charges": BCharge, "refunds": BRefund}
+#: billing tables added after version 1 was first written: a world saved before has none (empty)
+_BILLING_LATER = frozenset({"tax_rates", "coupons", "credit_notes", "charges", "refunds"})
 
 
 def _encode_billing(b: BillingStore) -> dict[str, Any]:
@@ -287,7 +298,8 @@ def _decode_billing(raw: Any) -> BillingStore:
     b.counter = _get(part, "counter", "billing", int)
     for name, cls in _BILLING_TABLES.items():
         table: dict[str, Any] = getattr(b, name)
-        for item in _list_at(_get(part, name, "billing", list), f"billing {name}"):
+        rows = [] if name in _BILLING_LATER and name not in part else _get(part, name, "billing", list)
+        for item in _list_at(rows, f"billing {name}"):
             rec = _decode_record(cls, item, f"billing {name}")
             if rec.id in table:
                 raise WorldFormatError(f"billing {name}: {rec.id!r} appears twice")

@@ -393,7 +393,11 @@ def test_billing_invoices_are_consistent(ds250: DemoDataset) -> None:
     b = ds250.billing
     numbers: set[str] = set()
     for inv in b.invoices.values():
-        assert inv.total == inv.subtotal == sum(ln.amount for ln in inv.lines)
+        # G1: the total is the lines' net less their discounts plus their tax, to the minor unit
+        assert inv.subtotal == sum(ln.amount for ln in inv.lines)
+        assert inv.discount_total == sum(ln.discount_amount for ln in inv.lines)
+        assert inv.total == inv.subtotal - inv.discount_total + sum(ln.tax_amount for ln in inv.lines)
+        assert (inv.tax or 0) == sum(ln.tax_amount for ln in inv.lines)
         assert inv.currency == b.subscriptions[inv.subscription or ""].currency
         assert all(ln.price in b.prices and b.prices[ln.price].currency == inv.currency for ln in inv.lines)
         if inv.status == "draft":
@@ -404,7 +408,8 @@ def test_billing_invoices_are_consistent(ds250: DemoDataset) -> None:
         numbers.add(inv.number)
         if inv.status == "paid":
             assert inv.paid_at is not None and inv.paid_at >= inv.finalized_at
-            assert inv.amount_paid == inv.total
+            # a pre-payment credit note (G1) lowered what was due before the charge
+            assert inv.amount_paid == inv.total - inv.pre_payment_credit_notes_amount
         else:
             assert inv.amount_paid == 0 and inv.paid_at is None
         if inv.status == "void":
@@ -452,7 +457,8 @@ def test_erp_invoices_are_consistent(ds250: DemoDataset) -> None:
     for rec in t["account.invoice"].values():
         assert sorted(rec["lines"]) == sorted(ln["id"] for ln in lines_of[rec["id"]])
         assert rec["total_amount"] == rec["untaxed_amount"] + rec["tax_amount"]
-        assert rec["total_amount"] == sum(ln["amount"] for ln in lines_of[rec["id"]])
+        assert rec["untaxed_amount"] == sum(ln["amount"] for ln in lines_of[rec["id"]])
+        assert rec["tax_amount"] == sum(t["account.invoice.tax"][x]["amount"] for x in rec["taxes"])
         for ln in lines_of[rec["id"]]:
             assert ln["amount"] == Decimal(str(ln["quantity"])) * ln["unit_price"]
         if rec["number"] is not None:

@@ -136,7 +136,10 @@ async def test_full_refresh_maps_every_record(billing: Billing) -> None:
         assert (inv.created, inv.finalized_at, inv.paid_at, inv.voided_at) == (
             from_unix(bi.created), from_unix(bi.finalized_at), from_unix(bi.paid_at), from_unix(bi.voided_at))
         assert [ln.plan_key for ln in inv.lines] == [st.prices[ln.price].lookup_key for ln in bi.lines]
-        assert sum((ln.amount.amount for ln in inv.lines), Decimal(0)) == inv.total.amount
+        # G1: a line's amount is before discount and tax (Stripe's line ``amount``): the lines add up
+        # to the subtotal; the total (checked above) is the subtotal less discounts plus tax
+        assert sum((ln.amount.amount for ln in inv.lines), Decimal(0)) == Decimal(bi.subtotal) / 100
+        assert bi.total == bi.subtotal - bi.discount_total + (bi.tax or 0)
     assert {i.status for i in data.invoices.values()} >= {InvoiceStatus.PAID, InvoiceStatus.OPEN}
 
     # lifecycle facts from the last 30 days of events

@@ -11,6 +11,7 @@ import unicodedata
 from bisect import bisect
 
 from services.demo.generator.billing_invoices import _invoice, _new_line
+from services.demo.generator.billing_money import _Money, money_event_ids
 from services.demo.generator.catalog import _desc
 from services.demo.generator.dates import DAY, _add_months, _civil, utc_date
 from services.demo.generator.ground_truth import ACTIVE_STATUSES, TIER_RANK
@@ -66,7 +67,7 @@ def _tax_id(g: _Gen, fmt: str) -> str:
 
 
 def _simulate_sub(g: _Gen, cu: _Cust, start: int, plan_i: int, months: int, qty: int,
-                  trial: bool, force: str | None) -> None:
+                  trial: bool, force: str | None, money: _Money) -> None:
     A = g.A
     rng = g.rng
     r = g.r
@@ -81,13 +82,14 @@ def _simulate_sub(g: _Gen, cu: _Cust, start: int, plan_i: int, months: int, qty:
                         current_period_end=trial_end or start, currency=cur,
                         trial_start=start if trial else None, trial_end=trial_end)
     g.all_subs.append(sub)
+    money.on_subscription(sub, months)
     g.ev(start, "customer.subscription.created", "subscription", sid)
     last_change = start
     ended: int | None = None
     if trial_end is not None:
         plan = plans[plan_i]
         line = _new_line(g, price, qty, 0, f"Trial period for {plan.name}", start, trial_end)
-        _invoice(g, cu, sub, start, start, [line], "subscription_create", start, trial_end)
+        _invoice(g, cu, sub, start, start, [line], "subscription_create", start, trial_end, money)
         if force is None and rng.random() < r.cancel_in_trial:
             t = start + g.ri(DAY, (r.trial_days - 1) * DAY)
             if t <= A:
@@ -118,7 +120,7 @@ def _simulate_sub(g: _Gen, cu: _Cust, start: int, plan_i: int, months: int, qty:
         pending = []
         _, written_off = _invoice(g, cu, sub, ps, ps if first_direct else ps + 3600, lines,
                                   "subscription_create" if first_direct else "subscription_cycle",
-                                  ps, pe, force=force if k == 0 else None)
+                                  ps, pe, money, force=force if k == 0 else None)
         sub.current_period_start, sub.current_period_end = ps, pe
         if written_off is not None:
             ended = written_off
@@ -204,7 +206,7 @@ def _mid_period_upgrade(g: _Gen, price: BPrice, qty: int, t: int, ps: int, pe: i
     return new_price, new_qty
 
 
-def _simulate_customer(g: _Gen, cu: _Cust) -> None:
+def _simulate_customer(g: _Gen, cu: _Cust, money: _Money) -> None:
     rng = g.rng
     r = g.r
     plans = g.p.plans
@@ -221,13 +223,13 @@ def _simulate_customer(g: _Gen, cu: _Cust) -> None:
     start = signup + g.ri(30, 900)
     if cu.force is not None:
         start = signup + 30
-    _simulate_sub(g, cu, start, plan_i, months, qty, trial, cu.force)
+    _simulate_sub(g, cu, start, plan_i, months, qty, trial, cu.force, money)
     first = cu.subs[0][0]
     if (cu.force is None and first.status in ACTIVE_STATUSES and rng.random() < r.second_subscription
             and first.created + 30 * DAY < g.A - DAY):
         start2 = g.ri(first.created + 30 * DAY, g.A - DAY)
         plan2 = rng.randrange(len(plans))
-        _simulate_sub(g, cu, start2, plan2, 1, g.ri(*plans[plan2].quantity), False, None)
+        _simulate_sub(g, cu, start2, plan2, 1, g.ri(*plans[plan2].quantity), False, None, money)
     _settle_customer(g, cu)
 
 
@@ -256,7 +258,10 @@ def _settle_customer(g: _Gen, cu: _Cust) -> None:
     cu.first_sub_at = cu.subs[0][0].created if cu.subs else None
 
 
-def _simulate_billing(g: _Gen) -> None:
+def _simulate_billing(g: _Gen) -> _Money:
+    """Every customer's history, priced (discounts, taxes) as it is made; returns the money
+    stream whose charges, credit notes and refunds :func:`_settle_money` makes once the plants
+    are chosen."""
     rng = g.rng
     A = g.A
     n = g.n
@@ -277,11 +282,13 @@ def _simulate_billing(g: _Gen) -> None:
             forced[idx] = kind
     order = sorted(range(n), key=lambda i: signups[i])
     used_domains: dict[str, int] = {}
+    money = _Money(g)  # taxes, coupons, charges, credit notes, refunds: a random stream of their own
     for i in order:
         cu = _make_customer(g, signups[i], used_domains)
         cu.force = forced.get(i)
         g.custs.append(cu)
-        _simulate_customer(g, cu)
+        money.assign_customer(cu)
+        _simulate_customer(g, cu, money)
     b = g.billing
     for cu in g.custs:
         b.add_customer(cu.c)
@@ -292,6 +299,28 @@ def _simulate_billing(g: _Gen) -> None:
     g.all_invoices.sort(key=lambda i: i.created)
     for inv in g.all_invoices:
         b.add_invoice(inv)
+    return money
+
+
+def _settle_money(g: _Gen, money: _Money) -> None:
+    """After the plants are chosen: the invoice each invoice rule is planted on is billed without
+    discount or tax (the fixes of those rules post billing's lines, and until they carry tax, a
+    taxed plant could not be fixed to the cent) and gets no credit note or refund; then every
+    card payment's charge, the credit notes and the refunds, and their events merged into the
+    event log in time order (ids from the money's own stream: the main stream is untouched)."""
+    planted = {p.invoice.id: p.invoice for p in g.plants.values() if p.invoice is not None}
+    for inv in planted.values():
+        money.unprice(inv)
+    money.settle(g.custs, set(planted))
+    if not g.events:
+        return
+    g.events.sort(key=lambda e: e[0])
+    ids = money_event_ids(g.seed)
+    added = [BEvent(id=ids.long("evt_"), type=kind, created=t, object_kind=obj_kind, object_id=oid)
+             for t, kind, obj_kind, oid in g.events]
+    g.events = []
+    b = g.billing
+    b.events = sorted([*b.events, *added], key=lambda e: e.created)  # stable: at a tie, earlier kinds first
 
 
 def _emit_events(g: _Gen) -> None:

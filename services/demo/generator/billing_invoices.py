@@ -5,6 +5,7 @@ invoice (lines, totals, what was paid) is made here."""
 
 from __future__ import annotations
 
+from services.demo.generator.billing_money import _Money
 from services.demo.generator.dates import DAY
 from services.demo.generator.state import _Cust, _Gen
 from services.demo.store import BInvoice, BInvoiceLine, BPrice, BSubscription
@@ -17,9 +18,10 @@ def _new_line(g: _Gen, price: BPrice, qty: int, amount: int, desc: str, ps: int,
 
 
 def _invoice(g: _Gen, cu: _Cust, sub: BSubscription, created: int, fin: int, lines: list[BInvoiceLine],
-             reason: str, ps: int, pe: int, force: str | None = None) -> tuple[BInvoice, int | None]:
+             reason: str, ps: int, pe: int, money: _Money, force: str | None = None) -> tuple[BInvoice, int | None]:
     """One subscription invoice and its payment story. Returns the invoice and, when it was
-    written off (uncollectible) by the anchor, the time it happened (the subscription ends)."""
+    written off (uncollectible) by the anchor, the time it happened (the subscription ends).
+    Its discount and tax come from ``money`` (``billing_money``): ``total`` is what is charged."""
     A = g.A
     rng = g.rng
     r = g.r
@@ -29,6 +31,8 @@ def _invoice(g: _Gen, cu: _Cust, sub: BSubscription, created: int, fin: int, lin
     inv = BInvoice(id=g.ids.long("in_"), customer=cu.c.id, subscription=sub.id, status="draft",
                    number=None, currency=sub.currency, subtotal=total, total=total, amount_paid=0,
                    created=created, period_start=ps, period_end=pe, lines=lines, billing_reason=reason)
+    money.price_invoice(inv)
+    total = inv.total
     cu.invoices.append(inv)
     if fin > A:
         return inv, None
@@ -76,6 +80,7 @@ def _invoice(g: _Gen, cu: _Cust, sub: BSubscription, created: int, fin: int, lin
     for delay in (3 * DAY, 5 * DAY, 7 * DAY):
         t = fin + delay + g.ri(0, 3600)
         if t > A:
+            inv.next_payment_attempt = t  # Smart Retries' next attempt, still to come
             return inv, None
         inv.attempt_count += 1
         if rng.random() < r.retry_success:

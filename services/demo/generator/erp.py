@@ -9,6 +9,7 @@ from datetime import date
 
 from services.demo.generator.catalog import _SYMBOLS
 from services.demo.generator.erp_invoices import _erp_invoice_specs, _insert_erp_invoices, _orphan_specs
+from services.demo.generator.erp_taxes import _assign_tax_rules, _build_erp_taxes
 from services.demo.generator.ground_truth import ACTIVE_STATUSES
 from services.demo.generator.plants import _apply_master_plants, _plant_terms
 from services.demo.generator.state import _Cust, _erp_base, _Gen
@@ -157,9 +158,11 @@ def _build_erp_subscriptions(g: _Gen, company: int) -> None:
 
 def _build_erp(g: _Gen) -> None:
     company = _build_erp_setup(g)
+    taxes = _build_erp_taxes(g, company)
     _apply_master_plants(g)
     _build_parties(g)
+    _assign_tax_rules(g, taxes)
     specs = _erp_invoice_specs(g)
     specs.extend(_orphan_specs(g))
-    _insert_erp_invoices(g, company, specs)
+    _insert_erp_invoices(g, company, specs, taxes)
     _build_erp_subscriptions(g, company)

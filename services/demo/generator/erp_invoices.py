@@ -2,11 +2,14 @@
 total (posted, paid once the payment synced, cancelled when voided, some finalized within the
 invoice grace still draft), cancelled duplicates finance already cleaned up, manual invoices with purchase
 order references, planted orphans and migrated legacy invoices; then inserted in creation
-order, numbered by invoice date (``INV-000001``...), with their lines."""
+order, numbered by invoice date (``INV-000001``...), with their lines: a billing line's copy is
+net of its discount and carries the ERP tax of its billing tax rate (``erp_taxes.ErpTaxMap``), so
+that the ERP invoice's untaxed, tax and total amounts are the billing invoice's."""
 
 from __future__ import annotations
 
 from services.demo.generator.dates import _EPOCH, DAY, naive_utc
+from services.demo.generator.erp_taxes import ErpTaxMap, store_invoice_taxes
 from services.demo.generator.ground_truth import INVOICE_GRACE
 from services.demo.generator.plants import _planted_invoice_specs
 from services.demo.generator.state import _erp_base, _ErpInv, _Gen
@@ -101,7 +104,7 @@ def _orphan_specs(g: _Gen) -> list[_ErpInv]:
     return specs
 
 
-def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv]) -> None:
+def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: ErpTaxMap) -> None:
     erp = g.erp
     prices = g.billing.prices
     specs.sort(key=lambda s: s.create)
@@ -125,13 +128,21 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv]) -> None:
             desc = "Manual invoice"
         else:
             party, cid, desc = legacy, "", "Migrated invoice"
-        if s.lines is not None:
-            raw = s.lines
+        # (price, description, quantity, amount net of discount, the line's ERP taxes)
+        raw: list[tuple[str, str, int, int, list[int]]]
+        if s.lines is not None and binv is not None and len(s.lines) == len(binv.lines):
+            # a planted copy of a billing invoice's lines (other quantities or amounts): each line
+            # keeps its billing line's discount and tax
+            raw = [(price, ldesc, qty, amount - bl.discount_amount, taxes.taxes_for(bl.tax_rate))
+                   for (price, ldesc, qty, amount), bl in zip(s.lines, binv.lines, strict=True)]
+        elif s.lines is not None:
+            raw = [(price, ldesc, qty, amount, []) for price, ldesc, qty, amount in s.lines]
         else:
             assert binv is not None
-            raw = [(ln.price, ln.description, ln.quantity, ln.amount) for ln in binv.lines]
+            raw = [(ln.price, ln.description, ln.quantity, ln.amount - ln.discount_amount,
+                    taxes.taxes_for(ln.tax_rate)) for ln in binv.lines]
         total = 0
-        for _, _, _, amount in raw:
+        for _, _, _, amount, _ in raw:
             total += amount
         tot = g.dec(total)
         lines: list[int] = []
@@ -150,7 +161,7 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv]) -> None:
             "write_uid": 1 if write_dt is not None else None, "rec_name": s.number or s.ref or "(draft)",
         }
         iid = erp.insert("account.invoice", rec)
-        for price_id, ldesc, qty, amount in raw:
+        for price_id, ldesc, qty, amount, line_taxes in raw:
             price = prices[price_id]
             if qty and amount == price.unit_amount * qty:
                 q, unit = g.flt(qty), g.dec(price.unit_amount)
@@ -158,10 +169,19 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv]) -> None:
                 q, unit = g.flt(1), g.dec(amount)
             lines.append(erp.insert("account.invoice.line", {
                 "invoice": iid, "type": "line", "product": g.erp_product[price_id], "description": ldesc,
-                "quantity": q, "unit_price": unit, "amount": g.dec(amount),
+                "quantity": q, "unit_price": unit, "amount": g.dec(amount), "taxes": line_taxes,
                 "create_date": create_dt, "write_date": None, "create_uid": 1, "write_uid": None,
                 "rec_name": ldesc,
             }))
+        stored = erp.tables["account.invoice"][iid]
+        tax_ids: list[int] = []
+        stored["taxes"] = tax_ids
+        if any(line_taxes for *_, line_taxes in raw):
+            billed = g.dec(sum(ln.tax_amount for ln in binv.lines)) if binv is not None and s.lines is None else None
+            tax_ids.extend(store_invoice_taxes(erp, iid, billed))
+            tax = sum((erp.tables["account.invoice.tax"][t]["amount"] for t in tax_ids), zero)
+            stored.update(tax_amount=tax, total_amount=tot + tax,
+                          amount_to_pay=tot + tax if s.state == "posted" else zero)
 
 
 def _inv_date(s: _ErpInv) -> int:

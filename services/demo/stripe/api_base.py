@@ -35,7 +35,8 @@ class ApiBase:
         sources: dict[str, dict[str, Any] | list[Any]] = {
             "customer": self.store.customers, "subscription": self.store.subscriptions,
             "invoice": self.store.invoices, "price": self.store.prices, "product": self.store.products,
-            "event": self.store.events,
+            "event": self.store.events, "tax_rate": self.store.tax_rates, "coupon": self.store.coupons,
+            "credit_note": self.store.credit_notes, "charge": self.store.charges, "refund": self.store.refunds,
         }
         source = sources[kind]
         idx = self.indexes.get(kind)

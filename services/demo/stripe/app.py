@@ -28,6 +28,7 @@ from services.demo.stripe.events import EventsApi
 from services.demo.stripe.forms import parse_form
 from services.demo.stripe.idempotency import _IdemEntry, _idempotent_replay
 from services.demo.stripe.invoices import InvoicesApi
+from services.demo.stripe.money import MoneyApi
 from services.demo.stripe.params import operation as params_of
 from services.demo.stripe.params import validate as validate_params
 from services.demo.stripe.responses import API_VERSION, _json_bytes, _json_response, _new_request_id
@@ -36,7 +37,7 @@ from services.demo.stripe.subscriptions import SubscriptionsApi
 log = logging.getLogger(__name__)
 
 
-class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, EventsApi):
+class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, MoneyApi, EventsApi):
     """The demo Stripe API: the handlers of every resource family and the plumbing each call
     runs through (:meth:`endpoint`)."""
 
@@ -145,6 +146,17 @@ OPERATIONS: tuple[tuple[str, str, str], ...] = (
     ("GET", "/v1/invoices/{invoice}", "retrieve_invoice"),
     ("GET", "/v1/events", "list_events"),
     ("GET", "/v1/events/{id}", "retrieve_event"),
+    ("GET", "/v1/tax_rates", "list_tax_rates"),
+    ("GET", "/v1/tax_rates/{tax_rate}", "retrieve_tax_rate"),
+    ("GET", "/v1/coupons", "list_coupons"),
+    ("GET", "/v1/coupons/{coupon}", "retrieve_coupon"),
+    ("GET", "/v1/credit_notes", "list_credit_notes"),
+    ("GET", "/v1/credit_notes/{id}", "retrieve_credit_note"),
+    ("GET", "/v1/credit_notes/{credit_note}/lines", "list_credit_note_lines"),
+    ("GET", "/v1/charges", "list_charges"),
+    ("GET", "/v1/charges/{charge}", "retrieve_charge"),
+    ("GET", "/v1/refunds", "list_refunds"),
+    ("GET", "/v1/refunds/{refund}", "retrieve_refund"),
 )
 
 

@@ -79,9 +79,16 @@ class CustomersApi(ApiBase):
     def _extra_changes(self, call: _Call, creating: bool) -> dict[str, Any]:
         """The ``extra`` values the request sets (``None`` removes one)."""
         t = call.typed
-        refuse_references(t, _REFERENCES)
-        refuse_references(t.get("invoice_settings") or {}, ("default_payment_method",), "invoice_settings")
         out: dict[str, Any] = {}
+        coupon = t.get("coupon")
+        if coupon is not None and coupon != "" and coupon in self.store.coupons:
+            # a coupon the account has: the customer's discount from now on (G1), as Stripe applies it
+            self.store.coupons[coupon].times_redeemed += 1
+            out["discount"] = {"id": self.store.new_id("di"), "coupon": coupon, "start": call.now, "end": None}
+        elif "coupon" in t and (coupon is None or coupon == ""):
+            out["discount"] = None
+        refuse_references(t, [n for n in _REFERENCES if n != "coupon" or "discount" not in out])
+        refuse_references(t.get("invoice_settings") or {}, ("default_payment_method",), "invoice_settings")
         if "address" in t:
             parts = {k: v for k, v in (t["address"] or {}).items() if k in _ADDRESS_PARTS and v}
             out["address"] = parts or None

@@ -27,6 +27,10 @@ _EXPANDERS: dict[str, str] = {
     "default_price": "price",
     "price": "price",
     "test_clock": "test_clock",
+    "invoice": "invoice",
+    "charge": "charge",
+    "refund": "refund",
+    "credit_note": "credit_note",
 }
 
 

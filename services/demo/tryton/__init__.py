@@ -17,15 +17,24 @@ Behaviour follows ``shared/specs/tryton/README.md`` (verified against a real try
   (``sequence_type_cache`` = ``credit_note``) and reconciled, so it ends ``paid``, and the
   invoice ends ``cancelled``; an invoice that is not posted is refused as trytond refuses it.
   ``origin_invoices`` (computed, searchable) names the invoices a credit note credits.
+- Taxes as trytond computes them (``taxes``): ``account.tax`` (percentage, fixed; groups, dates,
+  children), invoice lines' ``taxes``, the invoice's ``account.invoice.tax`` kept by
+  ``update_taxes`` when a draft invoice is created or written and checked when it is posted,
+  ``untaxed_amount`` / ``tax_amount`` / ``total_amount``, rounding per line (the demo company's
+  ``tax_rounding``) or per document, the taxes a line's product proposes (``on_change``: the
+  party's customer tax rule, ``account.tax.rule``; the demo's products have no default taxes),
+  the ``invoice_taxes`` posting warning for lines whose taxes differ from those, credit notes on
+  the credit-note account; ``currency.currency.rate`` and the currency's ``rate``.
 
 Each call runs as one transaction under ``store.lock``: every mutation is journalled and
 undone when the call fails, as trytond rolls back its database transaction.
 
 Differences from trytond kept on purpose: the default order of every model is ``id ASC``
 (trytond orders invoices by number), ``post`` is instant (trytond renders a report, ~1 s),
-failed logins are counted but do not make later logins sleep, taxes are always zero, there are
-no account moves (``cancel_move`` stays empty), and wizard sessions are kept by the service, not
-in a table (creating or deleting one is no committed write for the fault injector).
+failed logins are counted but do not make later logins sleep, there are no account moves
+(``cancel_move`` stays empty; no tax lines: a tax's base and tax amounts read 0), and wizard
+sessions are kept by the service, not in a table (creating or deleting one is no committed write
+for the fault injector).
 
 Speed: equality / ``in`` leaves on indexed fields (``ErpStore.INDEXED``, also through a
 many2one path such as ``party.code``) and on ``id`` narrow the candidates before the domain
@@ -42,7 +51,8 @@ The modules, from the wire inwards:
 - ``model_call``: ``ModelCall``, the generic methods every model serves (search, read, create,
   write, delete, ...); ``model_hooks``: the per-model checks they run and ``on_change``;
 - ``model_methods``: the model-specific RPC methods; ``invoices``: the invoice sequence, buttons
-  and credit; ``wizards``: the *Credit* wizard;
+  and credit; ``wizards``: the *Credit* wizard; ``taxes``: the tax computation and
+  ``update_taxes``;
 - ``transaction``: the undo journal of one call;
 - ``domains``: domain predicates and index candidates; ``watermarks``: the incremental-sync index;
 - ``reader``: ``read`` rows; ``values``: stored and computed field values; ``coercion``: client

@@ -13,6 +13,7 @@ from services.demo.store import ErpStore
 from services.demo.tryton.errors import TrytonUserWarning, UserError
 from services.demo.tryton.model_call import ModelCall, ids_list
 from services.demo.tryton.schema import PAYMENT_TERM, RECEIVABLE_ACCOUNT, REVENUE_ACCOUNT, REVENUE_JOURNAL, UNIT, Record
+from services.demo.tryton.taxes import default_taxes, update_taxes
 
 PAYMENT_TERM_DAYS = 30
 
@@ -83,7 +84,37 @@ def _transition(call: ModelCall, ids: Any, sources: tuple[str, ...], target: str
 
 
 def invoice_validate(call: ModelCall, ids: Any) -> None:
+    _check_taxes(call, [r for r in invoice_records(call, ids) if r.get("state") == "draft"])
     _transition(call, ids, ("draft",), "validated")
+
+
+def _check_taxes(call: ModelCall, invoices: list[Record]) -> None:
+    """trytond's ``Invoice._check_taxes``: a warning (``invoice_taxes``) for an invoice whose
+    lines do not carry the taxes the ``on_change`` of their product proposes (the party's
+    customer tax rule applied: ``taxes.default_taxes``)."""
+    lines = call.store.tables["account.invoice.line"]
+    for rec in invoices:
+        day = rec.get("accounting_date") or rec.get("invoice_date") or call.tx.now.date()
+        expected = set(default_taxes(call.store, rec.get("party"), day))
+        different = [lines[lid] for lid in sorted(call.store.lookup("account.invoice.line", "invoice", rec["id"]))
+                     if lid in lines and (lines[lid].get("type") or "line") == "line"
+                     and lines[lid].get("product") is not None and set(lines[lid].get("taxes") or []) != expected]
+        if not different:
+            continue
+        warning = _warning_name("account.invoice", rec["id"], "invoice_taxes")
+        if _check_warning(call, warning):
+            invoice_name = call.values.rec_name("account.invoice", rec["id"])
+            names = ", ".join(_line_name(call, line, invoice_name) for line in different[:5])
+            if len(different) > 5:
+                names += "..."
+            raise TrytonUserWarning(warning, f'The invoice "{invoice_name}" does not have the default taxes '
+                                             f'for {names}.')
+
+
+def _line_name(call: ModelCall, line: Record, invoice_name: str) -> str:
+    """``InvoiceLine.get_rec_name`` of a ``line`` line: quantity and unit, product, invoice."""
+    product = call.values.rec_name("product.product", line.get("product")) or line.get("description") or ""
+    return f"{line.get('quantity') or 0:g}\xa0u {product} @ {invoice_name}"
 
 
 def invoice_draft(call: ModelCall, ids: Any) -> None:
@@ -121,6 +152,7 @@ def invoice_post(call: ModelCall, ids: Any) -> None:
     sequence.refresh()
     call.tx.on_rollback(sequence.snapshot())
     today = call.tx.now.date()
+    _check_taxes(call, [r for r in invoice_records(call, ids) if r.get("state") == "draft"])
     for rec in invoice_records(call, ids):
         if rec.get("state") not in ("draft", "validated"):
             continue
@@ -135,6 +167,7 @@ def invoice_post(call: ModelCall, ids: Any) -> None:
                             f'been used for a later invoice.')
         if rec.get("journal") is None or rec.get("account") is None:
             raise AttributeError("'NoneType' object has no attribute 'id'")  # trytond crashes likewise
+        update_taxes(call, [rid], exception=True)  # Invoice.get_move: taxes that would change refuse
         due = invoice_date + timedelta(days=PAYMENT_TERM_DAYS)
         if type_ == "out" and due < today:
             # raised by the invoice's move (after numbering, in the same transaction: rolled back)
@@ -164,7 +197,10 @@ def _sequence_type(call: ModelCall, rec: Record) -> str:
 CREDIT_COPIED = ("company", "party", "invoice_address", "currency", "journal", "account", "payment_term",
                  "description", "type")
 #: ... and from each line (``InvoiceLine._credit``; the quantity is negated, origin = the line)
-CREDIT_LINE_COPIED = ("type", "currency", "company", "unit_price", "description", "unit", "product", "account")
+CREDIT_LINE_COPIED = ("type", "currency", "company", "unit_price", "description", "unit", "product", "account",
+                      "taxes_deductible_rate")
+#: ... and from each manual invoice tax (``InvoiceTax._credit``; base and amount negated)
+CREDIT_TAX_COPIED = ("description", "sequence", "manual", "account", "tax", "legal_notice")
 
 
 def invoice_credit(call: ModelCall, ids: Any, refund: bool = False, invoice_date: date | None = None) -> list[int]:
@@ -197,8 +233,16 @@ def invoice_credit(call: ModelCall, ids: Any, refund: bool = False, invoice_date
             quantity = line.get("quantity")
             copied["quantity"] = -quantity if quantity else quantity
             copied["origin"] = f"account.invoice.line,{lid}"
+            # the credited line's taxes at the credited line's tax date
+            copied["taxes"] = [["add", list(line.get("taxes") or [])]]
+            copied["taxes_date"] = line.get("taxes_date") or call.service.taxes.tax_date(rec, call.tx.now.date())
             credit_lines.append(copied)
         values["lines"] = [["create", credit_lines]]
+        manual = [t for t in call.service.taxes.stored_taxes(rec["id"]) if t.get("manual")]
+        if manual:
+            values["taxes"] = [["create", [{**{k: t.get(k) for k in CREDIT_TAX_COPIED},
+                                            "base": -(t.get("base") or 0), "amount": -(t.get("amount") or 0)}
+                                           for t in manual]]]
         credits.append(call.create_record("account.invoice", values))
     if refund:
         invoice_post(call, credits)

@@ -209,6 +209,7 @@ class ModelCall:
         for name, actions in x2many.items():
             self.apply_x2many(model, rid, name, actions)
         self._validate(model, rid)
+        self.service.hooks.after_modify(self, model, [rid])
         return rid
 
     def write_records(self, model: str, ids: list[int], values: Any, check: bool = True) -> None:
@@ -227,6 +228,7 @@ class ModelCall:
             for name, actions in x2many.items():
                 self.apply_x2many(model, rid, name, actions)
             self._validate(model, rid)
+        self.service.hooks.after_modify(self, model, ids)
 
     def delete_records(self, model: str, ids: list[int], check: bool = True) -> None:
         table = self.store.tables[model]

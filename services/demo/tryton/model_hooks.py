@@ -17,10 +17,13 @@ from services.demo.tryton.schema import (
     field_label,
     model_label,
 )
+from services.demo.tryton.taxes import default_taxes, update_taxes
 
 #: the invoice fields trytond lets change on a posted, paid or cancelled invoice (the plain ones of
 #: ``Invoice._check_modify_exclude`` that the demo serves)
 INVOICE_MODIFY_EXCLUDE = frozenset({"reference", "description", "comment"})
+#: ... and the invoice tax fields (``InvoiceTax._check_modify_exclude``)
+INVOICE_TAX_MODIFY_EXCLUDE = frozenset({"description", "legal_notice"})
 
 
 class ModelHooks:
@@ -30,6 +33,8 @@ class ModelHooks:
         if model == "account.invoice.line" and record.get("invoice") is not None:
             self._check_invoices_modifiable(call, [record["invoice"]], line=True)
             self._check_line_currency(call, record)
+        elif model == "account.invoice.tax" and record.get("invoice") is not None:
+            self._check_invoices_modifiable(call, [record["invoice"]])
         elif model == "party.party" and not record.get("code"):
             # the code is required: trytond takes the next number of the party sequence
             record["code"] = self._next_party_code(call)
@@ -65,6 +70,10 @@ class ModelHooks:
             self._check_invoices_modifiable(call, [i for i in invoices if i is not None], line=True)
             if values.get("invoice") is not None:
                 self._check_invoices_modifiable(call, [values["invoice"]], line=True)
+        elif model == "account.invoice.tax" and not set(values) <= INVOICE_TAX_MODIFY_EXCLUDE:
+            taxes = call.store.tables[model]
+            self._check_invoices_modifiable(call, [i for i in (taxes[t].get("invoice") for t in ids)
+                                                   if i is not None])
 
     def before_delete(self, call: ModelCall, model: str, ids: list[int]) -> None:
         if model == "account.invoice":
@@ -77,8 +86,15 @@ class ModelHooks:
                 if rec.get("number"):
                     raise UserError(f'You cannot delete invoice "{call.values.rec_name(model, rid)}" '
                                     f'because it has a number.')
-        elif model == "account.invoice.line":
-            self.before_write(call, model, ids, {})
+        elif model in ("account.invoice.line", "account.invoice.tax"):
+            self.before_write(call, model, ids, {"invoice": None})
+
+    def after_modify(self, call: ModelCall, model: str, ids: list[int]) -> None:
+        """trytond's ``Invoice.on_modification``: the taxes of a draft invoice created or written
+        are updated (``Invoice.update_taxes``)."""
+        if model == "account.invoice":
+            table = call.store.tables[model]
+            update_taxes(call, [i for i in ids if (table.get(i) or {}).get("state") == "draft"])
 
     def validate(self, call: ModelCall, model: str, rec: Record) -> None:
         if model == "account.invoice.line" and rec.get("type", "line") == "line":
@@ -128,8 +144,20 @@ class ModelHooks:
             self._m2o(call, changes, "unit", "product.uom", UNIT if product is not None else None)
             self._m2o(call, changes, "account", "account.account",
                       REVENUE_ACCOUNT if product is not None else None)
-            changes["taxes"] = []
+            changes["taxes"] = self._default_taxes(call, values) if product is not None else []
         return changes
+
+    @staticmethod
+    def _default_taxes(call: ModelCall, values: dict[str, Any]) -> list[int]:
+        """``InvoiceLine.on_change_product``'s taxes: the party's customer tax rule applied (the
+        party and date of the line's invoice, else the line's ``party`` and today)."""
+        invoice = values.get("invoice")
+        rec = call.store.tables["account.invoice"].get(invoice) if isinstance(invoice, int) else None
+        party = (rec or {}).get("party", values.get("party"))
+        day = (rec or {}).get("accounting_date") or (rec or {}).get("invoice_date") or call.tx.now.date()
+        if (rec or {}).get("type", values.get("invoice_type")) == "in":
+            return []  # supplier taxes: the demo's products have none and its parties no supplier rule
+        return default_taxes(call.store, party, day)
 
     @staticmethod
     def _m2o(call: ModelCall, changes: dict[str, Any], name: str, model: str, rid: int | None) -> None:

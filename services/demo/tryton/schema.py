@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from services.demo.store import ERP_MODELS
@@ -19,12 +20,17 @@ from services.demo.tryton.trytond_fields import TRYTOND_FIELDS, TYPE_OVERRIDES, 
 # Records of models the demo does not serve, referenced by invoices and lines.
 RECEIVABLE_ACCOUNT = 1
 REVENUE_ACCOUNT = 2
+TAX_ACCOUNT = 3
+#: the demo company's ``account.configuration`` ``tax_rounding`` (trytond's default is "document"):
+#: per line, as the billing platform rounds each line's tax (the sandbox seed configures the same)
+TAX_ROUNDING = "line"
 REVENUE_JOURNAL = 1
 PAYMENT_TERM = 1
 UNIT = 1
 UNIT_CATEGORY = 1
 STATIC_NAMES: dict[str, dict[int, str]] = {
-    "account.account": {RECEIVABLE_ACCOUNT: "Main Receivable", REVENUE_ACCOUNT: "Main Revenue"},
+    "account.account": {RECEIVABLE_ACCOUNT: "Main Receivable", REVENUE_ACCOUNT: "Main Revenue",
+                        TAX_ACCOUNT: "Main Tax"},
     "account.journal": {REVENUE_JOURNAL: "Revenue"},
     "account.invoice.payment_term": {PAYMENT_TERM: "Term 30 days"},
     "product.uom": {UNIT: "Unit"},
@@ -41,7 +47,9 @@ MODEL_LABELS: dict[str, str] = {
     "party.contact_mechanism": "Contact Mechanism", "product.template": "Product Template",
     "product.product": "Variant", "account.invoice": "Invoice", "account.invoice.line": "Invoice Line",
     "sale.subscription.service": "Subscription Service", "sale.subscription": "Subscription",
-    "sale.subscription.line": "Subscription Line",
+    "sale.subscription.line": "Subscription Line", "account.tax": "Tax", "account.tax.group": "Tax Group",
+    "account.invoice.tax": "Invoice Tax", "currency.currency.rate": "Rate", "account.tax.rule": "Tax Rule",
+    "account.tax.rule.line": "Tax Rule Line",
 }
 
 BASE_FIELDS: dict[str, str] = {
@@ -67,6 +75,9 @@ SELECTIONS: dict[tuple[str, str], tuple[str | None, ...]] = {
     ("account.invoice.line", "type"): ("line", "subtotal", "title", "comment"),
     ("sale.subscription", "state"): ("draft", "quotation", "running", "closed", "cancelled"),
     ("product.template", "type"): ("goods", "assets", "service"),
+    ("account.tax", "type"): ("percentage", "fixed", "none"),
+    ("account.tax.group", "kind"): ("sale", "purchase", "both"),
+    ("account.tax.rule", "kind"): ("sale", "purchase", "both"),
     ("party.contact_mechanism", "type"): ("phone", "mobile", "fax", "email", "website", "skype",
                                           "sip", "irc", "jabber", "other"),
 }
@@ -82,6 +93,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "account.invoice.line": {"type": "line"},
     "sale.subscription": {"state": "draft"},
     "sale.subscription.line": {"quantity": 1.0},
+    "account.tax": {"active": True, "type": "percentage", "update_unit_price": False},
+    "account.tax.group": {"kind": "both"},
+    "account.tax.rule": {"kind": "both"},
+    "account.tax.rule.line": {"keep_origin": False},
+    "account.invoice.tax": {"base": Decimal(0), "amount": Decimal(0), "manual": True},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     "res.user": ("login", "name"),
@@ -98,6 +114,12 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "sale.subscription.service": ("product",),
     "sale.subscription": ("party", "company", "currency", "start_date"),
     "sale.subscription.line": ("subscription", "service", "quantity", "unit_price"),
+    "account.tax": ("name", "description", "type", "company"),
+    "account.tax.group": ("name", "code", "kind"),
+    "account.invoice.tax": ("invoice", "description", "account", "base", "amount"),
+    "currency.currency.rate": ("currency", "date", "rate"),
+    "account.tax.rule": ("name", "kind", "company"),
+    "account.tax.rule.line": ("rule",),
 }
 FIELD_LABELS: dict[str, str] = {
     "unit_price": "Unit Price", "quantity": "Quantity", "company": "Company", "currency": "Currency",

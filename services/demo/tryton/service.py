@@ -23,7 +23,8 @@ from services.demo.tryton.model_call import GENERIC_METHODS, ModelCall
 from services.demo.tryton.model_hooks import ModelHooks
 from services.demo.tryton.model_methods import MODEL_METHODS
 from services.demo.tryton.reader import FieldReader
-from services.demo.tryton.schema import Schema
+from services.demo.tryton.schema import TAX_ROUNDING, Schema
+from services.demo.tryton.taxes import TaxEngine
 from services.demo.tryton.transaction import Transaction
 from services.demo.tryton.values import FieldValues
 from services.demo.tryton.watermarks import WatermarkIndex
@@ -69,6 +70,7 @@ class TrytonService:
         self.watermarks = WatermarkIndex(self.store)
         self.domains = DomainEvaluator(self.values, self.watermarks)
         self.sequence = InvoiceSequence(self.store)
+        self.taxes = TaxEngine(self.store, TAX_ROUNDING)
         self.sessions: dict[str, Session] = {}
         self.wizard_sessions: dict[int, WizardSession] = {}
         self.wizard_ids = 0

@@ -16,11 +16,12 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from services.demo.tryton.schema import PAYMENT_TERM, UNIT, UNIT_CATEGORY, FieldDef, Getter, Record
+from services.demo.tryton.taxes import TaxEngine, rounding_of, tax_key
 
 if TYPE_CHECKING:
     from services.demo.tryton.values import FieldValues
@@ -72,7 +73,7 @@ class TrytondValues:
             # currency.currency
             ("currency.currency", "rounding"): lambda r: r.get("rounding") or Decimal(1).scaleb(
                 -(r["digits"] if isinstance(r.get("digits"), int) else 2)),
-            ("currency.currency", "rate"): lambda r: None,  # no rates
+            ("currency.currency", "rate"): self._currency_rate,
             # country.country
             ("country.country", "flag"): self._country_flag,
             # party.party
@@ -143,6 +144,15 @@ class TrytondValues:
             ("account.invoice.line", "product_uom_category"): lambda r: UNIT_CATEGORY if r.get("product") else None,
             ("account.invoice.line", "shipments"): lambda r: "",
             ("account.invoice.line", "summary"): lambda r: ((r.get("description") or "").splitlines() or [""])[0],
+            ("account.invoice.line", "invoice_taxes"): self._line_invoice_taxes,
+            # account.invoice.tax: values of its invoice
+            ("account.invoice.tax", "currency"): lambda r: self._invoice(r).get("currency"),
+            ("account.invoice.tax", "invoice_state"): lambda r: self._invoice(r).get("state"),
+            ("account.invoice.tax", "sequence_number"): self._invoice_tax_sequence_number,
+            # account.tax: the company's currency; no tax lines in the demo (no moves)
+            ("account.tax", "currency"): lambda r: self._company(r).get("currency"),
+            **{("account.tax", f"{kind}_{what}_amount"): (lambda r: Decimal("0.00"))
+               for kind in ("invoice", "credit") for what in ("base", "tax")},
             # sale.subscription
             ("sale.subscription", "invoice_address"): self._subscription_address,
             ("sale.subscription", "payment_term"): lambda r: r.get("payment_term", PAYMENT_TERM),
@@ -324,6 +334,34 @@ class TrytondValues:
                 return None  # trytond fills the caches when it posts
             return self.values.getter("account.invoice", name)(rec)
         return get
+
+    def _currency_rate(self, rec: Record) -> Decimal | None:
+        """``Currency.get_rate``: the latest rate dated today or before."""
+        today = datetime.now(UTC).date()
+        table = self.store.tables["currency.currency.rate"]
+        rates = [table[i] for i in self.store.lookup("currency.currency.rate", "currency", rec["id"]) if i in table]
+        dated = [r for r in rates if isinstance(r.get("date"), date) and r["date"] <= today]
+        return max(dated, key=lambda r: (r["date"], r["id"])).get("rate") if dated else None
+
+    def _line_invoice_taxes(self, rec: Record) -> list[int]:
+        """``InvoiceLine.get_invoice_taxes``: the invoice's computed taxes this line takes part in."""
+        invoice = self._invoice(rec)
+        if not invoice or (rec.get("type") or "line") != "line":
+            return []
+        engine = TaxEngine(self.store)
+        factor = rounding_of(self.store, invoice.get("currency"))
+        day = rec.get("taxes_date") or engine.tax_date(invoice, datetime.now(UTC).date())
+        keys = {engine.tax_line(row["base"], row["amount"], row["tax"], factor).key
+                for row in engine.compute(list(rec.get("taxes") or []), rec.get("unit_price") or Decimal(0),
+                                          rec.get("quantity") or 0, day)}
+        return [t["id"] for t in engine.stored_taxes(invoice["id"]) if not t.get("manual") and tax_key(t) in keys]
+
+    def _invoice_tax_sequence_number(self, rec: Record) -> int:
+        invoice = rec.get("invoice")
+        if not isinstance(invoice, int):
+            return 0
+        ids = [t["id"] for t in TaxEngine(self.store).stored_taxes(invoice)]
+        return ids.index(rec["id"]) + 1 if rec["id"] in ids else 0
 
     def _subscription_address(self, rec: Record) -> int | None:
         if rec.get("invoice_address") is not None:

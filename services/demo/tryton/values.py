@@ -50,6 +50,9 @@ class FieldValues:
             "sale.subscription.line": lambda r: self.rec_name("sale.subscription.service", r.get("service")),
             "account.invoice.line": lambda r: r.get("description") or self.rec_name(
                 "product.product", r.get("product")),
+            "account.invoice.tax": lambda r: r.get("description") or "",
+            # trytond formats the rate's date in the user's language (en: %m/%d/%Y)
+            "currency.currency.rate": lambda r: r["date"].strftime("%m/%d/%Y") if r.get("date") else "",
         }
 
     # -- generic ------------------------------------------------------------------------
@@ -157,7 +160,13 @@ class FieldValues:
         return self._round(total, self._digits(rec.get("currency")))
 
     def _invoice_tax(self, rec: Record) -> Decimal:
-        return self._round(Decimal(0), self._digits(rec.get("currency")))
+        """trytond's ``Invoice.get_amount``: the sum of the invoice's ``account.invoice.tax``
+        amounts (``update_taxes`` keeps them), rounded by the currency."""
+        taxes = self.store.tables["account.invoice.tax"]
+        total = sum((taxes[t].get("amount") or Decimal(0)
+                     for t in self.store.lookup("account.invoice.tax", "invoice", rec["id"]) if t in taxes),
+                    Decimal(0))
+        return self._round(total, self._digits(rec.get("currency")))
 
     def _invoice_total(self, rec: Record) -> Decimal:
         return self._invoice_untaxed(rec) + self._invoice_tax(rec)

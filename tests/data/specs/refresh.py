@@ -50,6 +50,18 @@ OPERATIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("/v1/invoices/{invoice}", ("get",)),
         ("/v1/events", ("get",)),
         ("/v1/events/{id}", ("get",)),
+        # the money the demo company bills with (issue G1): taxes, coupons, credit notes, refunds, charges
+        ("/v1/tax_rates", ("get",)),
+        ("/v1/tax_rates/{tax_rate}", ("get",)),
+        ("/v1/coupons", ("get",)),
+        ("/v1/coupons/{coupon}", ("get",)),
+        ("/v1/credit_notes", ("get",)),
+        ("/v1/credit_notes/{id}", ("get",)),
+        ("/v1/credit_notes/{credit_note}/lines", ("get",)),
+        ("/v1/refunds", ("get",)),
+        ("/v1/refunds/{refund}", ("get",)),
+        ("/v1/charges", ("get",)),
+        ("/v1/charges/{charge}", ("get",)),
     ],
     "zendesk": [
         ("/api/v2/organizations", ("get", "post")),

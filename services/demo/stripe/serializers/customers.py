@@ -8,6 +8,7 @@ from typing import Any
 
 from services.demo.store import BCustomer, BillingStore
 from services.demo.stripe.responses import JSON
+from services.demo.stripe.serializers.money import render_stored_discount
 from services.demo.stripe.serializers.subscriptions import render_subscription
 
 
@@ -91,7 +92,8 @@ def _invoice_settings(c: BCustomer) -> JSON:
 def render_tax_id(c: BCustomer, tax: JSON) -> JSON:
     return {"id": tax["id"], "object": "tax_id", "country": tax.get("country"), "created": tax["created"],
             "customer": c.id, "livemode": False, "type": tax["type"], "value": tax["value"],
-            "verification": {"status": "pending", "verified_address": None, "verified_name": None}}
+            "verification": {"status": tax.get("verification", "pending"), "verified_address": None,
+                             "verified_name": None}}
 
 
 def render_customer_included(store: BillingStore, c: BCustomer, name: str) -> Any:
@@ -138,7 +140,7 @@ def render_customer(store: BillingStore, c: BCustomer) -> JSON:
         "default_source": None,
         "delinquent": _customer_delinquent(store, c.id),
         "description": c.description,
-        "discount": None,
+        "discount": render_stored_discount(store, c.extra.get("discount"), c.id, None),
         "email": c.email,
         "invoice_prefix": prefix,
         "invoice_settings": _invoice_settings(c),

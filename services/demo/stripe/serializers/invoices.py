@@ -6,6 +6,7 @@ from services.demo.store import BillingStore, BInvoice, BInvoiceLine
 from services.demo.stripe.responses import JSON
 from services.demo.stripe.serializers.catalog import _render_price_id
 from services.demo.stripe.serializers.customers import customer_address, customer_shipping
+from services.demo.stripe.serializers.money import invoice_tax_amounts, render_discount, render_tax_rate, tax_amount
 
 
 def _subscription_item_for(store: BillingStore, subscription_id: str | None, price_id: str) -> str | None:
@@ -19,6 +20,7 @@ def _subscription_item_for(store: BillingStore, subscription_id: str | None, pri
 
 
 def _render_line(store: BillingStore, inv: BInvoice, line: BInvoiceLine) -> JSON:
+    rate = store.tax_rates.get(line.tax_rate) if line.tax_rate else None
     out: JSON = {
         "id": line.id,
         "object": "line_item",
@@ -26,7 +28,8 @@ def _render_line(store: BillingStore, inv: BInvoice, line: BInvoiceLine) -> JSON
         "amount_excluding_tax": line.amount,
         "currency": inv.currency.lower(),
         "description": line.description,
-        "discount_amounts": [],
+        "discount_amounts": [{"amount": line.discount_amount, "discount": inv.discount_id}]
+        if inv.discount_id is not None else [],
         "discountable": True,
         "discounts": [],
         "livemode": False,
@@ -37,8 +40,9 @@ def _render_line(store: BillingStore, inv: BInvoice, line: BInvoiceLine) -> JSON
         "proration_details": {"credited_items": None},
         "quantity": line.quantity,
         "subscription": inv.subscription,
-        "tax_amounts": [],
-        "tax_rates": [],
+        "tax_amounts": [tax_amount(store, rate.id, line.tax_amount, line.amount - line.discount_amount)]
+        if rate is not None else [],
+        "tax_rates": [render_tax_rate(rate)] if rate is not None else [],
         "type": "subscription" if inv.subscription else "invoiceitem",
         "unit_amount_excluding_tax": str(line.amount // line.quantity) if line.quantity else "0",
     }
@@ -52,7 +56,8 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
     customer = store.customers.get(inv.customer)
     sub = store.subscriptions.get(inv.subscription) if inv.subscription else None
     paid = inv.status == "paid"
-    remaining = 0 if inv.status in ("paid", "void") else max(0, inv.total - inv.amount_paid)
+    due = inv.total - inv.pre_payment_credit_notes_amount
+    remaining = 0 if inv.status in ("paid", "void") else max(0, due - inv.amount_paid)
     address = customer_address(customer) if customer is not None else None
     return {
         "id": inv.id,
@@ -60,7 +65,7 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
         "account_country": "US",
         "account_name": "SyncDesk Demo Inc.",
         "account_tax_ids": None,
-        "amount_due": inv.total,
+        "amount_due": due,
         "amount_paid": inv.amount_paid,
         "amount_remaining": remaining,
         "amount_shipping": 0,
@@ -71,7 +76,7 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
         "auto_advance": inv.status in ("draft", "open"),
         "automatic_tax": {"enabled": False, "status": None},
         "billing_reason": inv.billing_reason,
-        "charge": None,
+        "charge": inv.charge,
         "collection_method": inv.extra.get("collection_method", "charge_automatically"),
         "created": inv.created,
         "currency": inv.currency.lower(),
@@ -89,12 +94,12 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
         "default_source": None,
         "default_tax_rates": [],
         "description": inv.extra.get("description"),
-        "discount": None,
-        "discounts": [],
+        "discount": render_discount(store, inv),
+        "discounts": [inv.discount_id] if inv.discount_id is not None else [],
         "due_date": inv.extra.get("due_date"),
         "effective_at": inv.finalized_at,
         "ending_balance": 0 if inv.finalized_at else None,
-        "footer": None,
+        "footer": inv.footer,
         "from_invoice": None,
         "hosted_invoice_url": None,
         "invoice_pdf": None,
@@ -104,18 +109,18 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
                   "has_more": False, "url": f"/v1/invoices/{inv.id}/lines"},
         "livemode": False,
         "metadata": dict(inv.metadata),
-        "next_payment_attempt": None,
+        "next_payment_attempt": inv.next_payment_attempt if inv.status == "open" else None,
         "number": inv.number,
         "on_behalf_of": None,
         "paid": paid,
         "paid_out_of_band": False,
-        "payment_intent": None,
+        "payment_intent": inv.payment_intent,
         "payment_settings": {"default_mandate": None, "payment_method_options": None,
                              "payment_method_types": None},
         "period_end": inv.period_end,
         "period_start": inv.period_start,
-        "post_payment_credit_notes_amount": 0,
-        "pre_payment_credit_notes_amount": 0,
+        "post_payment_credit_notes_amount": inv.post_payment_credit_notes_amount,
+        "pre_payment_credit_notes_amount": inv.pre_payment_credit_notes_amount,
         "quote": None,
         "receipt_number": None,
         "rendering_options": None,
@@ -130,12 +135,13 @@ def render_invoice(store: BillingStore, inv: BInvoice) -> JSON:
         "subscription_details": {"metadata": dict(sub.metadata) if sub else None},
         "subtotal": inv.subtotal,
         "subtotal_excluding_tax": inv.subtotal,
-        "tax": None,
+        "tax": inv.tax,
         "test_clock": None,
         "total": inv.total,
-        "total_discount_amounts": [],
-        "total_excluding_tax": inv.total,
-        "total_tax_amounts": [],
+        "total_discount_amounts": [{"amount": inv.discount_total, "discount": inv.discount_id}]
+        if inv.discount_id is not None else [],
+        "total_excluding_tax": inv.subtotal - inv.discount_total,
+        "total_tax_amounts": invoice_tax_amounts(store, inv),
         "transfer_data": None,
         "webhooks_delivered_at": inv.finalized_at or inv.created,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.demo.store import BillingStore, BInvoice, BSubscription
 from services.demo.stripe.responses import JSON
 from services.demo.stripe.serializers.catalog import _render_price_id
+from services.demo.stripe.serializers.money import render_stored_discount
 
 
 def _latest_invoice_id(store: BillingStore, subscription_id: str) -> str | None:
@@ -58,7 +59,7 @@ def render_subscription(store: BillingStore, s: BSubscription) -> JSON:
         "default_source": None,
         "default_tax_rates": [],
         "description": None,
-        "discount": None,
+        "discount": render_stored_discount(store, s.extra.get("discount"), s.customer, s.id),
         "ended_at": s.ended_at,
         "items": _render_sub_items(store, s),
         "latest_invoice": _latest_invoice_id(store, s.id),
