@@ -18,9 +18,10 @@ opened or written; ``--dry-run`` is open to auditors. A policy that changed sinc
 log last saw it is recorded in the log (``role_policy``) before the first action.
 
 ``fix`` refreshes, reconciles, then runs the rule's fix (``--action``, default: the rule's first
-fix) over every open exception of the rule that the filters keep (``reconcile``'s: one customer
-named as a user knows it — app/selection.py —, the owner, a minimum severity, a system taking
-part, a minimum age) as one bulk action, printing one line per action and a summary.
+fix that the exception itself allows: :func:`default_fix`) over every open exception of the
+rule that the filters keep (``reconcile``'s: one customer named as a user knows it —
+app/selection.py —, the owner, a minimum severity, a system taking part, a minimum age) as one
+bulk action, printing one line per action and a summary.
 ``--resume`` first replays the actions a previous run left queued or executing (a crash, an
 outage). ``--dry-run`` prints each plan (checks and the exact calls) and writes nothing.
 
@@ -70,7 +71,7 @@ from services.actions.model import (
     Role,
 )
 from services.actions.role_audit import record_policy_change
-from services.actions.roles import auditor_refusal
+from services.actions.roles import auditor_refusal, static_refusal
 from services.actions.service import ActionService
 from services.core.domain import SyncException
 from services.core.exception_filter import ExceptionFilter
@@ -258,9 +259,11 @@ async def _fix(args: argparse.Namespace) -> int:
                     return EXIT_NOTHING
                 if args.limit:
                     exceptions = exceptions[: args.limit]
-                kind = ActionKind(args.action) if args.action else RULE_ACTIONS[args.rule][0]
-                reqs = [ActionRequest(kind, e.id, args.reason, _value_for(kind, e, base_value, expires))
-                        for e in exceptions]
+                chosen = ActionKind(args.action) if args.action else None
+                reqs = []
+                for e in exceptions:
+                    kind = chosen or default_fix(e)
+                    reqs.append(ActionRequest(kind, e.id, args.reason, _value_for(kind, e, base_value, expires)))
                 if args.dry_run:
                     plans = [await service.plan(r) for r in reqs]
                     if args.format == "json":
@@ -289,6 +292,19 @@ async def _fix(args: argparse.Namespace) -> int:
             print(f"{r.status.value:9} {r.exception_id}: {safe_text(r.message)}")
         print(f"fix: {_summary(results)}")
     return _exit_code(results)
+
+
+def default_fix(exc: SyncException) -> ActionKind:
+    """The fix ``fix`` runs on ``exc`` without ``--action``: the first its rule offers that the
+    exception itself does not forbid (a posted invoice whose amount differs is credited and
+    reposted, a draft one corrected: services.actions.roles.static_refusal), never a judgement
+    call (accept, flag) unless the rule offers nothing else; else the rule's first (refused, with
+    the reason)."""
+    offered = RULE_ACTIONS[exc.rule]
+    for kind in offered:
+        if kind not in (ActionKind.ACCEPT, ActionKind.FLAG) and static_refusal(exc, kind) is None:
+            return kind
+    return offered[0]
 
 
 async def _why_nothing(engine: Any, audit: AuditLog, flt: ExceptionFilter, open_all: list[SyncException],

@@ -60,13 +60,19 @@ def test_refusals_exit_non_zero(syncdesk_home: Path, capsys: pytest.CaptureFixtu
     # support cannot act on a finance rule; a posted invoice is never corrected in place
     assert main(["fix", *DEMO, "--rule", "invoice.missing_in_erp", "--role", "support"]) == 1
     assert "refused" in capsys.readouterr().out
-    rc = main(["fix", *DEMO, "--rule", "invoice.amount_mismatch", "--reason", "fix totals", "--format", "json"])
+    rc = main(["fix", *DEMO, "--rule", "invoice.amount_mismatch", "--action", "correct", "--reason", "fix totals",
+               "--format", "json"])
     report = json.loads(capsys.readouterr().out)
     assert rc == 1
     statuses = sorted(r["status"] for r in report["results"])
     assert statuses == ["refused", "succeeded"]
     refused = next(r for r in report["results"] if r["status"] == "refused")
     assert "never edited in place" in refused["message"]
+    # without --action, each exception gets the fix it allows: the posted invoice is credited and reposted
+    rc = main(["fix", *DEMO, "--rule", "invoice.amount_mismatch", "--reason", "fix totals", "--format", "json"])
+    report = json.loads(capsys.readouterr().out)
+    assert [(r["kind"], r["status"]) for r in report["results"]] == [("credit_repost", "succeeded")], [r["message"] for r in report["results"]]
+    assert rc == 0
 
 
 def test_accept_needs_an_expiry_and_hides_the_exception(syncdesk_home: Path,

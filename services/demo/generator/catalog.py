@@ -4,6 +4,7 @@ code), and the human description of a subscription line."""
 
 from __future__ import annotations
 
+from services.core.currency import exponent, from_minor
 from services.demo.generator.state import _Gen
 from services.demo.store import BPrice, BProduct
 
@@ -36,7 +37,8 @@ def _desc(g: _Gen, price: BPrice, qty: int) -> str:
     s = g.line_desc.get(key)
     if s is None:
         plan = g.p.plans[g.price_plan[price.id]]
-        amount = f"{_SYMBOLS.get(price.currency, '')}{price.unit_amount / 100:,.2f}"
+        unit = from_minor(price.unit_amount, price.currency)  # exact, with the currency's exponent
+        amount = f"{_SYMBOLS.get(price.currency, '')}{unit:,.{exponent(price.currency)}f}"
         s = g.line_desc[key] = f"{qty} × {plan.name} (at {amount} / {price.interval})"
     return s
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from services.core.currency import amount_text, from_minor
 from services.demo.generator.billing import _tax_id
 from services.demo.generator.dates import DAY
 from services.demo.generator.ground_truth import ACTIVE_STATUSES
@@ -191,7 +192,7 @@ def _planted_invoice_specs(g: _Gen, plant: _Plant, spec: _ErpInv) -> list[_ErpIn
     inv = spec.binv
     assert inv is not None
     cid = inv.customer
-    total = f"{inv.total / 100:.2f} {inv.currency.upper()}"
+    total = f"{amount_text(from_minor(inv.total, inv.currency), inv.currency)} {inv.currency.upper()}"
     v = plant.variant
     if plant.rule == "invoice.missing_in_erp":
         g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"billing {inv.number} ({total}) not in the ERP"
@@ -222,7 +223,8 @@ def _planted_invoice_specs(g: _Gen, plant: _Plant, spec: _ErpInv) -> list[_ErpIn
             spec.lines = lines
             if v == "draft_amount":
                 spec.state, spec.write = "draft", None
-            detail = f"ERP total {(inv.total + unit) / 100:.2f}, billing {total}"
+            erp_total = amount_text(from_minor(inv.total + unit, inv.currency), inv.currency)
+            detail = f"ERP total {erp_total}, billing {total}"
         g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, detail))
         return [spec]
     if plant.rule == "invoice.duplicate_in_erp":
