@@ -37,4 +37,4 @@ class ApiBase:
         self.store = store
         self.clock = clock
         self.ix = Indexes(store)
-        self.searcher = Searcher(store, self.ix)
+        self.searcher = Searcher(store, self.ix, clock)

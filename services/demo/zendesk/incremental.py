@@ -14,6 +14,7 @@ from services.demo.zendesk.api_base import ApiBase, _base
 from services.demo.zendesk.errors import bad_request, pagination_error
 from services.demo.zendesk.pagination import _int_param, decode_cursor, encode_cursor
 from services.demo.zendesk.serializers import render_ticket
+from services.demo.zendesk.sideloads import requested, ticket_sideloads
 from services.demo.zendesk.timestamps import micros
 
 EXPORT_MAX_PER_PAGE = 1_000
@@ -52,17 +53,21 @@ class IncrementalApi(ApiBase):
                 item = render_ticket(self.store, self.store.tickets[rid], _base(request))
                 item["generated_timestamp"] = us // 1_000_000
                 tickets.append(item)
+            extra = ticket_sideloads(self.store, [self.store.tickets[rid] for _us, rid in chunk],
+                                     requested(request), _base(request))
             more_before = lo > 0
             more_after = hi < len(keys) and keys[hi] < cutoff
         last = chunk[-1] if chunk else (position if direction == "a" else None)
         first = chunk[0] if chunk else (position if direction == "b" else None)
         after_cursor = encode_cursor("a", *last) if last is not None else None
         before_cursor = encode_cursor("b", *first) if first is not None and more_before else None
-        extra = {"per_page": str(per_page)} if "per_page" in request.query_params else {}
+        kept = {"per_page": str(per_page)} if "per_page" in request.query_params else {}
+        if "include" in request.query_params:  # the next pages sideload the same records
+            kept["include"] = ",".join(sorted(requested(request)))
         base = f"{_base(request)}{request.url.path}"
 
         def url(c: str | None) -> str | None:
-            return f"{base}?{urlencode({'cursor': c, **extra})}" if c else None
+            return f"{base}?{urlencode({'cursor': c, **kept})}" if c else None
 
         return JSONResponse({
             "tickets": tickets,
@@ -71,6 +76,7 @@ class IncrementalApi(ApiBase):
             "before_url": url(before_cursor),
             "before_cursor": before_cursor,
             "end_of_stream": not (more_before if direction == "b" else more_after),
+            **extra,
         })
 
     def _export_window(self, direction: str, position: tuple[int, int], cutoff: tuple[int, int],

@@ -13,9 +13,12 @@ from services.demo.zendesk.api_base import ApiBase, _base, _path_id
 from services.demo.zendesk.bodies import _opt_bool, _opt_int, _opt_str, _str_list, _wrapped_body
 from services.demo.zendesk.errors import bad_request, invalid_value, record_invalid, record_not_found
 from services.demo.zendesk.pagination import list_page
+from services.demo.zendesk.params import check_body_types
 from services.demo.zendesk.records import Record
 from services.demo.zendesk.serializers import render_organization, render_organization_field
 from services.demo.zendesk.timestamps import EPOCH, _parse_when
+
+CREATE_ORGANIZATION = "POST /api/v2/organizations"
 
 
 def validate_organization_fields(store: SupportStore, given: Any) -> dict[str, Any]:
@@ -79,6 +82,7 @@ class OrganizationsApi(ApiBase):
 
     async def create_organization(self, request: Request) -> Response:
         body = await _wrapped_body(request, "organization")
+        check_body_types(CREATE_ORGANIZATION, body)
         with self.store.lock:
             org = self._new_organization(body)
             self.store.add_organization(org)
@@ -129,6 +133,8 @@ class OrganizationsApi(ApiBase):
     async def update_organization(self, request: Request) -> Response:
         oid = _path_id(request, "organization_id")
         body = await _wrapped_body(request, "organization")
+        # the spec gives the update no body schema: it takes the organization object, as create does
+        check_body_types(CREATE_ORGANIZATION, body)
         with self.store.lock:
             org = self.store.organizations.get(oid)
             if org is None:
@@ -196,11 +202,15 @@ class OrganizationsApi(ApiBase):
                              "count": len(items)})
 
     async def list_organization_fields(self, request: Request) -> Response:
+        """The fields in their configured order, paged as every list (cursor with ``page[size]``,
+        ``page[after]``, ``page[before]``; offset with ``page``, ``per_page``)."""
         with self.store.lock:
             for fdef in self.store.organization_fields:
                 if "id" not in fdef:
                     fdef["id"] = self.store.new_id("organization_field")
-            items = [render_organization_field(f, i, _base(request))
-                     for i, f in enumerate(self.store.organization_fields)]
-        return JSONResponse({"organization_fields": items, "next_page": None, "previous_page": None,
-                             "count": len(items)})
+            position = {int(f["id"]): i for i, f in enumerate(self.store.organization_fields)}
+            page = list_page(request, sorted(position))
+            fields_ = self.store.organization_fields
+            items = [render_organization_field(fields_[position[fid]], position[fid], _base(request))
+                     for fid in sorted(page.ids, key=position.__getitem__)]
+        return JSONResponse({"organization_fields": items, **page.body})

@@ -4,9 +4,9 @@ into terms, matched with the indexes' help, and the hits sorted."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.demo.store import SupportStore
@@ -14,6 +14,10 @@ from services.demo.zendesk.indexes import Indexes
 from services.demo.zendesk.records import TICKET_PRIORITIES, TICKET_STATUSES, Record
 from services.demo.zendesk.timestamps import _parse_when, micros
 
+#: a relative time in a date term (``updated>24hours``, ``created<2weeks``): that long before now
+_RELATIVE = re.compile(r"(\d+)(minute|hour|day|week|month|year)s?", re.IGNORECASE)
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400,
+                 "year": 365 * 86400}
 _TERM = re.compile(r'(-?)(?:(\w+)(:|>=|<=|>|<))?("(?:[^"]*)"|\S+)')
 _STATUS_ORDER = {s: i for i, s in enumerate(TICKET_STATUSES)}
 _PRIORITY_ORDER = {p: i for i, p in enumerate(TICKET_PRIORITIES)}
@@ -67,9 +71,17 @@ class Searcher:
 
     KINDS = ("organization", "user", "ticket")
 
-    def __init__(self, store: SupportStore, indexes: Indexes) -> None:
+    def __init__(self, store: SupportStore, indexes: Indexes, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.ix = indexes
+        self.clock = clock
+
+    def _when(self, value: str) -> datetime | None:
+        """A date term's moment: ISO 8601 (a date or a time), or a time relative to now."""
+        m = _RELATIVE.fullmatch(value.strip())
+        if m is not None and self.clock is not None:
+            return self.clock() - timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+        return _parse_when(value)
 
     def search(self, query: str) -> list[tuple[str, int]]:
         terms = parse_query(query)
@@ -119,7 +131,7 @@ class Searcher:
             return self._free_text(kind, rec, t.value)
         key = t.key
         if key in ("created", "updated", "created_at", "updated_at"):
-            when = _parse_when(t.value)
+            when = self._when(t.value)
             return _compare(rec.get(key if key.endswith("_at") else f"{key}_at"), t.op, when)
         if key == "id":
             return t.value.isdigit() and _compare(rec.get("id"), t.op, int(t.value))
