@@ -26,6 +26,7 @@ import pytest
 from services.demo.dataset import generate
 from services.demo.faults import FaultInjector
 from services.demo.serving import ThreadedServers
+from services.demo.spec_table import render_table
 from services.demo.stripe import params as spec_params
 from services.demo.stripe.app import OPERATIONS, create_app
 from tests.specs import load_subset, validate_response
@@ -330,7 +331,7 @@ def test_request_params_table_is_extracted_from_the_spec() -> None:
     # the shipped file is exactly what `python -m services.demo.stripe.params` writes
     shipped = (spec_params.Path(spec_params.__file__).with_name(spec_params.TABLE_FILE)
                .read_text(encoding="utf-8"))
-    assert shipped == spec_params.render_table(extracted)
+    assert shipped == render_table(extracted)
 
 
 def test_every_served_operation_has_cases() -> None:

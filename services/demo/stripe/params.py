@@ -21,22 +21,18 @@ allows it to unset reads as ``None``), for the handlers that store and echo para
 
 from __future__ import annotations
 
-import functools
-import gzip
-import json
 import re
 import sys
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from services.demo.spec_table import TABLE_FILE, load_package_table, rewrite_table
 from services.demo.stripe.errors import StripeError, _invalid, _missing_param, _unknown_param
 
 #: the schema keys validation reads (everything else in the spec is documentation)
 KEPT_KEYS = ("type", "enum", "properties", "items", "anyOf", "required", "maxLength", "additionalProperties",
              "format")
-TABLE_FILE = "request_params.json"
 _INTEGER = re.compile(r"-?\d+")
 _DECIMAL = re.compile(r"-?(\d+(\.\d*)?|\.\d+)")
 
@@ -91,16 +87,9 @@ def extract(spec: Mapping[str, Any]) -> dict[str, Any]:
     return table
 
 
-def render_table(table: Mapping[str, Any]) -> str:
-    return json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-@functools.cache
 def load_table() -> dict[str, Any]:
     """The shipped table (``request_params.json``)."""
-    text = resources.files("services.demo.stripe").joinpath(TABLE_FILE).read_text(encoding="utf-8")
-    table: dict[str, Any] = json.loads(text)
-    return table
+    return load_package_table("services.demo.stripe")
 
 
 def operation(key: str) -> dict[str, Any]:
@@ -220,15 +209,7 @@ def validate(key: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m services.demo.stripe.params SUBSET.json.gz", file=sys.stderr)
-        return 2
-    spec = json.loads(gzip.decompress(Path(args[0]).read_bytes()))
-    target = Path(__file__).with_name(TABLE_FILE)
-    target.write_text(render_table(extract(spec)), encoding="utf-8")
-    print(f"wrote {target}")
-    return 0
+    return rewrite_table(argv, "services.demo.stripe.params", Path(__file__).with_name(TABLE_FILE), extract)
 
 
 if __name__ == "__main__":

@@ -21,20 +21,16 @@ RecordInvalid`` naming the property, as Zendesk answers it.
 
 from __future__ import annotations
 
-import functools
-import gzip
-import json
 import sys
 from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from services.demo.spec_table import TABLE_FILE, load_package_table, rewrite_table
 from services.demo.zendesk.errors import invalid_value
 
 KEPT_KEYS = ("type", "enum", "items", "properties", "required", "format", "nullable", "additionalProperties",
              "readOnly", "writeOnly")
-TABLE_FILE = "request_params.json"
 #: the paths the demo serves, as the spec writes them
 API_PREFIX = "/api/v2"
 
@@ -139,16 +135,9 @@ def _raw_properties(spec: Mapping[str, Any], schema: Any) -> dict[str, Any]:
     return props
 
 
-def render_table(table: Mapping[str, Any]) -> str:
-    return json.dumps(table, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-@functools.cache
 def load_table() -> dict[str, Any]:
     """The shipped table (``request_params.json``)."""
-    text = resources.files("services.demo.zendesk").joinpath(TABLE_FILE).read_text(encoding="utf-8")
-    table: dict[str, Any] = json.loads(text)
-    return table
+    return load_package_table("services.demo.zendesk")
 
 
 def operation(key: str) -> dict[str, Any]:
@@ -204,15 +193,7 @@ def check_body_types(key: str, body: Mapping[str, Any], properties: Mapping[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m services.demo.zendesk.params SUBSET.json.gz", file=sys.stderr)
-        return 2
-    spec = json.loads(gzip.decompress(Path(args[0]).read_bytes()))
-    target = Path(__file__).with_name(TABLE_FILE)
-    target.write_text(render_table(extract(spec)), encoding="utf-8")
-    print(f"wrote {target}")
-    return 0
+    return rewrite_table(argv, "services.demo.zendesk.params", Path(__file__).with_name(TABLE_FILE), extract)
 
 
 if __name__ == "__main__":
