@@ -206,6 +206,9 @@ RULE_ACTIONS: dict[str, tuple[ActionKind, ...]] = {
     "invoice.missing_in_erp": (ActionKind.RETRY, ActionKind.ACCEPT),
     "invoice.not_posted_in_erp": (ActionKind.POST, ActionKind.REPOST, ActionKind.ACCEPT),
     "invoice.amount_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT),
+    # not offered yet: a corrected copy in billing's currency, a copy re-posted with billing's taxes
+    "invoice.currency_mismatch": (ActionKind.FLAG, ActionKind.ACCEPT),
+    "invoice.tax_mismatch": (ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.duplicate_in_erp": (ActionKind.CANCEL, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.payment_state": (ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.orphan_in_erp": (ActionKind.FLAG, ActionKind.ACCEPT),

@@ -16,6 +16,8 @@ RULE_OWNERSHIP_KEY: dict[str, str] = {
     "customer.master_drift": "customer.name",
     "invoice.missing_in_erp": "invoice.content",
     "invoice.amount_mismatch": "invoice.content",
+    "invoice.currency_mismatch": "invoice.content",
+    "invoice.tax_mismatch": "invoice.content",
     "invoice.duplicate_in_erp": "invoice.content",
     "invoice.orphan_in_erp": "invoice.content",
     "invoice.payment_state": "invoice.payment",

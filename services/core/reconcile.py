@@ -14,6 +14,14 @@ Pure and in-memory: indexes are built once per run (dict joins, no per-customer 
   ``validated`` (and agrees in total and currency: a copy that differs is
   ``invoice.amount_mismatch``, fixed first). The ERP copy exists, so ``missing_in_erp`` is
   not raised; without this rule a failed posting (a draft left behind) would vanish.
+- ``invoice.missing_in_erp`` whose invoice only cancelled ERP copies carry: the ERP side is
+  the latest cancelled copy (its number, state, amount, cancellation time; "live invoice" none)
+  and the summary names the copies — what explains it, never "not present".
+- ``invoice.currency_mismatch``: the one live ERP copy is in another currency (never also
+  ``amount_mismatch``, which means the same currency and another amount, nor ``not_posted``);
+- ``invoice.tax_mismatch``: billing's invoice and its one live ERP copy, in the same currency,
+  both with their taxes read, differ in the tax of a rate by a minor unit or more (rates matched
+  by percentage, a rate one side lacks is 0 there; raised whether the totals agree or not).
 
 Rules run only when the systems they compare have data (``available``); the tracker closes
 only exceptions of rules that ran, so an outage never "resolves" anything.
@@ -40,6 +48,7 @@ from services.core.domain import (
     Subscription,
     SyncException,
     System,
+    TaxAmount,
     Tier,
 )
 from services.core.sysdata import SystemData
@@ -55,6 +64,8 @@ RULE_SYSTEMS: dict[str, frozenset[System]] = {
     "invoice.missing_in_erp": frozenset({System.BILLING, System.ERP}),
     "invoice.not_posted_in_erp": frozenset({System.BILLING, System.ERP}),
     "invoice.amount_mismatch": frozenset({System.BILLING, System.ERP}),
+    "invoice.currency_mismatch": frozenset({System.BILLING, System.ERP}),
+    "invoice.tax_mismatch": frozenset({System.BILLING, System.ERP}),
     "invoice.duplicate_in_erp": frozenset({System.BILLING, System.ERP}),
     "invoice.payment_state": frozenset({System.BILLING, System.ERP}),
     "invoice.orphan_in_erp": frozenset({System.BILLING, System.ERP}),
@@ -71,6 +82,8 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "invoice.missing_in_erp": Severity.HIGH,
     "invoice.not_posted_in_erp": Severity.HIGH,
     "invoice.amount_mismatch": Severity.CRITICAL,
+    "invoice.currency_mismatch": Severity.CRITICAL,
+    "invoice.tax_mismatch": Severity.HIGH,
     "invoice.duplicate_in_erp": Severity.CRITICAL,
     "invoice.payment_state": Severity.MEDIUM,
     "invoice.orphan_in_erp": Severity.MEDIUM,
@@ -234,12 +247,16 @@ class _Run:
         self.erp_invoice_by_ref: dict[str, Invoice] = {}
         self.erp_copies: dict[str, list[Invoice]] = {}
         first = self.erp_invoice_by_ref.setdefault
+        #: the cancelled ERP copies of a billing invoice (what explains one that no live copy carries)
+        self.erp_cancelled: dict[str, list[Invoice]] = {}
         for inv in self.e.invoices.values():
             ref = inv.billing_invoice_id
             if ref and inv.status is not cancelled:
                 kept = first(ref, inv)
                 if kept is not inv:
                     self.erp_copies.setdefault(ref, [kept]).append(inv)
+            elif ref:
+                self.erp_cancelled.setdefault(ref, []).append(inv)
         self.erp_subs_by_ref: dict[str, Subscription] = {}
         for sub in self.e.subscriptions.values():
             if sub.billing_subscription_id and sub.status.is_active:
@@ -388,10 +405,13 @@ class _Run:
                 finalized = inv.finalized_at or inv.created
                 # $0 (trial) invoices are not sent to the ERP; a negative total is compared like any other
                 if st is not void and inv.total.amount != 0 and finalized is not None and now - finalized > grace:
+                    gone = self.erp_cancelled.get(iid)
                     self.add("invoice.missing_in_erp", inv.customer_id, iid,
                              f"{inv.number or iid} ({money_str(inv.total.amount, inv.total.currency)}) "
-                             f"finalized {finalized:%Y-%m-%d %H:%M} UTC has not reached the ERP",
-                             [self._billing_side(inv), Side(System.ERP, None, {"invoice": None})])
+                             f"finalized {finalized:%Y-%m-%d %H:%M} UTC has not reached the ERP"
+                             + (f" (only {self._cancelled_text(gone)})" if gone else ""),
+                             [self._billing_side(inv), self._cancelled_side(gone) if gone
+                              else Side(System.ERP, None, {"invoice": None})])
                 continue
             if copies and iid in copies:
                 erp = copies[iid]
@@ -405,7 +425,12 @@ class _Run:
             est = e.status
             # compared in minor units with the currency's exponent (12.345 KWD is not 12.340 KWD; 12.34 KWD
             # is 12.340 KWD); equal Decimals are equal minor units, so the agreeing case stays a cheap test
-            if et is not bt and (et.amount != bt.amount or et.currency != bt.currency) \
+            if et is not bt and et.currency != bt.currency:
+                self.add("invoice.currency_mismatch", inv.customer_id, iid,
+                         f"{inv.number or iid}: billing in {bt.currency} ({money_str(bt.amount, bt.currency)}), "
+                         f"the ERP copy in {et.currency} ({money_str(et.amount, et.currency)}, {e.status.value})",
+                         [self._billing_side(inv), self._erp_side(e)])
+            elif et is not bt and et.amount != bt.amount \
                     and not same_amount(et.amount, et.currency, bt.amount, bt.currency):
                 self.add("invoice.amount_mismatch", inv.customer_id, iid,
                          f"{inv.number or iid}: billing {money_str(bt.amount, bt.currency)}, "
@@ -418,6 +443,13 @@ class _Run:
                              f"{inv.number or iid} ({money_str(bt.amount, bt.currency)}) is {st.value} in billing "
                              f"since {finalized:%Y-%m-%d %H:%M} UTC but still {est.value} in the ERP",
                              [self._billing_side(inv), self._erp_side(e)])
+            bx, ex = inv.taxes, e.taxes  # None: not read (an older snapshot); (): untaxed
+            # compared when both sides were read and either is taxed; the common case inline
+            # (one rate each side, the same percentage and tax) costs two comparisons
+            if ((bx and ex is not None) or (ex and bx is not None)) and not (
+                    len(bx) == 1 and len(ex) == 1 and bx[0].amount.amount == ex[0].amount.amount
+                    and bx[0].percentage == ex[0].percentage) and et.currency == bt.currency:
+                self.check_taxes(inv, e)
             if st is paid:
                 if est is posted and inv.paid_at is not None and now - inv.paid_at > pay_grace:
                     self.add("invoice.payment_state", inv.customer_id, iid,
@@ -427,6 +459,32 @@ class _Run:
                 self.add("invoice.payment_state", inv.customer_id, iid,
                          f"{inv.number or iid}: void in billing but {est.value} in the ERP",
                          [self._billing_side(inv), self._erp_side(e)])
+
+    def check_taxes(self, inv: Invoice, e: Invoice) -> None:
+        """``invoice.tax_mismatch``: the tax per rate of billing's invoice and of its ERP copy
+        (same currency) differ by a minor unit or more. Rates are matched by percentage (each
+        system has its own rate ids); a rate one side lacks counts as 0 there."""
+        bx, ex = inv.taxes or (), e.taxes or ()
+        cur = inv.total.currency
+        diffs = tax_differences(bx, ex, cur)
+        if not diffs:
+            return
+        parts = [f"tax at {rate}: billing {money_str(b, cur)}, ERP {money_str(x, cur)}" for rate, b, x in diffs]
+        self.add("invoice.tax_mismatch", inv.customer_id, inv.ref.id,
+                 f"{inv.number or inv.ref.id}: " + "; ".join(parts) + f" ({e.status.value} in the ERP)",
+                 [self._tax_side(System.BILLING, inv, diffs, False), self._tax_side(System.ERP, e, diffs, True)])
+
+    @staticmethod
+    def _tax_side(system: System, inv: Invoice, diffs: list[tuple[str, Decimal, Decimal]], erp: bool) -> Side:
+        cur = inv.total.currency
+        values: dict[str, object] = {"status" if system is System.BILLING else "state": inv.status.value,
+                                     "number": inv.number, "currency": cur,
+                                     "total": amount_text(inv.total.amount, cur)}
+        if inv.tax is not None:
+            values["tax"] = amount_text(inv.tax.amount, cur)
+        for rate, billed, erp_tax in diffs:
+            values[f"tax at {rate}"] = amount_text(erp_tax if erp else billed, cur)
+        return Side(system, inv.ref, values)
 
     @staticmethod
     def _billing_side(inv: Invoice) -> Side:
@@ -438,6 +496,25 @@ class _Run:
     def _erp_side(e: Invoice) -> Side:
         return Side(System.ERP, e.ref, {"state": e.status.value, "total": amount_text(e.total.amount, e.total.currency),
                                         "currency": e.total.currency, "number": e.number})
+
+    @staticmethod
+    def _cancelled_text(gone: list[Invoice]) -> str:
+        """``"a cancelled copy, INV-000012"`` / ``"2 cancelled copies, INV-1, ERP invoice 7"``."""
+        names = ", ".join(e.number or f"ERP invoice {e.ref.id}" for e in gone)
+        return f"a cancelled copy, {names}" if len(gone) == 1 else f"{len(gone)} cancelled copies, {names}"
+
+    @staticmethod
+    def _cancelled_side(gone: list[Invoice]) -> Side:
+        """The ERP side of a billing invoice only cancelled copies carry: the latest cancelled one
+        (its number, state, amount and cancellation time), no live invoice."""
+        e = max(gone, key=lambda x: (x.voided_at or x.created or datetime.min.replace(tzinfo=UTC), x.ref.id))
+        values: dict[str, object] = {
+            "live invoice": "none", "state": e.status.value, "number": e.number,
+            "total": amount_text(e.total.amount, e.total.currency), "currency": e.total.currency,
+            "cancelled at": f"{e.voided_at:%Y-%m-%d %H:%M} UTC" if e.voided_at else "unknown"}
+        if len(gone) > 1:
+            values["cancelled copies"] = [x.number or f"ERP invoice {x.ref.id}" for x in gone]
+        return Side(System.ERP, e.ref, values)
 
     def rule_orphans(self) -> None:
         missing = self.erp_invoice_by_ref.keys() - self.b.invoices.keys()
@@ -511,6 +588,32 @@ class _Run:
                      "without an active subscription",
                      [Side(System.BILLING, None, {"active_subscription": None}),
                       Side(System.SUPPORT, ent.ref, {"tier": ent.tier.value})])
+
+
+def rate_label(tax: TaxAmount) -> str:
+    """"20 %", "0 % reverse charge", or the rate's name / id when its percentage is unknown."""
+    if tax.percentage is None:
+        return tax.name or tax.rate_id or "an unknown rate"
+    pct = tax.percentage.normalize()
+    text = f"{pct:f} %"
+    return f"{text} reverse charge" if tax.reverse_charge else text
+
+
+def tax_differences(billing: tuple[TaxAmount, ...], erp: tuple[TaxAmount, ...],
+                    currency: str) -> list[tuple[str, Decimal, Decimal]]:
+    """``[(rate, billing tax, ERP tax)]`` for each rate whose tax differs by a minor unit or more
+    (compared with the currency's exponent, never as floats), rates matched by percentage; a rate
+    one side lacks counts as 0 there. In billing's order, then the ERP's own rates."""
+    sums: dict[object, list[Decimal]] = {}
+    labels: dict[object, str] = {}
+    for col, taxes in ((0, billing), (1, erp)):
+        for t in taxes:
+            key = t.rate_key[0] if t.percentage is not None else ("?", t.rate_id)
+            acc = sums.setdefault(key, [Decimal(0), Decimal(0)])
+            acc[col] += t.amount.amount
+            if key not in labels or (t.reverse_charge and col == 0):
+                labels[key] = rate_label(t)
+    return [(labels[k], b, x) for k, (b, x) in sums.items() if not same_amount(b, currency, x, currency)]
 
 
 def reconcile(snapshot: Snapshot, config: ReconcileConfig | None = None,

@@ -23,11 +23,13 @@ from datetime import datetime
 from typing import Any
 
 from services.core.domain import (
+    CreditNote,
     Customer,
     Entitlement,
     Invoice,
     LifecycleEvent,
     Plan,
+    Refund,
     Subscription,
     SupportCase,
     System,
@@ -43,6 +45,8 @@ class Kind(enum.StrEnum):
     ENTITLEMENT = "entitlement"
     CASE = "case"
     EVENT = "event"  # history that no record keeps (e.g. a plan change reported by a billing event)
+    CREDIT_NOTE = "credit_note"
+    REFUND = "refund"
 
 
 KIND_TYPES: dict[Kind, type] = {
@@ -53,12 +57,16 @@ KIND_TYPES: dict[Kind, type] = {
     Kind.ENTITLEMENT: Entitlement,
     Kind.CASE: SupportCase,
     Kind.EVENT: LifecycleEvent,
+    Kind.CREDIT_NOTE: CreditNote,
+    Kind.REFUND: Refund,
 }
 
-Record = Customer | Plan | Subscription | Invoice | Entitlement | SupportCase | LifecycleEvent
+Record = (Customer | Plan | Subscription | Invoice | Entitlement | SupportCase | LifecycleEvent | CreditNote
+          | Refund)
 
 
-_TABLE_FIELDS = ("customers", "plans", "subscriptions", "invoices", "entitlements", "cases", "events")
+_TABLE_FIELDS = ("customers", "plans", "subscriptions", "invoices", "entitlements", "cases", "events",
+                 "credit_notes", "refunds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +171,8 @@ class SystemData:
     entitlements: dict[str, Entitlement] = field(default_factory=dict)
     cases: dict[str, SupportCase] = field(default_factory=dict)
     events: dict[str, LifecycleEvent] = field(default_factory=dict)
+    credit_notes: dict[str, CreditNote] = field(default_factory=dict)
+    refunds: dict[str, Refund] = field(default_factory=dict)
     #: the records the system sent that could not be read, by (kind, id): see the module doc
     quarantined: dict[tuple[str, str], Quarantined] = field(default_factory=dict)
 
@@ -175,6 +185,8 @@ class SystemData:
             Kind.ENTITLEMENT: self.entitlements,
             Kind.CASE: self.cases,
             Kind.EVENT: self.events,
+            Kind.CREDIT_NOTE: self.credit_notes,
+            Kind.REFUND: self.refunds,
         }
         return tables[kind]
 

@@ -71,8 +71,19 @@ Rules (ground truth)
    object = invoice id. Planted as a draft and as a validated copy (a posting that failed,
    or that was never done).
 5. ``invoice.amount_mismatch`` — exactly one non-cancelled ERP invoice carries the id of a
-   finalized billing invoice, and its ``total_amount != total / 100`` or its currency code
-   ``!= currency.upper()``. Planted on draft and on posted ERP invoices. object = invoice id.
+   finalized billing invoice, in the same currency, and its ``total_amount != total / 100``.
+   Planted on draft and on posted ERP invoices. object = invoice id.
+5b. ``invoice.currency_mismatch`` — exactly one non-cancelled ERP invoice carries the id of a
+   finalized billing invoice and its currency code ``!= currency.upper()`` (never also rule
+   5 or 4b). Planted on draft and on posted ERP invoices. object = invoice id.
+5c. ``invoice.tax_mismatch`` — exactly one non-cancelled ERP invoice carries the id of a
+   finalized billing invoice, in the same currency, and its tax per rate (its
+   ``account.invoice.tax`` amounts summed per ``account.tax`` rate) differs from billing's
+   (the lines' ``tax_amount`` summed per tax rate percentage; zero amounts left out). Planted
+   on a taxed invoice whose ERP copy books part of the tax as revenue (net higher, tax as
+   much lower, the same total; a manual invoice tax), chosen last and without the random
+   stream, so the dataset with the money switched off keeps every other plant.
+   object = invoice id.
 6. ``invoice.duplicate_in_erp`` — two or more non-cancelled ERP invoices carry the id of an
    existing billing invoice (never also reported as 5 or 7). object = billing invoice id.
 7. ``invoice.payment_state`` — exactly one non-cancelled ERP invoice carries the id, and

@@ -15,6 +15,9 @@ Two decode-time economies matter at 100,000 customers (millions of records):
   amounts compare by identity.
 :func:`gc_paused` keeps the cyclic garbage collector out of a bulk decode (it would otherwise
 traverse every freshly made record again and again: more than half of a large load).
+
+A row shorter than its class (written before fields with defaults were added at the end of
+it) decodes with those fields at their defaults: a snapshot stays readable across versions.
 """
 
 from __future__ import annotations
@@ -101,6 +104,17 @@ def _plan(cls: type) -> list[tuple[str, Conv, Conv]]:
     return [(f.name, *_converters(hints[f.name], f.name)) for f in dataclasses.fields(cls)]
 
 
+def _required_count(cls: type) -> int:
+    """How many leading fields a row must hold: up to the last field without a default (a row
+    written before fields with defaults were added at the end still decodes: the snapshot of
+    an older version)."""
+    count = 0
+    for i, f in enumerate(dataclasses.fields(cls)):
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            count = i + 1
+    return count
+
+
 def _enum_decoder(tp: type[enum.Enum]) -> Conv:
     """A dictionary look-up by value (``Enum.__call__`` is Python code, ten times slower); an
     unknown value still raises the enum's own ValueError."""
@@ -134,10 +148,18 @@ def decoder(cls: type) -> Conv:
         # only the fields that need converting are touched; the rest pass straight through
         convs = [(i, dec) for i, (_, _, dec) in enumerate(plan) if dec is not _identity]
         n = len(plan)
+        required = _required_count(cls)
 
         def decode(row: list[Any]) -> Any:
             if len(row) != n:
-                raise ValueError(f"{cls.__name__}: expected {n} fields, got {len(row)}")
+                if not required <= len(row) < n:
+                    raise ValueError(f"{cls.__name__}: expected {n} fields, got {len(row)}")
+                # written before the trailing fields existed: those take their defaults
+                m = len(row)
+                for i, dec in convs:
+                    if i < m:
+                        row[i] = dec(row[i])
+                return cls(*row)
             for i, dec in convs:
                 row[i] = dec(row[i])
             return cls(*row)

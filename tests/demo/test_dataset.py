@@ -87,6 +87,24 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
         if rec["type"] == "out" and rec["state"] != "cancelled" and rec["reference"]:
             live_by_ref[rec["reference"]].append(rec)
 
+    # the tax per rate (percentage -> minor units; zero amounts left out) on each side
+    taxes_of: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for tid in sorted(t.get("account.invoice.tax", {})):
+        taxes_of[t["account.invoice.tax"][tid]["invoice"]].append(t["account.invoice.tax"][tid])
+
+    def billed_tax(inv: Any) -> dict[Decimal, int]:
+        out: dict[Decimal, int] = defaultdict(int)
+        for ln in inv.lines:
+            if ln.tax_rate is not None:
+                out[Decimal(b.tax_rates[ln.tax_rate].percentage).normalize()] += ln.tax_amount
+        return {k: v for k, v in out.items() if v}
+
+    def erp_taxes(invoice_id: int) -> dict[Decimal, int]:
+        out: dict[Decimal, int] = defaultdict(int)
+        for x in taxes_of[invoice_id]:
+            out[(t["account.tax"][x["tax"]]["rate"] * 100).normalize()] += int(x["amount"] * 100)
+        return {k: v for k, v in out.items() if v}
+
     def active_subs(cid: str) -> list[Any]:
         return [s for s in subs_of[cid] if s.status in ACTIVE]
 
@@ -126,7 +144,12 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
         if len(live) == 1:
             rec = live[0]
             code = t["currency.currency"][rec["currency"]]["code"]
-            if rec["total_amount"] != Decimal(inv.total) / 100 or code != inv.currency.upper():
+            same_currency = code == inv.currency.upper()
+            if same_currency and billed_tax(inv) != erp_taxes(rec["id"]):
+                found.add(("invoice.tax_mismatch", inv.customer, inv.id))
+            if not same_currency:
+                found.add(("invoice.currency_mismatch", inv.customer, inv.id))
+            elif rec["total_amount"] != Decimal(inv.total) / 100:
                 found.add(("invoice.amount_mismatch", inv.customer, inv.id))
             elif (inv.status in ("open", "paid", "uncollectible") and rec["state"] in ("draft", "validated")
                   and inv.finalized_at is not None and A - inv.finalized_at > invoice_grace and mapped):

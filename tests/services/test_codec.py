@@ -61,8 +61,11 @@ def test_shared_values_are_not_confused_across_different_rows() -> None:
 
 def test_a_malformed_row_is_an_error_not_a_wrong_record() -> None:
     good = json.loads(codec.dumps(invoice("in_1", "cus_1", "1.00")))
+    # a row without a field that has no default (the total), or with one field too many
     with pytest.raises(ValueError, match="expected"):
-        codec.loads(Invoice, json.dumps(good[:-1]))
+        codec.loads(Invoice, json.dumps(good[:3]))
+    with pytest.raises(ValueError, match="expected"):
+        codec.loads(Invoice, json.dumps([*good, None]))
 
 
 def test_gc_pause_nests_across_threads_and_restores_the_collector() -> None:

@@ -102,7 +102,7 @@ def test_amount_currency_duplicate_payment_orphan() -> None:
                                      Money(Decimal("5"), "EUR"), billing_invoice_id="PO-7")
     assert w.rules() == [
         ("invoice.amount_mismatch", "cus_0", "in_cus_0"),
-        ("invoice.amount_mismatch", "cus_1", "in_cus_1"),
+        ("invoice.currency_mismatch", "cus_1", "in_cus_1"),  # its own rule: another currency, not an amount
         ("invoice.duplicate_in_erp", "cus_2", "in_cus_2"),
         ("invoice.orphan_in_erp", "cus_5", "in_gone"),
         ("invoice.payment_state", "cus_3", "in_cus_3"),

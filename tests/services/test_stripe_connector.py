@@ -170,7 +170,8 @@ async def test_full_refresh_maps_every_record(billing: Billing) -> None:
     for p in progress:
         assert p.system is System.BILLING
         phases[p.phase].append(p.done)
-    assert set(phases) == {"products", "prices", "customers", "subscriptions", "invoices", "events"}
+    assert set(phases) == {"products", "prices", "customers", "subscriptions", "invoices", "credit notes",
+                           "refunds", "events"}
     assert phases["invoices"] == sorted(phases["invoices"]) and len(phases["invoices"]) > 1
     assert phases["invoices"][-1] == len(st.invoices)
     assert phases["customers"][-1] == len(live)
@@ -188,6 +189,8 @@ async def test_list_ids_match_the_store(billing: Billing) -> None:
         Kind.SUBSCRIPTION: set(st.subscriptions),
         Kind.INVOICE: set(st.invoices),
         Kind.PLAN: set(st.prices),
+        Kind.CREDIT_NOTE: set(st.credit_notes),
+        Kind.REFUND: set(st.refunds),
     }
 
 

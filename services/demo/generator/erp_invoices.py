@@ -47,12 +47,17 @@ def _erp_invoice_specs(g: _Gen) -> list[_ErpInv]:
             state, write = "cancelled", g.clip(max(inv.voided_at or fin, create) + g.ri(60, 600))
         spec = _ErpInv(create, None, inv, state, write)
         spec.was_posted = state == "cancelled"
-        if plant is None:
+        # a tax mismatch (possible only with the money) takes an ordinary copy and the random
+        # stream of one: switching the money off leaves every other record as it is
+        money_plant = cu_plant is not None and cu_plant.rule == "invoice.tax_mismatch"
+        if plant is None or money_plant:
+            if plant is not None:
+                _planted_invoice_specs(g, plant, spec)  # the same copy, its tax partly booked as revenue
             if (fin >= recent and inv.status != "void" and inv.id not in g.inflight_pay
                     and rng.random() < r.erp_recent_draft):
                 spec.state, spec.write = "draft", None
             specs.append(spec)
-            if cu_plant is None and rng.random() < r.erp_cancelled_duplicate:
+            if (cu_plant is None or money_plant) and rng.random() < r.erp_cancelled_duplicate:
                 dup_t = g.clip(create + g.ri(60, 1800))
                 specs.append(_ErpInv(dup_t, None, inv, "cancelled", g.clip(dup_t + g.ri(600, DAY))))
             continue
@@ -69,7 +74,8 @@ def _orphan_specs(g: _Gen) -> list[_ErpInv]:
     for cu in g.custs:
         plant = g.plants.get(cu.c.id)
         orphan = plant is not None and plant.rule == "invoice.orphan_in_erp"
-        manual = plant is None and cu.c.id in g.erp_party and rng.random() < g.r.erp_manual_invoice
+        unplanted = plant is None or plant.rule == "invoice.tax_mismatch"  # the money's plant: as if none
+        manual = unplanted and cu.c.id in g.erp_party and rng.random() < g.r.erp_manual_invoice
         if not (orphan or manual):
             continue
         party_create = g.erp.tables["party.party"][g.erp_party[cu.c.id]]["create_date"]
@@ -141,6 +147,9 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
             assert binv is not None
             raw = [(ln.price, ln.description, ln.quantity, ln.amount - ln.discount_amount,
                     taxes.taxes_for(ln.tax_rate)) for ln in binv.lines]
+            if s.tax_shift:  # a planted copy that books part of the tax as revenue (same total)
+                head = raw[0]
+                raw[0] = (head[0], head[1], head[2], head[3] + s.tax_shift, head[4])
         total = 0
         for _, _, _, amount, _ in raw:
             total += amount
@@ -177,7 +186,8 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
         tax_ids: list[int] = []
         stored["taxes"] = tax_ids
         if any(line_taxes for *_, line_taxes in raw):
-            billed = g.dec(sum(ln.tax_amount for ln in binv.lines)) if binv is not None and s.lines is None else None
+            billed = (g.dec(sum(ln.tax_amount for ln in binv.lines) - s.tax_shift)
+                      if binv is not None and s.lines is None else None)
             tax_ids.extend(store_invoice_taxes(erp, iid, billed))
             tax = sum((erp.tables["account.invoice.tax"][t]["amount"] for t in tax_ids), zero)
             stored.update(tax_amount=tax, total_amount=tot + tax,

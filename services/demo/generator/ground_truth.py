@@ -14,6 +14,8 @@ RULES: tuple[str, ...] = (
     "invoice.missing_in_erp",
     "invoice.not_posted_in_erp",
     "invoice.amount_mismatch",
+    "invoice.currency_mismatch",
+    "invoice.tax_mismatch",
     "invoice.duplicate_in_erp",
     "invoice.payment_state",
     "invoice.orphan_in_erp",

@@ -31,7 +31,9 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
     "customer.master_drift": ("name", "tax_id", "country", "support_name"),
     "invoice.missing_in_erp": ("absent", "cancelled_only"),
     "invoice.not_posted_in_erp": ("draft", "validated"),
-    "invoice.amount_mismatch": ("draft_amount", "posted_amount", "posted_currency"),
+    "invoice.amount_mismatch": ("draft_amount", "posted_amount"),
+    "invoice.currency_mismatch": ("posted", "draft"),
+    "invoice.tax_mismatch": ("same_total",),
     "invoice.duplicate_in_erp": ("posted", "draft"),
     "invoice.payment_state": ("void_posted", "paid_not_recorded"),
     "invoice.orphan_in_erp": ("customer", "legacy"),
@@ -42,11 +44,14 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 # most constrained first, so small datasets still get every rule
-_PLANT_ORDER = ("entitlement.orphan", "invoice.payment_state", "invoice.amount_mismatch",
+_PLANT_ORDER = ("entitlement.orphan", "invoice.payment_state", "invoice.amount_mismatch", "invoice.currency_mismatch",
                 "customer.unmapped_support", "subscription.terms_mismatch", "entitlement.missing",
                 "entitlement.tier_mismatch", "invoice.missing_in_erp", "invoice.not_posted_in_erp",
                 "invoice.duplicate_in_erp",
-                "customer.unmapped_erp", "customer.master_drift", "invoice.orphan_in_erp")
+                "customer.unmapped_erp", "customer.master_drift", "invoice.orphan_in_erp",
+                # last, and chosen without the random stream: only the money makes it possible (a
+                # taxed invoice), and switching the money off leaves every other plant as it is
+                "invoice.tax_mismatch")
 
 
 def _erp_invoices(g: _Gen, cu: _Cust, status: str | None = None) -> list[BInvoice]:
@@ -82,8 +87,12 @@ def _eligible(g: _Gen, cu: _Cust, rule: str, variant: str) -> _Plant | None:
     if rule == "invoice.payment_state":
         invs = _erp_invoices(g, cu, "void" if variant == "void_posted" else "paid")
         return _Plant(rule, variant, invoice=rng.choice(invs)) if invs else None
+    if rule == "invoice.tax_mismatch":
+        # a taxed invoice (its ERP copy books part of the tax as revenue: the same total)
+        invs = [inv for inv in _erp_invoices(g, cu) if sum(ln.tax_amount for ln in inv.lines) >= 2]
+        return _Plant(rule, variant, invoice=invs[-1]) if invs else None
     if rule in ("invoice.missing_in_erp", "invoice.not_posted_in_erp", "invoice.amount_mismatch",
-                "invoice.duplicate_in_erp"):
+                "invoice.currency_mismatch", "invoice.duplicate_in_erp"):
         invs = _erp_invoices(g, cu)
         if not invs:
             return None
@@ -212,20 +221,33 @@ def _planted_invoice_specs(g: _Gen, plant: _Plant, spec: _ErpInv) -> list[_ErpIn
         return [spec]
     if plant.rule == "invoice.amount_mismatch":
         first = inv.lines[-1]
-        if v == "posted_currency":
-            others = [c for c in ("usd", "eur", "gbp") if c != inv.currency]
-            spec.currency = rng.choice(others)
-            detail = f"ERP currency {spec.currency.upper()}, billing {inv.currency.upper()}"
-        else:
-            lines = [(ln.price, ln.description, ln.quantity, ln.amount) for ln in inv.lines]
-            unit = first.amount // max(first.quantity, 1)
-            lines[-1] = (first.price, first.description, first.quantity + 1, first.amount + unit)
-            spec.lines = lines
-            if v == "draft_amount":
-                spec.state, spec.write = "draft", None
-            erp_total = amount_text(from_minor(inv.total + unit, inv.currency), inv.currency)
-            detail = f"ERP total {erp_total}, billing {total}"
-        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, detail))
+        lines = [(ln.price, ln.description, ln.quantity, ln.amount) for ln in inv.lines]
+        unit = first.amount // max(first.quantity, 1)
+        lines[-1] = (first.price, first.description, first.quantity + 1, first.amount + unit)
+        spec.lines = lines
+        if v == "draft_amount":
+            spec.state, spec.write = "draft", None
+        erp_total = amount_text(from_minor(inv.total + unit, inv.currency), inv.currency)
+        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"ERP total {erp_total}, billing {total}"))
+        return [spec]
+    if plant.rule == "invoice.currency_mismatch":
+        # the same lines and amounts, booked in another currency (a draft, or posted)
+        others = [c for c in ("usd", "eur", "gbp") if c != inv.currency]
+        spec.currency = rng.choice(others)
+        if v == "draft":
+            spec.state, spec.write = "draft", None
+        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"ERP currency {spec.currency.upper()}, "
+                                        f"billing {inv.currency.upper()}"))
+        return [spec]
+    if plant.rule == "invoice.tax_mismatch":
+        # the ERP copy books part of the billed tax as revenue: its tax is short, its net as much
+        # higher, its total billing's to the cent
+        tax = sum(ln.tax_amount for ln in inv.lines)
+        spec.tax_shift = max(1, tax // 10)
+        short = amount_text(from_minor(tax - spec.tax_shift, inv.currency), inv.currency)
+        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"ERP tax {short}, billing "
+                                        f"{amount_text(from_minor(tax, inv.currency), inv.currency)} "
+                                        f"{inv.currency.upper()} (same total {total})"))
         return [spec]
     if plant.rule == "invoice.duplicate_in_erp":
         dup_t = g.clip(spec.create + g.ri(120, 1800))

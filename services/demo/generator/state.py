@@ -95,8 +95,8 @@ class _Plant:
 class _ErpInv:
     """An ERP invoice to insert (sorted by create time first, numbered by date)."""
 
-    __slots__ = ("binv", "create", "currency", "cust", "lines", "number", "ref", "state", "was_posted",
-                 "write")
+    __slots__ = ("binv", "create", "currency", "cust", "lines", "number", "ref", "state", "tax_shift",
+                 "was_posted", "write")
 
     def __init__(self, create: int, cust: _Cust | None, binv: BInvoice | None, state: str,
                  write: int | None) -> None:
@@ -110,6 +110,8 @@ class _ErpInv:
         self.currency: str = binv.currency if binv is not None else "usd"
         self.lines: list[tuple[str, str, int, int]] | None = None  # (price, desc, qty, amount) override
         self.was_posted = False  # cancelled after posting (keeps its number)
+        #: minor units of the billed tax the copy books as revenue instead (invoice.tax_mismatch)
+        self.tax_shift = 0
 
 
 class _Gen:

@@ -1,6 +1,7 @@
 """Stripe billing connector (API version 2023-08-16) over the shared ResilientClient.
 
-Reads products, prices, customers, subscriptions, invoices and the last 30 days of events;
+Reads products, prices, customers, subscriptions, invoices, credit notes, refunds (each with
+its charge expanded: the invoice it paid) and the last 30 days of events;
 every object is validated and mapped onto the canonical model by
 :mod:`services.io.connectors.stripe_payloads`. An object that does not validate or map (a
 time out of range, a wrong type, a missing field), or an id listed twice with different
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import httpx
 
 from services.compute import run_cpu
-from services.core.domain import Customer, Invoice, Plan, Subscription, System
+from services.core.domain import CreditNote, Customer, Invoice, Plan, Refund, Subscription, System
 from services.core.errors import ConnectorError, NotFoundError, ProtocolError
 from services.core.sysdata import (
     Delta,
@@ -57,6 +58,7 @@ from services.io.connectors.stripe_payloads import (
     StripeProduct,
     _DeletedCheck,
     _what,
+    credit_note_from,
     invoice_from,
     lifecycle_event,
     map_customer,
@@ -65,6 +67,8 @@ from services.io.connectors.stripe_payloads import (
     parse_event,
     parse_price,
     parse_product,
+    refund_from,
+    refunds_of_charge,
     subscription_from,
 )
 from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
@@ -141,7 +145,11 @@ T = TypeVar("T")
 PHASE_KINDS: dict[str, str] = {
     "customers": Kind.CUSTOMER.value, "subscriptions": Kind.SUBSCRIPTION.value, "invoices": Kind.INVOICE.value,
     "prices": Kind.PLAN.value, "products": "product", "events": Kind.EVENT.value,
+    "credit notes": Kind.CREDIT_NOTE.value, "refunds": Kind.REFUND.value,
 }
+#: a refund is listed with its charge expanded: the charge names the invoice it paid
+REFUND_PARAMS: dict[str, Any] = {"expand[]": ["data.charge"]}
+REFUND_PARAMS_ONE: dict[str, Any] = {"expand[]": ["charge"]}
 
 
 @dataclass
@@ -158,6 +166,8 @@ class _FullParts:
     customers: list[StripeCustomer] = field(default_factory=list)
     subscriptions: list[Subscription] = field(default_factory=list)
     invoices: list[Invoice] = field(default_factory=list)
+    credit_notes: list[CreditNote] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
     events: list[StripeEvent] = field(default_factory=list)
 
 
@@ -302,13 +312,22 @@ class StripeConnector(Connector):
             parts.invoices = await self._list_windowed("/v1/invoices", "invoices", invoice_from, progress,
                                                        months, intake=intake)
 
+        async def credit_notes() -> None:
+            parts.credit_notes = await self._list("/v1/credit_notes", "credit notes", credit_note_from, progress,
+                                                  intake=intake)
+
+        async def refunds() -> None:
+            parts.refunds = await self._list("/v1/refunds", "refunds", refund_from, progress, REFUND_PARAMS,
+                                             intake=intake)
+
         async def events() -> None:
             # the first page above only fixed the cursor; the 30 days are listed in weekly windows
             weeks = [since + k * 7 * 86400 for k in range(1, 5)]
             parts.events = await self._list_windowed("/v1/events", "events", parse_event, progress, weeks,
                                                      ev_params, intake=intake)
 
-        await gather_or_cancel(products(), prices(), customers(), subscriptions(), invoices(), events())
+        await gather_or_cancel(products(), prices(), customers(), subscriptions(), invoices(), credit_notes(),
+                               refunds(), events())
 
         def assemble() -> SystemData:
             # each record goes in through the intake: an id listed twice with different
@@ -330,6 +349,10 @@ class StripeConnector(Connector):
                 intake.put(data.subscriptions, Kind.SUBSCRIPTION, s.ref.id, s)
             for i in parts.invoices:
                 intake.put(data.invoices, Kind.INVOICE, i.ref.id, i)
+            for cn in parts.credit_notes:
+                intake.put(data.credit_notes, Kind.CREDIT_NOTE, cn.ref.id, cn)
+            for r in parts.refunds:
+                intake.put(data.refunds, Kind.REFUND, r.ref.id, r)
             for ev in parts.events:
                 try:
                     fact = lifecycle_event(ev, data.plans)
@@ -338,7 +361,8 @@ class StripeConnector(Connector):
                     continue
                 if fact is not None:
                     intake.put(data.events, Kind.EVENT, ev.id, fact)
-            release(parts.customers, parts.events, parts.subscriptions, parts.invoices)  # here, not on the loop
+            release(parts.customers, parts.events, parts.subscriptions, parts.invoices,  # here, not on the loop
+                    parts.credit_notes, parts.refunds)
             return intake.into(data)
 
         data = await run_cpu(assemble)  # 100,000s of records: off the event loop
@@ -460,6 +484,18 @@ class StripeConnector(Connector):
             else:
                 inv = invoice_from(obj)
                 upsert(Kind.INVOICE, inv.ref.id, inv)
+        elif ev.type.startswith("credit_note.") and kind == "credit_note":
+            cn = credit_note_from(obj)
+            upsert(Kind.CREDIT_NOTE, cn.ref.id, cn)
+        elif ev.type.startswith("charge.refund") and kind == "charge":
+            # charge.refunded / charge.refund.updated: the charge embeds its refunds
+            for refund in refunds_of_charge(obj):
+                upsert(Kind.REFUND, refund.ref.id, refund)
+        elif ev.type.startswith("refund.") and kind == "refund":
+            # the event's refund names its charge only: read it again with the charge expanded
+            rid = str(obj["id"])
+            upsert(Kind.REFUND, rid, refund_from(await self._get_json(f"/v1/refunds/{rid}", "read refund",
+                                                                      REFUND_PARAMS_ONE)))
         elif ev.type.startswith("product.") and kind == "product":
             prod = parse_product(obj)
             products[prod.id] = prod
@@ -508,6 +544,8 @@ class StripeConnector(Connector):
             one(Kind.SUBSCRIPTION, "/v1/subscriptions", "subscriptions", {"status": "all"}),
             one(Kind.INVOICE, "/v1/invoices", "invoices"),
             one(Kind.PLAN, "/v1/prices", "prices"),
+            one(Kind.CREDIT_NOTE, "/v1/credit_notes", "credit notes"),
+            one(Kind.REFUND, "/v1/refunds", "refunds"),
         )
         return result
 
@@ -547,7 +585,8 @@ def _event_object_kind(obj: Any) -> str:
     """The quarantine kind of an event's object (what a refresh could not read)."""
     name = obj.get("object") if isinstance(obj, dict) else None
     return {"customer": Kind.CUSTOMER.value, "subscription": Kind.SUBSCRIPTION.value, "invoice": Kind.INVOICE.value,
-            "price": Kind.PLAN.value}.get(name if isinstance(name, str) else "", str(name or "object"))
+            "price": Kind.PLAN.value, "credit_note": Kind.CREDIT_NOTE.value, "refund": Kind.REFUND.value,
+            "charge": Kind.REFUND.value}.get(name if isinstance(name, str) else "", str(name or "object"))
 
 
 def _stripe_customer_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

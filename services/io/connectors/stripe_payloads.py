@@ -10,7 +10,13 @@ mapping onto the canonical model:
   the product's ``metadata["tier"]``;
 - subscriptions keyed by ``sub_...``: ``plan_key``/``quantity`` of the first item;
 - invoices keyed by ``in_...``: total in major units using the currency's minor-unit exponent
-  (zero-decimal currencies such as JPY have exponent 0, three-decimal ones such as KWD 3);
+  (zero-decimal currencies such as JPY have exponent 0, three-decimal ones such as KWD 3); net
+  (``total_excluding_tax``), tax (``tax``), tax per rate (``total_tax_amounts``: the rate's
+  percentage from the rate objects the lines carry, reverse charge from ``taxability_reason``),
+  discount (``total_discount_amounts``); each line's net, tax, discount, period and proration;
+- credit notes keyed by ``cn_...`` (:class:`CreditNote`: the credited invoice, status, total
+  with tax, net, tax per rate, lines) and refunds keyed by ``re_...`` (:class:`Refund`: the
+  charge and, through it, the invoice it paid: listed with ``expand[]=data.charge``);
 - :class:`LifecycleEvent` for history no record keeps: plan / quantity changes and scheduled
   cancellations (``customer.subscription.updated`` with ``previous_attributes``), cancellations
   (``customer.subscription.deleted``) and failed payments (``invoice.payment_failed``).
@@ -23,10 +29,11 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, StringConstraints
 
 from services.core.currency import stripe_exponent
 from services.core.domain import (
+    CreditNote,
     Customer,
     EventKind,
     ExternalRef,
@@ -36,9 +43,11 @@ from services.core.domain import (
     LifecycleEvent,
     Money,
     Plan,
+    Refund,
     Subscription,
     SubscriptionStatus,
     System,
+    TaxAmount,
     Tier,
 )
 from services.io.connectors.base import UnixTime, from_unix, parse_payload
@@ -175,12 +184,43 @@ class StripeStatusTransitions(_Model):
     marked_uncollectible_at: OptTime = None
 
 
+class StripeTaxRate(_Model):
+    id: StrictStr
+    object: Literal["tax_rate"] = "tax_rate"
+    #: a JSON number (Stripe's); read through its decimal text, never used as a float
+    percentage: StrictInt | StrictFloat
+    display_name: OptStr = None
+    tax_type: OptStr = None
+    jurisdiction: OptStr = None
+
+
+class StripeTaxAmount(_Model):
+    amount: StrictInt
+    tax_rate: StrictStr | StripeTaxRate
+    inclusive: StrictBool = False
+    taxability_reason: OptStr = None
+
+
+class StripeDiscountAmount(_Model):
+    amount: StrictInt
+
+
+class StripePeriod(_Model):
+    start: OptTime = None
+    end: OptTime = None
+
+
 class StripeInvoiceLine(_Model):
     id: OptStr = None
     amount: StrictInt
     description: OptStr = None
     quantity: OptInt = None
     price: StripePrice | None = None
+    period: StripePeriod | None = None
+    proration: StrictBool = False
+    tax_amounts: list[StripeTaxAmount] | None = None
+    tax_rates: list[StripeTaxRate] = Field(default_factory=list)
+    discount_amounts: list[StripeDiscountAmount] | None = None
 
 
 class StripeInvoiceLines(_Model):
@@ -201,6 +241,73 @@ class StripeInvoice(_Model):
     created: UnixTime
     status_transitions: StripeStatusTransitions
     lines: StripeInvoiceLines
+    tax: OptInt = None
+    total_excluding_tax: OptInt = None
+    total_tax_amounts: list[StripeTaxAmount] | None = None
+    total_discount_amounts: list[StripeDiscountAmount] | None = None
+
+
+class StripeCreditNoteLine(_Model):
+    id: OptStr = None
+    amount: StrictInt
+    description: OptStr = None
+    quantity: OptInt = None
+    discount_amount: OptInt = None
+    tax_amounts: list[StripeTaxAmount] = Field(default_factory=list)
+    tax_rates: list[StripeTaxRate] = Field(default_factory=list)
+
+
+class StripeCreditNoteLines(_Model):
+    data: list[StripeCreditNoteLine]
+    has_more: StrictBool = False
+
+
+class StripeCreditNote(_Model):
+    id: StrictStr
+    object: Literal["credit_note"] = "credit_note"
+    customer: StrictStr | StripeRef | None = None
+    invoice: StrictStr | StripeRef | None = None
+    status: Literal["issued", "void"]
+    currency: Currency
+    total: StrictInt
+    total_excluding_tax: OptInt = None
+    tax_amounts: list[StripeTaxAmount] = Field(default_factory=list)
+    number: OptStr = None
+    created: UnixTime
+    voided_at: OptTime = None
+    lines: StripeCreditNoteLines | None = None
+
+
+class StripeChargeRef(_Model):
+    """A refund's charge, expanded (``expand[]=data.charge``): the invoice it paid."""
+
+    id: StrictStr
+    customer: StrictStr | StripeRef | None = None
+    invoice: StrictStr | StripeRef | None = None
+
+
+class StripeRefund(_Model):
+    id: StrictStr
+    object: Literal["refund"] = "refund"
+    amount: StrictInt
+    currency: Currency
+    charge: StrictStr | StripeChargeRef | None = None
+    status: OptStr = None
+    created: UnixTime
+    credit_note: OptStr = None  # not in the 2023-08-16 schema; the demo and some payloads carry it
+
+
+class StripeRefundList(_Model):
+    data: list[dict[str, Any]] = Field(default_factory=list)
+    has_more: StrictBool = False
+
+
+class StripeCharge(_Model):
+    id: StrictStr
+    object: Literal["charge"] = "charge"
+    customer: StrictStr | StripeRef | None = None
+    invoice: StrictStr | StripeRef | None = None
+    refunds: StripeRefundList | None = None
 
 
 class StripeEventData(_Model):
@@ -308,22 +415,111 @@ def subscription_from(obj: dict[str, Any]) -> Subscription:
         created=from_unix(s.created), canceled_at=from_unix(s.canceled_at), trial_end=from_unix(s.trial_end))
 
 
+def _percentage(value: int | float) -> Decimal:
+    """A tax rate's JSON number as the decimal it was written as (``19.6`` -> Decimal("19.6"))."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def _rates(lines: list[StripeInvoiceLine] | list[StripeCreditNoteLine]) -> dict[str, StripeTaxRate]:
+    """The tax rate objects the lines carry, by id (``total_tax_amounts`` names them by id only)."""
+    return {r.id: r for ln in lines for r in ln.tax_rates}
+
+
+def _tax_amounts(amounts: list[StripeTaxAmount], currency: str,
+                 rates: Mapping[str, StripeTaxRate]) -> tuple[TaxAmount, ...]:
+    """Stripe's tax amounts summed per rate, in the order first listed."""
+    sums: dict[str | None, list[Any]] = {}
+    for ta in amounts:
+        rate = ta.tax_rate if isinstance(ta.tax_rate, StripeTaxRate) else rates.get(ta.tax_rate)
+        rid = ta.tax_rate if isinstance(ta.tax_rate, str) else ta.tax_rate.id
+        pct = _percentage(rate.percentage) if rate is not None else None
+        reverse = ta.taxability_reason == "reverse_charge" or (
+            rate is not None and pct == 0 and (rate.tax_type or "").lower() == "vat")
+        name = rate.display_name if rate is not None else None
+        acc = sums.setdefault(rid, [0, pct, reverse, name])
+        acc[0] += ta.amount
+    return tuple(TaxAmount(rid, pct, reverse, to_money(total, currency), name)
+                 for rid, (total, pct, reverse, name) in sums.items())
+
+
+def _discounts(amounts: list[StripeDiscountAmount] | None, currency: str) -> Money | None:
+    return None if amounts is None else to_money(sum(d.amount for d in amounts), currency)
+
+
 def invoice_from(obj: dict[str, Any]) -> Invoice:
     inv = parse_payload(System.BILLING, StripeInvoice, obj, _what("invoice", obj))
     if inv.lines.has_more:
         log.warning("billing: invoice %s has more lines than embedded; only the first %d are read",
                     inv.id, len(inv.lines.data))
-    lines = [InvoiceLine(description=ln.description or "",
-                         plan_key=ln.price.plan_key if ln.price else None,
-                         quantity=Decimal(ln.quantity if ln.quantity is not None else 1),
-                         amount=to_money(ln.amount, inv.currency))
-             for ln in inv.lines.data]
+    cur = inv.currency
+    rates = _rates(inv.lines.data)
+    lines: list[InvoiceLine] = []
+    for ln in inv.lines.data:
+        discount = _discounts(ln.discount_amounts, cur)
+        taxes = _tax_amounts(ln.tax_amounts, cur, rates) if ln.tax_amounts is not None else ()
+        lines.append(InvoiceLine(
+            description=ln.description or "", plan_key=ln.price.plan_key if ln.price else None,
+            quantity=Decimal(ln.quantity if ln.quantity is not None else 1), amount=to_money(ln.amount, cur),
+            net=to_money(ln.amount - sum(d.amount for d in ln.discount_amounts or ()), cur),
+            tax=(to_money(sum(t.amount for t in ln.tax_amounts), cur) if ln.tax_amounts is not None else None),
+            discount=discount, period_start=from_unix(ln.period.start) if ln.period else None,
+            period_end=from_unix(ln.period.end) if ln.period else None, proration=ln.proration, taxes=taxes))
     st = inv.status_transitions
     return Invoice(ref=_ref("invoice", inv.id), customer_id=_id_of(inv.customer),
-                   status=_INVOICE_STATUS[inv.status], total=to_money(inv.total, inv.currency),
+                   status=_INVOICE_STATUS[inv.status], total=to_money(inv.total, cur),
                    number=inv.number, billing_invoice_id=inv.id, subscription_id=_id_of(inv.subscription),
                    created=from_unix(inv.created), finalized_at=from_unix(st.finalized_at),
-                   paid_at=from_unix(st.paid_at), voided_at=from_unix(st.voided_at), lines=lines)
+                   paid_at=from_unix(st.paid_at), voided_at=from_unix(st.voided_at), lines=lines,
+                   net=to_money(inv.total_excluding_tax, cur) if inv.total_excluding_tax is not None else None,
+                   tax=to_money(inv.tax or 0, cur) if inv.total_tax_amounts is not None or inv.tax is not None
+                   else None,
+                   taxes=(_tax_amounts(inv.total_tax_amounts, cur, rates) if inv.total_tax_amounts is not None
+                          else None),
+                   discount=_discounts(inv.total_discount_amounts, cur))
+
+
+def credit_note_from(obj: dict[str, Any]) -> CreditNote:
+    cn = parse_payload(System.BILLING, StripeCreditNote, obj, _what("credit_note", obj))
+    cur = cn.currency
+    data = cn.lines.data if cn.lines is not None else []
+    rates = _rates(data)
+    lines = [InvoiceLine(description=ln.description or "", plan_key=None,
+                         quantity=Decimal(ln.quantity if ln.quantity is not None else 1),
+                         amount=to_money(ln.amount, cur),
+                         net=to_money(ln.amount - (ln.discount_amount or 0), cur),
+                         tax=to_money(sum(t.amount for t in ln.tax_amounts), cur),
+                         discount=to_money(ln.discount_amount or 0, cur),
+                         taxes=_tax_amounts(ln.tax_amounts, cur, rates))
+             for ln in data]
+    taxes = _tax_amounts(cn.tax_amounts, cur, rates)
+    return CreditNote(ref=_ref("credit_note", cn.id), customer_id=_id_of(cn.customer), invoice_id=_id_of(cn.invoice),
+                      status=cn.status, total=to_money(cn.total, cur),
+                      net=to_money(cn.total_excluding_tax, cur) if cn.total_excluding_tax is not None else None,
+                      tax=to_money(sum(t.amount for t in cn.tax_amounts), cur), taxes=taxes, number=cn.number,
+                      lines=lines, created=from_unix(cn.created), voided_at=from_unix(cn.voided_at))
+
+
+def refund_from(obj: dict[str, Any], charge: StripeCharge | None = None) -> Refund:
+    """A refund; its charge either expanded in it or given (a ``charge.refunded`` event's)."""
+    r = parse_payload(System.BILLING, StripeRefund, obj, _what("refund", obj))
+    ch = r.charge if isinstance(r.charge, StripeChargeRef) else charge
+    charge_id = r.charge.id if isinstance(r.charge, StripeChargeRef) else r.charge
+    return Refund(ref=_ref("refund", r.id), customer_id=_id_of(ch.customer) if ch is not None else None,
+                  invoice_id=_id_of(ch.invoice) if ch is not None else None, charge_id=charge_id,
+                  amount=to_money(r.amount, r.currency), status=r.status or "succeeded",
+                  created=from_unix(r.created), credit_note_id=r.credit_note)
+
+
+def parse_charge(obj: dict[str, Any]) -> StripeCharge:
+    return parse_payload(System.BILLING, StripeCharge, obj, _what("charge", obj))
+
+
+def refunds_of_charge(obj: dict[str, Any]) -> list[Refund]:
+    """The refunds a charge embeds (a ``charge.refunded`` event's object)."""
+    ch = parse_charge(obj)
+    if ch.refunds is None:
+        return []
+    return [refund_from({**r, "charge": ch.id}, ch) for r in ch.refunds.data]
 
 
 def lifecycle_event(ev: StripeEvent, known_plans: Mapping[str, Plan] | None = None) -> LifecycleEvent | None:

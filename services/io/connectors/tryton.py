@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.compute import run_cpu
-from services.core.domain import Customer, System
+from services.core.domain import CreditNote, Customer, Invoice, System
 from services.core.errors import ProtocolError
 from services.core.sysdata import (
     Delta,
@@ -52,6 +52,8 @@ from services.io.connectors.tryton_payloads import (
     CONTACT,
     IDENTIFIER,
     INVOICE,
+    INVOICE_LINE,
+    INVOICE_TAX,
     PARTY,
     PHASES,
     PRODUCT,
@@ -59,9 +61,13 @@ from services.io.connectors.tryton_payloads import (
     SUB_LINE,
     SUBSCRIPTION,
     TCompany,
+    TInvoice,
+    TInvoiceLine,
+    TInvoiceTax,
     TParty,
     _customer_id,
     aware,
+    map_credit_note,
     map_invoice,
     map_party,
     map_product,
@@ -143,7 +149,45 @@ class TrytonConnector(TrytonWrites):
                 quarantine(intake, self.system, Kind.CUSTOMER, pid, exc)
         return out
 
-    def _map_all(self, rows: dict[str, _Rows], company_parties: set[int], intake: Intake) -> SystemData:
+    async def _credited(self, credit_notes: list[int], intake: Intake) -> dict[int, int | None]:
+        """Credit note id -> the invoice it credits (its lines' ``origin`` lines' invoice; the
+        first line that names one), ``None`` when no line does: two reads of invoice lines."""
+        if not credit_notes:
+            return {}
+        lines = await self.read_ids(INVOICE_LINE, credit_notes, field="invoice", intake=intake)
+        origin: dict[int, int] = {}
+        for line in sorted(lines.records.values(), key=lambda ln: ln.id):
+            credited = line.credited_line if isinstance(line, TInvoiceLine) else None
+            if line.invoice is not None and credited is not None:
+                origin.setdefault(line.invoice, credited)
+        originals = await self.read_ids(INVOICE_LINE, set(origin.values()), intake=intake) if origin else None
+        out: dict[int, int | None] = dict.fromkeys(credit_notes)
+        for cn, lid in origin.items():
+            original = originals.records.get(lid) if originals is not None else None
+            out[cn] = original.invoice if original is not None else None
+        return out
+
+    def _map_invoices(self, invoices: dict[int, Any], taxes: _Rows | None, credited: dict[int, int | None],
+                      intake: Intake) -> tuple[dict[str, Invoice], dict[str, CreditNote]]:
+        """The invoices (with their taxes) and, of those that are credit notes, their :class:`CreditNote`."""
+        by_invoice: dict[int, list[TInvoiceTax]] = {}
+        if taxes is not None:
+            for t in taxes.records.values():
+                by_invoice.setdefault(t.invoice, []).append(t)
+        mapped: dict[str, Invoice] = {}
+        notes: dict[str, CreditNote] = {}
+        for inv in invoices.values():
+            try:
+                record = map_invoice(inv, by_invoice.get(inv.id, []) if taxes is not None else None)
+                mapped[str(inv.id)] = record
+                if isinstance(inv, TInvoice) and inv.is_credit_note:
+                    notes[str(inv.id)] = map_credit_note(record, credited.get(inv.id))
+            except Exception as exc:
+                quarantine(intake, self.system, Kind.INVOICE, inv.id, exc)
+        return mapped, notes
+
+    def _map_all(self, rows: dict[str, _Rows], company_parties: set[int], intake: Intake,
+                 credited: dict[int, int | None] | None = None) -> SystemData:
         data = SystemData(self.system)
         data.customers = self._customers(rows[PARTY].records, rows[IDENTIFIER], rows[ADDRESS], rows[CONTACT],
                                          company_parties, intake)
@@ -155,11 +199,8 @@ class TrytonConnector(TrytonWrites):
                 continue
             if plan is not None:
                 data.plans[str(product.id)] = plan
-        for inv in rows[INVOICE].records.values():
-            try:
-                data.invoices[str(inv.id)] = map_invoice(inv)
-            except Exception as exc:
-                quarantine(intake, self.system, Kind.INVOICE, inv.id, exc)
+        data.invoices, data.credit_notes = self._map_invoices(rows[INVOICE].records, rows.get(INVOICE_TAX),
+                                                              credited or {}, intake)
         for sub in rows[SUBSCRIPTION].records.values():
             try:
                 data.subscriptions[str(sub.id)] = map_subscription(sub, rows[SUB_LINE].records,
@@ -172,18 +213,20 @@ class TrytonConnector(TrytonWrites):
         before = self.requests_made
         companies = await self._companies()
         company_parties = {c.party for c in companies.values()}
-        models = (PARTY, IDENTIFIER, ADDRESS, CONTACT, PRODUCT, INVOICE, SUBSCRIPTION, SUB_LINE, SERVICE)
+        models = (PARTY, IDENTIFIER, ADDRESS, CONTACT, PRODUCT, INVOICE, SUBSCRIPTION, SUB_LINE, SERVICE, INVOICE_TAX)
         intake = Intake(self.system)
         results = await gather_or_cancel(*(self.search_read_all(m, BASE_DOMAIN.get(m, []), progress=progress,
                                                                 intake=intake)
                                            for m in models))
         rows = dict(zip(models, results, strict=True))
         marks = {m: aware(r.newest) for m, r in rows.items() if m in TRACKED and r.newest is not None}
+        credited = await self._credited([i for i, inv in rows[INVOICE].records.items()
+                                         if isinstance(inv, TInvoice) and inv.is_credit_note], intake)
 
         def finish() -> tuple[SystemData, dict[str, dict[str, str]]]:
             # mapping every record is CPU work, and so is freeing the validated pages: off the
             # event loop (it also draws the UI)
-            data = self._map_all(rows, company_parties, intake)
+            data = self._map_all(rows, company_parties, intake, credited)
             recent = {m: _recent({}, rows[m], marks[m]) for m in marks}
             release(*(r.records for r in rows.values()))
             return data, recent
@@ -319,14 +362,21 @@ class TrytonConnector(TrytonWrites):
                 self.read_ids(SUBSCRIPTION, relinked, field="party", intake=intake))
             invoices.merge(again[0])
             subs.merge(again[1])
-        for inv in invoices.records.values():
-            try:
-                mapped = map_invoice(inv)
-            except Exception as exc:
-                quarantine(intake, self.system, Kind.INVOICE, inv.id, exc)
-                continue
-            if known.invoices.get(mapped.ref.id) != mapped:
-                upserts.invoices[mapped.ref.id] = mapped
+        if invoices.records:
+            # their taxes (and, for credit notes, the invoice each credits) read again with them
+            taxes = await self.read_ids(INVOICE_TAX, invoices.records, field="invoice", intake=intake)
+            readable |= {(model_kind(INVOICE_TAX), str(i)) for i in taxes.records}
+            credited = await self._credited([i for i, inv in invoices.records.items()
+                                             if isinstance(inv, TInvoice) and inv.is_credit_note], intake)
+            mapped_invoices, notes = self._map_invoices(invoices.records, taxes, credited, intake)
+            for key, mapped in mapped_invoices.items():
+                if known.invoices.get(key) != mapped:
+                    upserts.invoices[key] = mapped
+                if key in notes:
+                    if known.credit_notes.get(key) != notes[key]:
+                        upserts.credit_notes[key] = notes[key]
+                elif key in known.credit_notes:
+                    delete(Kind.CREDIT_NOTE, key)
 
         # subscriptions: changed ones and those whose lines changed
         affected_subs = set(subs.records) | {line.subscription for line in changed[SUB_LINE].records.values()}
@@ -377,5 +427,7 @@ class TrytonConnector(TrytonWrites):
             ids(PARTY, []), ids(PRODUCT, [["code", "!=", None], ["code", "!=", ""]]),
             ids(INVOICE, BASE_DOMAIN[INVOICE]), ids(SUBSCRIPTION, []))
         parties -= {c.party for c in companies.values()}
+        # a credit note is an invoice: one the ERP no longer lists is gone from both tables
         return {Kind.CUSTOMER: {str(i) for i in parties}, Kind.PLAN: {str(i) for i in products},
-                Kind.INVOICE: {str(i) for i in invoices}, Kind.SUBSCRIPTION: {str(i) for i in subs}}
+                Kind.INVOICE: {str(i) for i in invoices}, Kind.SUBSCRIPTION: {str(i) for i in subs},
+                Kind.CREDIT_NOTE: {str(i) for i in invoices}}

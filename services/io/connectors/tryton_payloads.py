@@ -9,12 +9,19 @@ the canonical model (``services/io/connectors/base.py`` and ``services/core/reco
   out, inactive parties are deletions;
 - ``product.product`` with a code -> :class:`Plan` (key = the code);
 - ``account.invoice`` of type ``out`` -> :class:`Invoice` (``billing_invoice_id`` = reference,
-  total = ``total_amount`` in the invoice currency; no posting or payment time is derivable).
+  total = ``total_amount`` in the invoice currency; the time of its current state from its own
+  history, :func:`state_times`: posted / paid / cancelled at its last write, an earlier state's
+  time unknown).
   A *credit note* (Tryton's ``sequence_type_cache`` = ``credit_note``, or not numbered yet with
   a negative total) is never a billing invoice's copy: its ``billing_invoice_id`` is ``None``
   whatever its reference says (Tryton's credit copies none), so the reference-based rules never
   count it. A *credited* invoice is ``cancelled`` (its state after a credit with refund), which
-  the rules already leave out ("live" = not cancelled);
+  the rules already leave out ("live" = not cancelled). Net = ``untaxed_amount``, tax =
+  ``tax_amount``, tax per rate = the invoice's ``account.invoice.tax`` records summed per tax
+  (``tax.rate`` as a percentage; reverse charge = a 0 % tax with a legal notice);
+- a credit note is also a :class:`CreditNote` (amounts positive: what it credits) whose
+  ``invoice_id`` is the invoice its lines' ``origin`` (``account.invoice.line,<id>``, set by
+  Tryton's credit) belongs to;
 - ``sale.subscription`` -> :class:`Subscription` (plan = the product code of the first line's
   service, ``current_period_end`` = ``next_invoice_date`` at midnight UTC,
   ``billing_subscription_id`` = reference).
@@ -25,11 +32,12 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from services.core.domain import (
+    CreditNote,
     Customer,
     ExternalRef,
     Invoice,
@@ -39,6 +47,7 @@ from services.core.domain import (
     Subscription,
     SubscriptionStatus,
     System,
+    TaxAmount,
 )
 from services.core.errors import ProtocolError
 
@@ -53,6 +62,8 @@ SUBSCRIPTION = "sale.subscription"
 SUB_LINE = "sale.subscription.line"
 SERVICE = "sale.subscription.service"
 COMPANY = "company.company"
+INVOICE_TAX = "account.invoice.tax"
+INVOICE_LINE = "account.invoice.line"
 
 STAMPS = ("create_date", "write_date")
 FIELDS: dict[str, list[str]] = {
@@ -62,17 +73,20 @@ FIELDS: dict[str, list[str]] = {
     CONTACT: ["party", "type", "value", *STAMPS],
     PRODUCT: ["code", "name", "active", *STAMPS],
     INVOICE: ["type", "number", "reference", "party", "party.code", "state", "currency", "currency.code",
-              "total_amount", "invoice_date", "sequence_type_cache", *STAMPS],
+              "total_amount", "untaxed_amount", "tax_amount", "invoice_date", "sequence_type_cache", *STAMPS],
     SUBSCRIPTION: ["number", "reference", "party", "party.code", "state", "start_date", "end_date",
                    "next_invoice_date", "lines", *STAMPS],
     SUB_LINE: ["subscription", "service", "quantity", *STAMPS],
     SERVICE: ["product", "product.code", *STAMPS],
     COMPANY: ["party", "currency", "currency.code"],
+    INVOICE_TAX: ["invoice", "tax", "tax.rate", "tax.type", "tax.name", "base", "amount", "legal_notice", *STAMPS],
+    INVOICE_LINE: ["invoice", "origin", *STAMPS],
 }
 PHASES: dict[str, str] = {
     PARTY: "parties", IDENTIFIER: "identifiers", ADDRESS: "addresses", CONTACT: "contact mechanisms",
     PRODUCT: "products", INVOICE: "invoices", SUBSCRIPTION: "subscriptions", SUB_LINE: "subscription lines",
-    SERVICE: "subscription services", COMPANY: "companies",
+    SERVICE: "subscription services", COMPANY: "companies", INVOICE_TAX: "invoice taxes",
+    INVOICE_LINE: "invoice lines",
 }
 SUBSCRIPTION_STATUS: dict[str, SubscriptionStatus] = {
     "running": SubscriptionStatus.ACTIVE,
@@ -171,6 +185,8 @@ class TInvoice(_Record):
     currency: StrictInt
     currency_: _Ref = Field(alias="currency.")
     total_amount: Decimal
+    untaxed_amount: Decimal | None = None
+    tax_amount: Decimal | None = None
     invoice_date: date | None = None
     #: set by Tryton when it numbers the invoice: ``invoice`` or ``credit_note``
     sequence_type_cache: StrictStr | None = None
@@ -182,6 +198,35 @@ class TInvoice(_Record):
         if self.sequence_type_cache is not None:
             return self.sequence_type_cache == "credit_note"
         return self.total_amount < 0
+
+
+class _TaxRef(_Model):
+    """``"tax.": {"id": 3, "rate": Decimal("0.2"), "type": "percentage", "name": ...}``."""
+
+    id: StrictInt
+    rate: Decimal | None = None
+    type: StrictStr | None = None
+    name: StrictStr | None = None
+
+
+class TInvoiceTax(_Record):
+    invoice: StrictInt
+    tax: StrictInt | None = None
+    tax_: _TaxRef | None = Field(default=None, alias="tax.")
+    base: Decimal
+    amount: Decimal
+    legal_notice: StrictStr | None = None
+
+
+class TInvoiceLine(_Record):
+    invoice: StrictInt | None = None
+    #: a reference field: ``"account.invoice.line,12"`` (what a credit note line credits) or None
+    origin: StrictStr | None = None
+
+    @property
+    def credited_line(self) -> int | None:
+        model, _, rid = (self.origin or "").partition(",")
+        return int(rid) if model == INVOICE_LINE and rid.isdigit() else None
 
 
 class TSubscription(_Record):
@@ -231,6 +276,7 @@ class TCompany(_Model):
 SCHEMAS: dict[str, type[_Model]] = {
     PARTY: TParty, IDENTIFIER: TIdentifier, ADDRESS: TAddress, CONTACT: TContact, PRODUCT: TProduct,
     INVOICE: TInvoice, SUBSCRIPTION: TSubscription, SUB_LINE: TSubLine, SERVICE: TService, COMPANY: TCompany,
+    INVOICE_TAX: TInvoiceTax, INVOICE_LINE: TInvoiceLine,
 }
 
 
@@ -291,7 +337,24 @@ def map_product(product: TProduct) -> Plan | None:
     return Plan(ref=ExternalRef(System.ERP, PRODUCT, str(product.id)), key=key, name=product.name or key)
 
 
-def map_invoice(inv: TInvoice) -> Invoice:
+def invoice_taxes(taxes: list[TInvoiceTax], currency: str) -> tuple[TaxAmount, ...]:
+    """An invoice's ``account.invoice.tax`` records summed per tax (a manual adjustment of the
+    same tax adds to it), in tax id order."""
+    sums: dict[int | None, list[Any]] = {}
+    for t in sorted(taxes, key=lambda t: (t.tax or 0, t.id)):
+        ref = t.tax_
+        pct = ((ref.rate * 100).normalize() if ref is not None and ref.rate is not None
+               and ref.type in (None, "percentage") else None)
+        reverse = pct is not None and pct == 0 and bool(_code(t.legal_notice))
+        acc = sums.setdefault(t.tax, [Decimal(0), pct, False, ref.name if ref is not None else None])
+        acc[0] += t.amount
+        acc[2] = acc[2] or reverse
+    return tuple(TaxAmount(str(tid) if tid is not None else None, pct, reverse, Money(total, currency), name)
+                 for tid, (total, pct, reverse, name) in sums.items())
+
+
+def map_invoice(inv: TInvoice, taxes: list[TInvoiceTax] | None = None) -> Invoice:
+    """``taxes``: the invoice's ``account.invoice.tax`` records (``None``: not read)."""
     what = f"{INVOICE} {inv.id}"
     status = INVOICE_STATUS.get(inv.state)
     if status is None:
@@ -302,10 +365,46 @@ def map_invoice(inv: TInvoice) -> Invoice:
         raise ProtocolError(System.ERP, f"read {INVOICE}", f"{what}: {exc}") from None
     # a credit note is never a billing invoice's copy, whatever its reference says
     reference = None if inv.is_credit_note else _code(inv.reference)
+    posted_at, paid_at, cancelled_at = state_times(inv, status)
     return Invoice(ref=ExternalRef(System.ERP, INVOICE, str(inv.id)),
                    customer_id=_customer_id(inv.party_.code) if inv.party_ else None, status=status, total=total,
                    number=_code(inv.number), billing_invoice_id=reference,
-                   created=aware(inv.create_date), invoice_date=inv.invoice_date)
+                   created=aware(inv.create_date), posted_at=posted_at, paid_at=paid_at, voided_at=cancelled_at,
+                   invoice_date=inv.invoice_date,
+                   net=Money(inv.untaxed_amount, total.currency) if inv.untaxed_amount is not None else None,
+                   tax=Money(inv.tax_amount, total.currency) if inv.tax_amount is not None else None,
+                   taxes=invoice_taxes(taxes, total.currency) if taxes is not None else None)
+
+
+def map_credit_note(inv: Invoice, credited: int | None) -> CreditNote:
+    """An ERP credit note (``inv``: its mapping as an invoice) as a :class:`CreditNote` of the
+    invoice ``credited`` (the ERP invoice id its lines credit; ``None`` when they credit none).
+    Its amounts are negated: positive, what it credits."""
+    def neg(m: Money) -> Money:
+        return Money(-m.amount, m.currency)
+
+    return CreditNote(ref=inv.ref, customer_id=inv.customer_id,
+                      invoice_id=str(credited) if credited is not None else None, status=inv.status.value,
+                      total=neg(inv.total), net=neg(inv.net) if inv.net is not None else None,
+                      tax=neg(inv.tax) if inv.tax is not None else None,
+                      taxes=tuple(TaxAmount(t.rate_id, t.percentage, t.reverse_charge, neg(t.amount), t.name)
+                                  for t in inv.taxes or ()),
+                      number=inv.number, created=inv.created, voided_at=inv.voided_at)
+
+
+def state_times(inv: TInvoice, status: InvoiceStatus) -> tuple[datetime | None, datetime | None, datetime | None]:
+    """``(posted_at, paid_at, cancelled_at)`` as far as the invoice's own history tells them.
+
+    trytond keeps no time per state: the record's last write (``write_date``) is when it reached
+    the state it is in (Tryton writes ``state`` itself when it posts, pays or cancels an
+    invoice; a later write of a posted invoice — e.g. its report cache — can only make the time
+    later, never earlier); a record never written since its creation was created in that state.
+    An earlier state's time is gone: a paid or cancelled invoice's posting time is ``None``
+    (unknown), never guessed from its ``invoice_date``."""
+    reached = aware(inv.write_date or inv.create_date)
+    return (reached if status is InvoiceStatus.POSTED else None,
+            reached if status is InvoiceStatus.PAID else None,
+            reached if status is InvoiceStatus.CANCELLED else None)
 
 
 def map_subscription(sub: TSubscription, lines: dict[int, TSubLine],
