@@ -83,6 +83,14 @@ def side_is_derived(exc: SyncException, side: Side) -> bool:
     return side.system is System.BILLING and bool(exc.customer_id) and any(v not in (None, [], "") for v in values)
 
 
+def record_text(side: Side) -> str:
+    """The record a side names: its id, and "cancelled" when the record is a cancelled copy (the
+    related record that explains an invoice missing in the ERP: ``"42 (cancelled copy)"``)."""
+    if side.ref is None:
+        return ""
+    return f"{side.ref.id} (cancelled copy)" if side.values.get("state") == "cancelled" else side.ref.id
+
+
 def side_header(exc: SyncException, i: int) -> str:
     side = exc.sides[i]
     title = SYSTEM_TITLES[side.system]
@@ -117,7 +125,7 @@ class SideBySideTable(QTableWidget):
                 head.setToolTip(f"{SYSTEM_TITLES[side.system]} owns these fields: corrections flow from it")
             self.setHorizontalHeaderItem(col, head)
             derived = side.ref is None and side_is_derived(exc, side)
-            ref = QTableWidgetItem(side.ref.id if side.ref is not None else
+            ref = QTableWidgetItem(record_text(side) if side.ref is not None else
                                    f"customer {exc.customer_id}" if derived else "not present")
             ref.setToolTip(plain_tooltip(str(side.ref)) if side.ref is not None else
                            f"{SYSTEM_TITLES[side.system]}: these values come from the customer's data (its "

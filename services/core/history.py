@@ -12,6 +12,12 @@ in the system's ``events`` table, stored with the snapshot like any record:
   when its incremental refresh sees the change: same key, same text, so whoever records it
   first, it is one fact);
 
+- an ERP invoice's posting time: Tryton keeps no time per state (services.io.connectors.
+  tryton_payloads.state_times: only the state it is in now has a time), so once a posted
+  invoice is paid or cancelled its posting time is gone from the record. Whoever saw it posted
+  keeps that time on the new version (:func:`carry_state_times`, called by
+  :func:`record_changes`): the timeline shows "posted" at the time it was seen, not "unknown".
+
 A full refresh replaces a system's records with what the system holds now, and a system does
 not list its past: :func:`carry_history` keeps these facts across it. The timeline
 (services.core.timeline) shows a change as "Support tier changed enterprise → standard".
@@ -23,12 +29,14 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
-from services.core.domain import Entitlement, EventKind, LifecycleEvent, System, Tier
+from services.core.domain import Entitlement, EventKind, InvoiceStatus, LifecycleEvent, System, Tier
 from services.core.sysdata import SystemData
 
 #: event keys of the facts this module records (never listed by a system: kept across full refreshes)
 HISTORY_PREFIXES = ("tier-changed:",)
 _TIER_CHANGE = re.compile(r"^support tier (\w+) -> (\w+)$")
+#: the states an invoice reaches after its posting (whose record then forgets when it was posted)
+_AFTER_POSTING = frozenset({InvoiceStatus.PAID, InvoiceStatus.CANCELLED})
 
 
 def _tier_name(tier: Tier | None) -> str:
@@ -61,7 +69,10 @@ def record_changes(before: SystemData | None, after: Mapping[str, Entitlement], 
     change). The fact is dated at the new version's update time (``fallback`` when it has
     none). A fact already in ``into`` or ``before`` under the same key is kept as it is.
     Answers how many were added."""
-    if before is None or not before.entitlements:
+    if before is None:
+        return 0
+    carry_state_times(before, into)
+    if not before.entitlements:
         return 0
     added = 0
     for key, new in after.items():
@@ -75,6 +86,22 @@ def record_changes(before: SystemData | None, after: Mapping[str, Entitlement], 
         into.events[event_key] = tier_change_event(new, old.tier, at)
         added += 1
     return added
+
+
+def carry_state_times(before: SystemData, into: SystemData) -> int:
+    """Give every paid or cancelled invoice of ``into`` (new versions) that has no posting time
+    the one its version in ``before`` had (same key, same record): a posted invoice since paid or
+    cancelled keeps the time it was posted. Answers how many."""
+    if not before.invoices:
+        return 0
+    carried = 0
+    for key, new in into.invoices.items():
+        old = before.invoices.get(key)
+        if (new.posted_at is None and new.status in _AFTER_POSTING and old is not None
+                and old.posted_at is not None and old.ref == new.ref):
+            new.posted_at = old.posted_at
+            carried += 1
+    return carried
 
 
 def carry_history(before: SystemData | None, after: SystemData) -> int:

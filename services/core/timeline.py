@@ -13,6 +13,15 @@ What a timeline holds
   **connector-provided events** of ``SystemData.events`` (e.g. Stripe plan changes, support
   tier changes). A connector event that repeats a derived one (same kind, same time and the
   same ref, or the same object when its ref is the vendor's event record) is dropped.
+- **An ERP invoice's real state changes** at the times its record keeps: created, posted, paid,
+  cancelled ("ERP invoice INV-1 cancelled" at its write time). A state it went through at a time
+  the ERP does not keep (a paid invoice's posting) is a note on its first entry ("posted at a
+  time the ERP does not keep"), never an entry at an invented time such as midnight of its
+  invoice date. The cancellation is downstream of billing's void, when there is one.
+- **Credit notes and refunds**: billing's credit notes (issued / voided, with their lag from
+  the invoice's finalization) and the ERP's (with their lag from billing's credit note of the
+  same invoice and amount; "late" past the invoice grace) in the ``credit:in_X`` group; billing's
+  refunds in the ``payment:in_X`` group with their lag from the payment.
 - **Recorded history** (services.core.history): what a record was before it changed, kept by
   the engine when it saw both versions. A support tier change reads "Support tier changed
   enterprise → standard" at the time of the change; when it is the organization's current
@@ -51,7 +60,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Literal, TypeVar
 
@@ -73,6 +82,7 @@ from services.core.domain import (
 from services.core.history import parse_tier_change
 from services.core.overview import current_subscription
 from services.core.reconcile import Snapshot
+from services.core.timeline_credits import credits_and_refunds
 
 EntryStatus = Literal["ok", "late", "missing", "pending"]
 
@@ -198,10 +208,6 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _day(value: date | None) -> datetime | None:
-    return None if value is None else datetime.combine(value, time(0), UTC)
-
-
 def _stamp(value: datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M} UTC"
 
@@ -278,6 +284,10 @@ class TimelineIndex:
         self.e_invoices_by_ref = _group_by(e.invoices.values(), "billing_invoice_id")
         self.e_subs = _group_by(e.subscriptions.values(), "customer_id")
         self.e_subs_by_ref = _group_by(e.subscriptions.values(), "billing_subscription_id")
+        self.b_credits = _group_by(b.credit_notes.values(), "customer_id")
+        self.b_refunds = _group_by(b.refunds.values(), "customer_id")
+        self.e_invoices_by_id = e.invoices
+        self.e_credits = _group_by(e.credit_notes.values(), "customer_id")
         self.s_orgs = _group_by(s.customers.values(), "customer_id")
         self.s_ents = _group_by(s.entitlements.values(), "customer_id")
         self.s_cases = _group_by(s.cases.values(), "customer_id")
@@ -324,6 +334,8 @@ class _Build:
         self.missing: list[_Draft] = []
         self._seen: set[tuple[object, ...]] = set()
         self.tier_now: _Draft | None = None  # the derived "Support tier is …" entry
+        #: billing invoice id -> (its label, finalized entry, paid entry): upstream of its credits and refunds
+        self.billed: dict[str, tuple[str, _Draft | None, _Draft | None]] = {}
 
     # drafts --------------------------------------------------------------------------
     def add(self, at: datetime | None, system: System, kind: EventKind, ref: ExternalRef, summary: str, *,
@@ -390,6 +402,7 @@ class _Build:
 
         self.customers(b_custs, parties, orgs)
         self.invoices()
+        credits_and_refunds(self)
         self.subscriptions()
         self.support()
         self.connector_events()
@@ -444,8 +457,9 @@ class _Build:
                            f"Invoice {label} finalized: {inv.total}", group=g_inv, objects=[iid])
             paid = self.add(inv.paid_at, System.BILLING, EventKind.INVOICE_PAID, inv.ref,
                             f"Invoice {label} paid: {inv.total}", group=g_pay, objects=[iid])
-            self.add(inv.voided_at, System.BILLING, EventKind.INVOICE_VOIDED, inv.ref,
-                     f"Invoice {label} voided", group=g_inv, objects=[iid])
+            voided = self.add(inv.voided_at, System.BILLING, EventKind.INVOICE_VOIDED, inv.ref,
+                              f"Invoice {label} voided", group=g_inv, objects=[iid])
+            self.billed[iid] = (label, fin, paid)
             copies = sorted(ix.e_invoices_by_ref.get(iid, []), key=_ref_order)
             live = [c for c in copies if c.status is not InvoiceStatus.CANCELLED]
             for copy in copies:
@@ -457,7 +471,7 @@ class _Build:
                     extra.append(f"one of {len(live)} ERP invoices carrying {iid}")
                 if copy.customer_id != self.cid:
                     extra.append(f"booked on ERP party {copy.customer_id or '(none)'}")
-                self.erp_invoice(copy, label, fin, paid, extra)
+                self.erp_invoice(copy, label, fin, paid, extra, voided)
             if not erp_loaded:
                 continue
             why = "" if self.cid in ix.e_parties else f"no ERP party carries {self.cid}"
@@ -483,7 +497,11 @@ class _Build:
             self.erp_invoice(copy, bid or copy.number or copy.ref.id, None, None, [note])
 
     def erp_invoice(self, copy: Invoice, label: str, fin: _Draft | None, paid: _Draft | None,
-                    extra: list[str]) -> None:
+                    extra: list[str], voided: _Draft | None = None) -> None:
+        """The ERP copy's real state changes at their real times (its own history: created,
+        posted, paid, cancelled). A state it passed through at a time its record does not keep
+        (a paid invoice's posting) is said in a note, never placed at an invented time (e.g.
+        midnight of its invoice date)."""
         bid = copy.billing_invoice_id
         g_inv = f"invoice:{bid}" if bid else None
         g_pay = f"payment:{bid}" if bid else None
@@ -491,23 +509,34 @@ class _Build:
         number = copy.number or copy.ref.id
         created = self.add(copy.created, System.ERP, EventKind.ERP_INVOICE_CREATED, copy.ref,
                            f"ERP invoice {number} created for {label}: {copy.total}", group=g_inv, objects=objects)
-        posted_at = _utc(copy.posted_at)
-        posted = self.add(posted_at or _day(copy.invoice_date), System.ERP, EventKind.ERP_INVOICE_POSTED, copy.ref,
+        posted = self.add(copy.posted_at, System.ERP, EventKind.ERP_INVOICE_POSTED, copy.ref,
                           f"ERP invoice {number} posted", group=g_inv, objects=objects)
-        if posted is not None and posted_at is None:
-            posted.notes.append("posting date only (no time of day)")
         erp_paid = self.add(copy.paid_at, System.ERP, EventKind.ERP_INVOICE_PAID, copy.ref,
                             f"ERP invoice {number} paid", group=g_pay, objects=objects)
-        live = copy.status is not InvoiceStatus.CANCELLED
-        timed_post = posted if posted_at is not None else None  # a bare date is too coarse for a lag
-        arrival = created or timed_post
+        status = copy.status
+        live = status is not InvoiceStatus.CANCELLED
+        cancelled = self.add(copy.voided_at if not live else None, System.ERP, EventKind.ERP_INVOICE_CANCELLED,
+                             copy.ref, f"ERP invoice {number} cancelled", group=g_inv, objects=objects)
+        unknown: list[str] = []
+        if posted is None and (status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)
+                               or (not live and copy.number is not None)):
+            why = "numbered, so it was posted" if not live else "posted"
+            unknown.append(f"{why} at a time the ERP does not keep")
+        if not live and cancelled is None:
+            unknown.append("cancelled at a time the ERP does not keep")
+        if status is InvoiceStatus.PAID and erp_paid is None:
+            unknown.append("paid at a time the ERP does not keep")
+        arrival = created or posted
         self.downstream(arrival, fin, self.cfg.invoice_grace if live else None, "billing finalized it")
-        if timed_post is not None and timed_post is not arrival:
-            self.downstream(timed_post, fin, None, "billing finalized it")
+        if posted is not None and posted is not arrival:
+            self.downstream(posted, fin, None, "billing finalized it")
         self.downstream(erp_paid, paid, self.cfg.payment_grace, "billing recorded the payment")
-        for draft in (created, posted, erp_paid):
-            if draft is not None:
-                draft.notes.extend(extra)
+        self.downstream(cancelled, voided, None, "billing voided it")
+        drafts = [d for d in (created, posted, erp_paid, cancelled) if d is not None]
+        if drafts:
+            drafts[0].notes.extend(unknown)
+        for draft in drafts:
+            draft.notes.extend(extra)
 
     # subscriptions ---------------------------------------------------------------------
     def subscriptions(self) -> None:

@@ -198,16 +198,15 @@ def test_erp_copy_dated_before_billing_is_flagged_not_hidden() -> None:
     assert "before" in created.note
 
 
-def test_posting_date_only() -> None:
+def test_a_posting_time_the_erp_does_not_keep_is_said_never_placed_at_midnight() -> None:
     w = World().customer()
     w.invoice("cus_1", "in_1", finalized=datetime(2026, 5, 20, 9, 30, tzinfo=UTC))
     copy = w.e.invoices["ein_1"]
-    copy.created, copy.posted_at, copy.invoice_date = None, None, date(2026, 5, 21)
-    (_, posted) = group(w.timeline(), "invoice:in_1")
-    assert posted.event.kind is EventKind.ERP_INVOICE_POSTED
-    assert posted.event.at == datetime(2026, 5, 21, tzinfo=UTC)
-    assert "posting date only" in posted.note
-    assert posted.lag is None  # a bare date is too coarse to measure a lag
+    copy.posted_at, copy.invoice_date = None, date(2026, 5, 21)
+    entries = group(w.timeline(), "invoice:in_1")
+    assert kinds(entries) == [EventKind.INVOICE_FINALIZED, EventKind.ERP_INVOICE_CREATED]
+    assert all(e.event.at != datetime(2026, 5, 21, tzinfo=UTC) for e in entries)
+    assert "posted at a time the ERP does not keep" in entries[1].note
 
 
 # -- subscriptions and tiers -----------------------------------------------------------------

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from services.core.domain import SyncException, System
 from services.core.ownership import owner_system
+from views.exception_card import record_text
 from views.widgets.icons import system_icon
 from views.widgets.sides import differing_keys, side_keys
 from views.widgets.table_menu import install_table_menu
@@ -34,7 +35,7 @@ class SidesTable(QTableWidget):
         self.setRowCount(len(keys))
         for col, side in enumerate(exc.sides):
             title = SYSTEM_TITLES[side.system] + (" (owner)" if side.system is owner else "")
-            head = QTableWidgetItem(shown(f"{title}: {side.ref.id}", 200) if side.ref else f"{title}: no record")
+            head = QTableWidgetItem(shown(f"{title}: {record_text(side)}", 200) if side.ref else f"{title}: no record")
             head.setIcon(system_icon(side.system))
             self.setHorizontalHeaderItem(col, head)
         bold = QFont(self.font())
