@@ -1,14 +1,22 @@
 """Planning the invoice fixes (the ERP holds the invoice; billing owns its content).
 
 - ``invoice.missing_in_erp`` → RETRY: create + post the ERP invoice from the billing invoice
-  (party by code, currency, lines = plan key → ERP product code, quantity, unit price; a line
-  whose amount is not quantity × a unit price in the currency's precision is sent as 1 × the
-  amount). The invoice date is the billing finalization date, unless the ERP's strict invoice
+  (party by code, currency, lines = plan key → ERP product code, quantity, unit price, net of
+  the line's discount; a line whose net is not quantity × a unit price in the currency's
+  precision is sent as 1 × the net; each line with the ERP tax of its billing tax rate, mapped
+  by the profile's ``tax_map`` — a rate without a mapping is refused in preflight, naming it,
+  never matched by percentage: :meth:`_InvoicePlans.posting`). Before posting, the draft's
+  untaxed amount, tax and total are compared with billing's to the minor unit (a half-even
+  rounding cent per taxed line kept as billed by a manual invoice tax, anything else: the draft
+  is deleted and nothing posted; :meth:`TrytonConnector.ensure_invoice_posted`); REPOST and
+  CREDIT_REPOST post the same way. The preview notes list each line, its tax and the totals.
+  The invoice date is the billing finalization date, unless the ERP's strict invoice
   sequence already holds a later posted invoice (Tryton refuses to number an invoice dated
   before the latest one): then the late posting is dated today and the preview says so. The
   operator may choose the date (``value={"invoice_date": "YYYY-MM-DD"}``). A Tryton warning
-  (e.g. due date in the past) is never acknowledged silently: the action fails with the
-  warning's text and name; re-running with ``value={"acknowledge_warning": name}``
+  (e.g. due date in the past) is never acknowledged silently (the one exception, previewed: the
+  warning that a line's taxes are not its product's defaults, which billing's mapped taxes are):
+  the action fails with the warning's text and name; re-running with ``value={"acknowledge_warning": name}``
   acknowledges it (audited) and posts the draft left by the first attempt.
 - ``invoice.amount_mismatch`` → CORRECT a *draft* ERP invoice: its currency and lines are
   replaced by billing's (or by ``value={"currency": …, "lines": [...]}``). A posted invoice is
@@ -48,6 +56,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -58,20 +67,35 @@ from services.actions.roles import _credit_refusal, _posted_explanation
 from services.actions.steps import (
     CancelInvoice,
     CreditRepost,
+    ExpectedTotals,
     PostDraft,
     PostInvoice,
     ReplaceLines,
     RepostInvoice,
     StepLine,
+    StepLineTaxes,
 )
 from services.core.currency import format_money
 from services.core.domain import Invoice, InvoiceStatus, System
 from services.io.connectors.stripe_payloads import currency_exponent
-from services.io.connectors.tryton_writes import credited_reference_prefix
+from services.io.connectors.tryton import TrytonConnector
+from services.io.connectors.tryton_writes import ROUNDING_AS_BILLED, credited_reference_prefix
 
 
 def money_text(inv: Invoice) -> str:
     return format_money(inv.total.amount, inv.total.currency)
+
+
+@dataclass(frozen=True)
+class Posting:
+    """What a fix posts for a billing invoice: the ERP lines (net of billing's discount), each
+    line's ERP taxes (billing's rates mapped by the profile's ``tax_map``; ``None``: an invoice
+    whose snapshot reports no taxes, posted as before with the taxes the ERP proposes) and
+    billing's totals, which the ERP draft must equal before it is posted (``None`` as well)."""
+
+    lines: tuple[StepLine, ...]
+    line_taxes: StepLineTaxes | None
+    expected: ExpectedTotals | None
 
 
 class _InvoicePlans(_PlanBuilderCore):
@@ -153,6 +177,94 @@ class _InvoicePlans(_PlanBuilderCore):
         self.ok("product", f"{len(lines)} line(s); every plan maps to an ERP product")
         return lines
 
+    def tax_map(self) -> dict[str, int]:
+        """The profile's billing tax rate -> ERP tax mapping (``[profiles.NAME.erp.tax_map]``)."""
+        erp = self.engine.connectors.get(System.ERP)
+        return dict(erp.conn.tax_map) if isinstance(erp, TrytonConnector) else {}
+
+    def posting(self, inv: Invoice) -> Posting:
+        """The lines, taxes and totals a fix posts for billing invoice ``inv`` (:class:`Posting`),
+        checked: each line maps to an ERP product, each tax rate to exactly one ERP tax (the
+        profile's ``tax_map``; a rate without one is refused, naming it: a wrong tax is worse than
+        no posting, so a rate is never matched by its percentage), and the lines net of their
+        discounts add up to billing's untaxed amount, their taxes to its tax, both to its total.
+        The preview notes list each line with its tax and the totals."""
+        if inv.net is None or inv.tax is None or any(ln.net is None or ln.tax is None for ln in inv.lines):
+            return Posting(tuple(self.billing_lines(inv)), None, None)  # a snapshot without taxes
+        cur = inv.total.currency
+        exp = currency_exponent(cur.lower())
+        quantum = Decimal(1).scaleb(-exp)
+        erp_keys = {p.key for p in self.e.plans.values()}
+        mapping = self.tax_map()
+        lines: list[StepLine] = []
+        taxes: list[tuple[int, ...]] = []
+        net_sum = tax_sum = Decimal(0)
+        for n, line in enumerate(inv.lines, 1):
+            if not line.plan_key:
+                raise _Refuse("product", f"line {line.description!r} has no plan: it cannot map to an ERP product")
+            if erp_keys and line.plan_key not in erp_keys:
+                raise _Refuse("product", f"plan {line.plan_key!r} has no ERP product with that code")
+            net = line.net.amount if line.net is not None else line.amount.amount
+            line_tax = line.tax.amount if line.tax is not None else Decimal(0)
+            ids: list[int] = []
+            for t in line.taxes:
+                rate = t.rate_id or "(a rate billing did not name)"
+                if t.rate_id is None or t.rate_id not in mapping:
+                    pct = f" {t.percentage.normalize()} %" if t.percentage is not None else ""
+                    rc = " reverse charge" if t.reverse_charge else ""
+                    raise _Refuse("tax", f"billing tax rate {rate} ({t.name or 'tax'}{pct}{rc}) of line "
+                                         f"{line.description!r} has no ERP tax: map it in the profile "
+                                         f"([profiles.NAME.erp.tax_map] \"{rate}\" = <ERP tax id>); nothing is "
+                                         "posted with a guessed tax")
+                ids.append(mapping[t.rate_id])
+            if line_tax and not line.taxes:
+                raise _Refuse("tax", f"line {line.description!r} is taxed {format_money(line_tax, cur)} at no "
+                                     "named rate: post it by hand")
+            qty = line.quantity
+            try:
+                unit = (net / qty).quantize(quantum) if qty else None
+            except (InvalidOperation, ZeroDivisionError):
+                unit = None
+            row = ((line.plan_key, str(qty), str(unit), line.description) if unit is not None and unit * qty == net
+                   else (line.plan_key, "1", str(net), line.description))
+            lines.append(row)
+            taxes.append(tuple(ids))
+            net_sum += net
+            tax_sum += line_tax
+            rates = ", ".join(f"ERP tax {mapping[t.rate_id]} for {t.rate_id} ({t.name or 'tax'} "
+                              f"{t.percentage.normalize() if t.percentage is not None else '?'} %"
+                              f"{', reverse charge' if t.reverse_charge else ''})"
+                              for t in line.taxes if t.rate_id is not None)
+            discount = (f" (billed {format_money(line.amount.amount, cur)} less discount "
+                        f"{format_money(line.amount.amount - net, cur)})" if net != line.amount.amount else "")
+            self.notes.append(f"line {n}: {row[0]} {row[1]} × {row[2]} = {format_money(net, cur)} net{discount}; "
+                              f"{rates or 'no tax'}; tax {format_money(line_tax, cur)}")
+        if not erp_keys:
+            self.notes.append("the ERP's products are not in the snapshot: plan keys are checked by the ERP")
+        net_total, tax_total = inv.net.amount, inv.tax.amount
+        if net_sum != net_total or tax_sum != tax_total or net_total + tax_total != inv.total.amount:
+            raise _Refuse("lines", f"billing's lines add up to {format_money(net_sum, cur)} net and "
+                                   f"{format_money(tax_sum, cur)} tax, but the invoice says "
+                                   f"{format_money(net_total, cur)} net, {format_money(tax_total, cur)} tax, total "
+                                   f"{money_text(inv)}: post it by hand")
+        self.ok("product", f"{len(lines)} line(s); every plan maps to an ERP product")
+        used = sorted({t.rate_id for ln in inv.lines for t in ln.taxes if t.rate_id is not None})
+        self.ok("tax", f"every tax rate maps to one ERP tax ({', '.join(f'{r} -> {mapping[r]}' for r in used)})"
+                if used else "untaxed: no line carries a tax rate")
+        if used:
+            self.notes.append("each line carries its billing rate's ERP tax: the ERP's warning that these are not "
+                              "the product's default taxes (a customer without a tax rule) is acknowledged for this "
+                              "invoice; any other warning stops the posting")
+        self.notes.append(f"totals: untaxed {format_money(net_total, cur)}, tax {format_money(tax_total, cur)}, "
+                          f"total {money_text(inv)}: the ERP draft's are compared to the minor unit before it is "
+                          "posted; a difference of the ERP's half-even rounding (one minor unit per taxed line at "
+                          f"most) is kept as billed as a manual invoice tax '...{ROUNDING_AS_BILLED}', anything "
+                          "else deletes the draft and posts nothing")
+        q = quantum
+        return Posting(tuple(lines), tuple(taxes), ExpectedTotals(str(net_total.quantize(q)),
+                                                                  str(tax_total.quantize(q)),
+                                                                  str(inv.total.amount.quantize(q))))
+
     def check_currency(self, currency: str) -> None:
         known = {i.total.currency for i in self.e.invoices.values()}
         if known and currency not in known:
@@ -169,21 +281,27 @@ class _InvoicePlans(_PlanBuilderCore):
             raise _Refuse("target", f"the ERP already holds an invoice for {iid}: refresh")
         currency = inv.total.currency
         self.check_currency(currency)
-        lines = self.billing_lines(inv)
+        post = self.posting(inv)
         finalized = (inv.finalized_at or inv.created)
         inv_date = self.posting_date(finalized.astimezone(UTC).date() if finalized else self.clock().date(),
                                      "billing finalized it on")
         ack = self.acknowledge_warning()
-        self.steps = [PostInvoice(iid, int(party.ref.id), currency, inv_date.isoformat(), tuple(lines), ack)]
-        self.post_calls(iid, int(party.ref.id), currency, inv_date, lines)
+        self.steps = [PostInvoice(iid, int(party.ref.id), currency, inv_date.isoformat(), post.lines, ack,
+                                  post.line_taxes, post.expected)]
+        self.post_calls(iid, int(party.ref.id), currency, inv_date, post)
         self.before = {"billing": {"invoice": iid, "number": inv.number, "total": str(inv.total.amount),
                                    "currency": currency, "status": inv.status.value}, "erp": None}
         self.expected_after = {"erp": {"reference": iid, "state": "posted", "total": str(inv.total.amount),
                                        "currency": currency, "invoice_date": inv_date.isoformat()}}
 
-    def post_calls(self, iid: str, party_id: int, currency: str, inv_date: date,
-                   lines: list[StepLine]) -> None:
+    def post_calls(self, iid: str, party_id: int, currency: str, inv_date: date, post: Posting) -> None:
         """The calls of :meth:`TrytonConnector.ensure_invoice_posted`."""
+        line_values: list[dict[str, Any]] = []
+        for n, (code, qty, unit, desc) in enumerate(post.lines):
+            value: dict[str, Any] = {"product": code, "quantity": qty, "unit_price": unit, "description": desc}
+            if post.line_taxes is not None:
+                value["taxes"] = [["add", list(post.line_taxes[n])]]
+            line_values.append(value)
         self.rpc_call("model.account.invoice.search_read", [[["reference", "=", iid], ["type", "=", "out"],
                                                              ["state", "!=", "cancelled"]]],
                       "look the invoice up by reference first (idempotency): an existing one is posted, not "
@@ -191,10 +309,17 @@ class _InvoicePlans(_PlanBuilderCore):
         self.rpc_call("model.account.invoice.create", [[{
             "type": "out", "party": party_id, "reference": iid, "currency": currency,
             "invoice_date": inv_date.isoformat(),
-            "lines": [["create", [{"product": code, "quantity": qty, "unit_price": unit, "description": desc}
-                                  for code, qty, unit, desc in lines]]]}]],
-            "create the draft (journal, receivable account, payment term, units and taxes as the ERP's "
-            "on_change proposes them)")
+            "lines": [["create", line_values]]}]],
+            "create the draft (journal, receivable account, payment term and units as the ERP's on_change "
+            "proposes them; " + ("each line's taxes: billing's rates, mapped)" if post.line_taxes is not None
+                                 else "taxes as the ERP proposes them)"))
+        if post.expected is not None:
+            exp = post.expected
+            self.rpc_call("model.account.invoice.read", [["<new invoice id>"], ["untaxed_amount", "tax_amount",
+                                                                               "total_amount", "taxes"]],
+                          f"compare the draft with billing to the minor unit: untaxed {exp.untaxed}, tax {exp.tax}, "
+                          f"total {exp.total} {currency} (a rounding difference: a manual invoice tax "
+                          f"'{ROUNDING_AS_BILLED.strip()}'; anything else: the draft is deleted, nothing posted)")
         self.rpc_call("model.account.invoice.post", [["<new invoice id>"]], "post (numbers the invoice)")
 
     def draft_copy(self) -> tuple[Invoice, Invoice]:
@@ -256,20 +381,21 @@ class _InvoicePlans(_PlanBuilderCore):
         party = self.party(binv.customer_id)
         currency = binv.total.currency
         self.check_currency(currency)
-        lines = self.billing_lines(binv)
+        post = self.posting(binv)
         finalized = binv.finalized_at or binv.created
         inv_date = self.posting_date(finalized.astimezone(UTC).date() if finalized else self.clock().date(),
                                      "billing finalized it on")
         ack = self.acknowledge_warning()
         invoice_id, party_id = int(draft.ref.id), int(party.ref.id)
-        self.steps = [RepostInvoice(invoice_id, iid, party_id, currency, inv_date.isoformat(), tuple(lines), ack)]
+        self.steps = [RepostInvoice(invoice_id, iid, party_id, currency, inv_date.isoformat(), post.lines, ack,
+                                    post.line_taxes, post.expected)]
         self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
                                                             ["state", "party", "type", "number", "reference"]],
                       f"read the draft: still an unnumbered draft carrying {iid} (gone already: not deleted again)")
         if draft.status is InvoiceStatus.VALIDATED:
             self.rpc_call("model.account.invoice.draft", [[invoice_id]], "back to draft (the ERP deletes only a draft)")
         self.rpc_call("model.account.invoice.delete", [[invoice_id]], f"delete draft {invoice_id}")
-        self.post_calls(iid, party_id, currency, inv_date, lines)
+        self.post_calls(iid, party_id, currency, inv_date, post)
         self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),
                                    "currency": currency, "status": binv.status.value},
                        "erp": {"invoice": draft.ref.id, "state": draft.status.value,
@@ -345,7 +471,7 @@ class _InvoicePlans(_PlanBuilderCore):
         party = self.party(binv.customer_id)
         currency = binv.total.currency
         self.check_currency(currency)
-        lines = self.billing_lines(binv)
+        post = self.posting(binv)
         today = self.engine.clock().astimezone(UTC).date()
         latest = self.latest_posted_date()
         chosen = self.chosen_invoice_date()
@@ -363,7 +489,8 @@ class _InvoicePlans(_PlanBuilderCore):
         self.ok("date", f"the credit note and the corrected copy are dated {inv_date}")
         invoice_id, party_id = int(erp_inv.ref.id), int(party.ref.id)
         ack = self.acknowledge_warning()
-        self.steps = [CreditRepost(invoice_id, iid, party_id, currency, inv_date.isoformat(), tuple(lines), ack)]
+        self.steps = [CreditRepost(invoice_id, iid, party_id, currency, inv_date.isoformat(), post.lines, ack,
+                                   post.line_taxes, post.expected)]
         active = {"active_model": "account.invoice", "active_id": invoice_id, "active_ids": [invoice_id]}
         self.rpc_call("model.account.invoice.search_read", [[["id", "=", invoice_id]], 0, None, [["id", "ASC"]],
                                                             ["state", "party", "type", "number", "reference"]],
@@ -398,7 +525,7 @@ class _InvoicePlans(_PlanBuilderCore):
                           "reconciled with it; the invoice ends cancelled (a lost answer: the invoice is read again)")
             self.rpc_call("wizard.account.invoice.credit.delete", ["<wizard session>", active],
                           "close the wizard session")
-        self.post_calls(iid, party_id, currency, inv_date, lines)
+        self.post_calls(iid, party_id, currency, inv_date, post)
         if paid:
             self.notes.append("the customer's payment stays on the credited invoice: apply the credit note to the "
                               "corrected copy in the ERP (until then invoice.payment_state shows it unpaid there)")

@@ -28,6 +28,7 @@ from services.actions.steps import (
     CreateOrg,
     CreditRepost,
     EnsureParty,
+    ExpectedTotals,
     FlagForReview,
     Json,
     JsonObject,
@@ -100,13 +101,19 @@ def _decimal_lines(lines: Iterable[StepLine]) -> list[tuple[str, Decimal, Decima
     return [(code, Decimal(qty), Decimal(unit), desc) for code, qty, unit, desc in lines]
 
 
+def _totals(expected: ExpectedTotals | None) -> tuple[Decimal, Decimal, Decimal] | None:
+    """Billing's (untaxed, tax, total) the ERP draft must equal before it is posted."""
+    return None if expected is None else (Decimal(expected.untaxed), Decimal(expected.tax), Decimal(expected.total))
+
+
 async def _post_invoice(c: Connections, step: PostInvoice, idem: str) -> list[Written]:
     erp = c.erp()
     if step.acknowledge:
         await erp.acknowledge_warning(step.acknowledge)
     inv_id = await erp.ensure_invoice_posted(
         step.billing_invoice_id, step.party_id, step.currency,
-        date.fromisoformat(step.invoice_date) if step.invoice_date else None, _decimal_lines(step.lines))
+        date.fromisoformat(step.invoice_date) if step.invoice_date else None, _decimal_lines(step.lines),
+        line_taxes=step.line_taxes, expected=_totals(step.expected))
     return [Written(System.ERP, "invoice", inv_id)]
 
 
@@ -125,7 +132,8 @@ async def _repost_invoice(c: Connections, step: RepostInvoice, idem: str) -> lis
         await erp.acknowledge_warning(step.acknowledge)
     inv_id = await erp.delete_draft_and_repost(
         step.invoice_id, step.billing_invoice_id, step.party_id, step.currency,
-        date.fromisoformat(step.invoice_date) if step.invoice_date else None, _decimal_lines(step.lines))
+        date.fromisoformat(step.invoice_date) if step.invoice_date else None, _decimal_lines(step.lines),
+        line_taxes=step.line_taxes, expected=_totals(step.expected))
     return [Written(System.ERP, "invoice", inv_id)]
 
 
@@ -157,7 +165,8 @@ async def _credit_repost(c: Connections, step: CreditRepost, idem: str) -> list[
         await erp.acknowledge_warning(step.acknowledge)
     credit_note, corrected = await erp.credit_and_repost(
         step.invoice_id, step.billing_invoice_id, step.party_id, step.currency,
-        date.fromisoformat(step.invoice_date), _decimal_lines(step.lines))
+        date.fromisoformat(step.invoice_date), _decimal_lines(step.lines),
+        line_taxes=step.line_taxes, expected=_totals(step.expected))
     # three invoices written: the credited one, its credit note (unless it existed), the corrected copy
     written = [step.invoice_id, *([credit_note] if credit_note is not None else []), corrected]
     return [Written(System.ERP, "invoice", i) for i in written]

@@ -25,6 +25,21 @@ Json: TypeAlias = str | int | float | bool | list["Json"] | dict[str, "Json"] | 
 JsonObject: TypeAlias = dict[str, Json]
 #: an invoice line as a step carries it: (ERP product code, quantity, unit price, description), as text
 StepLine: TypeAlias = tuple[str, str, str, str]
+#: the ERP taxes (``account.tax`` ids) of each line of a step, in the lines' order
+StepLineTaxes: TypeAlias = tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class ExpectedTotals:
+    """What the ERP invoice must total before it is posted: billing's untaxed amount, tax and
+    total, as text in the currency's minor unit (``"98.00"``)."""
+
+    untaxed: str
+    tax: str
+    total: str
+
+    def to_json(self) -> JsonObject:
+        return {"untaxed": self.untaxed, "tax": self.tax, "total": self.total}
 
 
 class StepFormatError(SyncDeskError):
@@ -94,8 +109,37 @@ class _Fields:
         return tuple(out)
 
 
+    def opt_line_taxes(self, key: str, count: int) -> StepLineTaxes | None:
+        """Each line's ERP tax ids (``[[12], []]``); ``None`` when absent (a step stored before
+        taxes were posted: the ERP proposes them)."""
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not (isinstance(value, list) and len(value) == count and all(
+                isinstance(ids, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+                for ids in value)):
+            raise self._bad(key, f"a list of {count} lists of ERP tax ids")
+        return tuple(tuple(int(i) for i in ids if isinstance(i, int)) for ids in value if isinstance(ids, list))
+
+    def opt_totals(self, key: str) -> ExpectedTotals | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not (isinstance(value, dict) and all(isinstance(value.get(k), str) for k in ("untaxed", "tax", "total"))):
+            raise self._bad(key, "an object of untaxed, tax and total texts")
+        return ExpectedTotals(str(value["untaxed"]), str(value["tax"]), str(value["total"]))
+
+
 def _lines_json(lines: Iterable[StepLine]) -> list[Json]:
     return [list(line) for line in lines]
+
+
+def _taxed_json(out: JsonObject, line_taxes: StepLineTaxes | None, expected: ExpectedTotals | None) -> None:
+    """The taxed posting's fields, only when set (an untaxed step keeps its earlier stored form)."""
+    if line_taxes is not None:
+        out["line_taxes"] = [list(ids) for ids in line_taxes]
+    if expected is not None:
+        out["expected"] = expected.to_json()
 
 
 # --------------------------------------------------------------------------------------
@@ -137,6 +181,10 @@ class PostInvoice(Step):
     lines: tuple[StepLine, ...]
     #: an ERP warning to acknowledge once before posting
     acknowledge: str | None = None
+    #: each line's ERP taxes (``None``: the ERP proposes them, as steps stored before taxes did)
+    line_taxes: StepLineTaxes | None = None
+    #: billing's totals, compared with the ERP draft's to the minor unit before posting
+    expected: ExpectedTotals | None = None
 
     def _fields(self) -> JsonObject:
         out: JsonObject = {"billing_invoice_id": self.billing_invoice_id, "party_id": self.party_id,
@@ -146,12 +194,15 @@ class PostInvoice(Step):
         out["lines"] = _lines_json(self.lines)
         if self.acknowledge is not None:
             out["acknowledge"] = self.acknowledge
+        _taxed_json(out, self.line_taxes, self.expected)
         return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> Self:
+        lines = f.lines("lines")
         return cls(f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
-                   f.opt_text("invoice_date"), f.lines("lines"), f.opt_text("acknowledge"))
+                   f.opt_text("invoice_date"), lines, f.opt_text("acknowledge"),
+                   f.opt_line_taxes("line_taxes", len(lines)), f.opt_totals("expected"))
 
 
 @dataclass(frozen=True)
@@ -193,6 +244,8 @@ class RepostInvoice(Step):
     invoice_date: str | None
     lines: tuple[StepLine, ...]
     acknowledge: str | None = None
+    line_taxes: StepLineTaxes | None = None
+    expected: ExpectedTotals | None = None
 
     def _fields(self) -> JsonObject:
         out: JsonObject = {"invoice_id": self.invoice_id, "billing_invoice_id": self.billing_invoice_id,
@@ -200,12 +253,15 @@ class RepostInvoice(Step):
                            "lines": _lines_json(self.lines)}
         if self.acknowledge is not None:
             out["acknowledge"] = self.acknowledge
+        _taxed_json(out, self.line_taxes, self.expected)
         return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> Self:
+        lines = f.lines("lines")
         return cls(f.number("invoice_id"), f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
-                   f.opt_text("invoice_date"), f.lines("lines"), f.opt_text("acknowledge"))
+                   f.opt_text("invoice_date"), lines, f.opt_text("acknowledge"),
+                   f.opt_line_taxes("line_taxes", len(lines)), f.opt_totals("expected"))
 
 
 @dataclass(frozen=True)
@@ -279,6 +335,8 @@ class CreditRepost(Step):
     invoice_date: str  # ISO date of the credit note and the copy
     lines: tuple[StepLine, ...]
     acknowledge: str | None = None
+    line_taxes: StepLineTaxes | None = None
+    expected: ExpectedTotals | None = None
 
     def _fields(self) -> JsonObject:
         out: JsonObject = {"invoice_id": self.invoice_id, "billing_invoice_id": self.billing_invoice_id,
@@ -286,12 +344,15 @@ class CreditRepost(Step):
                            "lines": _lines_json(self.lines)}
         if self.acknowledge is not None:
             out["acknowledge"] = self.acknowledge
+        _taxed_json(out, self.line_taxes, self.expected)
         return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> Self:
+        lines = f.lines("lines")
         return cls(f.number("invoice_id"), f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
-                   f.text("invoice_date"), f.lines("lines"), f.opt_text("acknowledge"))
+                   f.text("invoice_date"), lines, f.opt_text("acknowledge"),
+                   f.opt_line_taxes("line_taxes", len(lines)), f.opt_totals("expected"))
 
 
 @dataclass(frozen=True)

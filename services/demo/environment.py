@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from services.core.domain import System
 from services.demo.dataset import generate
 from services.demo.faults import FaultConfig, FaultInjector, FaultMiddleware
+from services.demo.generator.erp_taxes import tax_name
 from services.demo.serving import ServedApp, ThreadedServers, bind_socket, serve_all
 from services.demo.store import DemoDataset
 from services.demo.stripe import app as stripe_app
@@ -173,11 +174,26 @@ class DemoEnvironment:
                                              {"api_key": Secret(c.stripe_api_key)}),
             System.ERP: SystemConnection(System.ERP, "tryton", urls[System.ERP],
                                          {"database": c.tryton_database, "login": c.tryton_login},
-                                         {"password": Secret(c.tryton_password)}),
+                                         {"password": Secret(c.tryton_password)}, demo_tax_map(self.dataset)),
             System.SUPPORT: SystemConnection(System.SUPPORT, "zendesk", urls[System.SUPPORT],
                                              {"email": c.zendesk_email},
                                              {"api_token": Secret(c.zendesk_token)}),
         })
+
+
+def demo_tax_map(dataset: DemoDataset) -> dict[str, int]:
+    """The demo company's billing tax rate -> ERP tax mapping (its profile's ``tax_map``): the ERP
+    tax the demo made for each billing rate (named by :func:`tax_name`), as its ERP invoices
+    carry it (``ErpTaxMap``). A rate without exactly one such tax is left out (never guessed)."""
+    by_name: dict[str, list[int]] = {}
+    for tid, tax in dataset.erp.tables.get("account.tax", {}).items():
+        by_name.setdefault(str(tax.get("name")), []).append(int(tid))
+    out: dict[str, int] = {}
+    for rate in dataset.billing.tax_rates.values():
+        found = by_name.get(tax_name(rate), [])
+        if len(found) == 1:
+            out[rate.id] = found[0]
+    return out
 
 
 async def wait_until_answering(urls: dict[System, str], within: float = 10.0) -> None:

@@ -12,6 +12,9 @@
     login = "admin"
     password = "..."
 
+    [profiles.demo.erp.tax_map]       # billing tax rate -> ERP account.tax id (posting fixes)
+    "txr_1NcWx2" = 12
+
     [profiles.demo.support]
     kind = "zendesk"
     url = "http://127.0.0.1:8003"
@@ -93,6 +96,9 @@ class SystemConnection:
     url: str
     settings: dict[str, str] = field(default_factory=dict)  # non-secret keys (database, login, email...)
     secrets: dict[str, Secret] = field(default_factory=dict)
+    #: the ERP only: billing tax rate id (``txr_...``) -> ERP ``account.tax`` id, the tax the fixes
+    #: that post an invoice give a line billed at that rate (``[profiles.NAME.erp.tax_map]``)
+    tax_map: dict[str, int] = field(default_factory=dict)
 
     def secret(self, key: str) -> str:
         try:
@@ -124,8 +130,12 @@ def _parse_connection(profile: str, system: System, table: dict[str, Any],
         raise ConfigError(f"{where}: url must start with http:// or https://")
     settings: dict[str, str] = {}
     secrets: dict[str, Secret] = {}
+    tax_map: dict[str, int] = {}
     for key, value in table.items():
         if key in ("kind", "url"):
+            continue
+        if key == "tax_map":
+            tax_map = _parse_tax_map(where, kind, value)
             continue
         if key.endswith("_env"):
             base = key[: -len("_env")]
@@ -145,7 +155,26 @@ def _parse_connection(profile: str, system: System, table: dict[str, Any],
             stored = _keyring_secret(profile, system, key)
             if stored is not None:
                 secrets[key] = Secret(stored)
-    return SystemConnection(system, kind, url, settings, secrets)
+    return SystemConnection(system, kind, url, settings, secrets, tax_map)
+
+
+def _parse_tax_map(where: str, kind: str, value: Any) -> dict[str, int]:
+    """``[profiles.NAME.erp.tax_map]``: ``"txr_..." = <ERP account.tax id>``, one line per billing
+    tax rate. Never guessed from a percentage: a rate left out is refused when an invoice billed
+    at it is posted (the preflight names it)."""
+    if kind != KINDS[System.ERP]:
+        raise ConfigError(f"{where}: tax_map belongs to the erp table ([profiles.NAME.erp.tax_map])")
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: tax_map must be a table of \"txr_...\" = <ERP tax id>")
+    out: dict[str, int] = {}
+    for rate, tax in value.items():
+        if not rate.strip():
+            raise ConfigError(f"{where}: tax_map: an empty billing tax rate id")
+        if isinstance(tax, bool) or not isinstance(tax, int) or tax <= 0:
+            raise ConfigError(f"{where}: tax_map: billing tax rate {rate!r} must map to an ERP tax id "
+                              f"(a positive integer), got {tax!r}")
+        out[rate] = tax
+    return out
 
 
 KEYRING_SERVICE = "SyncDesk"
@@ -215,6 +244,8 @@ def profile_to_toml(profile: Profile) -> dict[str, Any]:
         table: dict[str, Any] = {"kind": conn.kind, "url": conn.url}
         table.update(conn.settings)
         table.update({k: v.reveal() for k, v in conn.secrets.items()})
+        if conn.tax_map:
+            table["tax_map"] = dict(conn.tax_map)
         tables[system.value] = table
     return {"profiles": {profile.name: tables}}
 

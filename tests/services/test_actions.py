@@ -256,7 +256,7 @@ async def test_credit_repost_preview_and_the_fixes_offered(credit_rig: Rig) -> N
         "model.account.invoice.search_read", "model.account.invoice.search", "model.account.invoice.search_read",
         "wizard.account.invoice.credit.create", "wizard.account.invoice.credit.execute",
         "wizard.account.invoice.credit.delete", "model.account.invoice.search_read", "model.account.invoice.create",
-        "model.account.invoice.post"]
+        "model.account.invoice.read", "model.account.invoice.post"]
     assert all(c.system is System.ERP and c.method == "POST" and c.path == "/syncdesk_demo/rpc/" for c in plan.calls)
     iid = erp_invoice_id(exc)
     session, data, state, active = plan.calls[4].body["params"]
@@ -363,7 +363,7 @@ async def test_preview_lists_the_exact_calls_without_secrets(rig: Rig) -> None:
     plan = await rig.service.plan(ActionRequest(ActionKind.RETRY, exc.id))
     methods = [c.body["method"] for c in plan.calls]
     assert methods == ["model.account.invoice.search_read", "model.account.invoice.create",
-                       "model.account.invoice.post"]
+                       "model.account.invoice.read", "model.account.invoice.post"]
     assert all(c.method == "POST" and c.path == "/syncdesk_demo/rpc/" for c in plan.calls)
     create = plan.calls[1].body["params"][0][0]
     assert create["reference"] == exc.object_id and create["lines"][0][0] == "create"

@@ -3,7 +3,8 @@ top of :class:`~services.io.connectors.tryton_session.TrytonSession`.
 
 Writes: :meth:`TrytonConnector.ensure_party`,
 :meth:`TrytonConnector.ensure_invoice_posted` (idempotent: both look up by code / reference
-first, and again when a create's answer is lost), :meth:`TrytonConnector.acknowledge_warning`,
+first, and again when a create's answer is lost; with billing's taxes per line and totals, the
+draft is compared with billing to the minor unit before it is posted), :meth:`TrytonConnector.acknowledge_warning`,
 :meth:`TrytonConnector.get_invoice`, :meth:`TrytonConnector.get_party`,
 :meth:`TrytonConnector.write_party`, :meth:`TrytonConnector.cancel_invoice` (draft only, idempotent),
 :meth:`TrytonConnector.replace_draft_invoice_lines` (draft only: a posted invoice is never
@@ -33,6 +34,7 @@ from services.core.errors import (
     NotFoundError,
     ProtocolError,
     RemoteValidationError,
+    RemoteWarning,
     UnavailableError,
 )
 from services.io.config import SystemConnection
@@ -66,6 +68,27 @@ INVOICE_ONCHANGE_KEEP = ("journal", "account", "payment_term", "invoice_address"
 LINE_ONCHANGE_KEEP = ("unit", "account")
 #: Tryton's "Credit" wizard (``account.invoice.credit``): the RPC route to ``Invoice.credit``
 CREDIT_WIZARD = "account.invoice.credit"
+#: the name suffix of Tryton's warning that an invoice's lines do not carry their products' default
+#: taxes (``<hash>.invoice_taxes``)
+TAXES_WARNING = ".invoice_taxes"
+#: the description suffix of the manual invoice tax that keeps billing's rounding
+ROUNDING_AS_BILLED = " (rounding as billed)"
+#: an invoice's (untaxed, tax, total), as billing states them
+InvoiceTotals = tuple[Decimal, Decimal, Decimal]
+#: each line's ERP tax ids (``None``: the taxes the ERP proposes for the party and product)
+LineTaxes = Sequence[Sequence[int]] | None
+
+
+def _amount(value: Any) -> Decimal | None:
+    """A read money value (trytond answers a Decimal; ``None`` when absent)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        try:
+            return Decimal(value)
+        except ArithmeticError:
+            return None
+    return None
 
 
 def credited_reference_prefix(billing_invoice_id: str) -> str:
@@ -233,12 +256,15 @@ class TrytonWrites(TrytonSession):
 
     async def _line_values(self, party_id: int, currency: int, company: int,
                            lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
-                           products: dict[str, int]) -> list[dict[str, Any]]:
+                           products: dict[str, int], line_taxes: LineTaxes = None) -> list[dict[str, Any]]:
         """``account.invoice.line`` values for ``lines`` (product code, quantity, unit price,
-        description), completed by the ERP's on_change (unit, account, taxes)."""
+        description), completed by the ERP's on_change (unit, account, taxes). ``line_taxes``:
+        each line's own ERP taxes instead of those the ERP proposes (billing's, mapped)."""
         per_product: dict[int, dict[str, Any]] = {}
         created_lines: list[dict[str, Any]] = []
-        for code, quantity, unit_price, description in lines:
+        if line_taxes is not None and len(line_taxes) != len(lines):
+            raise RemoteValidationError(self.system, "create invoice", "each line needs its taxes")
+        for index, (code, quantity, unit_price, description) in enumerate(lines):
             product = products[code]
             if product not in per_product:
                 per_product[product] = await self._on_change(
@@ -253,7 +279,8 @@ class TrytonWrites(TrytonSession):
             for key in LINE_ONCHANGE_KEEP:
                 if isinstance(line_changes.get(key), int) and not isinstance(line_changes.get(key), bool):
                     line[key] = line_changes[key]
-            taxes = _many2many_ids(line_changes.get("taxes"))
+            taxes = (_many2many_ids(line_changes.get("taxes")) if line_taxes is None
+                     else [int(t) for t in line_taxes[index]])
             if taxes:
                 line["taxes"] = [["add", taxes]]
             created_lines.append(line)
@@ -261,7 +288,8 @@ class TrytonWrites(TrytonSession):
 
     async def _create_invoice(self, billing_invoice_id: str, party_id: int, currency_code: str,
                               invoice_date: date | None,
-                              lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
+                              lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
+                              line_taxes: LineTaxes = None) -> int:
         await self._ensure_session()
         company = self.company
         currency = await self._currency_id(currency_code)
@@ -277,7 +305,7 @@ class TrytonWrites(TrytonSession):
         if "journal" not in values or "account" not in values:
             raise RemoteValidationError(self.system, "create invoice",
                                         f"the ERP proposes no journal or receivable account for party {party_id}")
-        created_lines = await self._line_values(party_id, currency, company, lines, products)
+        created_lines = await self._line_values(party_id, currency, company, lines, products, line_taxes)
         if created_lines:
             values["lines"] = [["create", created_lines]]
 
@@ -310,20 +338,90 @@ class TrytonWrites(TrytonSession):
 
     async def ensure_invoice_posted(self, billing_invoice_id: str, party_id: int, currency_code: str,
                                     invoice_date: date | None,
-                                    lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
+                                    lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]], *,
+                                    line_taxes: LineTaxes = None, expected: InvoiceTotals | None = None) -> int:
         """The id of the posted customer invoice whose reference is ``billing_invoice_id``:
         found (and posted if still a draft) or created from ``lines`` = (product code,
         quantity, unit price, description) and posted. Idempotent; a warning on posting is
-        raised as :class:`RemoteWarning` and leaves a draft that the next call posts."""
+        raised as :class:`RemoteWarning` and leaves a draft that the next call posts.
+
+        ``line_taxes``: each line's ERP taxes (billing's rates, mapped); ``expected``: billing's
+        (untaxed, tax, total), which the draft must equal to the minor unit before it is posted
+        (:meth:`_settle_totals`: a rounding difference is kept as billed, anything else deletes
+        the draft and is refused)."""
         existing = await self.find_invoice(billing_invoice_id)
         if existing is None:
-            invoice_id = await self._create_invoice(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+            invoice_id = await self._create_invoice(billing_invoice_id, party_id, currency_code, invoice_date, lines,
+                                                    line_taxes)
             state = "draft"
         else:
             invoice_id, state = existing
         if state not in ("posted", "paid"):
-            await self.post_invoice(invoice_id)
+            if expected is not None:
+                taxed = sum(1 for ids in line_taxes or () if ids)
+                await self._settle_totals(invoice_id, billing_invoice_id, expected, taxed)
+            try:
+                await self.post_invoice(invoice_id)
+            except RemoteWarning as warning:
+                # the lines carry billing's taxes, mapped and previewed: Tryton's warning that they
+                # are not the product's default taxes (a party without a tax rule) is that choice,
+                # acknowledged for this invoice only; any other warning stops the posting
+                if line_taxes is None or not warning.warning_name.endswith(TAXES_WARNING):
+                    raise
+                log.info("erp: invoice %s carries billing's taxes: acknowledging %s", invoice_id,
+                         warning.warning_name)
+                await self.acknowledge_warning(warning.warning_name)
+                await self.post_invoice(invoice_id)
         return invoice_id
+
+    async def _read_totals(self, invoice_id: int, operation: str) -> tuple[InvoiceTotals, list[int]]:
+        """The draft's (untaxed, tax, total) as the ERP computes them, and its invoice tax ids."""
+        rows = await self.call(INVOICE, "read", [invoice_id], ["untaxed_amount", "tax_amount", "total_amount", "taxes"],
+                               operation=operation, safe=True)
+        row = rows[0] if isinstance(rows, list) and len(rows) == 1 and isinstance(rows[0], dict) else None
+        amounts = [_amount(row.get(k)) for k in ("untaxed_amount", "tax_amount", "total_amount")] if row else []
+        if row is None or any(a is None for a in amounts):
+            raise ProtocolError(self.system, operation, f"invoice {invoice_id}: no untaxed, tax and total amounts")
+        untaxed, tax, total = (a if a is not None else Decimal(0) for a in amounts)
+        return (untaxed, tax, total), _many2many_ids(row.get("taxes"))
+
+    async def _settle_totals(self, invoice_id: int, billing_invoice_id: str, expected: InvoiceTotals,
+                             taxed_lines: int) -> None:
+        """Before posting: the draft's untaxed amount, tax and total must be billing's to the
+        minor unit. Billing rounds each line's tax half away from zero, trytond half to even: a
+        line whose tax ends in exactly half a minor unit differs by one. Such a difference (at
+        most one minor unit per taxed line) is kept as billed, as an accountant does in Tryton: a
+        manual invoice tax (base 0, the first computed tax's tax and account, described
+        "... (rounding as billed)"), which the ERP keeps on posting and a credit note copies.
+        Anything else (another untaxed amount, a larger tax difference, an invoice without
+        computed tax) means the mapping or the lines are wrong: the draft is deleted and the
+        posting refused (:class:`RemoteValidationError`), so a wrong invoice is never posted.
+        Idempotent: once settled, the difference is zero."""
+        operation = "check invoice totals"
+        want_untaxed, want_tax, want_total = expected
+        quantum = Decimal(1).scaleb(int(want_total.as_tuple().exponent))
+        (untaxed, tax, total), tax_ids = await self._read_totals(invoice_id, operation)
+        difference = want_tax - tax
+        if untaxed == want_untaxed and difference and abs(difference) <= quantum * taxed_lines and tax_ids:
+            records = await self.call("account.invoice.tax", "read", tax_ids,
+                                      ["tax", "account", "description", "manual"], operation=operation, safe=True)
+            computed = sorted((r for r in records if isinstance(r, dict) and not r.get("manual")
+                               and isinstance(r.get("tax"), int) and isinstance(r.get("account"), int)),
+                              key=lambda r: int(r["id"]))
+            if computed:
+                first = computed[0]
+                await self._create_one("account.invoice.tax", {
+                    "invoice": invoice_id, "description": f"{first.get('description') or ''}{ROUNDING_AS_BILLED}",
+                    "base": Decimal(0).quantize(quantum), "amount": difference, "manual": True,
+                    "tax": first["tax"], "account": first["account"]}, self._no_recovery)
+                (untaxed, tax, total), _ = await self._read_totals(invoice_id, operation)
+        if (untaxed, tax, total) != (want_untaxed, want_tax, want_total):
+            await self.delete_draft_invoice(invoice_id, billing_invoice_id)
+            raise RemoteValidationError(
+                self.system, "post invoice",
+                f"the ERP computes untaxed {untaxed}, tax {tax}, total {total}; billing says untaxed "
+                f"{want_untaxed}, tax {want_tax}, total {want_total}: the draft was deleted and nothing posted "
+                "(check the profile's tax_map and the ERP's taxes)")
 
     async def acknowledge_warning(self, name: str) -> None:
         """Tell the ERP the current user accepts warning ``name`` once (``res.user.warning``)."""
@@ -425,7 +523,8 @@ class TrytonWrites(TrytonSession):
 
     async def delete_draft_and_repost(self, invoice_id: int, billing_invoice_id: str, party_id: int,
                                       currency_code: str, invoice_date: date | None,
-                                      lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> int:
+                                      lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]], *,
+                                      line_taxes: LineTaxes = None, expected: InvoiceTotals | None = None) -> int:
         """Replace the ERP's draft copy ``invoice_id`` of ``billing_invoice_id``: delete it
         (:meth:`delete_draft_invoice`), then create and post the invoice from ``lines``
         (:meth:`ensure_invoice_posted`). Answers the posted invoice's id. Idempotent end to end:
@@ -439,7 +538,8 @@ class TrytonWrites(TrytonSession):
             return invoice_id
         if head_state is not None and head_state != "cancelled":
             await self.delete_draft_invoice(invoice_id, billing_invoice_id)
-        return await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+        return await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines,
+                                                line_taxes=line_taxes, expected=expected)
 
     async def _invoice_head(self, invoice_id: int, operation: str) -> _InvoiceHead:
         rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]],
@@ -596,7 +696,8 @@ class TrytonWrites(TrytonSession):
 
     async def credit_and_repost(self, invoice_id: int, billing_invoice_id: str, party_id: int, currency_code: str,
                                 invoice_date: date | None,
-                                lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]],
+                                lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]], *,
+                                line_taxes: LineTaxes = None, expected: InvoiceTotals | None = None,
                                 ) -> tuple[int | None, int]:
         """Replace posted customer invoice ``invoice_id`` (reference ``billing_invoice_id``):
         credit it with refund (:meth:`credit_invoice`, dated ``invoice_date``; a *paid* one, which
@@ -629,7 +730,8 @@ class TrytonWrites(TrytonSession):
             credit_note: int | None = await self._credit_paid(head, invoice_date, billing_invoice_id, moved)
         else:
             credit_note = await self._credit(head, invoice_date, "credit invoice")
-        corrected = await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines)
+        corrected = await self.ensure_invoice_posted(billing_invoice_id, party_id, currency_code, invoice_date, lines,
+                                                     line_taxes=line_taxes, expected=expected)
         if corrected == invoice_id:  # unreachable: a credited invoice is cancelled, never live
             raise RemoteValidationError(self.system, operation, f"invoice {invoice_id} is still live after its credit")
         return credit_note, corrected
