@@ -212,6 +212,9 @@ RULE_ACTIONS: dict[str, tuple[ActionKind, ...]] = {
     "invoice.duplicate_in_erp": (ActionKind.CANCEL, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.payment_state": (ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.orphan_in_erp": (ActionKind.FLAG, ActionKind.ACCEPT),
+    # not offered yet: the ERP credit note posted with Tryton's credit, the refund booked
+    "credit_note.missing_in_erp": (ActionKind.FLAG, ActionKind.ACCEPT),
+    "invoice.refund_not_reflected": (ActionKind.FLAG, ActionKind.ACCEPT),
     "subscription.terms_mismatch": (ActionKind.PUSH, ActionKind.ACCEPT),
     "entitlement.missing": (ActionKind.PUSH, ActionKind.ACCEPT),
     "entitlement.tier_mismatch": (ActionKind.PUSH, ActionKind.ACCEPT),

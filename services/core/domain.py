@@ -432,6 +432,10 @@ RULES: dict[str, tuple[Team, tuple[str, ...]]] = {
     "invoice.duplicate_in_erp": (Team.FINANCE, ("cancel", "flag")),
     "invoice.payment_state": (Team.FINANCE, ("record", "flag")),
     "invoice.orphan_in_erp": (Team.FINANCE, ("flag",)),
+    # posting the missing ERP credit note with Tryton's credit (credit_note.missing_in_erp) and
+    # booking the refund (invoice.refund_not_reflected) are not offered yet: flag or accept
+    "credit_note.missing_in_erp": (Team.FINANCE, ("flag", "accept")),
+    "invoice.refund_not_reflected": (Team.FINANCE, ("flag", "accept")),
     "subscription.terms_mismatch": (Team.FINANCE, ("push", "accept")),
     "entitlement.missing": (Team.SUPPORT, ("push",)),
     "entitlement.tier_mismatch": (Team.SUPPORT, ("push", "accept")),

@@ -20,6 +20,8 @@ RULE_OWNERSHIP_KEY: dict[str, str] = {
     "invoice.tax_mismatch": "invoice.content",
     "invoice.duplicate_in_erp": "invoice.content",
     "invoice.orphan_in_erp": "invoice.content",
+    "credit_note.missing_in_erp": "invoice.content",
+    "invoice.refund_not_reflected": "invoice.payment",
     "invoice.payment_state": "invoice.payment",
     "subscription.terms_mismatch": "subscription.terms",
     "entitlement.missing": "entitlement.tier",

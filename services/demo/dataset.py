@@ -90,6 +90,12 @@ Rules (ground truth)
    either the billing status is ``paid`` with ``paid_at`` older than the payment grace and the
    ERP state is ``posted``; or the billing status is ``void`` and the ERP state is ``posted``
    or ``paid``. object = billing invoice id.
+7b. ``credit_note.missing_in_erp`` — an issued billing credit note older than the invoice
+   grace, on an invoice with a live posted or paid ERP copy in its currency, that no ERP credit
+   note of that invoice answers for its total. object = the billing credit note id.
+7c. ``invoice.refund_not_reflected`` — a paid billing invoice with no credit note, refunded in
+   full (the last refund older than the grace), whose one live ERP copy is still paid with no
+   ERP credit note. object = billing invoice id.
 8. ``invoice.orphan_in_erp`` — a non-cancelled ERP invoice whose reference starts with
    ``"in_"`` names no billing invoice. object = that reference; customer = the invoice
    party's ``code`` (None when the party has none).

@@ -29,7 +29,9 @@ keeps the closest real equivalent:
   line as the demo's does (``schema.TAX_ROUNDING``), invoice lines carry the demo lines' taxes and
   trytond computes the invoice taxes itself; the demo's manual invoice taxes (the billed
   rounding) are created as manual taxes; every seeded invoice's untaxed, tax and total amounts
-  are checked against the demo's;
+  are checked against the demo's; the demo's credit notes (the integration's booking of
+  billing's credit notes and full refunds) are seeded alike, numbered in the same sequence, their
+  lines' ``origin`` the seeded lines they credit;
 - the currency rates are the demo's (``currency.currency.rate``);
 - one fiscal year spans from a year before the anchor to the end of next year, so invoices
   dated today can be posted after the seeded ones (invoice numbers are strictly sequenced).
@@ -364,6 +366,24 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
         })
     invoices = Invoice.create(inv_vlist)
     by_demo = dict(zip(demo_invoices, invoices, strict=True))
+    # the credit notes' lines credit the seeded copies' lines (``origin``, as Tryton's credit sets it)
+    real_line: dict[int, int] = {}
+    for i in demo_invoices:
+        real_line.update(zip(T["account.invoice"][i]["lines"], [r.id for r in Invoice(by_demo[i].id).lines],
+                             strict=True))
+    InvoiceLine = pool.get("account.invoice.line")
+    origin_writes: list[Any] = []
+    credit_notes = 0
+    for i in demo_invoices:
+        credit_notes += T["account.invoice"][i].get("sequence_type_cache") == "credit_note"
+        for lid in T["account.invoice"][i]["lines"]:
+            origin = T["account.invoice.line"][lid].get("origin")
+            if origin:
+                model, _, demo_origin = origin.partition(",")
+                origin_writes += [[InvoiceLine(real_line[lid])], {"origin": f"{model},{real_line[int(demo_origin)]}"}]
+    if origin_writes:
+        InvoiceLine.write(*origin_writes)
+    stats["credit_notes"] = credit_notes
     lap("invoices created")
 
     numbered = sorted((i for i in demo_invoices if T["account.invoice"][i].get("number")),

@@ -167,6 +167,43 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
             party = t["party.party"].get(rec["party"]) if rec["party"] else None
             found.add(("invoice.orphan_in_erp", (party or {}).get("code") or None, ref))
 
+    # 8b, 8c: the ERP credit notes (customer invoices whose lines credit another invoice's lines
+    # through their origin), by the billing invoice of the invoice they credit, oldest first
+    erp_credit_totals: dict[str, list[Decimal]] = defaultdict(list)
+    for iid in sorted(t["account.invoice"]):
+        rec = t["account.invoice"][iid]
+        origins = [t["account.invoice.line"][x].get("origin") for x in rec["lines"]]
+        if rec["type"] != "out" or rec["state"] == "cancelled" or not origins or not all(origins):
+            continue
+        credited = t["account.invoice"][t["account.invoice.line"][int(origins[0].split(",")[1])]["invoice"]]
+        if credited["reference"]:
+            erp_credit_totals[credited["reference"]].append(-rec["total_amount"])
+    noted: set[str] = set()
+    for cn in sorted(b.credit_notes.values(), key=lambda x: (x.created, x.id)):
+        if cn.status == "void":
+            continue
+        noted.add(cn.invoice)
+        live = [r for r in live_by_ref.get(cn.invoice, []) if r["state"] in ("posted", "paid")
+                and t["currency.currency"][r["currency"]]["code"] == cn.currency.upper()]
+        if cn.total <= 0 or cn.customer not in party_by_code or not live:
+            continue
+        totals = erp_credit_totals.get(cn.invoice, [])
+        if Decimal(cn.total) / 100 in totals:
+            totals.remove(Decimal(cn.total) / 100)
+        elif A - cn.created > invoice_grace:
+            found.add(("credit_note.missing_in_erp", cn.customer, cn.id))
+    refunds_of: dict[str, list[Any]] = defaultdict(list)
+    for r in b.refunds.values():
+        if r.status == "succeeded":
+            refunds_of[b.charges[r.charge].invoice].append(r)
+    for iid, refunds in refunds_of.items():
+        inv = b.invoices[iid]
+        live = live_by_ref.get(iid, [])
+        if (inv.status == "paid" and iid not in noted and 0 < inv.total <= sum(r.amount for r in refunds)
+                and A - max(r.created for r in refunds) > invoice_grace and inv.customer in party_by_code
+                and len(live) == 1 and live[0]["state"] == "paid" and not erp_credit_totals.get(iid)):
+            found.add(("invoice.refund_not_reflected", inv.customer, iid))
+
     # 9
     for s in b.subscriptions.values():
         if s.status not in ACTIVE or s.customer not in party_by_code:
@@ -292,6 +329,8 @@ def test_manifest_objects_exist(ds250: DemoDataset) -> None:
             assert b.invoices[m.object].customer == m.customer
         elif m.rule == "subscription.terms_mismatch":
             assert b.subscriptions[m.object].customer == m.customer
+        elif m.rule == "credit_note.missing_in_erp":
+            assert b.credit_notes[m.object].customer == m.customer
         else:
             assert m.object == m.customer
 

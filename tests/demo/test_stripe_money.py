@@ -125,7 +125,10 @@ def _check_notes_and_refunds(b: BillingStore) -> None:
 def test_every_invoice_adds_up_to_the_minor_unit(seed: int) -> None:
     ds = generate(120, seed, anchor=ANCHOR)
     b = ds.billing
-    planted = {m.object for m in ds.manifest if m.rule.startswith("invoice.")}
+    # the money's own plant on an invoice (a full refund the ERP never booked) is picked after the
+    # money is settled, among ordinary invoices: billed as any other
+    planted = {m.object for m in ds.manifest
+               if m.rule.startswith("invoice.") and m.rule != "invoice.refund_not_reflected"}
     # a tax mismatch is planted on a taxed invoice (the other invoice plants are billed untaxed)
     taxed_plants = {m.object for m in ds.manifest if m.rule == "invoice.tax_mismatch"}
     assert b.invoices and taxed_plants
@@ -246,6 +249,9 @@ def test_money_events_are_emitted_for_the_recent_ones() -> None:
     assert [e.created for e in b.events] == sorted(e.created for e in b.events)
 
 
+MONEY_PLANTS = frozenset({"invoice.tax_mismatch", "credit_note.missing_in_erp", "invoice.refund_not_reflected"})
+
+
 def _story(ds: Any) -> dict[str, Any]:
     b = ds.billing
     return {
@@ -255,8 +261,10 @@ def _story(ds: Any) -> dict[str, Any]:
         "subscriptions": [(s.id, s.status, s.current_period_end, s.canceled_at) for s in b.subscriptions.values()],
         "events": [(e.id, e.type, e.created, e.object_id) for e in b.events if e.type not in MONEY_EVENTS],
         # a tax mismatch is planted only where there is tax: the other plants are the same
-        "manifest": [(m.rule, m.customer, m.object) for m in ds.manifest if m.rule != "invoice.tax_mismatch"],
-        "erp_refs": sorted((r["reference"] or "", r["state"]) for r in ds.erp.tables["account.invoice"].values()),
+        # as the credit plants (chosen after the money is settled) and the ERP credit notes
+        "manifest": [(m.rule, m.customer, m.object) for m in ds.manifest if m.rule not in MONEY_PLANTS],
+        "erp_refs": sorted((r["reference"] or "", r["state"]) for r in ds.erp.tables["account.invoice"].values()
+                           if r.get("sequence_type_cache") != "credit_note"),
     }
 
 

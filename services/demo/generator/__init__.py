@@ -11,7 +11,9 @@ of :class:`~services.demo.generator.state._Gen`, so their order is part of the d
 3. ``plants`` — which customer carries which planted mismatch, and how each plant changes
    what the mirrors get.
 4. ``erp`` — the ERP mirror: company, currencies, countries, products, parties and sale
-   subscriptions; ``erp_invoices`` makes the ERP's customer invoices from the billing ones.
+   subscriptions; ``erp_invoices`` makes the ERP's customer invoices from the billing ones,
+   ``erp_credits`` the ERP credit notes the integration books for billing's credit notes and
+   full refunds (and the two credit plants, chosen without the main random stream).
 5. ``support`` — the helpdesk mirror: organizations with entitlements, users, tickets.
 
 Beside them: ``seed`` (the parameters from ``resources/demo_seed.toml``), ``ground_truth``

@@ -60,7 +60,7 @@ LOYALTY_COUPON = 0.03        # customer: 10 % off forever, from some day on
 PRE_PAYMENT_NOTE = 0.015     # finalized invoice: partly credited before it was paid
 POST_PAYMENT_REFUND = 0.015  # invoice paid by card: credit note refunded to the card
 POST_PAYMENT_CREDIT = 0.005  # invoice paid: credit note left on the customer's balance
-PLAIN_REFUND = 0.01          # invoice paid by card: refunded from the dashboard, no credit note
+PLAIN_REFUND = 0.02          # invoice paid by card: refunded from the dashboard, no credit note (2/3 in full)
 MIN_EACH = 2                 # at least this many of each credit note / refund kind from 50 customers
 
 #: the coupons: id, name, duration, percent off, amount off (minor units), its currency, months
@@ -312,8 +312,9 @@ class _Money:
             when = self._after(inv)
             if when is None:
                 continue
-            amount = inv.amount_paid if i % 2 == 0 else max(1, inv.amount_paid * (10 + rng.randrange(50)) // 100)
-            self._refund(inv, when, amount, "duplicate" if i % 2 == 0 else "requested_by_customer", None)
+            full = i % 3 != 2
+            amount = inv.amount_paid if full else max(1, inv.amount_paid * (10 + rng.randrange(50)) // 100)
+            self._refund(inv, when, amount, "duplicate" if full else "requested_by_customer", None)
         b = g.billing  # creation order, as the store keeps every collection
         b.charges = {r.id: r for r in sorted(b.charges.values(), key=lambda r: r.created)}
         b.credit_notes = {r.id: r for r in sorted(b.credit_notes.values(), key=lambda r: r.created)}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.demo.generator.catalog import _SYMBOLS
+from services.demo.generator.erp_credits import _credit_note_specs
 from services.demo.generator.erp_invoices import _erp_invoice_specs, _insert_erp_invoices, _orphan_specs
 from services.demo.generator.erp_taxes import _assign_tax_rules, _build_erp_taxes
 from services.demo.generator.ground_truth import ACTIVE_STATUSES
@@ -164,5 +165,6 @@ def _build_erp(g: _Gen) -> None:
     _assign_tax_rules(g, taxes)
     specs = _erp_invoice_specs(g)
     specs.extend(_orphan_specs(g))
+    specs.extend(_credit_note_specs(g, specs))  # after the copies are known, from a stream of its own
     _insert_erp_invoices(g, company, specs, taxes)
     _build_erp_subscriptions(g, company)

@@ -8,6 +8,8 @@ that the ERP invoice's untaxed, tax and total amounts are the billing invoice's.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from services.demo.generator.dates import _EPOCH, DAY, naive_utc
 from services.demo.generator.erp_taxes import ErpTaxMap, store_invoice_taxes
 from services.demo.generator.ground_truth import INVOICE_GRACE
@@ -136,7 +138,14 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
             party, cid, desc = legacy, "", "Migrated invoice"
         # (price, description, quantity, amount net of discount, the line's ERP taxes)
         raw: list[tuple[str, str, int, int, list[int]]]
-        if s.lines is not None and binv is not None and len(s.lines) == len(binv.lines):
+        origins: list[str | None] = []
+        if s.credits is not None:  # a credit note: each line credits a line of the copy (negated)
+            assert binv is not None
+            raw = [(binv.lines[i].price, ldesc, -qty, -amount, taxes.taxes_for(rate))
+                   for i, ldesc, qty, amount, rate in s.credit]
+            origins = [f"account.invoice.line,{s.credits.line_ids[i]}" for i, *_ in s.credit]
+            desc = s.credits.number
+        elif s.lines is not None and binv is not None and len(s.lines) == len(binv.lines):
             # a planted copy of a billing invoice's lines (other quantities or amounts): each line
             # keeps its billing line's discount and tax
             raw = [(price, ldesc, qty, amount - bl.discount_amount, taxes.taxes_for(bl.tax_rate))
@@ -169,25 +178,36 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
             "create_date": create_dt, "write_date": write_dt, "create_uid": 1,
             "write_uid": 1 if write_dt is not None else None, "rec_name": s.number or s.ref or "(draft)",
         }
+        if s.credits is not None:
+            rec["sequence_type_cache"] = "credit_note"  # set by trytond when it numbers one
         iid = erp.insert("account.invoice", rec)
-        for price_id, ldesc, qty, amount, line_taxes in raw:
+        for n, (price_id, ldesc, qty, amount, line_taxes) in enumerate(raw):
             price = prices[price_id]
+            sign = -1 if s.credits is not None else 1  # a credit line: negative quantity, positive price
             if qty and amount == price.unit_amount * qty:
                 q, unit = g.flt(qty), g.dec(price.unit_amount)
             else:
-                q, unit = g.flt(1), g.dec(amount)
-            lines.append(erp.insert("account.invoice.line", {
+                q, unit = g.flt(sign), g.dec(sign * amount)
+            line = {
                 "invoice": iid, "type": "line", "product": g.erp_product[price_id], "description": ldesc,
                 "quantity": q, "unit_price": unit, "amount": g.dec(amount), "taxes": line_taxes,
                 "create_date": create_dt, "write_date": None, "create_uid": 1, "write_uid": None,
                 "rec_name": ldesc,
-            }))
+            }
+            if origins:
+                line["origin"] = origins[n]
+            lines.append(erp.insert("account.invoice.line", line))
+        s.line_ids = lines
         stored = erp.tables["account.invoice"][iid]
         tax_ids: list[int] = []
         stored["taxes"] = tax_ids
         if any(line_taxes for *_, line_taxes in raw):
-            billed = (g.dec(sum(ln.tax_amount for ln in binv.lines) - s.tax_shift)
-                      if binv is not None and s.lines is None else None)
+            if s.credits is not None:
+                billed: Decimal | None = g.dec(-s.billed_tax)
+            elif binv is not None and s.lines is None:
+                billed = g.dec(sum(ln.tax_amount for ln in binv.lines) - s.tax_shift)
+            else:
+                billed = None
             tax_ids.extend(store_invoice_taxes(erp, iid, billed))
             tax = sum((erp.tables["account.invoice.tax"][t]["amount"] for t in tax_ids), zero)
             stored.update(tax_amount=tax, total_amount=tot + tax,
@@ -195,6 +215,8 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
 
 
 def _inv_date(s: _ErpInv) -> int:
+    if s.credits is not None:  # a credit note is dated the day it is booked
+        return s.create
     if s.binv is not None and s.binv.finalized_at is not None:
         return s.binv.finalized_at
     return s.create

@@ -19,6 +19,8 @@ RULES: tuple[str, ...] = (
     "invoice.duplicate_in_erp",
     "invoice.payment_state",
     "invoice.orphan_in_erp",
+    "credit_note.missing_in_erp",
+    "invoice.refund_not_reflected",
     "subscription.terms_mismatch",
     "entitlement.missing",
     "entitlement.tier_mismatch",

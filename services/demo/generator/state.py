@@ -95,8 +95,8 @@ class _Plant:
 class _ErpInv:
     """An ERP invoice to insert (sorted by create time first, numbered by date)."""
 
-    __slots__ = ("binv", "create", "currency", "cust", "lines", "number", "ref", "state", "tax_shift",
-                 "was_posted", "write")
+    __slots__ = ("billed_tax", "binv", "create", "credit", "credits", "currency", "cust", "line_ids", "lines",
+                 "number", "ref", "state", "tax_shift", "was_posted", "write")
 
     def __init__(self, create: int, cust: _Cust | None, binv: BInvoice | None, state: str,
                  write: int | None) -> None:
@@ -112,6 +112,14 @@ class _ErpInv:
         self.was_posted = False  # cancelled after posting (keeps its number)
         #: minor units of the billed tax the copy books as revenue instead (invoice.tax_mismatch)
         self.tax_shift = 0
+        #: the ERP ids of the inserted invoice's lines (in its lines' order)
+        self.line_ids: list[int] = []
+        #: an ERP credit note: the ERP invoice it credits (``erp_credits``) ...
+        self.credits: _ErpInv | None = None
+        #: ... its lines (credited line's index in ``credits``, description, quantity, amount
+        #: credited net of discount (positive), the billing tax rate) and the tax billed (positive)
+        self.credit: list[tuple[int, str, int, int, str | None]] = []
+        self.billed_tax = 0
 
 
 class _Gen:
