@@ -271,9 +271,11 @@ def test_finance_analyst_fixes_a_missing_erp_invoice_and_the_audit_log_shows_it(
         assert ("✓ reachable", "erp connection ready") in rows
         shown = [(dialog.calls.item(r, 0).text(), dialog.calls.item(r, 1).text(), dialog.calls.item(r, 2).text())
                  for r in range(dialog.calls.rowCount())]
-        assert shown == [("ERP", "POST", "/syncdesk_demo/rpc/")] * 3
+        assert shown == [("ERP", "POST", "/syncdesk_demo/rpc/")] * 4
+        # the totals are read back and compared with billing's before the posting (G1: taxed postings)
         assert [c.body["method"] for c in plan.calls] == [
-            "model.account.invoice.search_read", "model.account.invoice.create", "model.account.invoice.post"]
+            "model.account.invoice.search_read", "model.account.invoice.create", "model.account.invoice.read",
+            "model.account.invoice.post"]
         dialog.calls.selectRow(1)
         assert '"model.account.invoice.create"' in dialog.body.toPlainText()
         assert f'"reference": "{exc.object_id}"' in dialog.body.toPlainText()
