@@ -46,6 +46,7 @@ from services.core.sysdata import (
 )
 from services.io.config import SystemConnection
 from services.io.connectors.base import Clock, gather_or_cancel, quarantine, utc_now
+from services.io.connectors.tryton_credits import TrytonCredits
 from services.io.connectors.tryton_payloads import (
     ADDRESS,
     COMPANY,
@@ -81,7 +82,6 @@ from services.io.connectors.tryton_session import (
     model_kind,
     tryton_error_parser,
 )
-from services.io.connectors.tryton_writes import TrytonWrites
 from services.io.http import DEFAULT_POLICIES, HttpPolicy, ResilientClient
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,11 @@ def _recent(seen: dict[str, str], rows: _Rows, mark: datetime) -> dict[str, str]
     return out
 
 
-class TrytonConnector(TrytonWrites):
+class TrytonConnector(TrytonCredits):
     """Tryton ERP connector: refreshes and id listing here, the session and the reads in
     :class:`~services.io.connectors.tryton_session.TrytonSession`, the writes in
-    :class:`~services.io.connectors.tryton_writes.TrytonWrites`."""
+    :class:`~services.io.connectors.tryton_writes.TrytonWrites` and
+    :class:`~services.io.connectors.tryton_credits.TrytonCredits`."""
 
     @classmethod
     def create(cls, conn: SystemConnection, *, policy: HttpPolicy | None = None,
