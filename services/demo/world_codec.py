@@ -328,6 +328,10 @@ def _decode_erp(raw: Any) -> ErpStore:
     part = _dict_at(raw, "erp")
     e = ErpStore(_get(part, "database", "erp", str))
     tables = _get(part, "tables", "erp", dict)
+    if set(tables) < set(e.tables):  # saved by an earlier SyncDesk, before these models existed
+        missing = sorted(set(e.tables) - set(tables))
+        raise WorldFormatError(f"its ERP has no {', '.join(map(repr, missing))}: it predates them",
+                               version="an earlier one")
     if set(tables) != set(e.tables):
         missing = sorted(set(e.tables) ^ set(tables))
         raise WorldFormatError(f"erp: the tables differ from this version's models ({missing[0]!r})")

@@ -249,6 +249,15 @@ def test_a_damaged_or_other_version_world_is_refused_and_left_as_it_is(tmp_path:
     with pytest.raises(WorldUnreadable, match="another version of SyncDesk") as other:
         DemoWorld.open(folder)
     assert other.value.version == VERSION + 1
+    # a world saved by an earlier SyncDesk, before the ERP had taxes: told as such, not "damaged"
+    erp = doc["erp"]
+    earlier = {**doc, "erp": {**erp, **{part: {m: v for m, v in erp[part].items() if m != "account.tax"}
+                                        for part in ("tables", "next_ids", "versions")}}}
+    path.write_bytes(gzip.compress(json.dumps(earlier).encode()))
+    with pytest.raises(WorldUnreadable, match="another version of SyncDesk") as older:
+        DemoWorld.open(folder)
+    assert "'account.tax'" in str(older.value) and "predates" in str(older.value)
+    assert "is damaged" not in str(older.value)
     with pytest.raises(WorldFormatError):
         load_world(b"")
 
