@@ -79,8 +79,13 @@ class DemoServer:
         return result
 
     def stop(self) -> None:
+        """Stop the server; it saves its world first (about a minute for 100,000 customers)."""
         self.proc.terminate()
-        self.proc.wait(30)
+        try:
+            self.proc.wait(300)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(30)
 
 
 async def full_refresh(profile_path: Path, db: Path, limited: bool, billing_rate: float | None = None,
