@@ -18,17 +18,14 @@ import signal
 import sys
 import tempfile
 import time
-import tomllib
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import tomli_w
-
 from services.core.domain import System
-from services.io.config import Profile, write_private
+from services.io.config import Profile
 from services.store.home import DEMO_AUDIT, DEMO_SNAPSHOT, demo_dir
 
 
@@ -245,7 +242,9 @@ def add_demo_parsers(sub: Any) -> None:
     server.add_argument("--port", type=port, default=0,
                         help="first port: billing, erp and support use PORT, PORT+1, PORT+2 (0 = free ports)")
     server.add_argument("--write-config", type=Path, metavar="FILE",
-                        help="once the servers answer, write a TOML file with the profile 'demo'")
+                        help="once the servers answer, write the profiles 'demo' and 'demo-readonly' (read scopes "
+                             "only: see its permission gaps with `connect test`) into FILE, keeping its other "
+                             "tables and comments")
     server.add_argument("--fault", type=fault, action="append", default=[], metavar="SYS:KEY=VALUE",
                         help=f"inject a fault, e.g. erp:error_rate=0.1 (keys: {', '.join(FAULT_KEYS)})")
 
@@ -286,7 +285,7 @@ def cmd_demo_server(args: argparse.Namespace) -> int:
         wait_until_answering,
     )
     from services.demo.faults import FaultConfig
-    from services.io.config import write_profile
+    from services.io.config_write import put_profiles
 
     faults = {s: FaultConfig(rate_limit=DEFAULT_RATE_LIMITS[s]) for s in System}
     for system, key, value in args.fault:
@@ -312,8 +311,10 @@ def cmd_demo_server(args: argparse.Namespace) -> int:
         for system, url in env.urls.items():
             print(f"{system.value:8} {env.profile().connections[system].kind:8} {url}", flush=True)
         if args.write_config:
-            write_profile(args.write_config, env.profile("demo"))
-            print(f"wrote profile 'demo' to {args.write_config}", flush=True)
+            # in place (the file's other profiles, roles and comments are kept); the demo's throwaway
+            # credentials stay in the file, as they always did (0600; the keyring holds real ones)
+            put_profiles(args.write_config, [env.profile("demo"), env.readonly_profile()], plain_secrets=True)
+            print(f"wrote profiles 'demo' and 'demo-readonly' to {args.write_config}", flush=True)
         print("Serving; press Ctrl+C to stop.", file=sys.stderr, flush=True)
         await serving
 
@@ -342,9 +343,12 @@ def add_sandbox_parser(sub: Any) -> None:
 
 
 def write_erp_table(path: Path, profile: str, erp: dict[str, str]) -> None:
-    data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    data.setdefault("profiles", {}).setdefault(profile, {})["erp"] = erp
-    write_private(path, tomli_w.dumps(data))  # 0600 from the first byte: the table holds a password
+    """Make the erp table of ``profile`` the sandbox's, in place: the file's other tables and every
+    comment are kept (``services/io/config_write.py``); written atomically, 0600 (the table holds
+    the sandbox's throwaway password), the previous version kept as ``.bak``."""
+    from services.io.config_write import replace_system_table
+
+    replace_system_table(path, profile, System.ERP, erp)
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:

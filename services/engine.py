@@ -158,6 +158,8 @@ class Engine:
         self.data_version = 0
         self._overview_task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        #: why nothing may be written through this engine (a read-only profile); None: writes allowed
+        self.read_only: str | None = None
 
     @classmethod
     def from_profile(cls, profile: Profile, storage: Storage, *, policies: dict[System, HttpPolicy] | None = None,
@@ -172,7 +174,11 @@ class Engine:
             path = syncdesk_home() / RATE_BUDGET_FILE
             for connector in connectors.values():
                 connector.client.share_rate_budget(path)
-        return cls(storage, connectors, config=config, clock=clock)
+        engine = cls(storage, connectors, config=config, clock=clock)
+        if profile.read_only:
+            engine.read_only = (f"profile {profile.name!r} is read-only (read_only = true in config.toml): "
+                                "SyncDesk never writes to its systems")
+        return engine
 
     async def aclose(self) -> None:
         self._closing.set()

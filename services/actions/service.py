@@ -137,6 +137,10 @@ def posting_date(plan: Plan) -> str | None:
     return None
 
 
+#: the actions that write nothing to a system (an audited local record): a read-only profile allows them
+LOCAL_KINDS = (ActionKind.ACCEPT, ActionKind.FLAG)
+
+
 def _require_granted(identity: Identity, operator: Operator) -> None:
     """Raise :class:`PermissionDenied` unless ``operator`` is ``identity``'s login in a granted role."""
     try:
@@ -225,7 +229,11 @@ class ActionService(_Replay):
         return role_check(exc, operator or self.operator)
 
     def allowed_actions(self, exc: SyncException) -> list[tuple[ActionKind, bool, str]]:
-        return allowed_actions_for(exc, self.operator)
+        verdicts = allowed_actions_for(exc, self.operator)
+        why = self.engine.read_only  # a read-only profile: no fix that writes to a system
+        if why:
+            verdicts = [(k, False, why) if ok and k not in LOCAL_KINDS else (k, ok, d) for k, ok, d in verdicts]
+        return verdicts
 
     # -- accepted differences -----------------------------------------------------------
     def accepted(self, exc: SyncException) -> bool:
@@ -269,6 +277,9 @@ class ActionService(_Replay):
                                                  f"(allowed: {', '.join(k.value for k in kinds) or 'none'})"))
             return Plan(req, exc, operator, checks, [], _key(exc, req), {}, {})
         checks.append(self._role_check(exc, operator))
+        if self.engine.read_only and req.kind not in LOCAL_KINDS:
+            checks.append(Check("profile", False, self.engine.read_only))
+            return Plan(req, exc, operator, checks, [], _key(exc, req), {}, {})
         b = _PlanBuilder(self.engine, operator, self.clock, self._idx(), req, exc)
         try:
             b.build()

@@ -22,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.core.domain import System
+from services.demo import readonly
 from services.demo.dataset import generate
 from services.demo.faults import FaultConfig, FaultInjector, FaultMiddleware
 from services.demo.generator.erp_taxes import tax_name
@@ -30,7 +31,9 @@ from services.demo.store import DemoDataset
 from services.demo.stripe import app as stripe_app
 from services.demo.stripe.app import StripeApi
 from services.demo.tryton import app as tryton_app
+from services.demo.tryton.service import TrytonService
 from services.demo.zendesk import app as zendesk_app
+from services.demo.zendesk.auth import AuthMiddleware
 from services.io.config import Profile, Secret, SystemConnection
 
 log = logging.getLogger(__name__)
@@ -72,6 +75,23 @@ class _WriteNotifier:
                 self.on_write()
 
 
+def _tryton_service(app: ASGIApp) -> TrytonService:
+    """The :class:`TrytonService` behind the ERP app that :func:`tryton_app.create_app` built."""
+    inner = app.app if isinstance(app, FaultMiddleware) else None
+    service = inner.state.tryton if isinstance(inner, Starlette) else None
+    if not isinstance(service, TrytonService):
+        raise TypeError("the ERP app is not the demo Tryton app")
+    return service
+
+
+def _zendesk_auth(app: ASGIApp) -> AuthMiddleware:
+    """The :class:`AuthMiddleware` of the support app that :func:`zendesk_app.create_app` built."""
+    inner = app.app if isinstance(app, FaultMiddleware) else None
+    if not isinstance(inner, AuthMiddleware):
+        raise TypeError("the support app is not the demo Zendesk app")
+    return inner
+
+
 def _stripe_api(app: ASGIApp) -> StripeApi:
     """The :class:`StripeApi` behind the billing app that :func:`stripe_app.create_app` built."""
     inner = app.app if isinstance(app, FaultMiddleware) else None
@@ -109,6 +129,9 @@ class DemoEnvironment:
         }
         # the Idempotency-Key answers live on the billing store, so they are saved with the world
         _stripe_api(self.apps[System.BILLING]).idempotency = self.dataset.billing.idempotency
+        # the demo-readonly profile's accounts, served beside the world (services/demo/readonly.py)
+        readonly.install(_stripe_api(self.apps[System.BILLING]), _tryton_service(self.apps[System.ERP]),
+                         _zendesk_auth(self.apps[System.SUPPORT]))
         if on_write is not None:
             self.apps = {s: _WriteNotifier(app, on_write) for s, app in self.apps.items()}
         self._threaded: ThreadedServers | None = None
@@ -179,6 +202,11 @@ class DemoEnvironment:
                                              {"email": c.zendesk_email},
                                              {"api_token": Secret(c.zendesk_token)}),
         })
+
+    def readonly_profile(self, name: str = readonly.PROFILE_NAME) -> Profile:
+        """The ``demo-readonly`` profile: a restricted Stripe key with read scopes only, a Tryton
+        user without write access to invoices, a Zendesk light agent (:mod:`services.demo.readonly`)."""
+        return readonly.profile(self.urls, self.dataset.credentials.tryton_database, demo_tax_map(self.dataset), name)
 
 
 def demo_tax_map(dataset: DemoDataset) -> dict[str, int]:

@@ -26,6 +26,11 @@ Any credential (``api_key``, ``password``, ``api_token``) may instead be given a
 the OS keyring (service ``SyncDesk``, user ``<profile>/<system>/<key>``). Secrets are held in
 :class:`Secret`, whose ``repr``/``str`` never show the value.
 
+A profile may be marked read-only (``read_only = true`` in ``[profiles.NAME]``): SyncDesk then
+reads its systems but never writes to them — no fix is offered or run (``Profile.read_only``;
+the action service refuses it, :mod:`services.actions.service`). Profiles are added, edited and
+deleted in place by :mod:`services.io.config_write` (comments kept, secrets to the keyring).
+
 The same file holds the role policy (:func:`parse_roles`, :mod:`services.core.identity`)::
 
     [roles]
@@ -111,13 +116,15 @@ class SystemConnection:
 class Profile:
     name: str
     connections: dict[System, SystemConnection]
+    #: ``read_only = true`` in ``[profiles.NAME]``: never write to its systems (no fix is offered)
+    read_only: bool = False
 
     def all_secrets(self) -> list[str]:
         return [s.reveal() for c in self.connections.values() for s in c.secrets.values()]
 
 
 def _parse_connection(profile: str, system: System, table: dict[str, Any],
-                      environ: dict[str, str]) -> SystemConnection:
+                      environ: dict[str, str], keyring_lookup: bool = True) -> SystemConnection:
     where = f"profile {profile!r}, {system.value}"
     kind = table.get("kind")
     if kind != KINDS[system]:
@@ -150,7 +157,7 @@ def _parse_connection(profile: str, system: System, table: dict[str, Any],
             secrets[key] = Secret(value)
         else:
             settings[key] = str(value)
-    for key in SECRET_KEYS[kind]:
+    for key in SECRET_KEYS[kind] if keyring_lookup else ():
         if key not in secrets:
             stored = _keyring_secret(profile, system, key)
             if stored is not None:
@@ -199,7 +206,14 @@ def _keyring_secret(profile: str, system: System, key: str) -> str | None:
         return None
 
 
-def parse_profiles(data: dict[str, Any], environ: dict[str, str] | None = None) -> dict[str, Profile]:
+#: the keys a profile's own table may hold beside its system tables (``[profiles.NAME]``)
+PROFILE_KEYS = ("read_only",)
+
+
+def parse_profiles(data: dict[str, Any], environ: dict[str, str] | None = None, *,
+                   keyring_lookup: bool = True) -> dict[str, Profile]:
+    """The profiles of a parsed config file. ``keyring_lookup=False``: credentials left out of
+    the file are not looked up in the OS keyring (validating a file being written)."""
     env = dict(os.environ) if environ is None else environ
     profiles = data.get("profiles")
     if not isinstance(profiles, dict) or not profiles:
@@ -209,15 +223,20 @@ def parse_profiles(data: dict[str, Any], environ: dict[str, str] | None = None) 
         if not isinstance(systems, dict):
             raise ConfigError(f"profile {name!r} must be a table")
         conns: dict[System, SystemConnection] = {}
+        read_only = systems.get("read_only", False)
+        if not isinstance(read_only, bool):
+            raise ConfigError(f"profile {name!r}: read_only must be true or false, got {read_only!r}")
         for sys_name, table in systems.items():
+            if sys_name in PROFILE_KEYS:
+                continue
             try:
                 system = System(sys_name)
             except ValueError:
                 raise ConfigError(f"profile {name!r}: unknown system {sys_name!r}") from None
             if not isinstance(table, dict):
                 raise ConfigError(f"profile {name!r}: {sys_name} must be a table")
-            conns[system] = _parse_connection(name, system, table, env)
-        out[name] = Profile(name, conns)
+            conns[system] = _parse_connection(name, system, table, env, keyring_lookup)
+        out[name] = Profile(name, conns, read_only)
     return out
 
 
@@ -247,6 +266,8 @@ def profile_to_toml(profile: Profile) -> dict[str, Any]:
         if conn.tax_map:
             table["tax_map"] = dict(conn.tax_map)
         tables[system.value] = table
+    if profile.read_only:
+        tables["read_only"] = True
     return {"profiles": {profile.name: tables}}
 
 

@@ -28,6 +28,10 @@ class ApiBase:
     clock: Callable[[], int]
     indexes: dict[str, OrderIndex] = field(default_factory=dict)
     idempotency: dict[str, _IdemEntry] = field(default_factory=dict)
+    #: restricted keys (``rk_…``) besides the secret key: key -> {resource: "read" | "write"}
+    #: (resources as Stripe names the permissions: ``customer``, ``invoice``, ``plan``…; write
+    #: implies read, a resource left out is "None"), see ``StripeApi.authorize``
+    restricted_keys: dict[str, dict[str, str]] = field(default_factory=dict)
 
     # ---- plumbing -------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, MoneyAp
     """The demo Stripe API: the handlers of every resource family and the plumbing each call
     runs through (:meth:`endpoint`)."""
 
-    def authenticate(self, request: Request) -> None:
+    def authenticate(self, request: Request) -> str:
+        """The API key of a request (the secret key or a restricted key), else Stripe's 401."""
         header = request.headers.get("authorization", "")
         scheme, _, cred = header.partition(" ")
         key: str | None = None
@@ -58,9 +59,31 @@ class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, MoneyAp
                 401, "You did not provide an API key. You need to provide your API key in the "
                 "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
                 headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
-        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
+        known = [self.api_key, *self.restricted_keys]
+        if not any(hmac.compare_digest(key.encode(), k.encode()) for k in known):
             raise StripeError(401, "Invalid API Key provided.",
                               headers={"WWW-Authenticate": 'Basic realm="Stripe"'})
+        return key
+
+    def authorize(self, key: str, operation: str) -> None:
+        """A restricted key may call an operation only with its resource's permission (``GET``:
+        read, anything else: write; write implies read). Stripe checks it right after the key,
+        before it reads the parameters, and answers 403 with its permission error naming the
+        permission that is missing — so an invalid write tells "not permitted" (403) from
+        "permitted" (400) without writing anything."""
+        scopes = self.restricted_keys.get(key)
+        if scopes is None:
+            return  # the secret key may do everything
+        method, _, path = operation.partition(" ")
+        resource = RAK_RESOURCES[path.split("/")[2]]
+        need = "read" if method == "GET" else "write"
+        have = scopes.get(resource)
+        if have == "write" or have == need:
+            return
+        shown = key[:8] + "*" * max(0, len(key) - 14) + key[-6:]
+        raise StripeError(403, f"The provided key '{shown}' does not have the required permissions for this endpoint "
+                               f"on account '{DEMO_ACCOUNT}'. Having the 'rak_{resource}_{need}' permission would "
+                               "allow this request to continue.")
 
     async def read_params(self, request: Request) -> dict[str, Any]:
         if request.method == "POST":
@@ -86,7 +109,7 @@ class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, MoneyAp
         async def run(request: Request) -> Response:
             request_id = _new_request_id()
             try:
-                self.authenticate(request)
+                self.authorize(self.authenticate(request), operation)
                 params = await self.read_params(request)
                 typed = validate_params(operation, params)
                 key = request.headers.get("idempotency-key") if request.method == "POST" else None
@@ -127,6 +150,15 @@ class StripeApi(CustomersApi, CatalogApi, SubscriptionsApi, InvoicesApi, MoneyAp
 # --------------------------------------------------------------------------------------
 # Application
 # --------------------------------------------------------------------------------------
+
+#: the demo company's Stripe account (named in permission errors, as Stripe names the caller's)
+DEMO_ACCOUNT = "acct_1SyncDeskDemo00"
+#: the first path segment after /v1/ -> the resource a restricted key's permission names
+RAK_RESOURCES: dict[str, str] = {
+    "customers": "customer", "subscriptions": "subscription", "invoices": "invoice", "events": "event",
+    "prices": "plan", "products": "product", "tax_rates": "tax_rate", "coupons": "coupon",
+    "credit_notes": "credit_note", "charges": "charge", "refunds": "refund",
+}
 
 
 #: every operation the server serves: (method, path as the spec writes it, handler name)

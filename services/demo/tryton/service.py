@@ -2,6 +2,14 @@
 
 :class:`TrytonService` authenticates, dispatches ``model.*`` and ``wizard.*`` methods and runs
 each call as one :class:`~services.demo.tryton.transaction.Transaction` under ``store.lock``.
+
+Access rights as trytond's ``ir.model.access``: the generated company's users are
+administrators (every access on every model); a :class:`DemoUser` served beside them
+(``extra_users``: not part of the saved world, e.g. the ``demo-readonly`` profile's reader) has
+per-model rights. ``model.ir.model.access.get_access`` answers them (``{model: {"read",
+"write", "create", "delete"}}``), and every model call checks them first — read for the reads,
+create / write / delete for those methods, read and write for a button — refusing as trytond
+does (``UserError`` 'You are not allowed to access "Invoice".', "Within groups: …").
 """
 
 from __future__ import annotations
@@ -17,13 +25,13 @@ from typing import Any
 
 from services.demo.store import ErpStore
 from services.demo.tryton.domains import DomainEvaluator
-from services.demo.tryton.errors import HTTPAbort, LoginException
+from services.demo.tryton.errors import HTTPAbort, LoginException, UserError
 from services.demo.tryton.invoices import InvoiceSequence
 from services.demo.tryton.model_call import GENERIC_METHODS, ModelCall
 from services.demo.tryton.model_hooks import ModelHooks
 from services.demo.tryton.model_methods import MODEL_METHODS
 from services.demo.tryton.reader import FieldReader
-from services.demo.tryton.schema import TAX_ROUNDING, Schema
+from services.demo.tryton.schema import TAX_ROUNDING, Schema, model_label
 from services.demo.tryton.taxes import TaxEngine
 from services.demo.tryton.transaction import Transaction
 from services.demo.tryton.values import FieldValues
@@ -47,6 +55,31 @@ class Session:
     user_id: int
     login: str
     last_used: datetime
+
+
+#: every access, as trytond gives a model no ``ir.model.access`` row restricts
+ALL_ACCESS: dict[str, bool] = {"read": True, "write": True, "create": True, "delete": True}
+#: the access a model method needs (trytond's ModelStorage checks; a button needs read and write)
+METHOD_ACCESS: dict[str, tuple[str, ...]] = {
+    "search": ("read",), "search_count": ("read",), "read": ("read",), "search_read": ("read",),
+    "fields_get": ("read",), "default_get": ("read",), "on_change": ("read",), "create": ("create",),
+    "write": ("write",), "delete": ("delete",), "post": ("read", "write"), "validate_invoice": ("read", "write"),
+    "cancel": ("read", "write"), "draft": ("read", "write"),
+}
+
+
+@dataclass
+class DemoUser:
+    """A Tryton user served beside the generated company's (not saved with the world): its
+    login, password, group (named in access errors) and rights per model (a model left out:
+    every access)."""
+
+    user_id: int
+    login: str
+    password: str
+    name: str
+    group: str
+    access: dict[str, dict[str, bool]] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,6 +109,8 @@ class TrytonService:
         self.wizard_ids = 0
         self.failed_logins: dict[str, list[datetime]] = {}
         self._auth_lock = threading.Lock()
+        #: login -> a user served beside the generated company's (see the module docstring)
+        self.extra_users: dict[str, DemoUser] = {}
 
     # -- entry point --------------------------------------------------------------------
 
@@ -97,6 +132,10 @@ class TrytonService:
             return Outcome(None)
         kind, _, rest = method.partition(".")
         model, _, name = rest.rpartition(".")
+        if kind == "model" and model == "ir.model.access" and name == "get_access":
+            if not params or not isinstance(params[-1], dict):
+                raise HTTPAbort(422)
+            return Outcome(self.get_access(session.user_id, *params[:-1]))
         handler = (self.handler(model, name) if kind == "model"
                    else WIZARD_METHODS.get(name) if kind == "wizard" and model in WIZARD_STATES else None)
         if handler is None:
@@ -104,6 +143,9 @@ class TrytonService:
         if not params or not isinstance(params[-1], dict):
             raise HTTPAbort(422)
         context = {k: v for k, v in params[-1].items() if not str(k).startswith("_")}
+        if kind == "model":
+            for mode in METHOD_ACCESS.get(name, ()):
+                self.check_access(session.user_id, model, mode)
         with self.store.lock:
             tx = Transaction(self, session.user_id, context, self.clock())
             call = ModelCall(self, tx, model)
@@ -137,6 +179,9 @@ class TrytonService:
             user_id = next((rid for rid, u in self.store.tables["res.user"].items()
                             if u.get("login") == login and u.get("active", True)), None)
             expected = self.store.passwords.get(login)
+        extra = self.extra_users.get(login)
+        if user_id is None and extra is not None:
+            user_id, expected = extra.user_id, extra.password
         password = parameters.get("password")
         ok = (user_id is not None and isinstance(expected, str) and isinstance(password, str)
               and secrets.compare_digest(expected.encode(), password.encode()))
@@ -148,6 +193,34 @@ class TrytonService:
             token = secrets.token_hex(32)
             self.sessions[token] = Session(user_id, login, now)
         return [user_id, token, None]
+
+    # -- access rights (ir.model.access) ------------------------------------------------
+
+    def _extra_user(self, user_id: int) -> DemoUser | None:
+        return next((u for u in self.extra_users.values() if u.user_id == user_id), None)
+
+    def access_of(self, user_id: int, model: str) -> dict[str, bool]:
+        user = self._extra_user(user_id)
+        return dict(user.access.get(model, ALL_ACCESS)) if user is not None else dict(ALL_ACCESS)
+
+    def get_access(self, user_id: int, models: Any = None) -> dict[str, dict[str, bool]]:
+        """trytond's ``ir.model.access.get_access(models)``: a model the server does not know
+        fails the call as ``pool.get`` does (a ``KeyError`` naming it)."""
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise TypeError("get_access() takes a list of model names")
+        out: dict[str, dict[str, bool]] = {}
+        for model in models:
+            if model not in self.schema.models:
+                raise KeyError(model)
+            out[model] = self.access_of(user_id, model)
+        return out
+
+    def check_access(self, user_id: int, model: str, mode: str) -> None:
+        if self.access_of(user_id, model).get(mode, True):
+            return
+        user = self._extra_user(user_id)
+        raise UserError(f'You are not allowed to access "{model_label(model)}".',
+                        f"Within groups: {user.group if user is not None else ''}")
 
     def _parse_authorization(self, header: str | None) -> tuple[str, int, str] | None:
         if not header:

@@ -45,6 +45,7 @@ class ZendeskApi(OrganizationsApi, UsersApi, TicketsApi, SearchApi, IncrementalA
             ("/organization_fields", self.list_organization_fields, ["GET"]),
             ("/users", self.list_users, ["GET"]),
             ("/users", self.create_user, ["POST"]),
+            ("/users/me", self.show_me, ["GET"]),  # before /users/{user_id}, which "me" would match
             ("/users/{user_id}", self.show_user, ["GET"]),
             ("/tickets", self.list_tickets, ["GET"]),
             ("/tickets", self.create_ticket, ["POST"]),

@@ -68,6 +68,18 @@ class UsersApi(ApiBase):
             items = [render_user(self.store, self.store.users[i], _base(request)) for i in page.ids]
         return JSONResponse({"users": items, **page.body})
 
+    async def show_me(self, request: Request) -> Response:
+        """``GET /api/v2/users/me``: the authenticated account (its role, role type and custom
+        role tell what it may do)."""
+        extra = getattr(request.state, "agent_user", None)
+        email = getattr(request.state, "agent_email", None)
+        with self.store.lock:
+            user = extra if isinstance(extra, dict) else next(
+                (u for u in self.store.users.values() if u.get("email") == email), None)
+            if user is None:
+                raise record_not_found()
+            return JSONResponse({"user": render_user(self.store, user, _base(request))})
+
     async def show_user(self, request: Request) -> Response:
         uid = _path_id(request, "user_id")
         with self.store.lock:

@@ -70,6 +70,7 @@ OPERATIONS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("/api/v2/organization_fields", ("get",)),
         ("/api/v2/users", ("get", "post")),
         ("/api/v2/users/{user_id}", ("get",)),
+        ("/api/v2/users/me", ("get",)),
         ("/api/v2/tickets", ("get", "post")),
         ("/api/v2/tickets/{ticket_id}", ("get",)),
         ("/api/v2/search", ("get",)),
