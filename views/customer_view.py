@@ -379,6 +379,7 @@ class IdentityChip(QFrame):
 class CustomerPage(QWidget):
     back = Signal()
     fix_requested = Signal(str, str)  # exception id, action
+    evidence_requested = Signal(str)  # customer id: its evidence pack (views/evidence_export.py)
     #: the state panel's Retry / "Systems" buttons (a system could not be read)
     retry_requested = Signal()
     systems_requested = Signal()
@@ -525,9 +526,18 @@ class CustomerPage(QWidget):
         self.stack.addWidget(self.empty)
         self.stack.setCurrentWidget(self.empty)
 
+        # the evidence pack (PDF + JSON twin) of the shown customer: enabled once the window can write one
+        self.evidence_button = QToolButton()
+        self.evidence_button.setObjectName("evidencePack")
+        self.evidence_button.setText("Evidence pack…")
+        self.evidence_button.setToolTip("Write this customer's evidence pack for an auditor: identities, timeline, "
+                                        "exceptions, audit entries with their hashes, audit verify (Ctrl+Shift+P)")
+        self.evidence_button.setEnabled(False)
+        self.evidence_button.clicked.connect(self._evidence_clicked)
         top = QHBoxLayout()
         top.addWidget(self.back_button)
         top.addStretch(1)
+        top.addWidget(self.evidence_button)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.banner)
@@ -641,6 +651,14 @@ class CustomerPage(QWidget):
                               f"Reading the history of {customer_id} from the local snapshot.")
         self.stack.setCurrentWidget(self.empty)
 
+    def set_evidence_enabled(self, enabled: bool) -> None:
+        """Offer the evidence pack (the window can write one; any role may, an auditor's too)."""
+        self.evidence_button.setEnabled(enabled)
+
+    def _evidence_clicked(self) -> None:
+        if self._timeline is not None:
+            self.evidence_requested.emit(self._timeline.customer_id)
+
     def customer_id(self) -> str | None:
         if self._timeline is not None:
             return self._timeline.customer_id
@@ -712,7 +730,8 @@ class CustomerPage(QWidget):
 
     def focus_chain(self) -> list[QWidget]:
         """Tab order: back, the timeline's order and entries, then each card's fix buttons."""
-        return [self.back_button, self.name_label, self.state_label, self.newest_button, self.oldest_button,
+        return [self.back_button, self.evidence_button, self.name_label, self.state_label, self.newest_button,
+                self.oldest_button,
                 self.timeline_view, *(b for card in self.cards for b in card.fix_buttons), self.empty.retry_button,
                 self.empty.systems_button]
 
