@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--output", type=Path, help="write to FILE instead of standard output")
     rec.add_argument("--wide", action="store_true", help="table: print long texts whole (default: fit the terminal)")
     add_filter_options(rec)
+    from app.metrics_cli import add_alert_option
+
+    add_alert_option(rec)
 
     tl = sub.add_parser("timeline", help="refresh and print one customer's lifecycle timeline")
     tl.add_argument("query", metavar="QUERY", help=f"the customer: {QUERY_HELP}")
@@ -59,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_customers_parser(sub)
     add_fix_parser(sub)
     add_audit_parser(sub)
+    from app.evidence_cli import add_evidence_parser
+
+    add_evidence_parser(sub)
+    from app.metrics_cli import add_metrics_parser
+
+    add_metrics_parser(sub)
+    from app.connect_cli import add_connect_parser
+
+    add_connect_parser(sub)
     add_demo_parsers(sub)
     return parser
 
@@ -109,14 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The headless commands report a failure as one line of their own (exit 2, app.headless):
     # what is logged on the way (a refresh failed, a circuit opened, the traceback of a system's
     # unexpected failure) goes to the log file only, unless --verbose.
-    headless = args.command in ("reconcile", "timeline", "customers", "fix", "audit")
+    headless = args.command in ("reconcile", "timeline", "customers", "fix", "audit", "evidence", "metrics",
+                                "connect")
     setup_logging(verbose=args.verbose, console_level=logging.CRITICAL if headless else logging.WARNING)
     from app.audit_cli import cmd_audit
+    from app.connect_cli import cmd_connect
     from app.customers_cli import cmd_customers
+    from app.evidence_cli import cmd_evidence
     from app.fix import cmd_fix
     from app.headless import cmd_reconcile, cmd_timeline
+    from app.metrics_cli import cmd_metrics
 
     commands = {"console": cmd_console, "screenshot": cmd_screenshot, "reconcile": cmd_reconcile,
                 "timeline": cmd_timeline, "customers": cmd_customers, "fix": cmd_fix, "audit": cmd_audit,
-                **DEMO_COMMANDS}
+                "evidence": cmd_evidence, "metrics": cmd_metrics, "connect": cmd_connect, **DEMO_COMMANDS}
     return commands[args.command](args)

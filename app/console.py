@@ -42,6 +42,7 @@ from services.engine import Engine, RefreshMode
 from services.io.config import ConfigError, Profile, load_profile, load_profiles, load_roles
 from services.io.connectors.base import utc_now
 from services.io.http import HttpPolicy
+from services.metrics.sla import SlaConfigError, load_sla
 from services.runner import ServiceLoop
 from services.store.audit import AuditLog
 from services.store.audit_keys import KEY_DIR_ENV, WITNESS_ENV
@@ -107,7 +108,7 @@ SHOT_APPEARANCES = (Appearance.LIGHT, Appearance.DARK)
 
 async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path) -> list[Path]:
     """Render every page to ``out/{page}-{light|dark}-{W}x{H}.png`` at each of :data:`SHOT_SIZES`
-    in each of :data:`SHOT_APPEARANCES`: the customer list, the customer with the most open
+    in each of :data:`SHOT_APPEARANCES`: the Overview, the customer list, the customer with the most open
     exceptions, the exceptions queue (first exception selected), the pending actions, the audit
     log (its newest entry selected), the systems."""
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
@@ -128,14 +129,16 @@ async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path
     audit_table = getattr(window.audit_page, "table", None)
     if audit_table is not None and audit_table.model() is not None and audit_table.model().rowCount():
         audit_table.selectRow(0)
-    window.nav.setCurrentRow(1)
+    window.nav.setCurrentRow(window.PAGES.index("Exceptions"))
     window.exceptions_page.next_exception()
     try:
         for appearance in SHOT_APPEARANCES:
             window.set_appearance(appearance)
             for width, height in SHOT_SIZES:
                 window.resize(width, height)
-                window.nav.setCurrentRow(0)
+                window.nav.setCurrentRow(window.PAGES.index("Overview"))
+                await shot("overview", appearance, width, height)
+                window.nav.setCurrentRow(window.PAGES.index("Customers"))
                 window.show_customer_list()
                 await shot("customers", appearance, width, height)
                 if worst is not None:
@@ -171,6 +174,8 @@ def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
     adapter.refresh_finished.connect(window.on_refresh_ended)
     adapter.refresh_cancelled.connect(window.on_refresh_ended)
     adapter.failed.connect(window.show_error)
+    adapter.metrics_changed.connect(window.set_metrics)
+    adapter.metrics_failed.connect(window.on_metrics_failed)
     window.refresh_requested.connect(lambda mode: adapter.start_refresh(RefreshMode(mode)))
     window.cancel_requested.connect(adapter.cancel_refresh)
 
@@ -201,7 +206,7 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
                   profile: Profile, *, snapshot: Callable[[], Storage], audit_file: Path,
                   clock: Callable[[], datetime] = utc_now,
                   policies: dict[System, HttpPolicy] | None = None,
-                  identity: Identity | None = None) -> ConsoleSession:
+                  identity: Identity | None = None, config: Path | None = None) -> ConsoleSession:
     """The console's start-up once the profile is known: the engine on the local snapshot
     (``snapshot`` opens it, in a worker thread), the engine and action adapters wired to the
     window, the action service on the durable audit log at ``audit_file``, the health probes;
@@ -211,7 +216,8 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     each vendor's, ``services.io.http.DEFAULT_POLICIES``). ``identity``: who is logged in and
     the roles the policy grants (default: :func:`console_identity` of SYNCDESK_HOME/config.toml);
     the service acts only as that login, and a policy changed since the audit log last saw it
-    is recorded there before anything else."""
+    is recorded there before anything else. ``config``: the file whose ``[sla]`` targets the
+    Overview holds the figures to (default: SYNCDESK_HOME/config.toml)."""
     identity = identity or console_identity(None)
     for secret in profile.all_secrets():
         register_secret(secret)
@@ -221,6 +227,11 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     session.adapter = adapter = EngineAdapter(engine, window, runner=runner)
     _wire(window, adapter)
     session.audit_storage = audit_storage = await asyncio.to_thread(Storage.open_path, audit_file, durable=True)
+    adapter.audit = audit_storage  # the Overview's resolutions, effort and retries come from the audit log
+    try:
+        adapter.sla = await asyncio.to_thread(load_sla, config or config_path())
+    except SlaConfigError as exc:
+        window.show_error(f"{exc} — the default targets are used")
     audit = AuditLog(audit_storage)
     operator = default_operator(identity)
     changed = await asyncio.to_thread(record_policy_change, audit, identity, operator.role, clock())
@@ -232,6 +243,9 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     left = await asyncio.to_thread(service.outbox, PENDING_STATUSES)
     session.actions = actions = ActionAdapter(service, service.audit, window, runner=runner)
     _wire_actions(window, adapter, actions)
+    from app.evidence_cli import write_pack  # the evidence pack's PDF is rendered by app/, not views/
+
+    window.attach_evidence(write_pack, f"profile {profile.name!r}")
     window.operator_widget.set_identity(identity)  # the login, and the roles its switch offers
     health.start(profile)
     await adapter.load()  # opens at once from the local snapshot
@@ -318,15 +332,22 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             snapshot = partial(open_storage, profile.name)
             audit_file = audit_path(profile.name)
         await compose(session, window, health, runner, profile, snapshot=snapshot,
-                      audit_file=audit_file, clock=clock, identity=console_identity(config))
+                      audit_file=audit_file, clock=clock, identity=console_identity(config), config=config)
         if screenshot_dir is not None:
             if session.refresh is not None:
                 with contextlib.suppress(Exception):
                     await session.refresh
+            figures = asyncio.Event()  # the Overview's figures follow each state, off the UI thread
+            if session.adapter is not None:
+                session.adapter.metrics_changed.connect(lambda _report: figures.set())
+                session.adapter.metrics_failed.connect(lambda _text: figures.set())
             if env is not None and session.service is not None and session.adapter is not None:
                 await runner.call(_demo_fix(session.service))
                 session.adapter.republish()
                 await asyncio.sleep(0.3)
+            if window.overview_page.report is None or env is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(figures.wait(), 60.0)
             for path in await _save_screenshots(window, health, screenshot_dir):
                 print(path, flush=True)
             window.close()

@@ -439,7 +439,7 @@ def render_exceptions(rows: list[dict[str, Any]], fmt: str, width: int | None = 
 async def _reconcile(args: argparse.Namespace) -> int:
     async with open_source(args) as source:
         report = await refresh_or_fail(source, args)
-        result, _ = await source.engine.reconcile()
+        result, track = await source.engine.reconcile()
         exceptions = await source.engine.open_exceptions()
         now = result.checked_at
         index = CustomerIndex.from_snapshot(source.engine.snapshot(), exceptions) if args.customer else None
@@ -456,7 +456,11 @@ async def _reconcile(args: argparse.Namespace) -> int:
             took = ", ".join(f"{o.system.value} {o.mode} {o.records} records in {o.seconds:.1f} s "
                              f"({o.requests} requests)" for o in report.outcomes.values())
             print(f"refreshed: {took}", file=sys.stderr)
-        return report_quarantined(source.engine, "reconcile")
+        code = report_quarantined(source.engine, "reconcile")
+        if getattr(args, "alert_webhook", None):  # G2: app/metrics_cli.py (it imports this module)
+            from app.metrics_cli import send_reconcile_alert
+            code = max(code, await send_reconcile_alert(source, args, result, track))
+        return code
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:

@@ -54,7 +54,7 @@ def test_external_text_is_plain(qtbot: QtBot) -> None:
 
 
 def test_keyboard_navigation_between_pages(qtbot: QtBot) -> None:
-    """Real key presses: Down/Up on the navigation list, then the Ctrl+1..5 shortcuts of the window."""
+    """Real key presses: Down/Up on the navigation list, then the Ctrl+1..6 shortcuts of the window."""
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
@@ -62,7 +62,7 @@ def test_keyboard_navigation_between_pages(qtbot: QtBot) -> None:
     window.activateWindow()
     qtbot.waitActive(window)
     pages = [window.stack.widget(i) for i in range(window.stack.count())]
-    assert len(pages) == len(window.PAGES) == 5
+    assert len(pages) == len(window.PAGES) == 6
     assert window.stack.currentIndex() == 0
     window.nav.setFocus()
     qtbot.waitUntil(window.nav.hasFocus)
@@ -74,8 +74,8 @@ def test_keyboard_navigation_between_pages(qtbot: QtBot) -> None:
     for i in reversed(range(len(pages) - 1)):
         qtbot.keyClick(window.nav, Qt.Key.Key_Up)
         assert window.nav.currentRow() == i and window.stack.currentWidget() is pages[i]
-    digits = [Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4, Qt.Key.Key_5]
-    for row in (4, 2, 0, 3, 1):  # each press moves away from the page shown before it
+    digits = [Qt.Key.Key_1, Qt.Key.Key_2, Qt.Key.Key_3, Qt.Key.Key_4, Qt.Key.Key_5, Qt.Key.Key_6]
+    for row in (5, 2, 0, 4, 1, 3):  # each press moves away from the page shown before it
         assert window.stack.currentIndex() != row
         qtbot.keyClick(window, digits[row], Qt.KeyboardModifier.ControlModifier)
         assert window.stack.currentWidget() is pages[row] and window.nav.currentRow() == row
@@ -91,7 +91,7 @@ def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     pngs = sorted(p.name for p in out.glob("*.png"))
     # the README's gallery: every page, light and dark, at 1024×640 and 1920×1080
-    pages = ["audit-log", "customer", "customers", "exceptions", "pending-actions", "systems"]
+    pages = ["audit-log", "customer", "customers", "exceptions", "overview", "pending-actions", "systems"]
     assert pngs == sorted(f"{page}-{look}-{size}.png" for page in pages for look in ("light", "dark")
                           for size in ("1024x640", "1920x1080"))
     assert all((out / p).stat().st_size > 2000 for p in pngs)

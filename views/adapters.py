@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -29,7 +29,11 @@ from services.core.timeline import Timeline, TimelineIndex
 from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
 from services.io.config import Profile
 from services.io.health import HealthMonitor, HealthResult
+from services.metrics.compute import compute_metrics
+from services.metrics.model import MetricsReport, Period
+from services.metrics.sla import SlaConfig
 from services.runner import InlineLoop, Runner, post_to
+from services.store.storage import Storage
 from views.coverage import Coverage, coverage_of, skipped_by_data
 
 log = logging.getLogger(__name__)
@@ -180,6 +184,11 @@ class EngineAdapter(QObject):
     refresh_finished = Signal(object)  # RefreshReport
     refresh_cancelled = Signal()
     failed = Signal(str)
+    metrics_changed = Signal(object)  # MetricsReport, after each complete state
+    metrics_failed = Signal(str)  # why the figures could not be computed
+
+    #: the Overview's period: this many days up to the engine's clock (compared with the days before)
+    METRICS_DAYS = 30
 
     PROGRESS_INTERVAL = 0.1  # seconds between progress signals per system and phase
 
@@ -194,6 +203,13 @@ class EngineAdapter(QObject):
         self.state: ConsoleState | None = None
         #: the latest refresh's report (None before one finished): each state says what it read
         self.last_report: RefreshReport | None = None
+        #: the SLA targets the figures are held to (None: services.metrics.sla's defaults)
+        self.sla: SlaConfig | None = None
+        #: the audit log's database (the resolving actions, operator effort, retries); None: the
+        #: figures that come from it count nothing
+        self.audit: Storage | None = None
+        #: the latest figures (None before the first were computed)
+        self.metrics: MetricsReport | None = None
 
     # -- load -----------------------------------------------------------------------------
     async def load(self) -> ConsoleState:
@@ -227,7 +243,32 @@ class EngineAdapter(QObject):
         # from walking them again and again (a full pass holds the GIL, so the UI would stall).
         gc.freeze()
         self.state_changed.emit(state)
+        if complete:  # the figures follow each complete state (latest wins)
+            self.tasks.start("metrics", self._publish_metrics())
         return state
+
+    async def _publish_metrics(self) -> MetricsReport | None:
+        """Compute the metrics on the CPU thread (from the service loop) and emit them."""
+        try:
+            report = await self.runner.call(self._compute_metrics())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("metrics failed")
+            self.metrics_failed.emit(f"{type(exc).__name__}: {exc}")
+            return None
+        self.metrics = report
+        self.metrics_changed.emit(report)
+        return report
+
+    async def _compute_metrics(self) -> MetricsReport:
+        """On the service loop: the engine's snapshot and store, computed in the CPU thread."""
+        engine = self.engine
+        snapshot = engine.snapshot()
+        now = engine.clock()
+        period = Period(now - timedelta(days=self.METRICS_DAYS), now)
+        return await run_cpu(compute_metrics, snapshot, engine.storage, self.audit, period=period, now=now,
+                             sla=self.sla)
 
     async def _build_state(self, source: Snapshot | list[CustomerRow] | None, complete: bool,
                            sort_keys: Sequence[str], store_overview: bool) -> ConsoleState:

@@ -290,6 +290,9 @@ class CustomersPage(QWidget):
         self._descending = False
         #: what the rows rest on (set by the window for each state); None: the rows are all there is
         self._coverage: Coverage | None = None
+        #: only these customer ids, and what they are (``show_only``: the records behind an
+        #: Overview figure); None: no such restriction. Clearing the filters lifts it.
+        self.only: tuple[frozenset[str], str] | None = None
 
         self.heading = plain_label("Customers")
         font = self.heading.font()
@@ -471,6 +474,23 @@ class CustomersPage(QWidget):
             self.table.scrollToTop()
         self._update_state()
 
+    def show_only(self, ids: frozenset[str], label: str) -> None:
+        """Show exactly the customers ``ids`` (search and "only with exceptions" cleared);
+        ``label`` says what they are beside the count until the filters are cleared."""
+        self.only = (frozenset(ids), label)
+        for box in (self.only_exceptions, self.search_edit):
+            box.blockSignals(True)
+        self.only_exceptions.setChecked(False)
+        self.search_edit.clear()
+        for box in (self.only_exceptions, self.search_edit):
+            box.blockSignals(False)
+        self.apply_filter()
+
+    def clear_only(self) -> None:
+        if self.only is not None:
+            self.only = None
+            self.apply_filter()
+
     def filter_values(self) -> dict[str, str]:
         """The search and "only with exceptions" as plain text (what a saved filter holds)."""
         return {"text": self.search_edit.text(), "only_exceptions": "true" if self.only_exceptions.isChecked()
@@ -478,6 +498,7 @@ class CustomersPage(QWidget):
 
     def apply_filter_values(self, values: Mapping[str, str]) -> None:
         """Put a saved filter back, and search at once (no typing pause to wait for)."""
+        self.only = None
         self.only_exceptions.blockSignals(True)
         self.only_exceptions.setChecked(values.get("only_exceptions", "false") == "true")
         self.only_exceptions.blockSignals(False)
@@ -499,8 +520,12 @@ class CustomersPage(QWidget):
 
     def _current_view(self) -> list[int]:
         assert self._filter is not None
-        return self._filter.apply(self.search_edit.text(), self._sort_key, self._descending,
+        view = self._filter.apply(self.search_edit.text(), self._sort_key, self._descending,
                                   self.only_exceptions.isChecked())
+        if self.only is not None:
+            ids, rows = self.only[0], self._filter.rows
+            view = [i for i in view if rows[i].customer_id in ids]
+        return view
 
     def _on_sort(self, key: str, descending: bool) -> None:
         self._sort_key, self._descending = key, descending
@@ -557,6 +582,8 @@ class CustomersPage(QWidget):
             return
         noun = "customer" if total == 1 else "customers"
         self.count_label.setText(f"{shown:,} of {total:,} {noun}")
+        if self.only is not None:
+            self.count_label.setText(f"{self.only[1]}: {shown:,} of {total:,} {noun}")
         if shown:
             self.stack.setCurrentWidget(self.table)
             return
@@ -572,6 +599,8 @@ class CustomersPage(QWidget):
                 parts.append(f"Nothing matches “{query}”.")
             if self.only_exceptions.isChecked():
                 parts.append("Only customers with open exceptions are shown.")
+            if self.only is not None:
+                parts.append(f"Only the customers of “{self.only[1]}” are shown.")
             self.empty.show_view(View(PageState.EMPTY, "No customer matches",
                                       " ".join(parts) + " Clear the search to see all."))
         self.stack.setCurrentWidget(self.empty)

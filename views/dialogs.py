@@ -143,15 +143,17 @@ catalogue of rules, and lists every disagreement as an exception with an owner t
 previewed (the exact calls), confirmed, written, re-read to verify, and recorded in the audit log.
 
 Pages
-  Customers (Ctrl+1)        every billing customer with its ERP party and support organization;
+  Overview (Ctrl+1)         the headline figures against the previous period (SLA breaches
+                            marked) and their charts; a tile or an ageing bar opens its records.
+  Customers (Ctrl+2)        every billing customer with its ERP party and support organization;
                             Enter opens one: its lifecycle timeline and open exceptions.
-  Exceptions (Ctrl+2)       the queue: filter by rule, team, severity, system, age or text;
+  Exceptions (Ctrl+3)       the queue: filter by rule, team, severity, system, age or text;
                             F8 / Shift+F8 select the next / previous exception.
-  Pending actions (Ctrl+3)  queued, executing and failed fixes (queued ones replay by themselves
+  Pending actions (Ctrl+4)  queued, executing and failed fixes (queued ones replay by themselves
                             when their system is back).
-  Audit log (Ctrl+4)        who did what, where, when, why and with what result; Verify checks
+  Audit log (Ctrl+5)        who did what, where, when, why and with what result; Verify checks
                             the hash chain; Export writes CSV or JSON.
-  Systems (Ctrl+5)          each connection's address, health and last error.
+  Systems (Ctrl+6)          each connection's address, health and last error.
 
 What a page says
   Every page says whether it is loading, could not be loaded (which system, why, with Retry and a

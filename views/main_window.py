@@ -37,6 +37,7 @@ from services.actions.model import ActionKind, ActionResult
 from services.core.domain import SyncException, System
 from services.io.config import Profile
 from services.io.health import HealthResult
+from services.metrics.model import MetricsReport
 from views.action_adapter import ActionAdapter
 from views.actions.launcher import FixLauncher
 from views.actions.operator import OperatorWidget
@@ -50,8 +51,11 @@ from views.coverage import OPENING, Coverage, names
 from views.customer_view import CustomerPage
 from views.customers import CustomersPage
 from views.dialogs import AboutDialog, HelpDialog, SettingsDialog, open_folder
+from views.evidence_export import EvidenceExporter, PackWriter
 from views.exceptions.page import ExceptionsPage
 from views.memory import restore_window, save_window
+from views.overview.alerts import Notifier, RefreshAlerts
+from views.overview.page import OverviewPage
 from views.replay_notice import ReplayNotice
 from views.settings import Appearance, ConsoleSettings
 from views.systems_page import HealthLight, RefreshStatus, SystemsPage, ago_text
@@ -62,6 +66,7 @@ from views.widgets.screen import fit_to_screen
 from views.widgets.table_menu import copy_focused
 from views.widgets.tables import EmptyState
 from views.widgets.text import SYSTEM_TITLES, ElidedLabel, set_muted
+from views.window_menus import build_menus
 
 
 class MainWindow(QMainWindow):
@@ -69,10 +74,18 @@ class MainWindow(QMainWindow):
     refresh_requested = Signal(str)  # "auto" | "full"
     cancel_requested = Signal()
 
-    PAGES = ("Customers", "Exceptions", "Pending actions", "Audit log", "Systems")
+    PAGES = ("Overview", "Customers", "Exceptions", "Pending actions", "Audit log", "Systems")
 
     #: the size the window opens at, shrunk to the screen it opens on (views.widgets.screen)
     PREFERRED_SIZE = QSize(1400, 860)
+    # set by views.window_menus.build_menus
+    menus: dict[str, QMenu]
+    actions_menu: QMenu
+    bulk_menu: QMenu
+    verify_action: QAction
+    export_action: QAction
+    evidence_action: QAction
+    evidence: EvidenceExporter | None
 
     def __init__(self, settings: ConsoleSettings | None = None, data_folder: Path | None = None) -> None:
         """``settings``: the preferences and the memory of the window (None: nothing is
@@ -88,6 +101,7 @@ class MainWindow(QMainWindow):
         self.state: ConsoleState | None = None
 
         # pages
+        self.overview_page = OverviewPage()
         self.customers_page = CustomersPage()
         self.customer_page = CustomerPage()
         self.customers_stack = QStackedWidget()
@@ -104,9 +118,12 @@ class MainWindow(QMainWindow):
         self.customers_page.open_customer.connect(self.open_customer)
         self.exceptions_page.open_customer.connect(self.open_customer)
         self.customer_page.back.connect(self.show_customer_list)
-        for data_page in (self.customers_page, self.exceptions_page, self.customer_page):
+        for data_page in (self.overview_page, self.customers_page, self.exceptions_page, self.customer_page):
             data_page.retry_requested.connect(lambda: self.refresh_requested.emit("auto"))
             data_page.systems_requested.connect(self.show_systems)
+        self.overview_page.open_exceptions.connect(self.show_exceptions_only)
+        self.overview_page.open_customers.connect(self.show_customers_only)
+        self.overview_page.tiles_changed.connect(self._chain_focus)
 
         self.nav = QListWidget()
         self.nav.setObjectName("navigation")
@@ -115,10 +132,12 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(18, 18))
         self.stack = QStackedWidget()
         style = self.style()
-        icons = [QStyle.StandardPixmap.SP_FileDialogDetailedView, QStyle.StandardPixmap.SP_MessageBoxWarning,
+        icons = [QStyle.StandardPixmap.SP_ComputerIcon,
+                 QStyle.StandardPixmap.SP_FileDialogDetailedView, QStyle.StandardPixmap.SP_MessageBoxWarning,
                  QStyle.StandardPixmap.SP_BrowserReload, QStyle.StandardPixmap.SP_FileDialogContentsView,
                  QStyle.StandardPixmap.SP_DriveNetIcon]
-        for i, (title, page, icon) in enumerate(zip(self.PAGES, [self.customers_stack, self.exceptions_page,
+        for i, (title, page, icon) in enumerate(zip(self.PAGES, [self.overview_page, self.customers_stack,
+                                                                  self.exceptions_page,
                                                                   self.pending_page, self.audit_page,
                                                                   self.systems_page], icons, strict=True)):
             item = QListWidgetItem(style.standardIcon(icon), title, self.nav)
@@ -153,6 +172,11 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.refresh_status)
         for light in self.lights.values():
             bar.addPermanentWidget(light)
+        # a refresh that finds new critical exceptions or SLA breaches says so (tray, status bar)
+        self.notifier = Notifier(lambda text: self.statusBar().showMessage(text, 60_000),
+                                 style.standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning), self)
+        self.notifier.clicked.connect(lambda: self.go_to_page(self.PAGES.index("Overview")))
+        self.alerts = RefreshAlerts(self.notifier)
         self._age_timer = QTimer(self)
         self._age_timer.setInterval(15_000)
         self._age_timer.timeout.connect(self._update_age)
@@ -177,8 +201,8 @@ class MainWindow(QMainWindow):
         """Tab order: the navigation, then the shown page's fields, table and buttons, then the
         toolbar's widgets (hidden pages are skipped)."""
         chain: list[QWidget] = [self.nav]
-        for page in (self.customers_page, self.customer_page, self.exceptions_page, self.pending_page,
-                     self.audit_page):
+        for page in (self.overview_page, self.customers_page, self.customer_page, self.exceptions_page,
+                     self.pending_page, self.audit_page):
             focus_chain = getattr(page, "focus_chain", None)
             if callable(focus_chain):
                 chain += focus_chain()
@@ -303,50 +327,11 @@ class MainWindow(QMainWindow):
         for a in (self.search_action, self.next_action):
             toolbar.addAction(a)
 
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.export_csv_action, self.export_xlsx_action, self.cancel_export_action])
-        file_menu.addSeparator()
-        file_menu.addActions([self.settings_action, self.data_folder_action])
-        file_menu.addSeparator()
-        file_menu.addAction(self.quit_action)
-        edit_menu = bar.addMenu("&Edit")
-        edit_menu.addActions([self.copy_action, self.copy_row_action])
-        edit_menu.addSeparator()
-        edit_menu.addActions([self.search_action, self.clear_filters_action])
-        view_menu = bar.addMenu("&View")
-        view_menu.addActions([self.refresh_action, self.full_refresh_action, self.cancel_action])
-        view_menu.addSeparator()
-        view_menu.addAction(self.toolbar_action)
-        appearance_menu = view_menu.addMenu("&Appearance")
-        appearance_menu.addActions(list(self.appearance_actions.values()))
-        go_menu = bar.addMenu("&Go")
-        go_menu.addActions(self.go_actions)
-        go_menu.addSeparator()
-        go_menu.addActions([self.back_action, self.next_action, self.previous_action])
-        go_menu.addSeparator()
-        go_menu.addAction(self.replayed_action)
-        self.actions_menu = bar.addMenu("&Actions")
-        self.actions_menu.setObjectName("actionsMenu")
-        self.actions_menu.addAction(self.switch_role_action)
-        self.actions_menu.addSeparator()
-        self.bulk_menu = self.actions_menu.addMenu("&Bulk fix")
-        self.bulk_menu.setEnabled(False)  # until the action service is attached
-        self.verify_action = self.actions_menu.addAction("&Verify the audit log")
-        self.verify_action.triggered.connect(self.verify_audit)
-        self.export_action = self.actions_menu.addAction("&Export the audit log…")
-        self.export_action.triggered.connect(self.export_audit)
-        for a in (self.verify_action, self.export_action):
-            a.setEnabled(False)
-        help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self.help_action)
-        help_menu.addSeparator()
-        help_menu.addAction(self.about_action)
-        self.menus = {"File": file_menu, "Edit": edit_menu, "View": view_menu, "Go": go_menu,
-                      "Actions": self.actions_menu, "Help": help_menu}
+        self.evidence = None  # the shown customer's evidence pack: set by attach_evidence
+        build_menus(self)
 
     def go_to_page(self, row: int) -> None:
-        """Show a page (Ctrl+1…5) and put the keyboard in it: its table, or its first field."""
+        """Show a page (Ctrl+1…6) and put the keyboard in it: its table, or its first field."""
         self.nav.setCurrentRow(row)
         page = self.stack.widget(row)
         if page is self.customers_stack:
@@ -362,6 +347,7 @@ class MainWindow(QMainWindow):
         if page is self.customers_stack:
             self.customers_page.search_edit.clear()
             self.customers_page.only_exceptions.setChecked(False)
+            self.customers_page.clear_only()
             return
         clear = getattr(page, "clear_filters", None)
         if callable(clear):
@@ -374,6 +360,36 @@ class MainWindow(QMainWindow):
             self.go_to_page(self.PAGES.index("Audit log"))
             if self.audit_page.verify_button.isEnabled():
                 self.audit_page.verify_button.click()
+
+    def attach_evidence(self, write: PackWriter, source: str = "") -> EvidenceExporter | None:
+        """Offer the evidence pack, written by ``write`` (the shell's: app.evidence_cli.write_pack),
+        once the action service is attached (None before)."""
+        actions = getattr(self, "action_adapter", None)
+        if not isinstance(actions, ActionAdapter):
+            return None
+        self.evidence = exporter = EvidenceExporter(self, actions, write, source)
+        status = self.statusBar()
+        exporter.progress.connect(lambda text: status.showMessage(text))
+        exporter.failed.connect(lambda text: status.showMessage(text, 30_000))
+        exporter.done.connect(lambda path, sha, intact: status.showMessage(
+            f"Evidence pack written to {path} (pack SHA-256 {sha})"
+            + ("" if intact else " — the audit log is NOT intact: the pack says where"), 60_000))
+        self.customer_page.evidence_requested.connect(exporter.choose_file)
+        self.customer_page.set_evidence_enabled(True)
+        self.evidence_action.setEnabled(True)
+        return exporter
+
+    def export_evidence(self) -> None:
+        """The evidence pack of the customer shown (Ctrl+Shift+P); says so when none is shown."""
+        shown = self.stack.currentWidget() is self.customers_stack \
+            and self.customers_stack.currentWidget() is self.customer_page
+        customer = self.customer_page.customer_id() if shown else None
+        if self.evidence is None:
+            return
+        if customer is None:
+            self.statusBar().showMessage("Open a customer first: the evidence pack is one customer's", 10_000)
+            return
+        self.evidence.choose_file(customer)
 
     def export_audit(self) -> None:
         if isinstance(self.audit_page, AuditPage):
@@ -409,7 +425,7 @@ class MainWindow(QMainWindow):
         found = self.current_table() if title is None else (title, self.export_tables()[title])
         if found is None:
             self.statusBar().showMessage("This page has no table to export: go to Customers, Exceptions, Pending "
-                                         "actions or the Audit log (Ctrl+1…4).", 15_000)
+                                         "actions or the Audit log (Ctrl+2…5).", 15_000)
             return None
         title, table = found
         return self.exporter.export(table, fmt, title.lower(), self.EXPORT_NAMES[title])
@@ -571,17 +587,28 @@ class MainWindow(QMainWindow):
         self.launcher.open_bulk([e for e in self.state.exceptions if e.id in shown], kind)
 
     def focus_search(self) -> None:
-        self.nav.setCurrentRow(0)
+        self.nav.setCurrentRow(self.PAGES.index("Customers"))
         self.show_customer_list()
         self.customers_page.focus_search()
 
     def next_exception(self) -> None:
-        self.nav.setCurrentRow(1)
+        self.nav.setCurrentRow(self.PAGES.index("Exceptions"))
         self.exceptions_page.next_exception()
 
     def previous_exception(self) -> None:
-        self.nav.setCurrentRow(1)
+        self.nav.setCurrentRow(self.PAGES.index("Exceptions"))
         self.exceptions_page.previous_exception()
+
+    def show_exceptions_only(self, ids: frozenset[str], label: str) -> None:
+        """The queue with exactly the exceptions ``ids`` (an Overview tile or bar: ``label``)."""
+        self.exceptions_page.show_only(frozenset(ids), label)
+        self.go_to_page(self.PAGES.index("Exceptions"))
+
+    def show_customers_only(self, ids: frozenset[str], label: str) -> None:
+        """The customer list with exactly the customers ``ids`` (an Overview tile: ``label``)."""
+        self.customers_page.show_only(frozenset(ids), label)
+        self.customers_stack.setCurrentWidget(self.customers_page)
+        self.go_to_page(self.PAGES.index("Customers"))
 
     # -- navigation ---------------------------------------------------------------------------
     def open_customer(self, customer_id: str) -> None:
@@ -593,7 +620,7 @@ class MainWindow(QMainWindow):
             self.customer_page.show_loading(customer_id)
         else:
             self.customer_page.show_customer(timeline, self.state.exceptions_of(customer_id), row)
-        self.nav.setCurrentRow(0)
+        self.nav.setCurrentRow(self.PAGES.index("Customers"))
         self.customers_stack.setCurrentWidget(self.customer_page)
 
     def show_customer_list(self) -> None:
@@ -604,6 +631,7 @@ class MainWindow(QMainWindow):
     def set_state(self, state: ConsoleState) -> None:
         """Show a new snapshot in place: selections, filters and scroll positions are kept."""
         self.state = state
+        self.alerts.state(state.exceptions, state.complete)
         # the owner shown is the engine's configured one (the ownership the action service enforces)
         self.exceptions_page.set_ownership(state.ownership)
         if self.launcher is not None:
@@ -632,6 +660,7 @@ class MainWindow(QMainWindow):
         cov = self.coverage()
         now = self.state.now if self.state is not None else datetime.now(UTC)
         self.customers_page.set_coverage(cov, now)
+        self.overview_page.set_coverage(cov, now)
         self.exceptions_page.set_coverage(cov)
         self.customer_page.set_coverage(cov, now)
 
@@ -674,16 +703,28 @@ class MainWindow(QMainWindow):
 
     def on_refresh_ended(self, report: object = None) -> None:
         self._refreshing = False
+        self.alerts.refresh_ended(report)  # its figures follow (views.adapters) and raise its alert
         failed = [o.system for o in getattr(report, "failed", [])]
         if failed:
             self.statusBar().showMessage(
-                f"Refresh: {names(set(failed))} could not be read — see the Systems page (Ctrl+5)", 30_000)
+                f"Refresh: {names(set(failed))} could not be read — see the Systems page (Ctrl+6)", 30_000)
         self._apply_coverage()
         self.refresh_status.stop()
         self.cancel_action.setEnabled(False)
         self.refresh_action.setEnabled(True)
         self.full_refresh_action.setEnabled(True)
         self._update_age()
+
+    # -- the Overview's figures and the alert of a refresh ----------------------------------------
+    def set_metrics(self, report: MetricsReport) -> None:
+        """New figures (computed off the UI thread): swapped into the Overview in place; after a
+        refresh, new critical exceptions and new SLA breaches raise one notification."""
+        self.overview_page.set_report(report)
+        self.alerts.figures(self.state.exceptions if self.state else None, report)
+
+    def on_metrics_failed(self, text: str) -> None:
+        self.overview_page.show_failed(text)
+        self.alerts.figures(self.state.exceptions if self.state else None, None)
 
     def attach_health(self, adapter: HealthAdapter) -> None:
         adapter.checked.connect(self.on_health)
@@ -730,6 +771,7 @@ class MainWindow(QMainWindow):
         self.customers_page.set_loading(False)
         self.exceptions_page.set_loading(False)
         if self.state is None:
+            self.overview_page.show_not_loaded("Nothing could be loaded", text)
             self.customers_page.show_not_loaded("Nothing could be loaded", text)
             self.exceptions_page.show_not_loaded("Nothing could be loaded", text)
             self.systems_page.show_not_loaded("The connections could not be read", text)

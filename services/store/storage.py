@@ -58,7 +58,7 @@ INSERT_BATCH = 500
 LOAD_BATCH = 2_000
 
 #: the newest migration (services/store/migrations/versions); an equal stored revision needs no Alembic
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 #: seconds a process waits for another's migration of the same database before giving up
 MIGRATION_LOCK_TIMEOUT = 300.0
 #: seconds an SQLite statement waits for another connection's (or process's) write to finish
@@ -110,13 +110,13 @@ class ExceptionRow(SQLModel, table=True):
 class AuditRow(SQLModel, table=True):
     __tablename__ = "audit_entry"
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
-    at: str
+    at: str = Field(index=True)
     operator: str
     role: str
     action_id: str = Field(index=True)
     action_kind: str
     phase: str
-    exception_id: str | None = None
+    exception_id: str | None = Field(default=None, index=True)
     customer_id: str | None = Field(default=None, index=True)
     target_system: str | None = None
     request: str

@@ -69,7 +69,7 @@ def show_page(qtbot: QtBot, window: MainWindow, page: int, table: QTableView) ->
 
 def test_no_customers_header_is_cut_and_health_is_in_sight(qtbot: QtBot, window: MainWindow) -> None:
     table = window.customers_page.table
-    show_page(qtbot, window, 0, table)
+    show_page(qtbot, window, window.PAGES.index("Customers"), table)
     assert table.model().rowCount() == 60
     qtbot.waitUntil(lambda: table.verticalScrollBar().isVisible())  # 60 rows: the scroll bar takes room too
     assert cut_titles(table) == []
@@ -83,7 +83,7 @@ def test_no_customers_header_is_cut_and_health_is_in_sight(qtbot: QtBot, window:
 
 def test_no_exceptions_header_is_cut(qtbot: QtBot, window: MainWindow) -> None:
     table = window.exceptions_page.table
-    show_page(qtbot, window, 1, table)
+    show_page(qtbot, window, window.PAGES.index("Exceptions"), table)
     assert table.model().rowCount() > 0
     assert cut_titles(table) == []
     # the columns the header's menu hides by default are not cut either once shown

@@ -151,7 +151,7 @@ def test_the_exceptions_view_is_exported_as_shown_to_csv_and_xlsx(qtbot: QtBot, 
     async def flow() -> None:
         window, adapter, _fake = open_window(qtbot)
         try:
-            window.go_to_page(1)
+            window.go_to_page(window.PAGES.index("Exceptions"))
             page = window.exceptions_page
             table = page.table
             # the operator's view: a filter, a sort, a hidden column shown, two columns swapped
@@ -200,7 +200,7 @@ def test_every_table_page_exports_its_view(qtbot: QtBot, qloop: asyncio.Abstract
             customers.search_edit.setText("cus_")
             customers.apply_filter()
             customers.table.sortByColumn(COL_EMAIL, Qt.SortOrder.DescendingOrder)
-            window.go_to_page(0)
+            window.go_to_page(window.PAGES.index("Customers"))
             titles, shown = shown_texts(customers.table)
             assert [r[COL_EMAIL] for r in shown] == ["f@x.test", "e@x.test", "d@x.test", "c@x.test", "b@x.test",
                                                      "a@x.test"]
@@ -215,7 +215,7 @@ def test_every_table_page_exports_its_view(qtbot: QtBot, qloop: asyncio.Abstract
             # pending actions: filtered to the failed ones (a proxy over the model), newest first
             pending = window.pending_page
             assert isinstance(pending, PendingActionsPage)
-            window.go_to_page(2)
+            window.go_to_page(window.PAGES.index("Pending actions"))
             pending.set_status_filter("failed")
             titles, shown = shown_texts(pending.table)
             assert len(shown) == 3
@@ -226,7 +226,7 @@ def test_every_table_page_exports_its_view(qtbot: QtBot, qloop: asyncio.Abstract
             # the audit log: what the table shows (its loaded entries), via its right-click menu
             audit = window.audit_page
             assert isinstance(audit, AuditPage)
-            window.go_to_page(3)
+            window.go_to_page(window.PAGES.index("Audit log"))
             titles, shown = shown_texts(audit.table)
             menu = audit.table.table_menu.build(audit.model.index(0, 0))  # type: ignore[attr-defined]
             next(a for a in menu.actions() if a.text() == "Export this view as CSV…").trigger()
@@ -234,7 +234,7 @@ def test_every_table_page_exports_its_view(qtbot: QtBot, qloop: asyncio.Abstract
             assert read_csv(tmp_path / "audit.csv") == [titles, *shown]
 
             # the Systems page has no table to export: the command says so
-            window.go_to_page(4)
+            window.go_to_page(window.PAGES.index("Systems"))
             assert window.export_view("csv") is None
             assert "no table to export" in window.statusBar().currentMessage()
         finally:

@@ -85,7 +85,7 @@ async def test_a_1mb_name_never_widens_the_window_nor_hides_the_fix_buttons(qtbo
         window.set_state(console_state(service, names={"cus_1": MEGA}))
         window.resize(1024, 640)
         # the queue, the 1 MB summary selected: the window may still be 1024 wide, the buttons in it
-        window.go_to_page(1)
+        window.go_to_page(window.PAGES.index("Exceptions"))
         page = window.exceptions_page
         assert page.select_exception("invoice.amount_mismatch:in_1")
         qtbot.waitUntil(lambda: page.detail.is_showing_exception())

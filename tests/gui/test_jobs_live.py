@@ -47,6 +47,7 @@ from services.demo.environment import DemoEnvironment, DemoOptions
 from services.demo.faults import FaultConfig
 from services.engine import Engine, RefreshMode
 from services.io.http import HttpPolicy
+from services.metrics.model import Resolution
 from services.runner import ServiceLoop
 from services.store.audit import AuditEntry, AuditLog
 from services.store.storage import Storage
@@ -295,6 +296,15 @@ def test_finance_analyst_fixes_a_missing_erp_invoice_and_the_audit_log_shows_it(
         # the exception left the queue
         await until(lambda: window.exceptions_page.model.row_of(exc.id) is None, "the exception to leave the queue")
         assert window.state is not None and exc.id not in {e.id for e in window.state.exceptions}
+        # the Overview counts it resolved by a fix: the console's figures read its own audit log
+        adapter = live.session.adapter
+        assert adapter is not None
+
+        def resolved_by_fix() -> tuple[str, ...]:
+            report = adapter.metrics
+            return dict(report.resolution.exceptions).get(Resolution.FIX, ()) if report is not None else ()
+
+        await until(lambda: exc.id in resolved_by_fix(), "the Overview to count the exception resolved by a fix")
         # the ERP holds the invoice exactly once, posted
         copies = erp_copies(env, exc.object_id)
         assert len(copies) == 1 and copies[0]["state"] == "posted", copies

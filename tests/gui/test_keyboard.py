@@ -99,9 +99,11 @@ async def test_tab_leaves_every_table(qtbot: QtBot) -> None:
     assert isinstance(window.pending_page, PendingActionsPage) and isinstance(window.audit_page, AuditPage)
     window.pending_page.set_items(service.outbox)
     window.audit_page.set_entries([])
-    tables = {0: window.customers_page.table, 1: window.exceptions_page.table, 2: window.pending_page.table}
+    tables = {window.PAGES.index(title): table for title, table in (
+        ("Customers", window.customers_page.table), ("Exceptions", window.exceptions_page.table),
+        ("Pending actions", window.pending_page.table))}
     for row, table in tables.items():
-        window.go_to_page(row)  # Ctrl+1…3 put the keyboard in the page's table
+        window.go_to_page(row)  # Ctrl+2…4 put the keyboard in the page's table
         assert focused() is table
         after = press(qtbot, Qt.Key.Key_Tab)
         assert after is not table, f"Tab stayed in {table.objectName() or row}"
@@ -117,7 +119,7 @@ async def test_exceptions_page_tab_order_reaches_the_fix_buttons(qtbot: QtBot) -
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     page = window.exceptions_page
-    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
     assert window.stack.currentWidget() is page and focused() is page.table
     # reached by the keyboard with nothing selected, the queue selects its first row
     assert page.selected_id() == "invoice.missing_in_erp:in_10"
@@ -151,7 +153,7 @@ async def test_every_command_is_in_a_menu_with_its_shortcut(qtbot: QtBot) -> Non
     # tooltips say the shortcut too, and so do the navigation entries
     assert window.refresh_action.toolTip().endswith("(F5)")
     assert window.next_action.toolTip().endswith("(F8)")
-    assert window.nav.item(2).toolTip() == "Pending actions (Ctrl+3)"
+    assert window.nav.item(3).toolTip() == "Pending actions (Ctrl+4)"
     assert {a.text() for a in window.bulk_menu.actions()} >= {"Retry every shown exception…"}
     every_toolbar_action = [a for a in window.toolbar.actions() if a.text() and not a.isSeparator()
                             and window.toolbar.widgetForAction(a) is not None and a.shortcut() != QKeySequence()]
@@ -171,8 +173,8 @@ def test_finance_analyst_fixes_a_missing_invoice_by_keyboard_alone(qtbot: QtBot,
             await until(window.isActiveWindow, "the window to be active")
             window.nav.setFocus()
             page = window.exceptions_page
-            # Ctrl+2: the queue, the keyboard in its table
-            assert press(qtbot, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier) is page.table
+            # Ctrl+3: the queue, the keyboard in its table
+            assert press(qtbot, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier) is page.table
             # back to the search field (Shift+Tab thrice: the rule counts, the saved filters, the search),
             # type the invoice
             assert press(qtbot, Qt.Key.Key_Backtab) is page.rule_list

@@ -56,7 +56,7 @@ async def test_the_window_is_remembered_between_sessions(qtbot: QtBot, tmp_path:
     first, adapter = open_window(qtbot, ConsoleSettings(ini), fake)
     first.resize(1111, 701)
     page = first.exceptions_page
-    first.go_to_page(1)
+    first.go_to_page(first.PAGES.index("Exceptions"))
     page.splitter.setSizes([300, 800])
     page.table.setColumnWidth(Column.RULE, 233)
     page.table.setColumnHidden(Column.FIRST_SEEN, False)  # shown through the column chooser
@@ -81,7 +81,7 @@ async def test_the_window_is_remembered_between_sessions(qtbot: QtBot, tmp_path:
         again = second.exceptions_page
         # the geometry as saved (the test screen is 800×600: Qt keeps at least the layout's minimum width)
         assert second.height() == 701  # (the width: at least the layout's minimum on the 800-wide test screen)
-        assert second.nav.currentRow() == 1
+        assert second.nav.currentRow() == second.PAGES.index("Exceptions")
         assert again.splitter.sizes()[0] == splitter_sizes[0] == 300  # the rule counts (the rest follows)
         assert again.table.columnWidth(Column.RULE) == 233
         assert not again.table.isColumnHidden(Column.FIRST_SEEN)
@@ -165,7 +165,7 @@ async def test_every_table_has_a_right_click_menu(qtbot: QtBot) -> None:
         assert all(t.property("tableMenu") for t in tables), [t.objectName() for t in tables
                                                               if not t.property("tableMenu")]
         page = window.exceptions_page
-        window.go_to_page(1)
+        window.go_to_page(window.PAGES.index("Exceptions"))
         row = page.model.row_of("invoice.missing_in_erp:in_12")
         assert row is not None
         menu = page.table.table_menu.build(page.model.index(row, Column.RULE))  # type: ignore[attr-defined]

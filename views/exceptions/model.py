@@ -74,10 +74,13 @@ class ExceptionFilter:
     system: System | None = None  # the rule compares this system
     min_age: float | None = None  # seconds; older than this
     text: str = ""  # in customer id, object id or summary (case-insensitive)
+    #: only these exceptions (a set of ids, e.g. the records behind an Overview figure); None: any
+    ids: frozenset[str] | None = None
 
     @property
     def active(self) -> bool:
-        return bool(self.rule or self.owner or self.min_severity or self.system or self.min_age or self.text.strip())
+        return bool(self.rule or self.owner or self.min_severity or self.system or self.min_age or self.text.strip()
+                    or self.ids is not None)
 
 
 class _Row:
@@ -227,6 +230,9 @@ class ExceptionsModel(RowsTableModel[_Row]):
             return list(order)
         rows = self._rows
         idx = order
+        if f.ids is not None:
+            ids = f.ids
+            idx = [i for i in idx if rows[i].id in ids]
         if f.rule:
             idx = [i for i in idx if rows[i].rule == f.rule]
         if f.owner:

@@ -76,6 +76,9 @@ class ExceptionsPage(QWidget):
         self._pending_id: str | None = None
         #: what the queue rests on (the window sets it for each state; see views.coverage)
         self.coverage: Coverage | None = None
+        #: only these exception ids, and what they are (``show_only``: the records behind an
+        #: Overview figure); None: no such restriction. Clear (Ctrl+Shift+L) lifts it.
+        self.only: tuple[frozenset[str], str] | None = None
 
         # -- filter bar ------------------------------------------------------------
         self.rule_combo = QComboBox()
@@ -124,7 +127,7 @@ class ExceptionsPage(QWidget):
         self.clear_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.clear_button.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.clear_button.setToolTip("Clear the filters (Ctrl+Shift+L)")
-        self.clear_button.clicked.connect(self.clear_filters)
+        self.clear_button.clicked.connect(lambda: self.clear_filters())
         self.saved_button = SavedFiltersButton("exceptions", self.filter_values, self.apply_filter_values)
         self.shown_label = plain_label()
         self.shown_label.setEnabled(False)
@@ -328,7 +331,14 @@ class ExceptionsPage(QWidget):
             system=System(system) if system else None,
             min_age=self.age_combo.currentData(),
             text=self.search_edit.text(),
+            ids=self.only[0] if self.only is not None else None,
         )
+
+    def show_only(self, ids: frozenset[str], label: str) -> None:
+        """Show exactly the exceptions ``ids`` (the other filters cleared); ``label`` says what
+        they are ("finance, open < 1 d") beside the count until the filters are cleared."""
+        self.only = (frozenset(ids), label)
+        self.clear_filters(keep_only=True)
 
     def filter_values(self) -> dict[str, str]:
         """The filters as plain text (what a saved filter holds): each combo's value, the search."""
@@ -340,6 +350,7 @@ class ExceptionsPage(QWidget):
     def apply_filter_values(self, values: Mapping[str, str]) -> None:
         """Put a saved filter back: each combo to its value ("any" where the value is no longer
         offered, e.g. a rule gone from the catalogue), the search, then one filter pass."""
+        self.only = None
         for key, combo in self._filter_combos().items():
             raw = values.get(key, "")
             index = next((i for i in range(combo.count()) if raw and str(combo.itemData(i)) == raw), 0)
@@ -384,7 +395,9 @@ class ExceptionsPage(QWidget):
         index = self.rule_combo.findData(rule) if rule else 0
         self.rule_combo.setCurrentIndex(max(0, index))
 
-    def clear_filters(self) -> None:
+    def clear_filters(self, keep_only: bool = False) -> None:
+        if not keep_only:
+            self.only = None
         for combo in (self.rule_combo, self.owner_combo, self.severity_combo, self.system_combo, self.age_combo):
             combo.blockSignals(True)
             combo.setCurrentIndex(0)
@@ -565,6 +578,8 @@ class ExceptionsPage(QWidget):
             self.table_stack.setCurrentWidget(self.table)
         filtering = self.model.filter.active
         self.shown_label.setText(f"{visible:,} of {total:,} shown" if filtering else f"{total:,} open")
+        if self.only is not None:
+            self.shown_label.setText(f"{self.only[1]}: {visible:,} of {total:,} shown")
         self.clear_button.setEnabled(filtering)
         if self.selected_exception() is None:
             self._update_detail_empty()

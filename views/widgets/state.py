@@ -35,7 +35,7 @@ class StatePanel(EmptyState):
         self.retry_button.setToolTip("Try to read the data again")
         self.retry_button.clicked.connect(self.retry_requested)
         self.retry_button.setAutoDefault(True)  # Enter presses the focused button
-        self.systems_button = QPushButton("Show the Systems page (Ctrl+5)")
+        self.systems_button = QPushButton("Show the Systems page (Ctrl+6)")
         self.systems_button.setObjectName("showSystems")
         self.systems_button.setToolTip("Each system's address, health and last error")
         self.systems_button.clicked.connect(self.systems_requested)

@@ -14,6 +14,7 @@ from services.demo.generator.erp_taxes import _assign_tax_rules, _build_erp_taxe
 from services.demo.generator.ground_truth import ACTIVE_STATUSES
 from services.demo.generator.plants import _apply_master_plants, _plant_terms
 from services.demo.generator.state import _Cust, _erp_base, _Gen
+from services.demo.generator.truth import record_postings
 from services.demo.store import BSubscription, ManifestEntry
 
 _CURRENCY_NAMES = {"usd": "US Dollar", "eur": "Euro", "gbp": "Pound Sterling"}
@@ -167,4 +168,5 @@ def _build_erp(g: _Gen) -> None:
     specs.extend(_orphan_specs(g))
     specs.extend(_credit_note_specs(g, specs))  # after the copies are known, from a stream of its own
     _insert_erp_invoices(g, company, specs, taxes)
+    record_postings(g, specs)  # the true posting lags (services/demo/generator/truth.py)
     _build_erp_subscriptions(g, company)

@@ -13,6 +13,8 @@ from services.demo.generator.dates import DAY, aware_utc
 from services.demo.generator.ground_truth import TIER_RANK
 from services.demo.generator.plants import _stale_name
 from services.demo.generator.state import _ascii_slug, _Cust, _Gen
+from services.demo.generator.truth import record_disputes
+from services.demo.generator.truth_disputes import plant_disputes
 from services.demo.store import ManifestEntry
 
 
@@ -86,11 +88,13 @@ def _build_support(g: _Gen) -> None:
                 "entitlement_end": g.day(end).isoformat() if (end and tier) else None},
         })
         _org_people(g, cu, org_id, created, agents, tickets)
+    disputes = plant_disputes(g, tickets)  # billing disputes linked to finance mismatches (truth_disputes.py)
     tickets.sort(key=lambda x: (x[0], x[1]))
     for _, _, ticket in tickets:
         tid = s.new_id("ticket")
         ticket["id"] = tid
         s.tickets[tid] = ticket
+    record_disputes(g, [(t["id"], c) for t, c in disputes])
 
 
 def _user(uid: int, name: str, email: str, role: str, org: int | None, t: datetime) -> dict[str, Any]:
