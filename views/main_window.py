@@ -47,6 +47,7 @@ from views.actions.wording import BULK_KINDS, bulk_text
 from views.adapters import ConsoleState, HealthAdapter
 from views.appearance import apply_appearance
 from views.audit_page import AuditPage
+from views.connections.demo_badge import label_window
 from views.coverage import OPENING, Coverage, names
 from views.customer_view import CustomerPage
 from views.customers import CustomersPage
@@ -255,6 +256,9 @@ class MainWindow(QMainWindow):
         self.exporter.adapter.started.connect(lambda *_: self.cancel_export_action.setEnabled(True))
         for end in (self.exporter.adapter.done, self.exporter.adapter.cancelled, self.exporter.adapter.failed):
             end.connect(lambda *_: self.cancel_export_action.setEnabled(False))
+        # the Connections dialog (views/connections/opener.py connects it, and the Systems page's button)
+        self.connections_action = act("C&onnections…", "Ctrl+Shift+K", "Add, edit or test connection profiles")
+        self.systems_page.connections_requested.connect(self.connections_action.trigger)
         self.settings_action = act("&Settings…", "Ctrl+,", "Refresh interval, appearance, data folder")
         self.settings_action.triggered.connect(self.show_settings)
         self.data_folder_action = act("Open the &data folder", None, "Where the databases, log and settings are")
@@ -683,6 +687,7 @@ class MainWindow(QMainWindow):
 
     def set_profile(self, profile: Profile) -> None:
         self.systems_page.set_profile(profile)
+        label_window(self, profile)  # "SyncDesk — DEMO …" and a DEMO badge on the demo
 
     # -- refresh and health ---------------------------------------------------------------------
     def on_refresh_started(self, mode: str) -> None:

@@ -76,6 +76,17 @@ class ConsoleSettings:
     def appearance(self, value: Appearance) -> None:
         self.qsettings.setValue("preferences/appearance", Appearance(value).value)
 
+    @property
+    def start_choice(self) -> str:
+        """The first run's answer with no connection profile: ``"demo"`` (open the built-in demo)
+        or ``"connect"`` (open the Connections dialog); ``""``: ask (views/connections/opener.py)."""
+        raw = str(self.qsettings.value("preferences/start_choice", ""))
+        return raw if raw in ("demo", "connect") else ""
+
+    @start_choice.setter
+    def start_choice(self, value: str) -> None:
+        self.qsettings.setValue("preferences/start_choice", value)
+
     # -- memory -----------------------------------------------------------------------------
     def save_bytes(self, key: str, data: QByteArray) -> None:
         self.qsettings.setValue(f"memory/{key}", data)

@@ -102,12 +102,22 @@ class SystemsPage(QWidget):
     the profile is read; not loaded (why) when it could not be."""
 
     COLUMNS = ("System", "Protocol", "Address", "Health", "Detail")
+    #: "Connections…": the profiles, their credentials and Test connection (views/connections/)
+    connections_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
         lay = QVBoxLayout(self)
         heading = plain_label("Connections")
         heading.setStyleSheet("font-size: 16pt; font-weight: 600;")
+        self.connections_button = QPushButton("Connections…")
+        self.connections_button.setObjectName("connectionsButton")
+        self.connections_button.setToolTip("Add, edit or test connection profiles (File > Connections…)")
+        self.connections_button.clicked.connect(self.connections_requested)
+        top = QHBoxLayout()
+        top.addWidget(heading)
+        top.addStretch(1)
+        top.addWidget(self.connections_button)
         self.source = set_muted(plain_label(""))
         self.source.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.table = QTableWidget(len(System), len(self.COLUMNS))
@@ -129,7 +139,7 @@ class SystemsPage(QWidget):
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.empty)
         self.stack.setCurrentWidget(self.empty)
-        lay.addWidget(heading)
+        lay.addLayout(top)
         lay.addWidget(self.source)
         lay.addWidget(self.stack, 1)
 

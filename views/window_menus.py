@@ -19,7 +19,7 @@ def build_menus(w: MainWindow) -> None:
     file_menu = bar.addMenu("&File")
     file_menu.addActions([w.export_csv_action, w.export_xlsx_action, w.cancel_export_action])
     file_menu.addSeparator()
-    file_menu.addActions([w.settings_action, w.data_folder_action])
+    file_menu.addActions([w.connections_action, w.settings_action, w.data_folder_action])
     file_menu.addSeparator()
     file_menu.addAction(w.quit_action)
     edit_menu = bar.addMenu("&Edit")
