@@ -112,14 +112,14 @@ def render_metrics(report: MetricsReport, fmt: str, width: int | None) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf)
         writer.writerow(["group", "metric", "label", "value", "previous", "unit", "target", "breached",
-                         "records"])
+                         "records", "basis", "note"])
         figures = [("", f) for f in report.headline] + [(g.key, f) for g in report.groups for f in g.figures]
         for group, f in figures:
             records = len(f.records.invoices or f.records.exceptions or f.records.tickets or f.records.customers)
             writer.writerow([csv_text(v) for v in (
                 group, f.key, f.label, "" if f.value is None else f.value, "" if f.previous is None else f.previous,
                 f.unit.value, "" if f.target is None else f"{f.target.comparison.value} {f.target.value}",
-                "yes" if f.breached else "no", records)])
+                "yes" if f.breached else "no", records, "" if f.basis is None else f.basis, f.note)])
         return buf.getvalue()
     p = report.period
     out = [f"metrics {p.since:%Y-%m-%d %H:%M} .. {p.until:%Y-%m-%d %H:%M} UTC "
@@ -127,6 +127,12 @@ def render_metrics(report: MetricsReport, fmt: str, width: int | None) -> str:
     rows = [[f.label, value_text(f.value, f.unit), value_text(f.previous, f.unit), target_text(f),
              "BREACH" if f.breached else ""] for f in report.headline]
     out.append(_table(rows, ["metric", "value", "previous", "target", "sla"], width))
+    notes: dict[str, list[str]] = {}  # what each figure rests on, figures with the same note together
+    for f in report.headline:
+        if f.note:
+            notes.setdefault(f.note, []).append(f.label)
+    if notes:
+        out += ["", "what the figures rest on"] + [f"  {', '.join(labels)}: {note}" for note, labels in notes.items()]
     out += ["", "open exceptions by owner and age"]
     out.append(_table([[a.owner, *map(str, a.counts), str(sum(a.counts))] for a in report.ageing],
                       ["owner", *AGE_BUCKETS, "total"], width))

@@ -45,7 +45,8 @@ async def collect_pack(engine: Engine, customer_ids: Sequence[str], audit_log: P
     the console's); the audit log is verified and read on a worker thread
     (``progress``/``cancelled`` as :meth:`AuditLog.verify` takes them, called there)."""
     snapshot = engine.snapshot()
-    history = await engine.exception_history()
+    # only these customers' exceptions, selected in SQL (not the whole history filtered here)
+    history = await asyncio.to_thread(engine.tracker.for_customers, customer_ids)
     now = engine.clock()
 
     def build() -> EvidencePack:

@@ -19,6 +19,18 @@ Definitions beyond services/metrics/invoices.py:
   a plan change, so a change made in between is measured from the creation);
 - data freshness: now minus the last successful read of each system.
 
+What the history cannot know: the exception history starts with the first exception SyncDesk
+found (:attr:`_Calc.history_since`, the earliest first-seen time it holds). An open count at a
+time before that, and the billing disputes of a previous period that began before it, are not
+known (``previous`` is ``None``, the figure's ``note`` says from when the history runs), never 0.
+Time to resolve runs from when SyncDesk first saw the exception, not from when the difference
+arose in the systems.
+
+Each sampled figure says what it rests on (``Figure.basis``, ``Figure.note``): the invoices due,
+the postings whose posting time the ERP still tells (a paid ERP invoice no longer does, so the
+posting latency covers only part of the invoices), the activations (and the later entitlement
+updates left out), the resolved exceptions.
+
 Filters: ``team`` and ``rule`` keep the exceptions of that owner / rule (or family) and the
 invoice figures only when they concern finance / invoices; ``system`` keeps the exceptions of
 rules whose copies live in that system (:data:`RULE_SYSTEM`); ``currency`` restricts the
@@ -196,6 +208,8 @@ class _Calc:
         self.period, self.prev, self.now, self.sla = period, period.previous(), now, sla
         self.at = min(now, period.until)
         self._created: dict[str, list[datetime]] | None = None
+        #: the earliest first-seen time the exception history holds (None: it holds nothing)
+        self.history_since: datetime | None = min((e.first_seen for e in store.exceptions), default=None)
 
     # -- filters ------------------------------------------------------------------------
     def _exc_filter(self, f: Filters) -> Callable[[ExcRow], bool]:
@@ -216,10 +230,22 @@ class _Calc:
         return f.system is None or System(f.system) in systems
 
     def _figure(self, key: str, label: str, value: float | None, previous: float | None, unit: Unit,
-                records: Records = Records()) -> Figure:
+                records: Records = Records(), basis: int | None = None, note: str = "") -> Figure:
         target = self.sla.target(key)
         return Figure(key, label, value, previous, unit, target,
-                      breached=target is not None and not target.met_by(value), records=records)
+                      breached=target is not None and not target.met_by(value), records=records,
+                      basis=basis, note=note)
+
+    def _known(self, at: datetime) -> bool:
+        """Whether the exception history reaches back to ``at`` (module docstring)."""
+        return self.history_since is not None and self.history_since <= at
+
+    def _history_note(self, at: datetime) -> str:
+        if self._known(at):
+            return ""
+        if self.history_since is None:
+            return "no exception history yet"
+        return f"exception history from {self.history_since:%Y-%m-%d %H:%M} UTC"
 
     # -- the report ---------------------------------------------------------------------
     def report(self, f: Filters, retry_rows: list[RetryRow], prev_retry_rows: list[RetryRow]) -> MetricsReport:
@@ -233,23 +259,27 @@ class _Calc:
         failed = [x for x in cur if not x[1]]
         headline.append(self._figure(m.SUCCESS_RATE, "Invoice sync success rate", _rate(cur), _rate(before),
                                      Unit.PERCENT, Records(customers=_uniq(x[4] for x in failed),
-                                                           invoices=tuple(x[3] for x in failed))))
+                                                           invoices=tuple(x[3] for x in failed)),
+                                     basis=len(cur), note=f"{_n(len(cur), 'invoice')} due, {len(failed):,} failed"))
         lags = sorted(x[2] for x in cur if x[2] is not None)
         prev_lags = sorted(x[2] for x in before if x[2] is not None)
+        posting_note = f"{len(lags):,} of {_n(len(cur), 'invoice')} (posting time known)"
         for key, label, pct in ((m.POSTING_P50, "Posting latency p50", 50), (m.POSTING_P95, "Posting latency p95", 95),
                                 (m.POSTING_MAX, "Posting latency max", 100)):
             value = percentile(lags, pct)
             slow = tuple(x[3] for x in cur if x[2] is not None and value is not None and x[2] >= value)
             headline.append(self._figure(key, label, value, percentile(prev_lags, pct), Unit.SECONDS,
-                                         Records(invoices=slow)))
+                                         Records(invoices=slow), basis=len(lags), note=posting_note))
         # activation latency
         act_apply = self._applies(f, Team.SUPPORT, "entitlement.", (System.BILLING, System.SUPPORT))
-        act, act_ids = self._activation(self.period) if act_apply else ([], [])
-        prev_act, _ = self._activation(self.prev) if act_apply else ([], [])
+        act, act_ids, late = self._activation(self.period) if act_apply else ([], [], 0)
+        prev_act, _, _ = self._activation(self.prev) if act_apply else ([], [], 0)
+        act_note = _n(len(act), "activation") + (f"; {late:,} later tier update{'s' if late != 1 else ''} not timed"
+                                                  if late else "")
         for key, label, pct in ((m.ACTIVATION_P50, "Activation latency p50", 50),
                                 (m.ACTIVATION_P95, "Activation latency p95", 95)):
             headline.append(self._figure(key, label, percentile(act, pct), percentile(prev_act, pct), Unit.SECONDS,
-                                         Records(customers=tuple(act_ids))))
+                                         Records(customers=tuple(act_ids)), basis=len(act), note=act_note))
         # open exceptions
         open_now = self._open_at(excs, self.at, hide_accepted=self.at >= self.now)
         open_prev = self._open_at(excs, self.period.since, hide_accepted=False)
@@ -257,26 +287,35 @@ class _Calc:
         mapping_prev = [e for e in open_prev if e.rule in MAPPING_RULES]
         mapping_records = Records(customers=_uniq(e.customer_id for e in mapping_now),
                                   exceptions=tuple(e.id for e in mapping_now))
+        known, history = self._known(self.period.since), self._history_note(self.period.since)
+
+        def then(items: list[ExcRow]) -> float | None:
+            return float(len(items)) if known else None
+
         headline.append(self._figure(m.FAILED_MAPPINGS, "Failed account mappings", float(len(mapping_now)),
-                                     float(len(mapping_prev)), Unit.COUNT, mapping_records))
-        headline.append(self._figure(m.OPEN_EXCEPTIONS, "Open exceptions", float(len(open_now)), float(len(open_prev)),
-                                     Unit.COUNT, _exc_records(open_now)))
+                                     then(mapping_prev), Unit.COUNT, mapping_records, note=history))
+        headline.append(self._figure(m.OPEN_EXCEPTIONS, "Open exceptions", float(len(open_now)), then(open_prev),
+                                     Unit.COUNT, _exc_records(open_now), note=history))
         crit_now = [e for e in open_now if e.severity == "critical"]
         crit_prev = [e for e in open_prev if e.severity == "critical"]
         headline.append(self._figure(m.OPEN_CRITICAL, "Open critical exceptions", float(len(crit_now)),
-                                     float(len(crit_prev)), Unit.COUNT, _exc_records(crit_now)))
+                                     then(crit_prev), Unit.COUNT, _exc_records(crit_now), note=history))
         # resolution and effort
         resolution, _, efforts, effort_ids = self._resolution(excs, self.period)
         _, prev_res_times, prev_efforts, _ = self._resolution(excs, self.prev)
         resolved_ids = tuple(i for _, ids in resolution.exceptions for i in ids)
+        res_note = _n(resolution.resolved, "resolved exception") + ", timed from first seen"
         headline.append(self._figure(m.MTTR_P50, "Time to resolve p50", resolution.mttr_p50,
-                                     percentile(prev_res_times, 50), Unit.SECONDS, Records(exceptions=resolved_ids)))
+                                     percentile(prev_res_times, 50), Unit.SECONDS, Records(exceptions=resolved_ids),
+                                     basis=resolution.resolved, note=res_note))
         headline.append(self._figure(m.MTTR_P95, "Time to resolve p95", resolution.mttr_p95,
-                                     percentile(prev_res_times, 95), Unit.SECONDS, Records(exceptions=resolved_ids)))
+                                     percentile(prev_res_times, 95), Unit.SECONDS, Records(exceptions=resolved_ids),
+                                     basis=resolution.resolved, note=res_note))
         effort = EffortStats(len(efforts), float(sum(efforts)), percentile(efforts, 50), percentile(efforts, 95),
                              tuple(effort_ids))
         headline.append(self._figure(m.EFFORT_P50, "Reconciliation effort p50", effort.p50,
-                                     percentile(prev_efforts, 50), Unit.SECONDS, Records(exceptions=effort.exceptions)))
+                                     percentile(prev_efforts, 50), Unit.SECONDS, Records(exceptions=effort.exceptions),
+                                     basis=len(efforts), note=_n(len(efforts), "resolved by an operator", "")))
         # retries
         kept = {e.id for e in excs}
         unfiltered = f == Filters(currency=f.currency)
@@ -289,10 +328,12 @@ class _Calc:
         none = DisputeStats((), (), ())
         disputes = self._disputes(self.period) if finance else none
         prev_disputes = self._disputes(self.prev) if finance else none
+        prev_known = self._known(self.prev.since)
         headline.append(self._figure(m.DISPUTES, "Billing disputes (sync defects)",
-                                     float(len(disputes.tickets)), float(len(prev_disputes.tickets)), Unit.COUNT,
+                                     float(len(disputes.tickets)),
+                                     float(len(prev_disputes.tickets)) if prev_known else None, Unit.COUNT,
                                      Records(customers=disputes.customers, exceptions=disputes.exceptions,
-                                             tickets=disputes.tickets)))
+                                             tickets=disputes.tickets), note=self._history_note(self.prev.since)))
         # freshness
         freshness = self._freshness(f)
         ages = [x.age for x in freshness if x.age is not None]
@@ -366,23 +407,30 @@ class _Calc:
                     self._created.setdefault(sub.customer_id, []).append(sub.created)
         return self._created
 
-    def _activation(self, period: Period) -> tuple[list[float], list[str]]:
+    def _activation(self, period: Period) -> tuple[list[float], list[str], int]:
+        """(activation lags, their customers, entitlement updates in ``period`` further than
+        :data:`ACTIVATION_WINDOW` from the newest subscription: left out, and counted)."""
         support = self.snapshot.systems.get(System.SUPPORT)
         if support is None:
-            return [], []
+            return [], [], 0
         created = self._subscriptions_created()
         lags: list[float] = []
         ids: list[str] = []
+        late = 0
         for ent in support.entitlements.values():
             cid, updated = ent.customer_id, ent.updated
             if cid is None or updated is None or cid not in created or not period.contains(updated):
                 continue
             before = [c for c in created[cid] if c <= updated]
-            if before and updated - max(before) <= ACTIVATION_WINDOW:
+            if not before:
+                continue
+            if updated - max(before) <= ACTIVATION_WINDOW:
                 lags.append((updated - max(before)).total_seconds())
                 ids.append(cid)
+            else:
+                late += 1
         lags.sort()
-        return lags, ids
+        return lags, ids, late
 
     def _disputes(self, period: Period) -> DisputeStats:
         support = self.snapshot.systems.get(System.SUPPORT)
@@ -456,9 +504,6 @@ class _Calc:
         return tuple(out)
 
 
-
-
-
 def _rule_match(spec: str) -> Callable[[str], bool]:
     """A rule or family (services.core.exception_filter); a rule the catalogue does not know
     (one the history holds from another version) matches itself."""
@@ -502,6 +547,11 @@ def _histogram(facts: list[Fact]) -> Histogram:
         i = next((i for i in range(n) if lag < HISTOGRAM_EDGES[i + 1]), n - 1)
         ids[max(0, i)].append(x[3])
     return Histogram(HISTOGRAM_EDGES, tuple(len(b) for b in ids), tuple(tuple(b) for b in ids))
+
+
+def _n(count: int, noun: str, plural: str = "s") -> str:
+    """``"1 invoice"``, ``"1,204 invoices"``."""
+    return f"{count:,} {noun}{plural if count != 1 else ''}"
 
 
 def _exc_records(excs: list[ExcRow]) -> Records:

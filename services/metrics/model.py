@@ -119,7 +119,13 @@ class SlaTarget:
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """A headline figure: its value in the period and in the previous one (``None``: no data)."""
+    """A headline figure: its value in the period and in the previous one (``None``: no data, or
+    not known — e.g. an open count at a time before the exception history starts).
+
+    ``basis``: how many measurements the value rests on (postings whose posting time is known,
+    activations, resolved exceptions, counted invoices; ``None``: not a sample, e.g. a count);
+    ``note``: in plain words what that basis is and what it leaves out ("9 of 189 invoices: ..."),
+    so a p95 over three postings is not read as the truth."""
 
     key: str
     label: str
@@ -129,6 +135,8 @@ class Figure:
     target: SlaTarget | None = None
     breached: bool = False
     records: Records = field(default_factory=Records)
+    basis: int | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

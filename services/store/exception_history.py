@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,8 @@ from services.store.storage import EXC, MARK, Storage
 #: the kinds of ``exception_mark`` rows
 FAILED = "failed"
 FLAGGED = "flagged"
+#: customer ids per ``IN (...)`` list (well under SQLite's limit on bound parameters)
+CUSTOMER_CHUNK = 500
 
 
 @dataclass
@@ -225,6 +228,19 @@ class ExceptionTracker:
     def all_exceptions(self) -> list[SyncException]:
         with self.storage.engine.connect() as conn:
             found = [_from_row(r) for r in conn.execute(select(EXC).order_by(EXC.c.first_seen, EXC.c.id))]
+            return _attach_marks(conn, found)
+
+    def for_customers(self, customer_ids: Iterable[str]) -> list[SyncException]:
+        """Every exception (open and closed) of these billing customers, oldest first (first
+        seen, then id), with their marks: selected in SQL by the index on ``customer_id``
+        (:data:`CUSTOMER_CHUNK` ids per query), never by reading the whole history."""
+        ids = sorted(set(customer_ids))
+        found: list[SyncException] = []
+        with self.storage.engine.connect() as conn:
+            for i in range(0, len(ids), CUSTOMER_CHUNK):
+                part = ids[i:i + CUSTOMER_CHUNK]
+                found.extend(_from_row(r) for r in conn.execute(select(EXC).where(EXC.c.customer_id.in_(part))))
+            found.sort(key=lambda e: (e.first_seen, e.id))
             return _attach_marks(conn, found)
 
     def history(self, exc_id: str) -> list[tuple[datetime, datetime | None]]:

@@ -33,7 +33,7 @@ RTL = "\u202eexe.txt"  # a right-to-left override: "txt.exe" read backwards
 ARABIC = "شركة الأمل"
 HTML = "<b>x</b> & <i>y</i> <img src=q>"
 #: the characters the console's own texts may use: in every default font (WGL4)
-ALLOWED = set("·×—–“”‘’…←→↑↓↔−≠≤≥•é")
+ALLOWED = set("·×—–“”‘’…←→↑↓↔−≠≤≥•é") | {"\u00a0"}  # and the no-break space: a space, no glyph to lack
 
 
 def hostile_service() -> FakeActionService:

@@ -250,7 +250,7 @@ def test_every_tile_and_chart_text_is_readable_in_the_light_and_the_dark_palette
                     assert background == tile.background, (appearance, key)
                     # the tile follows the appearance: a dark tile in the dark palette, a light one in the light
                     assert (background.lightness() < 128) is (appearance is Appearance.DARK), (appearance, key)
-                    for label in (tile.label, tile.value, tile.change, tile.sla):
+                    for label in (tile.label, tile.value, tile.basis, tile.change, tile.sla):
                         if label.text():
                             ratio = contrast(text_color(label), background)
                             assert ratio >= 4.5, (appearance, key, label.text(), ratio)

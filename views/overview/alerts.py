@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QSystemTrayIcon
 
@@ -93,11 +93,20 @@ class Notifier(QObject):
         self.status = status
         self.tray: QSystemTrayIcon | None = None
         if QSystemTrayIcon.isSystemTrayAvailable():
-            self.tray = QSystemTrayIcon(icon, self)
-            self.tray.setToolTip(self.TITLE)
-            self.tray.messageClicked.connect(self.clicked)
+            self.use_tray(QSystemTrayIcon(icon, self))
         #: what was shown, and where ("tray" / "status bar"), oldest first
         self.sent: list[tuple[str, str]] = []
+
+    def use_tray(self, tray: QSystemTrayIcon) -> None:
+        """Show the alerts through ``tray``; a click on its message goes to :meth:`message_clicked`."""
+        self.tray = tray
+        tray.setToolTip(self.TITLE)
+        tray.messageClicked.connect(self.message_clicked)
+
+    @Slot()
+    def message_clicked(self) -> None:
+        """The tray message was clicked: say so (``clicked``; the window shows the Overview)."""
+        self.clicked.emit()
 
     @property
     def channel(self) -> str:

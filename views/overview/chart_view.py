@@ -103,6 +103,12 @@ class ChartPanel(QChartView):
             bar_set.clicked.connect(lambda index, s=i: self._clicked(s, index))
         self.current = -1
 
+    def choose_none(self) -> None:
+        """No bar chosen (new data: the bars the keyboard walked may be gone)."""
+        for bar_set in self._sets:
+            bar_set.deselectAllBars()
+        self.current = -1
+
     def _clicked(self, set_index: int, category: int) -> None:
         if any(c[0] == set_index and c[1] == category for c in self.cells):
             self.bar_activated.emit(set_index, category)

@@ -1,4 +1,5 @@
-"""The Overview's four charts (QtCharts), each filled from a :class:`MetricsReport` in place:
+"""The Overview's four charts (QtCharts), each filled from a :class:`MetricsReport` in place (their
+series and axes are made once; a new report replaces the values, categories and ranges):
 
 - :class:`MonthlyChart` — invoice sync success rate (line, right axis) and posting latency p95
   (bars, left axis) for each of the last 12 months;
@@ -14,6 +15,8 @@ import html
 import math
 
 from PySide6.QtCharts import (
+    QAbstractAxis,
+    QAbstractSeries,
     QBarCategoryAxis,
     QBarSeries,
     QBarSet,
@@ -37,6 +40,11 @@ from views.overview.colors import (
     WITHIN_COLOR,
 )
 from views.overview.format import duration_text, percent_text, target_text, value_text
+
+#: ticks on a count axis before they are made whole numbers (QValueAxis's default)
+COUNT_TICKS = 5
+#: where an axis goes
+BOTTOM, LEFT = Qt.AlignmentFlag.AlignBottom, Qt.AlignmentFlag.AlignLeft
 
 
 def _time_scale(largest: float) -> tuple[float, str]:
@@ -68,8 +76,11 @@ def rich_safe(texts: list[str]) -> list[str]:
 
 
 def _count_axis(axis: QValueAxis, largest: int) -> None:
-    """0 .. a little above ``largest``, with whole-number ticks."""
-    top = max(4, largest)
+    """0 .. a little above ``largest`` (the highest bar never touches the frame), with
+    whole-number ticks. The same ``largest`` always gives the same axis (the axis is reused from
+    report to report: its tick count is set again, not kept from the report before)."""
+    top = max(4, math.ceil(largest * 1.1))
+    axis.setTickCount(COUNT_TICKS)
     axis.setRange(0, top)
     axis.applyNiceNumbers()
     step = (axis.max() - axis.min()) / max(1, axis.tickCount() - 1)
@@ -86,6 +97,39 @@ def _bar_set(label: str, color: str, values: list[float]) -> QBarSet:
     return bar_set
 
 
+def _set_values(bar_set: QBarSet, values: list[float]) -> None:
+    """``bar_set`` holds exactly ``values`` (in place: the bars of equal length are replaced)."""
+    if bar_set.count() == len(values):
+        for i, v in enumerate(values):
+            if bar_set.at(i) != v:
+                bar_set.replace(i, v)
+        return
+    if bar_set.count():
+        bar_set.remove(0, bar_set.count())
+    bar_set.append(values)
+
+
+def _set_categories(axis: QBarCategoryAxis, labels: list[str]) -> None:
+    """The axis's categories as plain text (escaped), one placeholder when there are none."""
+    categories = rich_safe(labels) or ["—"]
+    if axis.categories() != categories:
+        axis.setCategories(categories)
+
+
+def _attach(panel: ChartPanel, series: list[QAbstractSeries],
+            axes: list[tuple[QAbstractAxis, Qt.AlignmentFlag]]) -> None:
+    """Add ``series`` and ``axes`` to ``panel``'s chart once, each series attached to every axis.
+    The charts update them in place afterwards (``set_report``): removing and re-adding axes at
+    each refresh would leave the old axes' graphics in the scene, and every paint slower."""
+    chart = panel.chart()
+    for s in series:
+        chart.addSeries(s)
+    for axis, where in axes:
+        chart.addAxis(axis, where)
+        for s in series:
+            s.attachAxis(axis)
+
+
 class MonthlyChart(ChartPanel):
     """Success rate and posting latency p95, month by month."""
 
@@ -93,51 +137,48 @@ class MonthlyChart(ChartPanel):
         super().__init__("Success rate and posting latency p95, last 12 months",
                          "Monthly invoice sync success rate and posting latency p95", parent)
         self.months: tuple[MonthPoint, ...] = ()
+        self.bars = _bar_set("Posting latency p95", LATENCY_COLOR, [])
+        self.bars.hovered.connect(lambda on, i: self.show_tip(self._month_text(i) if on else ""))
+        self.bar_series = QBarSeries()
+        self.bar_series.append(self.bars)
+        self.line = QLineSeries()
+        self.line.setName(rich_safe(["Success rate (%)"])[0])
+        self.line.setPen(QPen(QColor(SUCCESS_COLOR), 2.5))
+        self.line.setPointsVisible(True)
+        self.line.hovered.connect(lambda point, on: self.show_tip(self._month_text(round(point.x())) if on else ""))
+        self.x_axis = QBarCategoryAxis()
+        self.left = QValueAxis()
+        self.left.setLabelFormat("%.3g")
+        self.right = QValueAxis()
+        self.right.setTitleText("success (%)")
+        self.right.setLabelFormat("%.0f")
+        chart = self.chart()
+        chart.addSeries(self.bar_series)
+        chart.addSeries(self.line)
+        chart.addAxis(self.x_axis, Qt.AlignmentFlag.AlignBottom)
+        chart.addAxis(self.left, Qt.AlignmentFlag.AlignLeft)
+        chart.addAxis(self.right, Qt.AlignmentFlag.AlignRight)
+        for series, y in ((self.bar_series, self.left), (self.line, self.right)):
+            series.attachAxis(self.x_axis)
+            series.attachAxis(y)
 
     def set_report(self, report: MetricsReport) -> None:
         months = self.months = tuple(report.monthly[-12:])
-        chart = self.chart()
-        chart.removeAllSeries()
-        for axis in chart.axes():
-            chart.removeAxis(axis)
         latencies = [m.posting_latency_p95 for m in months]
         known = [v for v in latencies if v is not None]
         scale, unit = _time_scale(max(known, default=0.0))
-        bars = _bar_set(f"Posting latency p95 ({unit})", LATENCY_COLOR,
-                        [(v or 0.0) / scale for v in latencies])
-        bars.hovered.connect(lambda on, i: self.show_tip(self._month_text(i) if on else ""))
-        bar_series = QBarSeries()
-        bar_series.append(bars)
-        line = QLineSeries()
-        line.setName(rich_safe(["Success rate (%)"])[0])
-        line.setPen(QPen(QColor(SUCCESS_COLOR), 2.5))
-        line.setPointsVisible(True)
+        self.bars.setLabel(rich_safe([f"Posting latency p95 ({unit})"])[0])
+        _set_values(self.bars, [(v or 0.0) / scale for v in latencies])
         rates = [(i, m.success_rate) for i, m in enumerate(months) if m.success_rate is not None]
-        for i, rate in rates:
-            line.append(QPointF(i, rate))
-        line.hovered.connect(lambda point, on: self.show_tip(self._month_text(round(point.x())) if on else ""))
-        chart.addSeries(bar_series)
-        chart.addSeries(line)
-        x = QBarCategoryAxis()
-        x.append(rich_safe([m.month for m in months]) or ["—"])
-        x.setLabelsAngle(-45 if len(months) > 6 else 0)
-        left = QValueAxis()
-        left.setTitleText(f"p95 ({unit})")
-        left.setRange(0, _nice_max(max(known, default=0.0) / scale))
-        left.setLabelFormat("%.3g")
-        left.applyNiceNumbers()
-        right = QValueAxis()
-        right.setTitleText("success (%)")
+        self.line.replace([QPointF(i, rate) for i, rate in rates])
+        _set_categories(self.x_axis, [m.month for m in months])
+        self.x_axis.setLabelsAngle(-45 if len(months) > 6 else 0)
+        self.left.setTitleText(f"p95 ({unit})")
+        self.left.setRange(0, _nice_max(max(known, default=0.0) / scale))
+        self.left.applyNiceNumbers()
         low = min((r for _, r in rates), default=100.0)
-        right.setRange(max(0.0, math.floor(low / 5) * 5 - (5 if low >= 5 else 0)), 100.0)
-        right.setLabelFormat("%.0f")
-        right.applyNiceNumbers()
-        chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
-        chart.addAxis(left, Qt.AlignmentFlag.AlignLeft)
-        chart.addAxis(right, Qt.AlignmentFlag.AlignRight)
-        for series, y in ((bar_series, left), (line, right)):
-            series.attachAxis(x)
-            series.attachAxis(y)
+        self.right.setRange(max(0.0, math.floor(low / 5) * 5 - (5 if low >= 5 else 0)), 100.0)
+        self.right.applyNiceNumbers()
         self.set_title("" if months else "no data yet")
         self.describe([self._month_text(i) for i in range(len(months))] or ["No month with data yet."])
         self.theme()
@@ -162,6 +203,19 @@ class AgeingChart(ChartPanel):
         super().__init__("Open exceptions by owner team and age", "Ageing of open exceptions by owner team", parent)
         self.rows: tuple[AgeingRow, ...] = ()
         self.bar_activated.connect(self._open)
+        self.series = QStackedBarSeries()
+        sets = []
+        for b, bucket in enumerate(AGE_BUCKETS):
+            bar_set = _bar_set(bucket, BUCKET_COLORS[b % len(BUCKET_COLORS)], [])
+            bar_set.hovered.connect(lambda on, i, b=b: self.show_tip(self._bar_text(i, b) if on else ""))
+            self.series.append(bar_set)
+            sets.append(bar_set)
+        self.series.setBarWidth(0.6)
+        self.x_axis = QBarCategoryAxis()
+        self.y_axis = QValueAxis()
+        self.y_axis.setTitleText("open exceptions")
+        _attach(self, [self.series], [(self.x_axis, BOTTOM), (self.y_axis, LEFT)])
+        self.watch_sets(sets)
 
     @staticmethod
     def bar_label(owner: str, bucket: int) -> str:
@@ -169,29 +223,11 @@ class AgeingChart(ChartPanel):
 
     def set_report(self, report: MetricsReport) -> None:
         rows = self.rows = tuple(report.ageing)
-        chart = self.chart()
-        chart.removeAllSeries()
-        for axis in chart.axes():
-            chart.removeAxis(axis)
-        series = QStackedBarSeries()
-        sets = []
-        for b, bucket in enumerate(AGE_BUCKETS):
-            bar_set = _bar_set(bucket, BUCKET_COLORS[b % len(BUCKET_COLORS)], [float(r.counts[b]) for r in rows])
-            bar_set.hovered.connect(lambda on, i, b=b: self.show_tip(self._bar_text(i, b) if on else ""))
-            series.append(bar_set)
-            sets.append(bar_set)
-        series.setBarWidth(0.6)
-        chart.addSeries(series)
-        x = QBarCategoryAxis()
-        x.append(rich_safe([r.owner for r in rows]) or ["—"])
-        y = QValueAxis()
-        y.setTitleText("open exceptions")
-        _count_axis(y, max((sum(r.counts) for r in rows), default=0))
-        chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
-        chart.addAxis(y, Qt.AlignmentFlag.AlignLeft)
-        series.attachAxis(x)
-        series.attachAxis(y)
-        self.watch_sets(sets)
+        for b, bar_set in enumerate(self._sets):
+            _set_values(bar_set, [float(r.counts[b]) for r in rows])
+        _set_categories(self.x_axis, [r.owner for r in rows])
+        _count_axis(self.y_axis, max((sum(r.counts) for r in rows), default=0))
+        self.choose_none()
         self.cells = [(b, i, self._bar_text(i, b)) for i, r in enumerate(rows)
                       for b in range(len(AGE_BUCKETS)) if r.counts[b]]
         total = sum(sum(r.counts) for r in rows)
@@ -220,6 +256,16 @@ class LatencyHistogram(ChartPanel):
         super().__init__("Posting latency, this period", "Histogram of invoice posting latency", parent)
         self.histogram: Histogram | None = None
         self.labels: list[str] = []
+        self.bars = _bar_set("Postings", HISTOGRAM_COLOR, [])
+        self.bars.hovered.connect(lambda on, i: self.show_tip(self._band_text(i) if on else ""))
+        self.series = QBarSeries()
+        self.series.append(self.bars)
+        self.series.setBarWidth(0.9)
+        self.chart().legend().setVisible(False)
+        self.x_axis = QBarCategoryAxis()
+        self.y_axis = QValueAxis()
+        self.y_axis.setTitleText("postings")
+        _attach(self, [self.series], [(self.x_axis, BOTTOM), (self.y_axis, LEFT)])
 
     @staticmethod
     def band_labels(edges: tuple[float, ...]) -> list[str]:
@@ -232,28 +278,11 @@ class LatencyHistogram(ChartPanel):
 
     def set_report(self, report: MetricsReport) -> None:
         hist = self.histogram = report.latency_histogram
-        chart = self.chart()
-        chart.removeAllSeries()
-        for axis in chart.axes():
-            chart.removeAxis(axis)
         self.labels = self.band_labels(hist.edges)
-        bars = _bar_set("Postings", HISTOGRAM_COLOR, [float(c) for c in hist.counts])
-        bars.hovered.connect(lambda on, i: self.show_tip(self._band_text(i) if on else ""))
-        series = QBarSeries()
-        series.append(bars)
-        series.setBarWidth(0.9)
-        chart.addSeries(series)
-        chart.legend().setVisible(False)
-        x = QBarCategoryAxis()
-        x.append(rich_safe(self.labels) or ["—"])
-        x.setLabelsAngle(-45 if len(self.labels) > 5 else 0)
-        y = QValueAxis()
-        y.setTitleText("postings")
-        _count_axis(y, max(hist.counts, default=0))
-        chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
-        chart.addAxis(y, Qt.AlignmentFlag.AlignLeft)
-        series.attachAxis(x)
-        series.attachAxis(y)
+        _set_values(self.bars, [float(c) for c in hist.counts])
+        _set_categories(self.x_axis, self.labels)
+        self.x_axis.setLabelsAngle(-45 if len(self.labels) > 5 else 0)
+        _count_axis(self.y_axis, max(hist.counts, default=0))
         self.set_title("" if sum(hist.counts) else "no posting yet")
         self.describe([self._band_text(i) for i in range(len(hist.counts))] or ["No posting in the period."])
         self.theme()
@@ -273,37 +302,31 @@ class FreshnessChart(ChartPanel):
         self.rows: tuple[Freshness, ...] = ()
         self.MIN_HEIGHT = 170
         self.setMinimumHeight(self.MIN_HEIGHT)
+        self.within = _bar_set("within target", WITHIN_COLOR, [])
+        self.over = _bar_set("over target", OVER_COLOR, [])
+        for bar_set in (self.within, self.over):
+            bar_set.hovered.connect(lambda on, i: self.show_tip(self._system_text(i) if on else ""))
+        self.series = QHorizontalStackedBarSeries()
+        self.series.append(self.within)
+        self.series.append(self.over)
+        self.series.setBarWidth(0.6)
+        self.y_axis = QBarCategoryAxis()
+        self.x_axis = QValueAxis()
+        self.x_axis.setLabelFormat("%.3g")
+        _attach(self, [self.series], [(self.y_axis, LEFT), (self.x_axis, BOTTOM)])
 
     def set_report(self, report: MetricsReport) -> None:
         rows = self.rows = tuple(report.freshness)
-        chart = self.chart()
-        chart.removeAllSeries()
-        for axis in chart.axes():
-            chart.removeAxis(axis)
         ages = [f.age or 0.0 for f in rows]
         scale, unit = _time_scale(max(ages, default=0.0))
         pairs = list(zip(rows, ages, strict=True))
-        within = _bar_set("within target", WITHIN_COLOR, [0.0 if f.breached else a / scale for f, a in pairs])
-        over = _bar_set("over target", OVER_COLOR, [a / scale if f.breached else 0.0 for f, a in pairs])
-        for bar_set in (within, over):
-            bar_set.hovered.connect(lambda on, i: self.show_tip(self._system_text(i) if on else ""))
-        series = QHorizontalStackedBarSeries()
-        series.append(within)
-        series.append(over)
-        series.setBarWidth(0.6)
-        chart.addSeries(series)
-        y = QBarCategoryAxis()
-        y.append(rich_safe([_system_title(f.system) + (" (never read)" if f.age is None else "") for f in rows])
-                 or ["—"])
-        x = QValueAxis()
-        x.setTitleText(f"age ({unit})")
-        x.setRange(0, _nice_max(max(ages, default=0.0) / scale))
-        x.setLabelFormat("%.3g")
-        x.applyNiceNumbers()
-        chart.addAxis(y, Qt.AlignmentFlag.AlignLeft)
-        chart.addAxis(x, Qt.AlignmentFlag.AlignBottom)
-        series.attachAxis(x)
-        series.attachAxis(y)
+        _set_values(self.within, [0.0 if f.breached else a / scale for f, a in pairs])
+        _set_values(self.over, [a / scale if f.breached else 0.0 for f, a in pairs])
+        _set_categories(self.y_axis, [_system_title(f.system) + (" (never read)" if f.age is None else "")
+                                      for f in rows])
+        self.x_axis.setTitleText(f"age ({unit})")
+        self.x_axis.setRange(0, _nice_max(max(ages, default=0.0) / scale))
+        self.x_axis.applyNiceNumbers()
         breached = [f for f in rows if f.breached]
         self.set_title(f"{len(breached)} over target" if breached else "")
         self.describe([self._system_text(i) for i in range(len(rows))] or ["No system configured."])

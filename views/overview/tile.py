@@ -1,12 +1,13 @@
-"""One headline figure as a tile: its label, its value, its change against the previous period
-(better or worse in words and colour) and its SLA target (a breach marked by a red frame and the
-words "SLA breached"). A tile takes the keyboard focus; Enter, Space or a click opens the
-records behind it (``activated``)."""
+"""One headline figure as a tile: its label, its value, what it rests on (``Figure.note``: "9 of
+189 invoices (posting time known)", so a p95 over three postings is not read as the truth), its
+change against the previous period (better or worse in words and colour) and its SLA target (a
+breach marked by a red frame and the words "SLA breached"). A tile takes the keyboard focus;
+Enter, Space or a click opens the records behind it (``activated``)."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPalette
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QPalette
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from services.metrics.model import Figure, Records
@@ -43,6 +44,11 @@ class FigureTile(QFrame):
         self.label.setWordWrap(True)
         self.value = bold(plain_label(), 1.5)
         self.value.setObjectName("tileValue")
+        self.basis = plain_label()  # what the figure rests on, in a smaller font
+        self.basis.setObjectName("tileBasis")
+        small = QFont(self.basis.font())
+        small.setPointSizeF(small.pointSizeF() * 0.9)
+        self.basis.setFont(small)
         self.change = plain_label()
         self.change.setObjectName("tileChange")
         self.sla = plain_label()
@@ -50,9 +56,9 @@ class FigureTile(QFrame):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(10, 6, 10, 6)
         lay.setSpacing(2)
-        for w in (self.label, self.value, self.change, self.sla):
+        for w in (self.label, self.value, self.basis, self.change, self.sla):
             lay.addWidget(w)
-        for w in (self.change, self.sla):
+        for w in (self.basis, self.change, self.sla):
             w.setWordWrap(True)  # a narrow tile wraps them rather than widening the grid
         self._direction = 0
         self._styling = False
@@ -63,15 +69,21 @@ class FigureTile(QFrame):
         self.figure = figure
         self.label.setText(figure.label)
         self.value.setText(value_text(figure.value, figure.unit))
+        self.basis.setText(figure.note)
+        self.basis.setVisible(bool(figure.note))
         text, self._direction = change(figure)
         self.change.setText(text)
         self.change.setVisible(bool(text))
         sla = sla_text(figure)
-        self.sla.setText(sla)
+        # "target ≥ 99.50 %" wraps as a whole: never "≥" or "%" alone at a line's end or start
+        self.sla.setText(sla.replace(" %", "\u00a0%").replace("≥ ", "≥\u00a0").replace("≤ ", "≤\u00a0")
+                         .replace("target ", "target\u00a0"))
         self.sla.setVisible(bool(sla))
         self.target, shown = records_text(figure.records)
         self.setCursor(Qt.CursorShape.PointingHandCursor if self.target else Qt.CursorShape.ArrowCursor)
         lines = [f"{figure.label}: {self.value.text()}"]
+        if figure.note:
+            lines.append(f"Over: {figure.note}")
         if figure.previous is not None:
             lines.append(f"Previous period: {value_text(figure.previous, figure.unit)}")
         if text:
@@ -112,6 +124,7 @@ class FigureTile(QFrame):
             muted = palette.color(QPalette.ColorRole.PlaceholderText)
             _color(self.label, muted)
             _color(self.value, text)
+            _color(self.basis, muted)
             _color(self.sla, bad if self.breached else text)
             _color(self.change, good if self._direction > 0 else bad if self._direction < 0 else text)
         finally:
