@@ -86,14 +86,20 @@ def test_screenshot_command_runs_the_real_console_on_the_demo(tmp_path: Path) ->
     user = tmp_path / "user"  # the default (platformdirs) location must stay untouched
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SYNCDESK_HOME": str(tmp_path / "home"),
            "HOME": str(user), "XDG_DATA_HOME": str(user / ".local" / "share")}
-    result = subprocess.run([sys.executable, "main.py", "screenshot", "--demo", "--customers", "40", "--out",
+    # 60 customers: from 50 on, the demo plants every rule (the money shots need a tax mismatch and
+    # a credit-note exception)
+    result = subprocess.run([sys.executable, "main.py", "screenshot", "--demo", "--customers", "60", "--out",
                              str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     pngs = sorted(p.name for p in out.glob("*.png"))
     # the README's gallery: every page, light and dark, at 1024×640 and 1920×1080
     pages = ["audit-log", "customer", "customers", "exceptions", "overview", "pending-actions", "systems"]
-    assert pngs == sorted(f"{page}-{look}-{size}.png" for page in pages for look in ("light", "dark")
-                          for size in ("1024x640", "1920x1080"))
+    # and the README's money cases, light and dark at 1920×1080: the queue with a tax mismatch
+    # selected, a customer whose timeline shows a credit note and its exception
+    money = ["customer-credit-note", "exceptions-tax-mismatch"]
+    assert pngs == sorted([f"{page}-{look}-{size}.png" for page in pages for look in ("light", "dark")
+                           for size in ("1024x640", "1920x1080")]
+                          + [f"{case}-{look}-1920x1080.png" for case in money for look in ("light", "dark")])
     assert all((out / p).stat().st_size > 2000 for p in pngs)
     for name in ("customers-light-1024x640.png", "customers-dark-1920x1080.png"):
         image = QImage(str(out / name))

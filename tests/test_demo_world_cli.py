@@ -225,7 +225,8 @@ def test_a_screenshot_run_leaves_the_users_demo_world_and_audit_log_unchanged(
     # 250 customers: the screenshot's world has an entitlement to push, so it does act (below)
     shot = run("screenshot", "--demo", "--customers", "250", "--out", str(tmp_path / "shots"))
     assert shot.returncode == 0, shot.stderr
-    assert len(list((tmp_path / "shots").glob("*.png"))) == 28  # 7 pages × light, dark × 2 sizes
+    # 7 pages × light, dark × 2 sizes, and the 2 money cases × light, dark at 1920×1080
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 32
     assert "screenshot demo fix: succeeded" in (syncdesk_home / "logs" / "syncdesk.log").read_text()
 
     assert {p.name: digest(p) for p in files} == before

@@ -80,6 +80,7 @@ EVENT_TEXT: dict[EventKind, str] = {
     EventKind.INVOICE_PAID: "Invoice paid",
     EventKind.INVOICE_PAYMENT_FAILED: "Payment failed",
     EventKind.INVOICE_VOIDED: "Invoice voided",
+    EventKind.INVOICE_PRORATION: "Mid-cycle change (prorated)",
     EventKind.PARTY_CREATED: "Party created",
     EventKind.ERP_INVOICE_CREATED: "Invoice created",
     EventKind.ERP_INVOICE_POSTED: "Invoice posted",

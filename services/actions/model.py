@@ -41,8 +41,12 @@ class ActionKind(enum.StrEnum):
     #: delete the ERP's draft copy and create + post it again from billing (invoice.not_posted_in_erp)
     REPOST = "repost"
     CORRECT = "correct"
-    #: credit a posted ERP invoice and post a corrected copy (invoice.amount_mismatch; finance)
+    #: credit a posted ERP invoice and post a corrected copy (invoice.amount_mismatch, invoice.tax_mismatch,
+    #: invoice.currency_mismatch, subscription.proration_mismatch; finance)
     CREDIT_REPOST = "credit_repost"
+    #: post the ERP credit note of a billing credit note or full refund against the credited ERP
+    #: invoice (credit_note.missing_in_erp, invoice.refund_not_reflected; finance)
+    CREDIT = "credit"
     ACCEPT = "accept"
     LINK = "link"
     CREATE = "create"
@@ -67,7 +71,7 @@ class ActionRequest:
     exception_id: str
     reason: str = ""
     #: correct: edited values; link: {"candidate": ref id}; accept: {"expires_at": iso};
-    #: retry, post, repost, credit_repost: {"invoice_date": iso, "acknowledge_warning": name}
+    #: retry, post, repost, credit_repost, credit: {"invoice_date": iso, "acknowledge_warning": name}
     value: dict[str, Any] | None = None
 
 
@@ -206,15 +210,24 @@ RULE_ACTIONS: dict[str, tuple[ActionKind, ...]] = {
     "invoice.missing_in_erp": (ActionKind.RETRY, ActionKind.ACCEPT),
     "invoice.not_posted_in_erp": (ActionKind.POST, ActionKind.REPOST, ActionKind.ACCEPT),
     "invoice.amount_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT),
-    # not offered yet: a corrected copy in billing's currency, a copy re-posted with billing's taxes
-    "invoice.currency_mismatch": (ActionKind.FLAG, ActionKind.ACCEPT),
-    "invoice.tax_mismatch": (ActionKind.FLAG, ActionKind.ACCEPT),
+    # the ERP copy's content differs from billing's (currency, tax per rate): a draft copy is
+    # corrected with billing's lines, mapped taxes and currency, a posted one credited and reposted so
+    # (services.actions.plan_invoices)
+    "invoice.currency_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT),
+    "invoice.tax_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.duplicate_in_erp": (ActionKind.CANCEL, ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.payment_state": (ActionKind.FLAG, ActionKind.ACCEPT),
     "invoice.orphan_in_erp": (ActionKind.FLAG, ActionKind.ACCEPT),
-    # not offered yet: the ERP credit note posted with Tryton's credit, the refund booked
-    "credit_note.missing_in_erp": (ActionKind.FLAG, ActionKind.ACCEPT),
-    "invoice.refund_not_reflected": (ActionKind.FLAG, ActionKind.ACCEPT),
+    # the ERP credit note posted as Tryton's credit makes one (services.actions.plan_credits)
+    "credit_note.missing_in_erp": (ActionKind.CREDIT, ActionKind.FLAG, ActionKind.ACCEPT),
+    "invoice.refund_not_reflected": (ActionKind.CREDIT, ActionKind.FLAG, ActionKind.ACCEPT),
+    # a draft ERP credit note is corrected with billing's lines (a posted one is never edited in
+    # place: flag it; services.actions.plan_credits)
+    "credit_note.amount_mismatch": (ActionKind.CORRECT, ActionKind.FLAG, ActionKind.ACCEPT),
+    # the copy booked without (some of) its proration lines: corrected (a draft) or credited and
+    # reposted (a posted one) with every billing line, the proration lines included
+    "subscription.proration_mismatch": (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG,
+                                        ActionKind.ACCEPT),
     "subscription.terms_mismatch": (ActionKind.PUSH, ActionKind.ACCEPT),
     "entitlement.missing": (ActionKind.PUSH, ActionKind.ACCEPT),
     "entitlement.tier_mismatch": (ActionKind.PUSH, ActionKind.ACCEPT),

@@ -6,8 +6,12 @@ The fixes each rule offers are :data:`~services.actions.model.RULE_ACTIONS`; wha
 writes is described at the top of the module that plans it:
 
 - invoices (``invoice.missing_in_erp`` RETRY, ``invoice.not_posted_in_erp`` POST and REPOST,
-  ``invoice.amount_mismatch`` CORRECT and CREDIT_REPOST, ``invoice.duplicate_in_erp`` CANCEL):
-  :mod:`services.actions.plan_invoices`;
+  ``invoice.amount_mismatch``, ``invoice.tax_mismatch``, ``invoice.currency_mismatch`` and
+  ``subscription.proration_mismatch`` CORRECT (a draft copy) and CREDIT_REPOST (a posted one),
+  ``invoice.duplicate_in_erp`` CANCEL): :mod:`services.actions.plan_invoices`;
+- credits (``credit_note.missing_in_erp`` and ``invoice.refund_not_reflected`` CREDIT: the ERP
+  credit note posted as Tryton's credit makes one; ``credit_note.amount_mismatch`` CORRECT of a
+  draft ERP credit note): :mod:`services.actions.plan_credits`;
 - customers (``customer.unmapped_erp`` / ``customer.unmapped_support`` CREATE and LINK,
   ``customer.master_drift`` PUSH and CORRECT): :mod:`services.actions.plan_customers`;
 - subscriptions and entitlements (``subscription.terms_mismatch`` PUSH, ``entitlement.*`` PUSH
@@ -31,13 +35,13 @@ from services.actions.accepted import exception_fingerprint
 from services.actions.encoding import _iso, _parse_dt
 from services.actions.model import ActionKind
 from services.actions.plan_builder import _Refuse
+from services.actions.plan_credits import _CreditPlans
 from services.actions.plan_customers import _CustomerPlans
 from services.actions.plan_entitlements import _EntitlementPlans
-from services.actions.plan_invoices import _InvoicePlans
 from services.actions.steps import AcceptDifference, FlagForReview
 
 
-class _PlanBuilder(_InvoicePlans, _CustomerPlans, _EntitlementPlans):
+class _PlanBuilder(_CreditPlans, _CustomerPlans, _EntitlementPlans):
     """Builds one plan's checks, steps, calls and before/after values from the snapshot."""
 
     def build(self) -> None:
@@ -58,7 +62,16 @@ class _PlanBuilder(_InvoicePlans, _CustomerPlans, _EntitlementPlans):
             ("customer.master_drift", ActionKind.CORRECT): self.correct_master,
             ("invoice.amount_mismatch", ActionKind.CORRECT): self.correct_invoice,
             ("invoice.amount_mismatch", ActionKind.CREDIT_REPOST): self.credit_repost,
+            ("invoice.tax_mismatch", ActionKind.CORRECT): self.correct_invoice,
+            ("invoice.tax_mismatch", ActionKind.CREDIT_REPOST): self.credit_repost,
+            ("invoice.currency_mismatch", ActionKind.CORRECT): self.correct_invoice,
+            ("invoice.currency_mismatch", ActionKind.CREDIT_REPOST): self.credit_repost,
+            ("subscription.proration_mismatch", ActionKind.CORRECT): self.correct_invoice,
+            ("subscription.proration_mismatch", ActionKind.CREDIT_REPOST): self.credit_repost,
             ("invoice.duplicate_in_erp", ActionKind.CANCEL): self.cancel_duplicate,
+            ("credit_note.missing_in_erp", ActionKind.CREDIT): self.post_credit_note,
+            ("invoice.refund_not_reflected", ActionKind.CREDIT): self.credit_refund,
+            ("credit_note.amount_mismatch", ActionKind.CORRECT): self.correct_credit_note,
             ("subscription.terms_mismatch", ActionKind.PUSH): self.push_terms,
             ("entitlement.missing", ActionKind.PUSH): self.push_tier,
             ("entitlement.tier_mismatch", ActionKind.PUSH): self.push_tier,

@@ -18,8 +18,15 @@
   warning that a line's taxes are not its product's defaults, which billing's mapped taxes are):
   the action fails with the warning's text and name; re-running with ``value={"acknowledge_warning": name}``
   acknowledges it (audited) and posts the draft left by the first attempt.
-- ``invoice.amount_mismatch`` → CORRECT a *draft* ERP invoice: its currency and lines are
-  replaced by billing's (or by ``value={"currency": …, "lines": [...]}``). A posted invoice is
+- ``invoice.amount_mismatch``, ``invoice.tax_mismatch``, ``invoice.currency_mismatch`` and
+  ``subscription.proration_mismatch`` (the ERP copy's content differs from billing's: its total,
+  its tax per rate, its currency, its proration lines) → CORRECT a *draft* ERP invoice: its
+  currency and lines are replaced by billing's, every line with its rate's mapped ERP tax as for
+  RETRY, and its manual invoice taxes removed; the corrected draft's untaxed amount, tax and total
+  are compared with billing's to the minor unit before it is kept (a half-even rounding cent per
+  taxed line kept as billed; anything else puts the draft's previous currency, lines and manual
+  taxes back and refuses: :meth:`TrytonConnector.replace_draft_invoice_lines`). Operator-chosen
+  ``value={"currency": …, "lines": [...]}`` are written as given, with the ERP's taxes. A posted invoice is
   never edited in place (CORRECT is refused): CREDIT_REPOST it (finance role only; a reason is
   required) — the ERP credits it with refund through Tryton's *Credit* wizard (a credit note
   copying it with negated lines is posted and reconciled, the invoice ends ``cancelled``), then a
@@ -39,7 +46,9 @@
   change), so the corrected copy is the one live ERP invoice carrying the billing id; the
   customer's payment is then applied in the ERP (``invoice.payment_state`` shows it until then).
   Refused in preflight: a draft (correct it), a voided billing invoice, a duplicate. FLAG for
-  review and ACCEPT stay available.
+  review and ACCEPT stay available. For ``invoice.currency_mismatch`` the credit note is in the
+  ERP copy's currency (Tryton's credit copies the invoice) and the corrected copy in billing's:
+  the preflight checks that the ERP has billing's currency, not that the two agree.
 - ``invoice.not_posted_in_erp`` → POST the ERP's draft (or validated) copy as it is, dated as
   for RETRY (its own date, else today when the ERP's strict sequence is already later; the date
   is written on the draft first), a warning handled as for RETRY; or REPOST it (a reason is
@@ -84,6 +93,11 @@ from services.io.connectors.tryton_writes import ROUNDING_AS_BILLED, credited_re
 
 def money_text(inv: Invoice) -> str:
     return format_money(inv.total.amount, inv.total.currency)
+
+
+def percent_text(pct: Decimal | None) -> str:
+    """A tax rate's percentage as written (``20``, ``19.6``; never ``2E+1``), ``?`` when unknown."""
+    return "?" if pct is None else format(pct.normalize(), "f")
 
 
 @dataclass(frozen=True)
@@ -210,7 +224,7 @@ class _InvoicePlans(_PlanBuilderCore):
             for t in line.taxes:
                 rate = t.rate_id or "(a rate billing did not name)"
                 if t.rate_id is None or t.rate_id not in mapping:
-                    pct = f" {t.percentage.normalize()} %" if t.percentage is not None else ""
+                    pct = f" {percent_text(t.percentage)} %" if t.percentage is not None else ""
                     rc = " reverse charge" if t.reverse_charge else ""
                     raise _Refuse("tax", f"billing tax rate {rate} ({t.name or 'tax'}{pct}{rc}) of line "
                                          f"{line.description!r} has no ERP tax: map it in the profile "
@@ -232,7 +246,7 @@ class _InvoicePlans(_PlanBuilderCore):
             net_sum += net
             tax_sum += line_tax
             rates = ", ".join(f"ERP tax {mapping[t.rate_id]} for {t.rate_id} ({t.name or 'tax'} "
-                              f"{t.percentage.normalize() if t.percentage is not None else '?'} %"
+                              f"{percent_text(t.percentage)} %"
                               f"{', reverse charge' if t.reverse_charge else ''})"
                               for t in line.taxes if t.rate_id is not None)
             discount = (f" (billed {format_money(line.amount.amount, cur)} less discount "
@@ -414,6 +428,9 @@ class _InvoicePlans(_PlanBuilderCore):
         return side, inv
 
     def correct_invoice(self) -> None:
+        """CORRECT a draft ERP copy (module docstring): its currency and lines replaced by
+        billing's, each line with its rate's mapped ERP tax and the totals compared to the minor
+        unit before the correction is kept (operator-chosen lines: as given, the ERP's taxes)."""
         self.need_reason("a correction")
         _, erp_inv = self.erp_invoice_side()
         if erp_inv.status not in (InvoiceStatus.DRAFT, InvoiceStatus.VALIDATED):
@@ -424,21 +441,46 @@ class _InvoicePlans(_PlanBuilderCore):
             raise _Refuse("source", f"billing invoice {self.exc.object_id} is not in the snapshot")
         currency = str(self.value.get("currency") or binv.total.currency).upper()
         self.check_currency(currency)
+        post: Posting | None = None
         if self.value.get("lines"):
             lines = [(str(ln["plan_key"]), str(ln["quantity"]), str(ln["unit_price"]),
                       str(ln.get("description") or ln["plan_key"])) for ln in self.value["lines"]]
             self.notes.append("lines chosen by the operator")
         else:
-            lines = self.billing_lines(binv)
-        self.steps = [ReplaceLines(int(erp_inv.ref.id), currency, tuple(lines))]
-        self.rpc_call("model.account.invoice.write", [[int(erp_inv.ref.id)], {
-            "currency": currency, "lines": [["delete", ["<current lines>"]], ["create", [
-                {"product": c, "quantity": q, "unit_price": u, "description": d} for c, q, u, d in lines]]]}],
-            "replace the draft's lines with billing's (the owner of the invoice's content)")
-        total = sum((Decimal(q) * Decimal(u) for _, q, u, _ in lines), Decimal(0))
+            post = self.posting(binv)
+            lines = list(post.lines)
+        line_taxes = post.line_taxes if post is not None and currency == binv.total.currency.upper() else None
+        expected = post.expected if line_taxes is not None and post is not None else None
+        self.steps = [ReplaceLines(int(erp_inv.ref.id), currency, tuple(lines), line_taxes, expected)]
+        created: list[dict[str, Any]] = []
+        for n, (c, q, u, d) in enumerate(lines):
+            value: dict[str, Any] = {"product": c, "quantity": q, "unit_price": u, "description": d}
+            if line_taxes is not None:
+                value["taxes"] = [["add", list(line_taxes[n])]]
+            created.append(value)
+        write: dict[str, Any] = {"currency": currency, "lines": [["delete", ["<current lines>"]], ["create", created]]}
+        if expected is not None:
+            write["taxes"] = [["delete", ["<manual invoice taxes>"]]]
+        self.rpc_call("model.account.invoice.write", [[int(erp_inv.ref.id)], write],
+                      "replace the draft's lines with billing's (the owner of the invoice's content)"
+                      + (", each with its rate's ERP tax; its manual taxes are removed" if expected else ""))
+        if expected is not None:
+            self.rpc_call("model.account.invoice.read", [[int(erp_inv.ref.id)], ["untaxed_amount", "tax_amount",
+                                                                                 "total_amount", "taxes"]],
+                          f"compare the draft with billing to the minor unit: untaxed {expected.untaxed}, tax "
+                          f"{expected.tax}, total {expected.total} {currency} (a rounding difference: a manual "
+                          f"invoice tax '{ROUNDING_AS_BILLED.strip()}'; anything else: the draft's previous lines, "
+                          "currency and manual taxes are put back, nothing is kept)")
+            total = Decimal(expected.total)
+        else:
+            total = sum((Decimal(q) * Decimal(u) for _, q, u, _ in lines), Decimal(0))
         self.before = {"erp": {"invoice": erp_inv.ref.id, "state": erp_inv.status.value,
                                "total": str(erp_inv.total.amount), "currency": erp_inv.total.currency}}
+        if erp_inv.tax is not None:
+            self.before["erp"]["tax"] = str(erp_inv.tax.amount)
         self.expected_after = {"erp": {"invoice": erp_inv.ref.id, "total": str(total), "currency": currency}}
+        if expected is not None:
+            self.expected_after["erp"] |= {"untaxed": expected.untaxed, "tax": expected.tax}
 
     def credit_repost(self) -> None:
         """Credit a posted ERP invoice with refund and post a corrected copy (module docstring)."""
@@ -529,6 +571,12 @@ class _InvoicePlans(_PlanBuilderCore):
         if paid:
             self.notes.append("the customer's payment stays on the credited invoice: apply the credit note to the "
                               "corrected copy in the ERP (until then invoice.payment_state shows it unpaid there)")
+        self.notes.append("the credit note carries the credited invoice's own taxes (Tryton's credit copies them): "
+                          "the ERP's warning that they are not the products' default taxes is acknowledged for the "
+                          "credit note; any other warning stops the credit")
+        if erp_inv.total.currency != currency:
+            self.notes.append(f"the credit note is in the ERP copy's currency ({erp_inv.total.currency}, as Tryton's "
+                              f"credit copies the invoice), the corrected copy in billing's ({currency})")
         self.notes.append("the corrected copy carries billing's lines and currency (billing owns the invoice's "
                           "content) and the billing invoice id as reference")
         self.before = {"billing": {"invoice": iid, "number": binv.number, "total": str(binv.total.amount),

@@ -49,20 +49,33 @@ def role_check(exc: SyncException, operator: Operator) -> Check:
     return Check("role", True, f"{operator.name} ({operator.role.value}) may act on {exc.owner.value} exceptions")
 
 
+#: the rules of an ERP copy whose content differs from billing's: a draft copy is corrected in
+#: place with billing's lines, taxes and currency, a posted one credited and reposted
+CONTENT_RULES = frozenset({"invoice.amount_mismatch", "invoice.tax_mismatch", "invoice.currency_mismatch",
+                           "subscription.proration_mismatch"})
+
+
 def static_refusal(exc: SyncException, kind: ActionKind) -> str | None:
     """Why ``kind`` is refused for ``exc`` whoever acts, from the exception alone (a posted
     invoice is never edited in place, …); ``None`` when nothing in it forbids the action."""
     erp_sides = [s for s in exc.sides if s.system is System.ERP and s.ref is not None]
     billing = next((s for s in exc.sides if s.system is System.BILLING), None)
-    if exc.rule == "invoice.amount_mismatch" and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
+    if exc.rule in CONTENT_RULES and kind in (ActionKind.CORRECT, ActionKind.CREDIT_REPOST):
         state = str(erp_sides[0].values.get("state")) if erp_sides else ""
-        number = (erp_sides[0].values.get("number") or erp_sides[0].ref) if erp_sides else "?"
+        ref = erp_sides[0].ref if erp_sides else None
+        number = (erp_sides[0].values.get("number") or (ref.id if ref is not None else "?")) if erp_sides else "?"
         if kind is ActionKind.CORRECT and state in ("posted", "paid"):
             return _posted_explanation(number, state)
         if kind is ActionKind.CREDIT_REPOST and billing is not None and billing.values.get("status") == "void":
             return "billing voided the invoice: there is nothing to repost — flag it for review"
         if kind is ActionKind.CREDIT_REPOST and erp_sides:
             return _credit_refusal(number, state)
+    if exc.rule == "credit_note.amount_mismatch" and kind is ActionKind.CORRECT and erp_sides:
+        state = str(erp_sides[0].values.get("state"))
+        if state not in ("draft", "validated"):
+            ref = erp_sides[0].ref
+            return _credit_note_posted(erp_sides[0].values.get("number") or (ref.id if ref is not None else "?"),
+                                       state)
     if exc.rule == "invoice.duplicate_in_erp" and kind is ActionKind.CANCEL:
         drafts = [s for s in erp_sides if s.values.get("state") in ("draft", "validated")]
         if not drafts:
@@ -123,3 +136,9 @@ def _credit_refusal(number: Any, state: str) -> str | None:
         return (f"ERP invoice {number} is {state}: it is not posted, so it is corrected in place (correct), not "
                 "credited")
     return f"ERP invoice {number} is {state}: there is nothing to credit"
+
+
+def _credit_note_posted(number: Any, state: str) -> str:
+    """Why a correction of an ERP credit note in ``state`` (not a draft) is refused."""
+    return (f"ERP credit note {number} is {state}: a posted credit note is never edited in place; flag it for "
+            "review")

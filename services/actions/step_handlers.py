@@ -7,7 +7,8 @@ The local steps (accept, flag) send nothing.
 Idempotency on the wire
 -----------------------
 Billing writes carry ``Idempotency-Key`` = the action's key (+ step number); ERP creates look up by
-reference / code (a credit note: by its origin) first, and again when an answer is lost; ERP
+reference / code (a credit note of credit + repost: by its origin; one posted for a billing
+credit note: by its reference) first, and again when an answer is lost; ERP
 button presses accept the state the button leads to when the answer is lost; a draft is deleted
 only while it is a draft (gone already: nothing to delete); ERP writes and
 support updates set absolute values (PUT), so repeating them changes nothing.
@@ -34,8 +35,10 @@ from services.actions.steps import (
     JsonObject,
     LinkOrg,
     LinkParty,
+    PostCreditNote,
     PostDraft,
     PostInvoice,
+    ReplaceCreditLines,
     ReplaceLines,
     RepostInvoice,
     SetOrgFields,
@@ -58,7 +61,7 @@ class Written:
     """An object a step wrote, as ``after["targets"]`` lists it (``["erp", "invoice", 42]``)."""
 
     system: System
-    kind: str  # invoice, party, subscription, customer, org
+    kind: str  # invoice, credit_note, party, subscription, customer, org
     ident: int | str
 
     def to_json(self) -> list[Json]:
@@ -155,7 +158,8 @@ async def _link_party(c: Connections, step: LinkParty, idem: str) -> list[Writte
 
 
 async def _replace_lines(c: Connections, step: ReplaceLines, idem: str) -> list[Written]:
-    await c.erp().replace_draft_invoice_lines(step.invoice_id, step.currency, _decimal_lines(step.lines))
+    await c.erp().replace_draft_invoice_lines(step.invoice_id, step.currency, _decimal_lines(step.lines),
+                                              line_taxes=step.line_taxes, expected=_totals(step.expected))
     return [Written(System.ERP, "invoice", step.invoice_id)]
 
 
@@ -170,6 +174,29 @@ async def _credit_repost(c: Connections, step: CreditRepost, idem: str) -> list[
     # three invoices written: the credited one, its credit note (unless it existed), the corrected copy
     written = [step.invoice_id, *([credit_note] if credit_note is not None else []), corrected]
     return [Written(System.ERP, "invoice", i) for i in written]
+
+
+async def _post_credit_note(c: Connections, step: PostCreditNote, idem: str) -> list[Written]:
+    erp = c.erp()
+    if step.acknowledge:
+        await erp.acknowledge_warning(step.acknowledge)
+    note_id = await erp.ensure_credit_note_posted(
+        step.reference, step.invoice_id, step.currency,
+        date.fromisoformat(step.invoice_date) if step.invoice_date else None,
+        [(pos, was, Decimal(qty), Decimal(unit), desc) for pos, was, qty, unit, desc in step.lines],
+        line_taxes=step.line_taxes, expected=_totals(step.expected))
+    # read back as a credit note (verify: the credit rules count ERP credit notes, not invoices)
+    return [Written(System.ERP, "credit_note", note_id)]
+
+
+async def _replace_credit_lines(c: Connections, step: ReplaceCreditLines, idem: str) -> list[Written]:
+    expected = _totals(step.expected)
+    assert expected is not None
+    await c.erp().replace_draft_credit_note_lines(
+        step.note_id, step.invoice_id, step.currency,
+        [(pos, was, Decimal(qty), Decimal(unit), desc) for pos, was, qty, unit, desc in step.lines],
+        line_taxes=step.line_taxes, expected=expected)
+    return [Written(System.ERP, "credit_note", step.note_id)]
 
 
 async def _cancel_invoice(c: Connections, step: CancelInvoice, idem: str) -> list[Written]:
@@ -246,6 +273,8 @@ HANDLERS: dict[type[Step], StepHandler] = dict([
     _entry(LinkParty, _link_party),
     _entry(ReplaceLines, _replace_lines),
     _entry(CreditRepost, _credit_repost),
+    _entry(PostCreditNote, _post_credit_note),
+    _entry(ReplaceCreditLines, _replace_credit_lines),
     _entry(CancelInvoice, _cancel_invoice),
     _entry(WriteSubscription, _write_subscription),
     _entry(UpdateCustomer, _update_customer),

@@ -27,6 +27,9 @@ JsonObject: TypeAlias = dict[str, Json]
 StepLine: TypeAlias = tuple[str, str, str, str]
 #: the ERP taxes (``account.tax`` ids) of each line of a step, in the lines' order
 StepLineTaxes: TypeAlias = tuple[tuple[int, ...], ...]
+#: a credit note line as a step carries it: (position of the credited line among the invoice's
+#: lines, that line's description, quantity credited, unit price, description); numbers as text
+StepCreditLine: TypeAlias = tuple[int, str, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,19 @@ class _Fields:
             out.append((code, qty, unit, desc))
         return tuple(out)
 
+
+    def credit_lines(self, key: str) -> tuple[StepCreditLine, ...]:
+        value = self.raw.get(key)
+        if not isinstance(value, list):
+            raise self._bad(key, "a list of credit note lines")
+        out: list[StepCreditLine] = []
+        for line in value:
+            if not (isinstance(line, list) and len(line) == 5 and isinstance(line[0], int)
+                    and not isinstance(line[0], bool) and all(isinstance(v, str) for v in line[1:])):
+                raise self._bad(key, "a list of [credited line, its description, quantity, unit price, "
+                                     "description]")
+            out.append((int(line[0]), str(line[1]), str(line[2]), str(line[3]), str(line[4])))
+        return tuple(out)
 
     def opt_line_taxes(self, key: str, count: int) -> StepLineTaxes | None:
         """Each line's ERP tax ids (``[[12], []]``); ``None`` when absent (a step stored before
@@ -305,26 +321,36 @@ class LinkParty(Step):
 
 @dataclass(frozen=True)
 class ReplaceLines(Step):
-    """invoice.amount_mismatch CORRECT: a draft ERP invoice's currency and lines, replaced."""
+    """CORRECT (invoice.amount_mismatch, invoice.tax_mismatch, invoice.currency_mismatch,
+    subscription.proration_mismatch): a draft ERP invoice's currency and lines, replaced; with
+    ``line_taxes`` and ``expected``, each line's mapped taxes and billing's totals, which the
+    corrected draft must equal to the minor unit before it is kept."""
 
     op = "erp.replace_lines"
     system = System.ERP
     invoice_id: int
     currency: str
     lines: tuple[StepLine, ...]
+    line_taxes: StepLineTaxes | None = None
+    expected: ExpectedTotals | None = None
 
     def _fields(self) -> JsonObject:
-        return {"invoice_id": self.invoice_id, "currency": self.currency, "lines": _lines_json(self.lines)}
+        out: JsonObject = {"invoice_id": self.invoice_id, "currency": self.currency, "lines": _lines_json(self.lines)}
+        _taxed_json(out, self.line_taxes, self.expected)
+        return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> Self:
-        return cls(f.number("invoice_id"), f.text("currency"), f.lines("lines"))
+        lines = f.lines("lines")
+        return cls(f.number("invoice_id"), f.text("currency"), lines, f.opt_line_taxes("line_taxes", len(lines)),
+                   f.opt_totals("expected"))
 
 
 @dataclass(frozen=True)
 class CreditRepost(Step):
-    """invoice.amount_mismatch CREDIT_REPOST: credit a posted invoice with refund (a paid one: a
-    credit note without refund, the billing reference moved off it), post a corrected copy."""
+    """CREDIT_REPOST (invoice.amount_mismatch, invoice.tax_mismatch, invoice.currency_mismatch,
+    subscription.proration_mismatch): credit a posted invoice with refund (a paid one: a credit
+    note without refund, the billing reference moved off it), post a corrected copy."""
 
     op = "erp.credit_repost"
     system = System.ERP
@@ -353,6 +379,74 @@ class CreditRepost(Step):
         return cls(f.number("invoice_id"), f.text("billing_invoice_id"), f.number("party_id"), f.text("currency"),
                    f.text("invoice_date"), lines, f.opt_text("acknowledge"),
                    f.opt_line_taxes("line_taxes", len(lines)), f.opt_totals("expected"))
+
+
+@dataclass(frozen=True)
+class PostCreditNote(Step):
+    """credit_note.missing_in_erp / invoice.refund_not_reflected CREDIT: post the ERP credit note
+    of ERP invoice ``invoice_id`` (Tryton's credit shape: each line credits a line of it by
+    ``origin``), referenced by ``reference`` (the billing credit note or refund), with billing's
+    lines, each line's mapped taxes and billing's totals (negative: a credit note's)."""
+
+    op = "erp.post_credit_note"
+    system = System.ERP
+    reference: str
+    invoice_id: int
+    currency: str
+    invoice_date: str | None  # ISO date of the credit note
+    lines: tuple[StepCreditLine, ...]
+    line_taxes: StepLineTaxes
+    expected: ExpectedTotals | None = None
+    acknowledge: str | None = None
+
+    def _fields(self) -> JsonObject:
+        out: JsonObject = {"reference": self.reference, "invoice_id": self.invoice_id, "currency": self.currency,
+                           "invoice_date": self.invoice_date, "lines": [list(line) for line in self.lines],
+                           "line_taxes": [list(ids) for ids in self.line_taxes]}
+        if self.expected is not None:
+            out["expected"] = self.expected.to_json()
+        if self.acknowledge is not None:
+            out["acknowledge"] = self.acknowledge
+        return out
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        lines = f.credit_lines("lines")
+        taxes = f.opt_line_taxes("line_taxes", len(lines))
+        if taxes is None:
+            raise StepFormatError(f"action step {cls.op}: line_taxes is missing, not a list of ERP tax ids per line")
+        return cls(f.text("reference"), f.number("invoice_id"), f.text("currency"), f.opt_text("invoice_date"),
+                   lines, taxes, f.opt_totals("expected"), f.opt_text("acknowledge"))
+
+
+@dataclass(frozen=True)
+class ReplaceCreditLines(Step):
+    """credit_note.amount_mismatch CORRECT: a draft ERP credit note of ERP invoice ``invoice_id``,
+    its lines replaced by billing's in Tryton's credit shape (each crediting a line of the invoice),
+    each line's mapped taxes; billing's totals (negative) checked before the correction is kept."""
+
+    op = "erp.replace_credit_lines"
+    system = System.ERP
+    note_id: int
+    invoice_id: int
+    currency: str
+    lines: tuple[StepCreditLine, ...]
+    line_taxes: StepLineTaxes
+    expected: ExpectedTotals
+
+    def _fields(self) -> JsonObject:
+        return {"note_id": self.note_id, "invoice_id": self.invoice_id, "currency": self.currency,
+                "lines": [list(line) for line in self.lines], "line_taxes": [list(ids) for ids in self.line_taxes],
+                "expected": self.expected.to_json()}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> Self:
+        lines = f.credit_lines("lines")
+        taxes = f.opt_line_taxes("line_taxes", len(lines))
+        expected = f.opt_totals("expected")
+        if taxes is None or expected is None:
+            raise StepFormatError(f"action step {cls.op}: line_taxes and expected are required")
+        return cls(f.number("note_id"), f.number("invoice_id"), f.text("currency"), lines, taxes, expected)
 
 
 @dataclass(frozen=True)
@@ -519,7 +613,8 @@ class FlagForReview(Step):
 
 #: every step kind by its stored ``op``
 STEP_TYPES: dict[str, type[Step]] = {cls.op: cls for cls in (
-    PostInvoice, PostDraft, RepostInvoice, EnsureParty, LinkParty, ReplaceLines, CreditRepost, CancelInvoice,
+    PostInvoice, PostDraft, RepostInvoice, EnsureParty, LinkParty, ReplaceLines, CreditRepost, PostCreditNote,
+    ReplaceCreditLines, CancelInvoice,
     WriteSubscription, UpdateCustomer, CreateOrg, LinkOrg, UpdateOrg, SetOrgFields, AcceptDifference, FlagForReview)}
 
 

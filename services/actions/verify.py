@@ -58,13 +58,17 @@ class _Coalescer:
 
 
 async def _reread(conns: Connections, targets: list[list[Any]]) -> dict[System, SystemData]:
-    """Read back every written object (``["erp", "invoice", 42]``, as the step handlers answer them)."""
+    """Read back every written object (``["erp", "invoice", 42]``, ``["erp", "credit_note", 43]``, as the
+    step handlers answer them)."""
     out: dict[System, SystemData] = {}
     for system_name, kind, ident in targets:
         system = System(system_name)
         data = out.setdefault(system, SystemData(system))
         if kind == "invoice":
             data.invoices[str(ident)] = await conns.erp().get_invoice(int(ident))
+        elif kind == "credit_note":
+            inv, note = await conns.erp().get_credit_note(int(ident))
+            data.invoices[str(ident)], data.credit_notes[str(ident)] = inv, note
         elif kind == "party":
             data.customers[str(ident)] = await conns.erp().get_party(int(ident))
         elif kind == "subscription":
@@ -112,6 +116,10 @@ def _summary(data: SystemData) -> dict[str, Any]:
         out[f"invoice {inv_id}"] = {"state": inv.status.value, "total": str(inv.total.amount),
                                     "currency": inv.total.currency, "number": inv.number,
                                     "reference": inv.billing_invoice_id}
+    for nid, note in data.credit_notes.items():
+        out[f"credit note {nid}"] = {"state": note.status, "total": str(note.total.amount),
+                                     "currency": note.total.currency, "number": note.number,
+                                     "credits invoice": note.invoice_id}
     for cid, cust in data.customers.items():
         out[f"customer {cid}"] = {"name": cust.name, "code": cust.customer_id, "tax_id": cust.tax_id,
                                   "country": cust.country}

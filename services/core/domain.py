@@ -326,6 +326,7 @@ class EventKind(enum.StrEnum):
     INVOICE_PAID = "invoice.paid"
     INVOICE_PAYMENT_FAILED = "invoice.payment_failed"
     INVOICE_VOIDED = "invoice.voided"
+    INVOICE_PRORATION = "invoice.proration"  # a mid-cycle change prorated (at the change's time)
     PARTY_CREATED = "party.created"
     ERP_INVOICE_CREATED = "erp_invoice.created"
     ERP_INVOICE_POSTED = "erp_invoice.posted"
@@ -415,29 +416,38 @@ class SyncException:
         return max(0.0, (now - self.first_seen).total_seconds())
 
 
-#: Rule catalogue (DESIGN.md "Mismatch rules"): rule id -> (owner team, fix actions).
+#: Rule catalogue (DESIGN.md "Mismatch rules"): rule id -> (owner team, fix actions). The fix
+#: actions are exactly those the action service offers, in its order (services.actions.model
+#: RULE_ACTIONS; tests/services/test_rule_catalogue.py holds the two equal): what `reconcile
+#: --format json` and the exception card list is what a user can do.
 RULES: dict[str, tuple[Team, tuple[str, ...]]] = {
-    "customer.unmapped_erp": (Team.FINANCE, ("create", "link")),
-    "customer.unmapped_support": (Team.SUPPORT, ("create", "link")),
-    "customer.master_drift": (Team.FINANCE, ("push",)),
-    "invoice.missing_in_erp": (Team.FINANCE, ("retry",)),
-    "invoice.not_posted_in_erp": (Team.FINANCE, ("post", "repost")),
-    "invoice.amount_mismatch": (Team.FINANCE, ("correct", "accept")),
-    # the ERP copy in another currency: a corrected copy in billing's currency (credit and repost)
-    # is not offered yet; flag it for review or accept it
-    "invoice.currency_mismatch": (Team.FINANCE, ("flag", "accept")),
-    # the tax per rate differs: re-posting with billing's taxes needs the rate -> ERP tax mapping
-    # (not offered yet); flag it for review or accept it
-    "invoice.tax_mismatch": (Team.FINANCE, ("flag", "accept")),
-    "invoice.duplicate_in_erp": (Team.FINANCE, ("cancel", "flag")),
-    "invoice.payment_state": (Team.FINANCE, ("record", "flag")),
-    "invoice.orphan_in_erp": (Team.FINANCE, ("flag",)),
-    # posting the missing ERP credit note with Tryton's credit (credit_note.missing_in_erp) and
-    # booking the refund (invoice.refund_not_reflected) are not offered yet: flag or accept
-    "credit_note.missing_in_erp": (Team.FINANCE, ("flag", "accept")),
-    "invoice.refund_not_reflected": (Team.FINANCE, ("flag", "accept")),
+    "customer.unmapped_erp": (Team.FINANCE, ("create", "link", "accept")),
+    "customer.unmapped_support": (Team.SUPPORT, ("create", "link", "accept")),
+    "customer.master_drift": (Team.FINANCE, ("push", "correct", "accept")),
+    "invoice.missing_in_erp": (Team.FINANCE, ("retry", "accept")),
+    "invoice.not_posted_in_erp": (Team.FINANCE, ("post", "repost", "accept")),
+    "invoice.amount_mismatch": (Team.FINANCE, ("correct", "credit_repost", "flag", "accept")),
+    # the ERP copy in another currency: a draft is corrected into billing's currency, a posted one
+    # credited (its credit note in its own currency) and reposted in billing's (services/actions)
+    "invoice.currency_mismatch": (Team.FINANCE, ("correct", "credit_repost", "flag", "accept")),
+    # the tax per rate differs: a draft is corrected, a posted one credited and reposted, with
+    # billing's lines and each rate's ERP tax (the profile's tax_map; an unmapped rate is refused)
+    "invoice.tax_mismatch": (Team.FINANCE, ("correct", "credit_repost", "flag", "accept")),
+    "invoice.duplicate_in_erp": (Team.FINANCE, ("cancel", "flag", "accept")),
+    "invoice.payment_state": (Team.FINANCE, ("flag", "accept")),
+    "invoice.orphan_in_erp": (Team.FINANCE, ("flag", "accept")),
+    # the missing ERP credit note (of a billing credit note, or of a full refund) is posted as
+    # Tryton's credit makes one, against the credited ERP invoice (services/actions/plan_credits.py)
+    "credit_note.missing_in_erp": (Team.FINANCE, ("credit", "flag", "accept")),
+    "invoice.refund_not_reflected": (Team.FINANCE, ("credit", "flag", "accept")),
+    # an ERP credit note whose amount or tax differs: a draft one is corrected with billing's lines
+    # and mapped taxes; a posted one is never edited in place (flag it for review)
+    "credit_note.amount_mismatch": (Team.FINANCE, ("correct", "flag", "accept")),
     "subscription.terms_mismatch": (Team.FINANCE, ("push", "accept")),
-    "entitlement.missing": (Team.SUPPORT, ("push",)),
+    # an ERP copy booked without its proration lines: a draft is corrected, a posted one credited and
+    # reposted, with every billing line (the proration lines included) and its mapped taxes
+    "subscription.proration_mismatch": (Team.FINANCE, ("correct", "credit_repost", "flag", "accept")),
+    "entitlement.missing": (Team.SUPPORT, ("push", "accept")),
     "entitlement.tier_mismatch": (Team.SUPPORT, ("push", "accept")),
     "entitlement.orphan": (Team.SUPPORT, ("revoke", "accept")),
 }

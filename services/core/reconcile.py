@@ -23,8 +23,11 @@ Pure and in-memory: indexes are built once per run (dict joins, no per-customer 
   both with their taxes read, differ in the tax of a rate by a minor unit or more (rates matched
   by percentage, a rate one side lacks is 0 there; raised whether the totals agree or not).
 
-- ``credit_note.missing_in_erp`` / ``invoice.refund_not_reflected``: see ``_Run.rule_credits``
-  (a billing credit note no ERP credit note answers; a full refund the ERP still shows paid).
+- ``credit_note.missing_in_erp`` / ``credit_note.amount_mismatch`` / ``invoice.refund_not_reflected``
+  / ``subscription.proration_mismatch``: see ``services/core/reconcile_money.py`` (a billing credit
+  note no ERP credit note answers, or one whose ERP credit note differs in amount or tax per rate;
+  a full refund the ERP still shows paid; a proration invoice whose ERP copy lacks some or all of
+  its proration lines — then neither ``amount_mismatch`` nor ``tax_mismatch`` is raised for it).
 
 Rules run only when the systems they compare have data (``available``); the tracker closes
 only exceptions of rules that ran, so an outage never "resolves" anything.
@@ -42,7 +45,6 @@ from decimal import Decimal
 from services.core.currency import amount_text, format_money, same_amount
 from services.core.domain import (
     RULES,
-    CreditNote,
     Customer,
     Entitlement,
     Invoice,
@@ -52,9 +54,9 @@ from services.core.domain import (
     Subscription,
     SyncException,
     System,
-    TaxAmount,
     Tier,
 )
+from services.core.reconcile_money import proration_mismatch, rule_credit_notes, rule_refunds, tax_differences
 from services.core.sysdata import SystemData
 
 FINALIZED = frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE})
@@ -74,8 +76,10 @@ RULE_SYSTEMS: dict[str, frozenset[System]] = {
     "invoice.payment_state": frozenset({System.BILLING, System.ERP}),
     "invoice.orphan_in_erp": frozenset({System.BILLING, System.ERP}),
     "credit_note.missing_in_erp": frozenset({System.BILLING, System.ERP}),
+    "credit_note.amount_mismatch": frozenset({System.BILLING, System.ERP}),
     "invoice.refund_not_reflected": frozenset({System.BILLING, System.ERP}),
     "subscription.terms_mismatch": frozenset({System.BILLING, System.ERP}),
+    "subscription.proration_mismatch": frozenset({System.BILLING, System.ERP}),
     "entitlement.missing": frozenset({System.BILLING, System.SUPPORT}),
     "entitlement.tier_mismatch": frozenset({System.BILLING, System.SUPPORT}),
     "entitlement.orphan": frozenset({System.BILLING, System.SUPPORT}),
@@ -94,8 +98,11 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
     "invoice.payment_state": Severity.MEDIUM,
     "invoice.orphan_in_erp": Severity.MEDIUM,
     "credit_note.missing_in_erp": Severity.HIGH,
+    "credit_note.amount_mismatch": Severity.HIGH,
     "invoice.refund_not_reflected": Severity.HIGH,
     "subscription.terms_mismatch": Severity.MEDIUM,
+    # the ERP's posted total differs from billing's, as for invoice.amount_mismatch
+    "subscription.proration_mismatch": Severity.CRITICAL,
     "entitlement.missing": Severity.HIGH,
     "entitlement.tier_mismatch": Severity.MEDIUM,
     "entitlement.orphan": Severity.HIGH,
@@ -431,6 +438,7 @@ class _Run:
                 continue
             bt, et = inv.total, e.total
             est = e.status
+            prorated = False
             # compared in minor units with the currency's exponent (12.345 KWD is not 12.340 KWD; 12.34 KWD
             # is 12.340 KWD); equal Decimals are equal minor units, so the agreeing case stays a cheap test
             if et is not bt and et.currency != bt.currency:
@@ -440,10 +448,14 @@ class _Run:
                          [self._billing_side(inv), self._erp_side(e)])
             elif et is not bt and et.amount != bt.amount \
                     and not same_amount(et.amount, et.currency, bt.amount, bt.currency):
-                self.add("invoice.amount_mismatch", inv.customer_id, iid,
-                         f"{inv.number or iid}: billing {money_str(bt.amount, bt.currency)}, "
-                         f"ERP {money_str(et.amount, et.currency)} ({e.status.value})",
-                         [self._billing_side(inv), self._erp_side(e)])
+                # a proration invoice booked without (some of) its proration lines: the lines it
+                # lacks explain the amount and the tax (one root cause, one exception)
+                prorated = proration_mismatch(self, inv, e)
+                if not prorated:
+                    self.add("invoice.amount_mismatch", inv.customer_id, iid,
+                             f"{inv.number or iid}: billing {money_str(bt.amount, bt.currency)}, "
+                             f"ERP {money_str(et.amount, et.currency)} ({e.status.value})",
+                             [self._billing_side(inv), self._erp_side(e)])
             elif (est is draft or est is validated) and st is not void:
                 finalized = inv.finalized_at or inv.created
                 if finalized is not None and now - finalized > grace:
@@ -456,7 +468,7 @@ class _Run:
             # (one rate each side, the same percentage and tax) costs two comparisons
             if ((bx and ex is not None) or (ex and bx is not None)) and not (
                     len(bx) == 1 and len(ex) == 1 and bx[0].amount.amount == ex[0].amount.amount
-                    and bx[0].percentage == ex[0].percentage) and et.currency == bt.currency:
+                    and bx[0].percentage == ex[0].percentage) and et.currency == bt.currency and not prorated:
                 self.check_taxes(inv, e)
             if st is paid:
                 if est is posted and inv.paid_at is not None and now - inv.paid_at > pay_grace:
@@ -524,85 +536,16 @@ class _Run:
             values["cancelled copies"] = [x.number or f"ERP invoice {x.ref.id}" for x in gone]
         return Side(System.ERP, e.ref, values)
 
-    def rule_credits(self) -> None:
-        """``credit_note.missing_in_erp``: a billing credit note (issued, total > 0) older than the
-        invoice grace whose invoice has a live ERP copy, posted or paid, in the credit note's
-        currency, and no ERP credit note (not cancelled) crediting a copy of that invoice (live
-        or cancelled) for the same total; each ERP credit note answers one billing credit note
-        (oldest first). ``invoice.refund_not_reflected``: a paid billing invoice without credit
-        note whose succeeded refunds (in its currency) give back its whole total, the last older
-        than the invoice grace, whose one live ERP copy is still ``paid`` with no ERP credit note
-        crediting a copy. Customers the ERP does not know are left to ``customer.unmapped_erp``."""
-        b = self.b
-        if not b.credit_notes and not b.refunds:
-            return
-        grace, now = self.config.invoice_grace, self.now
-        posted, paid = InvoiceStatus.POSTED, InvoiceStatus.PAID
-        erp_notes: dict[str, list[CreditNote]] = {}
-        for note in self.e.credit_notes.values():
-            if note.invoice_id is not None and note.status != "cancelled":
-                erp_notes.setdefault(note.invoice_id, []).append(note)
+    def rule_credit_notes(self) -> set[str]:
+        """``credit_note.missing_in_erp`` / ``credit_note.amount_mismatch``
+        (:func:`services.core.reconcile_money.rule_credit_notes`); the billing invoices with a
+        credit note."""
+        return rule_credit_notes(self)
 
-        def notes_on(billing_invoice_id: str) -> list[CreditNote]:
-            copies = [*self.erp_invoices(billing_invoice_id), *self.erp_cancelled.get(billing_invoice_id, ())]
-            return [n for c in copies for n in erp_notes.get(c.ref.id, ())]
-
-        used: set[str] = set()
-        noted: set[str] = set()
-        for cid, cn in sorted(b.credit_notes.items(), key=lambda kv: (kv[1].created or now, kv[0])):
-            if cn.is_void or cn.invoice_id is None:
-                continue
-            noted.add(cn.invoice_id)
-            cur = cn.total.currency
-            if cn.total.amount <= 0 or not self.erp_mapped(cn.customer_id):
-                continue
-            live = [c for c in self.erp_invoices(cn.invoice_id)
-                    if (c.status is posted or c.status is paid) and c.total.currency == cur]
-            if not live:
-                continue  # no copy to credit: the invoice rules say why
-            match = next((n for n in notes_on(cn.invoice_id) if n.ref.id not in used and n.total.currency == cur
-                          and same_amount(n.total.amount, cur, cn.total.amount, cur)), None)
-            if match is not None:
-                used.add(match.ref.id)
-                continue
-            if cn.created is None or now - cn.created <= grace:
-                continue
-            inv = b.invoices.get(cn.invoice_id)
-            name = inv.number if inv is not None and inv.number else cn.invoice_id
-            self.add("credit_note.missing_in_erp", cn.customer_id, cid,
-                     f"credit note {cn.number or cid} ({money_str(cn.total.amount, cur)}) on {name}, issued "
-                     f"{cn.created:%Y-%m-%d %H:%M} UTC, has no ERP credit note",
-                     [Side(System.BILLING, cn.ref, {"number": cn.number, "invoice": name, "status": cn.status,
-                                                    "total": amount_text(cn.total.amount, cur), "currency": cur}),
-                      Side(System.ERP, live[0].ref, {"invoice": live[0].number, "state": live[0].status.value,
-                                                     "credit note": None})])
-        refunded: dict[str, tuple[Decimal, datetime | None]] = {}
-        for r in b.refunds.values():
-            if r.succeeded and r.invoice_id is not None:
-                amount, last = refunded.get(r.invoice_id, (Decimal(0), None))
-                inv = b.invoices.get(r.invoice_id)
-                if inv is None or r.amount.currency != inv.total.currency:
-                    continue
-                when = r.created if last is None or (r.created is not None and r.created > last) else last
-                refunded[r.invoice_id] = (amount + r.amount.amount, when)
-        for iid, (amount, last) in refunded.items():
-            inv = b.invoices[iid]
-            if (inv.status is not paid or iid in noted or inv.total.amount <= 0 or amount < inv.total.amount
-                    or last is None or now - last <= grace or not self.erp_mapped(inv.customer_id)):
-                continue
-            copies = self.erp_invoices(iid)
-            if len(copies) != 1 or copies[0].status is not paid or notes_on(iid):
-                continue
-            e, cur = copies[0], inv.total.currency
-            self.add("invoice.refund_not_reflected", inv.customer_id, iid,
-                     f"{inv.number or iid}: refunded in full in billing ({money_str(amount, cur)}, "
-                     f"{last:%Y-%m-%d %H:%M} UTC) but still paid in the ERP with no credit note",
-                     [Side(System.BILLING, inv.ref, {"status": inv.status.value, "number": inv.number,
-                                                     "total": amount_text(inv.total.amount, cur),
-                                                     "refunded": amount_text(amount, cur), "currency": cur}),
-                      Side(System.ERP, e.ref, {"state": e.status.value, "number": e.number,
-                                               "total": amount_text(e.total.amount, e.total.currency),
-                                               "credit note": None})])
+    def rule_refunds(self, noted: set[str]) -> None:
+        """``invoice.refund_not_reflected`` (:func:`services.core.reconcile_money.rule_refunds`)."""
+        if self.b.refunds:
+            rule_refunds(self, noted)
 
     def rule_orphans(self) -> None:
         missing = self.erp_invoice_by_ref.keys() - self.b.invoices.keys()
@@ -678,32 +621,6 @@ class _Run:
                       Side(System.SUPPORT, ent.ref, {"tier": ent.tier.value})])
 
 
-def rate_label(tax: TaxAmount) -> str:
-    """"20 %", "0 % reverse charge", or the rate's name / id when its percentage is unknown."""
-    if tax.percentage is None:
-        return tax.name or tax.rate_id or "an unknown rate"
-    pct = tax.percentage.normalize()
-    text = f"{pct:f} %"
-    return f"{text} reverse charge" if tax.reverse_charge else text
-
-
-def tax_differences(billing: tuple[TaxAmount, ...], erp: tuple[TaxAmount, ...],
-                    currency: str) -> list[tuple[str, Decimal, Decimal]]:
-    """``[(rate, billing tax, ERP tax)]`` for each rate whose tax differs by a minor unit or more
-    (compared with the currency's exponent, never as floats), rates matched by percentage; a rate
-    one side lacks counts as 0 there. In billing's order, then the ERP's own rates."""
-    sums: dict[object, list[Decimal]] = {}
-    labels: dict[object, str] = {}
-    for col, taxes in ((0, billing), (1, erp)):
-        for t in taxes:
-            key = t.rate_key[0] if t.percentage is not None else ("?", t.rate_id)
-            acc = sums.setdefault(key, [Decimal(0), Decimal(0)])
-            acc[col] += t.amount.amount
-            if key not in labels or (t.reverse_charge and col == 0):
-                labels[key] = rate_label(t)
-    return [(labels[k], b, x) for k, (b, x) in sums.items() if not same_amount(b, currency, x, currency)]
-
-
 def reconcile(snapshot: Snapshot, config: ReconcileConfig | None = None,
               now: datetime | None = None) -> ReconcileResult:
     """Evaluate every rule whose systems have data; return the open disagreements."""
@@ -719,7 +636,7 @@ def reconcile(snapshot: Snapshot, config: ReconcileConfig | None = None,
     if ok("invoice.missing_in_erp"):
         run.rule_orphans()
     if ok("credit_note.missing_in_erp"):
-        run.rule_credits()
+        run.rule_refunds(run.rule_credit_notes())
     if ok("customer.unmapped_erp"):
         run.rule_unmapped_erp()
     if ok("customer.unmapped_support"):

@@ -18,6 +18,9 @@ What a timeline holds
   the ERP does not keep (a paid invoice's posting) is a note on its first entry ("posted at a
   time the ERP does not keep"), never an entry at an invented time such as midnight of its
   invoice date. The cancellation is downstream of billing's void, when there is one.
+- **Prorations and taxes** (services.core.timeline_money): a mid-cycle change at its own time
+  with the invoice billing it downstream; each invoice's and credit note's tax per rate on the
+  entry stating its total.
 - **Credit notes and refunds**: billing's credit notes (issued / voided, with their lag from
   the invoice's finalization) and the ERP's (with their lag from billing's credit note of the
   same invoice and amount; "late" past the invoice grace) in the ``credit:in_X`` group; billing's
@@ -83,6 +86,7 @@ from services.core.history import parse_tier_change
 from services.core.overview import current_subscription
 from services.core.reconcile import Snapshot
 from services.core.timeline_credits import credits_and_refunds
+from services.core.timeline_money import proration, tax_text
 
 EntryStatus = Literal["ok", "late", "missing", "pending"]
 
@@ -288,6 +292,7 @@ class TimelineIndex:
         self.b_refunds = _group_by(b.refunds.values(), "customer_id")
         self.e_invoices_by_id = e.invoices
         self.e_credits = _group_by(e.credit_notes.values(), "customer_id")
+        self.e_credit_refs = frozenset(cn.ref for cn in e.credit_notes.values())
         self.s_orgs = _group_by(s.customers.values(), "customer_id")
         self.s_ents = _group_by(s.entitlements.values(), "customer_id")
         self.s_cases = _group_by(s.cases.values(), "customer_id")
@@ -454,7 +459,8 @@ class _Build:
             g_inv, g_pay = f"invoice:{iid}", f"payment:{iid}"
             finalized_at = inv.finalized_at or (inv.created if inv.status in _FINALIZED else None)
             fin = self.add(finalized_at, System.BILLING, EventKind.INVOICE_FINALIZED, inv.ref,
-                           f"Invoice {label} finalized: {inv.total}", group=g_inv, objects=[iid])
+                           f"Invoice {label} finalized: {inv.total}{tax_text(inv.taxes)}", group=g_inv, objects=[iid])
+            proration(self, inv, label, fin)
             paid = self.add(inv.paid_at, System.BILLING, EventKind.INVOICE_PAID, inv.ref,
                             f"Invoice {label} paid: {inv.total}", group=g_pay, objects=[iid])
             voided = self.add(inv.voided_at, System.BILLING, EventKind.INVOICE_VOIDED, inv.ref,
@@ -484,7 +490,7 @@ class _Build:
             elif paid is not None and live and not any(c.paid_at for c in live):
                 paid.notes.append("the ERP shows it paid (time unknown)")
         for copy in sorted(ix.e_invoices.get(self.cid, []), key=_ref_order):
-            if copy.ref in handled:
+            if copy.ref in handled or copy.ref in ix.e_credit_refs:  # a credit note: in timeline_credits
                 continue
             bid = copy.billing_invoice_id
             if not bid:
@@ -497,26 +503,33 @@ class _Build:
             self.erp_invoice(copy, bid or copy.number or copy.ref.id, None, None, [note])
 
     def erp_invoice(self, copy: Invoice, label: str, fin: _Draft | None, paid: _Draft | None,
-                    extra: list[str], voided: _Draft | None = None) -> None:
+                    extra: list[str], voided: _Draft | None = None, *, credit: _Draft | None = None) -> None:
         """The ERP copy's real state changes at their real times (its own history: created,
         posted, paid, cancelled). A state it passed through at a time its record does not keep
         (a paid invoice's posting) is said in a note, never placed at an invented time (e.g.
-        midnight of its invoice date)."""
+        midnight of its invoice date). ``credit``: ``copy`` is an ERP credit note (an invoice too)
+        and this its "created" entry (timeline_credits); its other states follow in its group."""
         bid = copy.billing_invoice_id
         g_inv = f"invoice:{bid}" if bid else None
         g_pay = f"payment:{bid}" if bid else None
         objects = [bid] if bid else [copy.ref.id]
         number = copy.number or copy.ref.id
-        created = self.add(copy.created, System.ERP, EventKind.ERP_INVOICE_CREATED, copy.ref,
-                           f"ERP invoice {number} created for {label}: {copy.total}", group=g_inv, objects=objects)
+        noun = "ERP invoice"
+        if credit is not None:
+            noun, g_inv, g_pay, objects = "ERP credit note", credit.group, credit.group, sorted(credit.objects)
+            created: _Draft | None = credit
+        else:
+            created = self.add(copy.created, System.ERP, EventKind.ERP_INVOICE_CREATED, copy.ref,
+                               f"ERP invoice {number} created for {label}: {copy.total}{tax_text(copy.taxes)}",
+                               group=g_inv, objects=objects)
         posted = self.add(copy.posted_at, System.ERP, EventKind.ERP_INVOICE_POSTED, copy.ref,
-                          f"ERP invoice {number} posted", group=g_inv, objects=objects)
+                          f"{noun} {number} posted", group=g_inv, objects=objects)
         erp_paid = self.add(copy.paid_at, System.ERP, EventKind.ERP_INVOICE_PAID, copy.ref,
-                            f"ERP invoice {number} paid", group=g_pay, objects=objects)
+                            f"{noun} {number} paid", group=g_pay, objects=objects)
         status = copy.status
         live = status is not InvoiceStatus.CANCELLED
         cancelled = self.add(copy.voided_at if not live else None, System.ERP, EventKind.ERP_INVOICE_CANCELLED,
-                             copy.ref, f"ERP invoice {number} cancelled", group=g_inv, objects=objects)
+                             copy.ref, f"{noun} {number} cancelled", group=g_inv, objects=objects)
         unknown: list[str] = []
         if posted is None and (status in (InvoiceStatus.POSTED, InvoiceStatus.PAID)
                                or (not live and copy.number is not None)):
@@ -759,8 +772,13 @@ class _Build:
             if family == "invoice":
                 prefix = "payment" if exc.rule == "invoice.payment_state" else "invoice"
                 targets = [d for d in everything if d.group == f"{prefix}:{obj}"]
+            elif exc.rule == "subscription.proration_mismatch":  # its object is the invoice
+                targets = [d for d in everything if d.group == f"invoice:{obj}"]
             elif family == "subscription":
                 targets = [d for d in everything if d.group == f"subscription:{obj}"]
+            elif family == "credit_note":  # billing's credit note and the ERP's it names on its side
+                side_refs = {s.ref for s in exc.sides if s.ref is not None}
+                targets = [d for d in everything if obj in d.objects or d.ref in side_refs]
             elif family == "entitlement":
                 tier_drafts = [d for d in everything
                                if d.tier_state or (d.synthetic and d.kind is EventKind.TIER_CHANGED)]

@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from services.core.domain import CreditNote, EventKind, Refund, System
+from services.core.timeline_money import tax_text
 
 if TYPE_CHECKING:
     from services.core.timeline import _Build, _Draft
@@ -40,7 +41,8 @@ def credits_and_refunds(build: _Build) -> None:
         objects = [x for x in (iid, cn.ref.id) if x]
         name = cn.number or cn.ref.id
         issued = build.add(cn.created, System.BILLING, EventKind.CREDIT_NOTE_ISSUED, cn.ref,
-                           f"Credit note {name} issued on {label}: {cn.total}", group=group, objects=objects)
+                           f"Credit note {name} issued on {label}: {cn.total}{tax_text(cn.taxes)}", group=group,
+                           objects=objects)
         build.downstream(issued, fin, None, "the invoice was finalized")
         if issued is not None and not cn.is_void and iid:
             issued_by_invoice[iid].append((cn, issued))
@@ -60,10 +62,13 @@ def _erp_credit_note(build: _Build, cn: CreditNote, issued_by_invoice: dict[str,
     name = cn.number or cn.ref.id
     what = (credited.number or credited.ref.id) if credited is not None else (cn.invoice_id or "no invoice")
     made = build.add(cn.created, System.ERP, EventKind.ERP_CREDIT_NOTE_CREATED, cn.ref,
-                     f"ERP credit note {name} created on {what}: {cn.total}",
+                     f"ERP credit note {name} created on {what}: {cn.total}{tax_text(cn.taxes)}",
                      group=f"credit:{bid}" if bid else None, objects=[x for x in (bid, cn.ref.id) if x])
     if made is None:
         return
+    as_invoice = build.ix.e_invoices_by_id.get(cn.ref.id)
+    if as_invoice is not None and as_invoice.ref == cn.ref:  # its posting, payment, cancellation
+        build.erp_invoice(as_invoice, what, None, None, [], credit=made)
     candidates = [(b, d) for b, d in issued_by_invoice.get(bid or "", []) if id(d) not in matched]
     upstream = next((d for b, d in candidates if b.total == cn.total), None)
     if upstream is None:

@@ -71,8 +71,10 @@ Rules (ground truth)
    object = invoice id. Planted as a draft and as a validated copy (a posting that failed,
    or that was never done).
 5. ``invoice.amount_mismatch`` — exactly one non-cancelled ERP invoice carries the id of a
-   finalized billing invoice, in the same currency, and its ``total_amount != total / 100``.
-   Planted on draft and on posted ERP invoices. object = invoice id.
+   finalized billing invoice, in the same currency, and its ``total_amount`` is not ``total``
+   minor units of that currency (``total / 100`` in cents; yen have no minor unit, dinars three).
+   Planted on draft and on posted ERP invoices (never reported for a 5d invoice). object =
+   invoice id.
 5b. ``invoice.currency_mismatch`` — exactly one non-cancelled ERP invoice carries the id of a
    finalized billing invoice and its currency code ``!= currency.upper()`` (never also rule
    5 or 4b). Planted on draft and on posted ERP invoices. object = invoice id.
@@ -82,7 +84,16 @@ Rules (ground truth)
    (the lines' ``tax_amount`` summed per tax rate percentage; zero amounts left out). Planted
    on a taxed invoice whose ERP copy books part of the tax as revenue (net higher, tax as
    much lower, the same total; a manual invoice tax), chosen last and without the random
-   stream, so the dataset with the money switched off keeps every other plant.
+   stream, so the dataset with the money switched off keeps every other plant (never
+   reported for a 5d invoice); the first one on a yen or dinar invoice when the dataset has a
+   taxed one. object = invoice id.
+5d. ``subscription.proration_mismatch`` — exactly one non-cancelled ERP invoice carries the id
+   of a finalized billing invoice with proration lines, in the same currency, and its
+   ``untaxed_amount`` is billing's net (the lines' ``amount - discount_amount``) without one or
+   more of those proration lines (and differs from it). Never also rule 5 or 5c for that
+   invoice. Planted on a taxed proration invoice (a mid-period upgrade) whose ERP copy was
+   booked as a full period (every proration line left out) or without its credit for unused
+   time, its tax as trytond computes it, chosen last and without the random stream.
    object = invoice id.
 6. ``invoice.duplicate_in_erp`` — two or more non-cancelled ERP invoices carry the id of an
    existing billing invoice (never also reported as 5 or 7). object = billing invoice id.
@@ -92,7 +103,14 @@ Rules (ground truth)
    or ``paid``. object = billing invoice id.
 7b. ``credit_note.missing_in_erp`` — an issued billing credit note older than the invoice
    grace, on an invoice with a live posted or paid ERP copy in its currency, that no ERP credit
-   note of that invoice answers for its total. object = the billing credit note id.
+   note of that invoice answers (paired as in 7d: none of its total, and none left of another
+   total). object = the billing credit note id.
+7d. ``credit_note.amount_mismatch`` — a billing credit note as in 7b whose ERP credit note
+   (paired first by equal total, then — older than the grace — with the oldest one of that
+   invoice left) differs in total, untaxed amount or tax per rate. object = the billing credit
+   note id. Planted on the only credit note of an invoice, booked with its first line credited a
+   tenth more (the tax as trytond computes it), or with part of its tax booked as revenue (the
+   same total).
 7c. ``invoice.refund_not_reflected`` — a paid billing invoice with no credit note, refunded in
    full (the last refund older than the grace), whose one live ERP copy is still paid with no
    ERP credit note. object = billing invoice id.

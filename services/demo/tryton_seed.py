@@ -32,7 +32,8 @@ keeps the closest real equivalent:
   are checked against the demo's; the demo's credit notes (the integration's booking of
   billing's credit notes and full refunds) are seeded alike, numbered in the same sequence, their
   lines' ``origin`` the seeded lines they credit;
-- the currency rates are the demo's (``currency.currency.rate``);
+- the currencies are the demo's with their own digits and rounding (JPY 0 digits, rounding 1;
+  KWD 3 digits, rounding 0.001) and the demo's rates (``currency.currency.rate``);
 - one fiscal year spans from a year before the anchor to the end of next year, so invoices
   dated today can be posted after the seeded ones (invoice numbers are strictly sequenced).
 """
@@ -89,7 +90,8 @@ def _seed(config_file: Path, database: str, customers: int, seed: int, anchor: i
     for cid, cur in T["currency.currency"].items():
         code = cur["code"]
         name, symbol = CURRENCY_NAMES.get(code, (cur["name"], cur.get("symbol")))
-        real = Currency(name=name, code=code, symbol=symbol, rounding=Decimal("0.01"), digits=2)
+        digits = cur["digits"] if isinstance(cur.get("digits"), int) else 2  # JPY 0, KWD 3, as the demo's
+        real = Currency(name=name, code=code, symbol=symbol, rounding=Decimal(1).scaleb(-digits), digits=digits)
         real.save()
         for rate in sorted((r for r in T["currency.currency.rate"].values() if r["currency"] == cid),
                            key=lambda r: r["id"]):
@@ -290,10 +292,14 @@ def _seed_records(pool: Any, transaction: Any, T: dict[str, dict[int, dict[str, 
     pay_method = PaymentMethodM(method.id)
     revenue_journal = pool.get("account.journal").search([("type", "=", "revenue")], limit=1)[0]
 
+    #: the identifier types the party configuration offers (``get_types``: a type stdnum knows is
+    #: refused when the configuration does not list it, e.g. ``ca_bn`` by default)
+    offered = {kind for kind, _ in pool.get("party.identifier").get_types() if kind}
+
     def valid_type(kind: str | None, code: str) -> str | None:
-        """The identifier type to store: the demo's when Tryton accepts the code (check digits)
-        and its formatted form stays the same tax id (gb_vat drops the "GB" prefix); else none."""
-        if not kind or "_" not in kind:
+        """The identifier type to store: the demo's when Tryton offers it, accepts the code (check
+        digits) and its formatted form stays the same tax id (gb_vat drops the "GB" prefix); else none."""
+        if not kind or "_" not in kind or kind not in offered:
             return None
         module = get_cc_module(*kind.split("_", 1))
         if module is None or not module.is_valid(code):

@@ -80,6 +80,10 @@ FIX_NEEDS: dict[tuple[str, str], tuple[Need, ...]] = {
     # Tryton's credit makes the credit note (an account.invoice with its lines) and posts it
     ("credit_note.missing_in_erp", "credit"): _ERP_POST,
     ("invoice.refund_not_reflected", "credit"): _ERP_POST,
+    # a draft ERP credit note's lines replaced
+    ("credit_note.amount_mismatch", "correct"): (Need(System.ERP, "account.invoice", "write"),
+                                                 Need(System.ERP, "account.invoice.line", "create"),
+                                                 Need(System.ERP, "account.invoice.line", "delete")),
     ("customer.unmapped_erp", "create"): (Need(System.ERP, "party.party", "create"),),
     ("customer.unmapped_erp", "link"): (Need(System.ERP, "party.party", "write"),),
     ("customer.unmapped_support", "create"): _ORG_WRITE,

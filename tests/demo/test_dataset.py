@@ -1,5 +1,5 @@
 """The demo dataset generator: determinism, internal consistency, and — most important — an
-independent implementation of the 13 mismatch rules (written from the rule text in
+independent implementation of the mismatch rules (written from the rule text in
 ``services/demo/dataset.py``, sharing no code with it) that must find exactly the manifest."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.core.currency import exponent, from_minor
 from services.demo.dataset import generate, in_flight_items
 from services.demo.generator.ground_truth import RULES
 from services.demo.generator.seed import SeedParamsError, load_seed_params
@@ -92,6 +93,11 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
     for tid in sorted(t.get("account.invoice.tax", {})):
         taxes_of[t["account.invoice.tax"][tid]["invoice"]].append(t["account.invoice.tax"][tid])
 
+    def minor(rec: dict[str, Any], field: str) -> int:
+        """An ERP invoice's amount in minor units of its own currency (JPY: none, KWD: three)."""
+        code = t["currency.currency"][rec["currency"]]["code"]
+        return int(rec[field].scaleb(exponent(code)))
+
     def billed_tax(inv: Any) -> dict[Decimal, int]:
         out: dict[Decimal, int] = defaultdict(int)
         for ln in inv.lines:
@@ -101,9 +107,23 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
 
     def erp_taxes(invoice_id: int) -> dict[Decimal, int]:
         out: dict[Decimal, int] = defaultdict(int)
+        code = t["currency.currency"][t["account.invoice"][invoice_id]["currency"]]["code"]
         for x in taxes_of[invoice_id]:
-            out[(t["account.tax"][x["tax"]]["rate"] * 100).normalize()] += int(x["amount"] * 100)
+            out[(t["account.tax"][x["tax"]]["rate"] * 100).normalize()] += int(x["amount"].scaleb(exponent(code)))
         return {k: v for k, v in out.items() if v}
+
+    def lacks_prorations(inv: Any, rec: dict[str, Any]) -> bool:
+        """5d: the copy's untaxed amount is billing's net without one or more of its proration
+        lines (the net of a line: amount less discount), and differs from billing's."""
+        nets = [ln.amount - ln.discount_amount for ln in inv.lines if ln.proration]
+        billed = sum(ln.amount - ln.discount_amount for ln in inv.lines)
+        booked = minor(rec, "untaxed_amount")
+        if not nets or booked == billed:
+            return False
+        sums = {0}
+        for n in nets:
+            sums |= {x + n for x in sums}
+        return any(billed - x == booked for x in sums - {0})
 
     def active_subs(cid: str) -> list[Any]:
         return [s for s in subs_of[cid] if s.status in ACTIVE]
@@ -145,11 +165,14 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
             rec = live[0]
             code = t["currency.currency"][rec["currency"]]["code"]
             same_currency = code == inv.currency.upper()
-            if same_currency and billed_tax(inv) != erp_taxes(rec["id"]):
+            prorated = same_currency and lacks_prorations(inv, rec)
+            if prorated:
+                found.add(("subscription.proration_mismatch", inv.customer, inv.id))
+            elif same_currency and billed_tax(inv) != erp_taxes(rec["id"]):
                 found.add(("invoice.tax_mismatch", inv.customer, inv.id))
             if not same_currency:
                 found.add(("invoice.currency_mismatch", inv.customer, inv.id))
-            elif rec["total_amount"] != Decimal(inv.total) / 100:
+            elif rec["total_amount"] != from_minor(inv.total, inv.currency) and not prorated:
                 found.add(("invoice.amount_mismatch", inv.customer, inv.id))
             elif (inv.status in ("open", "paid", "uncollectible") and rec["state"] in ("draft", "validated")
                   and inv.finalized_at is not None and A - inv.finalized_at > invoice_grace and mapped):
@@ -167,9 +190,10 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
             party = t["party.party"].get(rec["party"]) if rec["party"] else None
             found.add(("invoice.orphan_in_erp", (party or {}).get("code") or None, ref))
 
-    # 8b, 8c: the ERP credit notes (customer invoices whose lines credit another invoice's lines
-    # through their origin), by the billing invoice of the invoice they credit, oldest first
-    erp_credit_totals: dict[str, list[Decimal]] = defaultdict(list)
+    # 8b, 8c, 8d: the ERP credit notes (customer invoices whose lines credit another invoice's
+    # lines through their origin), by the billing invoice of the invoice they credit, oldest first:
+    # (total, untaxed, tax per rate) in minor units, positive
+    erp_credits: dict[str, list[tuple[int, int, dict[Decimal, int]]]] = defaultdict(list)
     for iid in sorted(t["account.invoice"]):
         rec = t["account.invoice"][iid]
         origins = [t["account.invoice.line"][x].get("origin") for x in rec["lines"]]
@@ -177,8 +201,11 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
             continue
         credited = t["account.invoice"][t["account.invoice.line"][int(origins[0].split(",")[1])]["invoice"]]
         if credited["reference"]:
-            erp_credit_totals[credited["reference"]].append(-rec["total_amount"])
+            erp_credits[credited["reference"]].append((
+                -minor(rec, "total_amount"), -minor(rec, "untaxed_amount"),
+                {k: -v for k, v in erp_taxes(rec["id"]).items()}))
     noted: set[str] = set()
+    notes_of: dict[str, list[Any]] = defaultdict(list)
     for cn in sorted(b.credit_notes.values(), key=lambda x: (x.created, x.id)):
         if cn.status == "void":
             continue
@@ -187,11 +214,31 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
                 and t["currency.currency"][r["currency"]]["code"] == cn.currency.upper()]
         if cn.total <= 0 or cn.customer not in party_by_code or not live:
             continue
-        totals = erp_credit_totals.get(cn.invoice, [])
-        if Decimal(cn.total) / 100 in totals:
-            totals.remove(Decimal(cn.total) / 100)
-        elif A - cn.created > invoice_grace:
-            found.add(("credit_note.missing_in_erp", cn.customer, cn.id))
+        notes_of[cn.invoice].append(cn)
+    for invoice, notes in notes_of.items():
+        left = list(erp_credits.get(invoice, []))
+        paired: dict[str, tuple[int, int, dict[Decimal, int]]] = {}
+        for cn in notes:  # the same total first
+            same = next((x for x in left if x[0] == cn.total), None)
+            if same is not None:
+                left.remove(same)
+                paired[cn.id] = same
+        for cn in notes:  # then, past the grace, the oldest left
+            if cn.id not in paired and left and A - cn.created > invoice_grace:
+                paired[cn.id] = left.pop(0)
+        for cn in notes:
+            erp = paired.get(cn.id)
+            if erp is None:
+                if A - cn.created > invoice_grace:
+                    found.add(("credit_note.missing_in_erp", cn.customer, cn.id))
+                continue
+            rates: dict[Decimal, int] = defaultdict(int)
+            for ln in cn.lines:
+                if ln.tax_rate is not None:
+                    rates[Decimal(b.tax_rates[ln.tax_rate].percentage).normalize()] += ln.tax_amount
+            billed_rates = {k: v for k, v in rates.items() if v}
+            if (erp[0], erp[1], erp[2]) != (cn.total, cn.total - cn.tax, billed_rates):
+                found.add(("credit_note.amount_mismatch", cn.customer, cn.id))
     refunds_of: dict[str, list[Any]] = defaultdict(list)
     for r in b.refunds.values():
         if r.status == "succeeded":
@@ -201,7 +248,7 @@ def check(ds: DemoDataset, invoice_grace: int = 900, payment_grace: int = 3600) 
         live = live_by_ref.get(iid, [])
         if (inv.status == "paid" and iid not in noted and 0 < inv.total <= sum(r.amount for r in refunds)
                 and A - max(r.created for r in refunds) > invoice_grace and inv.customer in party_by_code
-                and len(live) == 1 and live[0]["state"] == "paid" and not erp_credit_totals.get(iid)):
+                and len(live) == 1 and live[0]["state"] == "paid" and not erp_credits.get(iid)):
             found.add(("invoice.refund_not_reflected", inv.customer, iid))
 
     # 9
@@ -329,7 +376,10 @@ def test_manifest_objects_exist(ds250: DemoDataset) -> None:
             assert b.invoices[m.object].customer == m.customer
         elif m.rule == "subscription.terms_mismatch":
             assert b.subscriptions[m.object].customer == m.customer
-        elif m.rule == "credit_note.missing_in_erp":
+        elif m.rule == "subscription.proration_mismatch":
+            assert b.invoices[m.object].customer == m.customer
+            assert any(ln.proration for ln in b.invoices[m.object].lines)
+        elif m.rule in ("credit_note.missing_in_erp", "credit_note.amount_mismatch"):
             assert b.credit_notes[m.object].customer == m.customer
         else:
             assert m.object == m.customer
@@ -598,7 +648,7 @@ def test_names_exercise_plain_text_rendering() -> None:
     assert any(any(0x80 <= ord(ch) < 0x2000 for ch in n) for n in names)  # accents
     for c in ds.billing.customers.values():
         assert c.email and "@" in c.email and c.email.isascii()
-        assert c.currency in ("usd", "eur", "gbp")
+        assert c.currency in ("usd", "eur", "gbp", "jpy", "kwd")  # the seed file's countries' currencies
 
 
 # --------------------------------------------------------------------------------------
@@ -612,9 +662,10 @@ SEED_FILE = Path(__file__).resolve().parents[2] / "resources" / "demo_seed.toml"
 def test_seed_params_load_from_resources() -> None:
     p = load_seed_params()
     assert [plan.tier for plan in p.plans] == ["standard", "premium", "enterprise"]
-    assert {c.currency for c in p.countries} == {"usd", "eur", "gbp"}
+    # two-decimal currencies, the yen (no minor unit) and the Kuwaiti dinar (three decimals)
+    assert {c.currency for c in p.countries} == {"usd", "eur", "gbp", "jpy", "kwd"}
     assert {r for r, _ in p.mismatch} == set(RULES)
-    # the package data is the repository's file, not a copy: every country of it (10 today)
+    # the package data is the repository's file, not a copy: every country of it (12 today)
     assert p == load_seed_params(SEED_FILE)
     assert len(p.countries) == SEED_FILE.read_text(encoding="utf-8").count("[[countries]]") > 4
 
@@ -637,7 +688,7 @@ def test_seed_params_from_a_file_of_ones_own(tmp_path: Path) -> None:
     (lambda t: t.replace('"entitlement.orphan" = 0.004', ""), r"\[mismatch\]: missing entitlement.orphan"),
     (lambda t: t.replace("trial_days = 14", 'trial_days = "14"'), "trial_days must be an int, not '14'"),
     (lambda t: t.replace('tier = "premium"', 'tier = "gold"'), "tier 'gold' is not one of"),
-    (lambda t: t.replace("monthly = { usd = 7900, eur = 7400, gbp = 6300 }", "monthly = { usd = 7900, eur = 7400 }"),
+    (lambda t: t.replace("monthly = { usd = 7900, eur = 7400, gbp = 6300, ", "monthly = { usd = 7900, eur = 7400, "),
      "plan 'pro' has no monthly and yearly price in 'gbp'"),
     (lambda t: t.replace('suffixes = ["AB"]', "suffixes = []"),
      "suffixes must be a non-empty list of str"),

@@ -6,11 +6,11 @@ the invoice sequence by date) — and the two credit plants left unbooked."""
 from __future__ import annotations
 
 from collections import defaultdict
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from services.core.currency import from_minor
 from services.demo.dataset import generate
 from services.demo.store import DemoDataset
 from tests.demo.test_dataset import ANCHOR
@@ -38,12 +38,20 @@ def test_each_billing_credit_note_and_full_refund_is_booked_as_tryton_credits_un
     notes = _erp_notes(ds)
     planted_notes = {m.object for m in ds.manifest if m.rule == "credit_note.missing_in_erp"}
     planted_refunds = {m.object for m in ds.manifest if m.rule == "invoice.refund_not_reflected"}
-    assert planted_notes and planted_refunds
+    # booked for another amount or tax: the one ERP credit note of the invoice differs from billing's
+    planted_amounts = {m.object for m in ds.manifest if m.rule == "credit_note.amount_mismatch"}
+    assert planted_notes and planted_refunds and planted_amounts
     booked = 0
     for cn in sorted(b.credit_notes.values(), key=lambda c: c.created):
-        got = [n for n in notes.get(cn.invoice, []) if n["total_amount"] == -Decimal(cn.total) / 100]
+        got = [n for n in notes.get(cn.invoice, []) if n["total_amount"] == -from_minor(cn.total, cn.currency)]
         if cn.id in planted_notes:
             assert not got
+            continue
+        if cn.id in planted_amounts:
+            [note] = notes[cn.invoice]
+            assert (note["total_amount"], note["tax_amount"]) != (-from_minor(cn.total, cn.currency),
+                                                                  -from_minor(cn.tax, cn.currency))
+            assert note["state"] == "posted" and note["reference"] is None and note["number"]
             continue
         if not got:  # only when there is no posted or paid ERP copy to credit (the invoice rules' case)
             copies = [r for r in t["account.invoice"].values() if r["reference"] == cn.invoice]
@@ -51,8 +59,8 @@ def test_each_billing_credit_note_and_full_refund_is_booked_as_tryton_credits_un
             continue
         booked += 1
         note = got[0]
-        assert note["tax_amount"] == -Decimal(cn.tax) / 100  # the billed tax, to the cent
-        assert note["untaxed_amount"] == -Decimal(cn.subtotal - cn.discount) / 100
+        assert note["tax_amount"] == -from_minor(cn.tax, cn.currency)  # the billed tax, to the minor unit (yen: none)
+        assert note["untaxed_amount"] == -from_minor(cn.subtotal - cn.discount, cn.currency)
         assert note["state"] == "posted" and note["reference"] is None and note["number"]
         for lid in note["lines"]:
             line = t["account.invoice.line"][lid]
@@ -67,7 +75,7 @@ def test_each_billing_credit_note_and_full_refund_is_booked_as_tryton_credits_un
         if r.credit_note is None and r.amount == ch.amount and ch.invoice not in planted_refunds:
             inv = b.invoices[ch.invoice]
             [note] = notes[inv.id]
-            assert note["total_amount"] == -Decimal(inv.total) / 100
+            assert note["total_amount"] == -from_minor(inv.total, inv.currency)
             full += 1
     assert full >= 2
 

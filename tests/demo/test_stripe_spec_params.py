@@ -67,6 +67,9 @@ TIMES: dict[str, int] = {
     "lt": NOW + DAY, "lte": NOW + DAY,
 }
 
+#: the subscription writes
+_SUB_WRITES = ("POST /v1/subscriptions", "POST /v1/subscriptions/{subscription_exposed_id}")
+
 #: (operation, parameter path prefix) -> the business error the real Stripe answers for the value
 #: built here, because the object it names does not exist in the demo's account (the demo holds
 #: customers, prices, products, subscriptions, invoices and events only)
@@ -91,37 +94,31 @@ BUSINESS_ERRORS: dict[tuple[str, str], str] = {
     # deleting the subscription's only item
     ("POST /v1/subscriptions/{subscription_exposed_id}", 'items=[{"deleted": "true"'):
         "must have at least one active item",
+    # the subscription is in the currency of the first recurring price listed (not usd): a price or
+    # invoice item in usd does not fit it
+    ("POST /v1/subscriptions", 'currency="usd"'): "does not match the currency of the prices",
+    **{(op, 'add_invoice_items=[{"price_data"'): "must match the subscription's currency"
+       for op in _SUB_WRITES},
+    ("POST /v1/subscriptions/{subscription_exposed_id}", 'items=[{"price_data"'):
+        "same currency as the subscription",
+    # "x" is no decimal amount
+    ("POST /v1/subscriptions", 'items=[{"price_data": {"currency": "usd", "product": "<ref:/v1/products>", '
+                               '"recurring": {"interval": "day"}, "unit_amount_decimal"'): "Invalid decimal",
+    # the values Stripe permits where the request's schema says only "a string"
+    **{(op, 'payment_settings={"payment_method_options": {"customer_balance": {"bank_transfer": '
+            '{"eu_bank_transfer"'): "must be one of BE, DE, ES, FR, IE, or NL"
+       for op in _SUB_WRITES},
+    **{(op, 'payment_settings={"payment_method_options": {"customer_balance": {"funding_type"'):
+       "must be bank_transfer" for op in _SUB_WRITES},
+    # objects the demo's account does not hold, and Connect's fee outside Connect, as for customers
+    **{(op, param): message for op in _SUB_WRITES
+       for param, message in (('default_payment_method="x"', "No such PaymentMethod"),
+                              ('default_source="x"', "No such source"),
+                              ('promotion_code="x"', "No such promotion code"),
+                              ('on_behalf_of="x"', "No such account"),
+                              ("transfer_data={", "No such account"),
+                              ("application_fee_percent", "Can only apply an application_fee_percent"))},
 }
-
-
-#: Known gaps of the demo (owned by services/demo/stripe/**, reported to its owner): the
-#: subscription handlers still check their parameters against their own short lists
-#: (``_check_keys`` in subscriptions.py) after the spec's validation, so every other documented
-#: parameter is answered ``parameter_unknown``. Each such case is a strict xfail: it fails loudly
-#: once the gap is closed, so the marker is removed with the fix.
-_HANDLER_PARAMS: dict[str, tuple[str, ...]] = {
-    "GET /v1/subscriptions": ("limit", "starting_after", "ending_before", "expand", "customer", "status",
-                              "price", "created"),
-    "POST /v1/subscriptions": ("customer", "items", "trial_period_days", "metadata", "expand",
-                               "proration_behavior"),
-    "POST /v1/subscriptions/{subscription_exposed_id}": ("items", "cancel_at_period_end", "metadata",
-                                                         "proration_behavior", "expand"),
-}
-_HANDLER_ITEM_KEYS: dict[str, tuple[str, ...]] = {
-    "POST /v1/subscriptions": ("price", "quantity"),
-    "POST /v1/subscriptions/{subscription_exposed_id}": ("id", "price", "quantity", "deleted"),
-}
-
-
-def known_gap(op: str, param: str, value: Any) -> str | None:
-    """Why the demo does not take this documented value yet (``None``: it does)."""
-    if op in _HANDLER_PARAMS and param not in _HANDLER_PARAMS[op]:
-        return f"{op}: {param} is refused by the handler's own parameter list"
-    if param == "items" and op in _HANDLER_ITEM_KEYS and isinstance(value, list):
-        extra = {k for item in value for k in item if k not in _HANDLER_ITEM_KEYS[op]}
-        if extra:
-            return f"{op}: items[0][{sorted(extra)[0]}] is refused by the handler's own item keys"
-    return None
 
 
 #: the codes of a refused parameter (what a documented parameter must never get)
@@ -348,13 +345,7 @@ def test_every_served_operation_has_cases() -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _param(case: Case) -> Any:
-    gap = known_gap(case.op, case.param, case.value)
-    marks = [pytest.mark.xfail(reason=gap, strict=True)] if gap else []
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
 def test_documented_parameter_is_accepted(demo: Demo, case: Case) -> None:
     resp, path = send(demo, case.op, form(case.value, case.param))
     method = case.op.split(" ", 1)[0]

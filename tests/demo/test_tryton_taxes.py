@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.core.currency import from_minor
 from services.demo.dataset import generate
 from services.demo.faults import FaultInjector
 from services.demo.generator.erp_taxes import REVERSE_CHARGE_NOTE, ROUNDING_SUFFIX, ErpTaxMap
@@ -281,10 +282,12 @@ def test_generated_erp_invoices_carry_the_billing_tax_and_equal_billing_totals()
     assert reverse["rate"] == 0 and reverse["legal_notice"] == REVERSE_CHARGE_NOTE
     assert by_name["DE VAT 19 %"]["rate"] == Decimal("0.19")
     assert by_name["US-TX Sales Tax 6.25 %"]["rate"] == Decimal("0.0625")
-    assert {g["code"] for g in erp.tables["account.tax.group"].values()} == {"VAT", "SALES_TAX", "GST"}
+    assert by_name["JP JCT 10 %"]["rate"] == Decimal("0.1")  # Japanese consumption tax, on yen invoices
+    assert {g["code"] for g in erp.tables["account.tax.group"].values()} == {"VAT", "SALES_TAX", "GST", "JCT"}
     assert {erp.tables["currency.currency"][r["currency"]]["code"]: r["rate"]
             for r in erp.tables["currency.currency.rate"].values()} == {
-        "USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
+        "USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79"), "JPY": Decimal("149.5"),
+        "KWD": Decimal("0.307")}
     planted = {m.object for m in ds.manifest}
     app = create_app(erp, FaultInjector("erp"))
     creds = ds.credentials
@@ -301,9 +304,10 @@ def test_generated_erp_invoices_carry_the_billing_tax_and_equal_billing_totals()
             if binv is None or binv.id in planted:
                 continue
             compared += 1
-            assert row["untaxed_amount"] == Decimal(binv.subtotal - binv.discount_total).scaleb(-2), binv.id
-            assert row["tax_amount"] == Decimal(binv.tax or 0).scaleb(-2), binv.id
-            assert row["total_amount"] == Decimal(binv.total).scaleb(-2), binv.id
+            cur = binv.currency  # in its own exponent: whole yen, dinars to the fils
+            assert row["untaxed_amount"] == from_minor(binv.subtotal - binv.discount_total, cur), binv.id
+            assert row["tax_amount"] == from_minor(binv.tax or 0, cur), binv.id
+            assert row["total_amount"] == from_minor(binv.total, cur), binv.id
             lines = rpc("model.account.invoice.line.read", row["lines"], ["taxes"], ctx)
             want = [[] if ln.tax_rate is None else [by_name[_name_of(billing, ln.tax_rate)]["id"]] for ln in binv.lines]
             assert [ln["taxes"] for ln in lines] == want, binv.id

@@ -85,7 +85,7 @@ def test_seeded_taxes_and_invoice_amounts_are_the_same(sides: tuple[Side, Side])
     assert taxes[0] and {t["group"] for t in taxes[0]} == {None}
     groups_by_side = [sorted(g["code"] for g in side("account.tax.group", "search_read", [], 0, None, None, ["code"]))
                       for side in (real, demo)]
-    assert groups_by_side[0] == groups_by_side[1] == ["GST", "SALES_TAX", "VAT"]
+    assert groups_by_side[0] == groups_by_side[1] == ["GST", "JCT", "SALES_TAX", "VAT"]
     assert taxes[0] == taxes[1] and len(taxes[0]) >= 15
     assert {t["name"] for t in taxes[0]} >= set(TAX_NAMES)
     [reverse] = [t for t in taxes[0] if t["name"] == "EU VAT reverse charge 0 %"]
@@ -95,9 +95,23 @@ def test_seeded_taxes_and_invoice_amounts_are_the_same(sides: tuple[Side, Side])
     strip = [[{k: v for k, v in row.items() if k != "id"} for row in rows] for rows in invoices]
     assert strip[0] == strip[1]
     assert sum(1 for row in strip[0] if row["tax_amount"]) > 100  # taxed, most of them
-    rates = [{row["code"]: row["rate"] for row in side("currency.currency", "search_read", [], 0, None, None,
-                                                       ["code", "rate"])} for side in (real, demo)]
-    assert rates[0] == rates[1] == {"USD": Decimal("1"), "EUR": Decimal("0.92"), "GBP": Decimal("0.79")}
+    currencies = [{row["code"]: (row["rate"], row["digits"], row["rounding"])
+                   for row in side("currency.currency", "search_read", [], 0, None, None, ["code", "rate", "digits",
+                                                                                            "rounding"])}
+                  for side in (real, demo)]
+    # each currency with its own digits: the yen has no minor unit, the Kuwaiti dinar three decimals
+    assert currencies[0] == currencies[1] == {
+        "USD": (Decimal("1"), 2, Decimal("0.01")), "EUR": (Decimal("0.92"), 2, Decimal("0.01")),
+        "GBP": (Decimal("0.79"), 2, Decimal("0.01")), "JPY": (Decimal("149.5"), 0, Decimal("1")),
+        "KWD": (Decimal("0.307"), 3, Decimal("0.001"))}
+    # the yen invoices: the same on both sides, taxed at 10 % (Japanese consumption tax), in whole yen
+    yen = [side("account.invoice", "search_read", [["currency", "=", side.one("currency.currency",
+                                                                                [["code", "=", "JPY"]])]],
+                0, None, [["id", "ASC"]], ["number", *AMOUNTS]) for side in (real, demo)]
+    assert yen[0] and [{k: v for k, v in r.items() if k != "id"} for r in yen[0]] == \
+        [{k: v for k, v in r.items() if k != "id"} for r in yen[1]]
+    assert all(row[a] == row[a].to_integral_value() for row in yen[0] for a in AMOUNTS)
+    assert any(row["tax_amount"] for row in yen[0])
 
 
 def _changes(answer: Any) -> dict[str, Any]:

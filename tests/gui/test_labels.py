@@ -156,3 +156,12 @@ def test_a_replayed_queued_fix_is_announced(qtbot: QtBot) -> None:
     window.notify_replayed([ActionResult("act_1", ActionKind.RETRY, "x", ActionStatus.SUCCEEDED, "ok"),
                             ActionResult("act_2", ActionKind.PUSH, "y", ActionStatus.FAILED, "no")])
     assert window.statusBar().currentMessage().startswith("2 queued fixes replayed: 1 failed, 1 succeeded")
+
+
+def test_every_timeline_event_has_a_name_a_user_reads() -> None:
+    from services.core.domain import EventKind
+    from views.customer_view import EVENT_TEXT
+
+    unnamed = [k.value for k in EventKind if not EVENT_TEXT.get(k)]
+    assert unnamed == []
+    assert all("." not in text and "_" not in text for text in EVENT_TEXT.values())

@@ -31,8 +31,10 @@ from services.actions.steps import (
     FlagForReview,
     LinkOrg,
     LinkParty,
+    PostCreditNote,
     PostDraft,
     PostInvoice,
+    ReplaceCreditLines,
     ReplaceLines,
     RepostInvoice,
     SetOrgFields,
@@ -94,6 +96,16 @@ STORED: list[tuple[dict[str, Any], Step]] = [
     ({"op": "erp.link_party", "system": "erp", "party_id": 12, "customer_id": "cus_9"}, LinkParty(12, "cus_9")),
     ({"op": "erp.replace_lines", "system": "erp", "invoice_id": 31, "currency": "EUR", "lines": LINES},
      ReplaceLines(31, "EUR", lines(*LINES))),
+    # G1: a draft copy corrected with billing's mapped taxes and totals (tax, currency, proration mismatches)
+    ({"op": "erp.replace_lines", "system": "erp", "invoice_id": 36, "currency": "GBP", "lines": LINES[1:],
+      "line_taxes": [[9]], "expected": {"untaxed": "120.50", "tax": "24.10", "total": "144.60"}},
+     ReplaceLines(36, "GBP", lines(LINES[1]), ((9,),), ExpectedTotals("120.50", "24.10", "144.60"))),
+    # G1: a draft ERP credit note corrected (credit_note.amount_mismatch)
+    ({"op": "erp.replace_credit_lines", "system": "erp", "note_id": 37, "invoice_id": 31, "currency": "EUR",
+      "lines": [[0, "Pro (monthly) x 3", "1", "40.00", "Pro (monthly) x 3"]], "line_taxes": [[12]],
+      "expected": {"untaxed": "-40.00", "tax": "-7.60", "total": "-47.60"}},
+     ReplaceCreditLines(37, 31, "EUR", ((0, "Pro (monthly) x 3", "1", "40.00", "Pro (monthly) x 3"),), ((12,),),
+                        ExpectedTotals("-40.00", "-7.60", "-47.60"))),
     ({"op": "erp.credit_repost", "system": "erp", "invoice_id": 31, "billing_invoice_id": "in_1A", "party_id": 42,
       "currency": "EUR", "invoice_date": "2026-05-20", "lines": LINES},
      CreditRepost(31, "in_1A", 42, "EUR", "2026-05-20", lines(*LINES))),
@@ -105,6 +117,17 @@ STORED: list[tuple[dict[str, Any], Step]] = [
       "expected": {"untaxed": "120.50", "tax": "0.00", "total": "120.50"}},
      CreditRepost(34, "in_1H", 42, "EUR", "2026-05-20", lines(LINES[1]), None, ((9,),),
                   ExpectedTotals("120.50", "0.00", "120.50"))),
+    # G1: the ERP credit note of a billing credit note (each line: the credited line's position and description)
+    ({"op": "erp.post_credit_note", "system": "erp", "reference": "cn_1A", "invoice_id": 31, "currency": "EUR",
+      "invoice_date": "2026-05-21", "lines": [[0, "Pro (monthly) x 3", "1", "40.00", "Pro (monthly) x 3"]],
+      "line_taxes": [[12]], "expected": {"untaxed": "-40.00", "tax": "-7.60", "total": "-47.60"}},
+     PostCreditNote("cn_1A", 31, "EUR", "2026-05-21", ((0, "Pro (monthly) x 3", "1", "40.00", "Pro (monthly) x 3"),),
+                    ((12,),), ExpectedTotals("-40.00", "-7.60", "-47.60"))),
+    ({"op": "erp.post_credit_note", "system": "erp", "reference": "re_1B", "invoice_id": 35, "currency": "GBP",
+      "invoice_date": None, "lines": [[1, "Support add-on", "1", "120.50", "Support add-on"]], "line_taxes": [[]],
+      "acknowledge": "w4"},
+     PostCreditNote("re_1B", 35, "GBP", None, ((1, "Support add-on", "1", "120.50", "Support add-on"),), ((),),
+                    None, "w4")),
     ({"op": "erp.cancel_invoice", "system": "erp", "invoice_id": 33}, CancelInvoice(33)),
     ({"op": "erp.write_subscription", "system": "erp", "subscription_id": 5, "plan_key": "pro_yearly",
       "quantity": 4, "next_invoice_date": "2026-06-01"},
@@ -140,7 +163,7 @@ STORED: list[tuple[dict[str, Any], Step]] = [
 
 def test_every_step_kind_has_a_stored_literal() -> None:
     assert {d["op"] for d, _ in STORED} == set(STEP_TYPES)
-    assert len(STEP_TYPES) == 16
+    assert len(STEP_TYPES) == 18
 
 
 @pytest.mark.parametrize(("stored", "typed"), STORED, ids=[f"{d['op']}-{i}" for i, (d, _) in enumerate(STORED)])
@@ -197,6 +220,10 @@ def test_missing_op_is_a_clear_error() -> None:
       "invoice_date": "2026-01-01", "lines": LINES, "expected": {"untaxed": "1.00", "tax": 0, "total": "1.00"}},
      "expected is {'untaxed': '1.00', 'tax': 0, 'total': '1.00'}, not an object of untaxed, tax and total"),
     ({"op": "local.accept", "system": None, "fingerprint": 5, "expires_at": "x"}, "fingerprint is 5, not a text"),
+    ({"op": "erp.post_credit_note", "system": "erp", "reference": "cn_1", "invoice_id": 3, "currency": "EUR",
+      "invoice_date": None, "lines": [["0", "a", "1", "2.00", "a"]], "line_taxes": [[]]}, "lines is"),
+    ({"op": "erp.post_credit_note", "system": "erp", "reference": "cn_1", "invoice_id": 3, "currency": "EUR",
+      "invoice_date": None, "lines": [[0, "a", "1", "2.00", "a"]]}, "line_taxes is missing"),
 ])
 def test_malformed_step_names_the_field(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(StepFormatError, match=re.escape(message)):

@@ -95,7 +95,7 @@ def test_a_cent_on_one_rate_with_the_same_total_is_a_tax_mismatch_naming_rate_an
     x = result.exceptions[0]
     assert "tax at 20 %: billing 15.00 EUR, ERP 14.99 EUR" in x.summary
     assert x.owner is Team.FINANCE and x.severity is Severity.HIGH
-    assert x.fix_actions == ("flag", "accept")
+    assert x.fix_actions == ("correct", "credit_repost", "flag", "accept")
     billing, erp = x.sides
     assert (billing.system, erp.system) == (B, E)
     assert billing.values["tax at 20 %"] == "15.00" and erp.values["tax at 20 %"] == "14.99"
@@ -173,7 +173,8 @@ def test_another_currency_is_a_currency_mismatch_and_never_an_amount_mismatch() 
     ]
     x = next(x for x in result.exceptions if x.object_id == "in_cus_0")
     assert x.summary.endswith("billing in EUR (90.00 EUR), the ERP copy in USD (90.00 USD, paid)")
-    assert x.owner is Team.FINANCE and x.severity is Severity.CRITICAL and x.fix_actions == ("flag", "accept")
+    assert x.owner is Team.FINANCE and x.severity is Severity.CRITICAL
+    assert x.fix_actions == ("correct", "credit_repost", "flag", "accept")
 
 
 def test_a_currency_mismatch_is_not_also_reported_as_not_posted() -> None:
@@ -186,9 +187,10 @@ def test_a_currency_mismatch_is_not_also_reported_as_not_posted() -> None:
 @pytest.mark.parametrize("rule", NEW_RULES)
 def test_new_rules_are_in_the_catalogue_with_owner_severity_systems_and_honest_fixes(rule: str) -> None:
     owner, fixes = RULES[rule]
-    assert owner is Team.FINANCE and fixes == ("flag", "accept")
+    # a draft copy is corrected, a posted one credited and reposted (billing's lines, mapped taxes, currency)
+    assert owner is Team.FINANCE and fixes == ("correct", "credit_repost", "flag", "accept")
     assert rule in DEFAULT_SEVERITY and RULE_SYSTEMS[rule] == frozenset({B, E})
-    assert RULE_ACTIONS[rule] == (ActionKind.FLAG, ActionKind.ACCEPT)
+    assert RULE_ACTIONS[rule] == (ActionKind.CORRECT, ActionKind.CREDIT_REPOST, ActionKind.FLAG, ActionKind.ACCEPT)
 
 
 def test_new_rules_need_billing_and_the_erp() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.core.currency import from_minor
 from services.core.domain import EventKind, InvoiceStatus, Money, SubscriptionStatus, System, Tier
 from services.core.errors import (
     AuthenticationError,
@@ -48,7 +49,7 @@ class Billing:
 
 @pytest.fixture
 def billing() -> Iterator[Billing]:
-    ds = generate(120, 11)
+    ds = generate(120, 12)  # a world with cancellations among its last 30 days of events
     store = ds.billing
     # a deleted customer: Stripe no longer lists it
     store.add_customer(BCustomer("cus_deletedZ", ds.anchor - 5, "Gone Ltd", None, None, None, deleted=True))
@@ -117,7 +118,7 @@ async def test_full_refresh_maps_every_record(billing: Billing) -> None:
         plan = data.plans[pid]
         assert plan.key == bp.lookup_key and plan.interval == bp.interval
         assert plan.tier == Tier(st.products[bp.product].metadata["tier"])
-        assert plan.unit_price == Money(Decimal(bp.unit_amount) / 100, bp.currency.upper())
+        assert plan.unit_price == Money(from_minor(bp.unit_amount, bp.currency), bp.currency.upper())  # yen: none
     assert {p.tier for p in data.plans.values()} == {Tier.STANDARD, Tier.PREMIUM, Tier.ENTERPRISE}
 
     for sid, bs in st.subscriptions.items():
@@ -129,7 +130,7 @@ async def test_full_refresh_maps_every_record(billing: Billing) -> None:
 
     for iid, bi in st.invoices.items():
         inv = data.invoices[iid]
-        assert inv.total == Money(Decimal(bi.total) / 100, bi.currency.upper())
+        assert inv.total == Money(from_minor(bi.total, bi.currency), bi.currency.upper())
         assert isinstance(inv.total.amount, Decimal)
         assert inv.status is InvoiceStatus(bi.status) and inv.number == bi.number
         assert (inv.customer_id, inv.subscription_id, inv.billing_invoice_id) == (bi.customer, bi.subscription, iid)
@@ -138,7 +139,7 @@ async def test_full_refresh_maps_every_record(billing: Billing) -> None:
         assert [ln.plan_key for ln in inv.lines] == [st.prices[ln.price].lookup_key for ln in bi.lines]
         # G1: a line's amount is before discount and tax (Stripe's line ``amount``): the lines add up
         # to the subtotal; the total (checked above) is the subtotal less discounts plus tax
-        assert sum((ln.amount.amount for ln in inv.lines), Decimal(0)) == Decimal(bi.subtotal) / 100
+        assert sum((ln.amount.amount for ln in inv.lines), Decimal(0)) == from_minor(bi.subtotal, bi.currency)
         assert bi.total == bi.subtotal - bi.discount_total + (bi.tax or 0)
     assert {i.status for i in data.invoices.values()} >= {InvoiceStatus.PAID, InvoiceStatus.OPEN}
 
@@ -257,7 +258,7 @@ async def test_incremental_refresh_costs_proportional_to_changes(billing: Billin
         assert len(up.invoices) == 1
         new_invoice = next(iter(up.invoices.values()))
         assert new_invoice.status is InvoiceStatus.PAID and new_invoice.subscription_id == created["id"]
-        assert new_invoice.total.amount == Decimal(old_price.unit_amount * 3) / 100
+        assert new_invoice.total.amount == from_minor(old_price.unit_amount * 3, old_price.currency)
         assert progress and progress[-1].done == changes
         summaries = {e.ref.id: e.summary for e in up.events.values() if e.kind is EventKind.SUBSCRIPTION_UPDATED}
         assert summaries[replanned.id] == f"Plan changed from {old_price.lookup_key} to {target_key}"
@@ -317,7 +318,7 @@ async def test_single_reads_and_idempotent_customer_update(billing: Billing) -> 
         sub = await c.get_subscription(sid)
         assert sub.customer_id == bs.customer and sub.quantity == bs.items[0].quantity
         inv = await c.get_invoice(iid)
-        assert inv.total.amount == Decimal(bi.total) / 100 and inv.number == bi.number
+        assert inv.total.amount == from_minor(bi.total, bi.currency) and inv.number == bi.number
 
         events_before = len(st.events)
         fields = {"name": "Nimbus Holdings", "tax_id": "DE123456789", "country": "de",

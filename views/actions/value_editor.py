@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from services.actions.model import ActionKind
+from services.actions.roles import CONTENT_RULES
 from services.core.domain import SyncException, System
 from views.actions.wording import ACCEPT_DEFAULT_DAYS
 from views.widgets.icons import system_icon
@@ -175,10 +176,16 @@ class ValueEditor(QGroupBox):
             # the ERP from here): prefilled from the ERP, whatever the configured owner
             source = next((s for s in exc.sides if s.system is System.ERP), source)
         owner_values = source.values if source is not None else {}
-        if exc.rule == "invoice.amount_mismatch":
+        if exc.rule in CONTENT_RULES or exc.rule == "credit_note.amount_mismatch":
             keys = ["currency"]
-            note = ("The draft ERP invoice's lines are replaced by billing's lines (billing owns the invoice's "
-                    "content); the currency is prefilled from billing.")
+            if "currency" not in owner_values and str(owner_values.get("total", "")).rpartition(" ")[2].isalpha():
+                # a side without its own currency key names it in its total ("7,690.04 EUR")
+                owner_values = {**owner_values, "currency": str(owner_values["total"]).rpartition(" ")[2]}
+            note = ("The draft ERP invoice's lines are replaced by billing's lines, each with its rate's ERP tax "
+                    "(billing owns the invoice's content); the currency is prefilled from billing.")
+            if exc.rule == "credit_note.amount_mismatch":
+                note = ("The draft ERP credit note's lines are replaced by billing's, each crediting a line of the "
+                        "ERP invoice with its rate's ERP tax; a credit note stays in its invoice's currency.")
         elif exc.rule == "customer.master_drift":
             keys = [k for k in MASTER_FIELDS if k in owner_values] or list(MASTER_FIELDS)
             note = ("Writes these values to the copy you choose; the ERP (the owner) is never written from "

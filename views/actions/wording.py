@@ -16,6 +16,7 @@ KIND_TITLES: dict[ActionKind, str] = {
     ActionKind.REPOST: "Delete draft and re-post",
     ActionKind.CORRECT: "Correct",
     ActionKind.CREDIT_REPOST: "Credit + repost",
+    ActionKind.CREDIT: "Post ERP credit note",
     ActionKind.ACCEPT: "Accept difference",
     ActionKind.LINK: "Link",
     ActionKind.CREATE: "Create",
@@ -39,6 +40,9 @@ KIND_HINTS: dict[ActionKind, str] = {
     ActionKind.CREDIT_REPOST: "Credit the posted ERP invoice (a credit note cancels it; a paid one keeps its payment "
                               "and is credited without refund), then post a corrected copy with billing's lines and "
                               "currency. Finance only.",
+    ActionKind.CREDIT: "Post the ERP credit note against the credited ERP invoice, as Tryton's credit makes one "
+                       "(each line crediting a line of it, billing's lines and mapped taxes; billing's totals "
+                       "checked to the cent before posting). Finance only.",
     ActionKind.ACCEPT: "Mark the difference as intended until the expiry date; it reopens if the data changes.",
     ActionKind.LINK: "Map this record to one of the candidates below.",
     ActionKind.CREATE: "Create the missing record from the owner's data.",

@@ -14,7 +14,7 @@ from services.demo.generator.billing_invoices import _invoice, _new_line
 from services.demo.generator.billing_money import _Money, money_event_ids
 from services.demo.generator.catalog import _desc
 from services.demo.generator.dates import DAY, _add_months, _civil, utc_date
-from services.demo.generator.ground_truth import ACTIVE_STATUSES, TIER_RANK
+from services.demo.generator.ground_truth import ACTIVE_STATUSES, STREAM_NEUTRAL_PLANTS, TIER_RANK
 from services.demo.generator.state import _ascii_slug, _Cust, _Gen
 from services.demo.store import BCustomer, BEvent, BInvoiceLine, BPrice, BSubItem, BSubscription
 
@@ -310,8 +310,9 @@ def _settle_money(g: _Gen, money: _Money) -> None:
     event log in time order (ids from the money's own stream: the main stream is untouched)."""
     planted = {p.invoice.id: p.invoice for p in g.plants.values() if p.invoice is not None}
     for plant in g.plants.values():
-        # a tax mismatch is planted on a taxed invoice (its fix is not offered yet)
-        if plant.invoice is not None and plant.rule != "invoice.tax_mismatch":
+        # a tax mismatch is planted on a taxed invoice (its fix is not offered yet); a proration
+        # mismatch too (chosen without the random stream, its invoice priced as any other)
+        if plant.invoice is not None and plant.rule not in STREAM_NEUTRAL_PLANTS:
             money.unprice(plant.invoice)
     money.settle(g.custs, set(planted))
     if not g.events:

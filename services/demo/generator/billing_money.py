@@ -40,7 +40,10 @@ from services.demo.store import (
 #: EU member states' standard VAT rates (the countries the seed file sells to)
 EU_VAT: dict[str, str] = {"IE": "23", "DE": "19", "FR": "20", "NL": "21", "ES": "21", "IT": "22", "SE": "25"}
 #: other countries' tax on software subscriptions: (display name, tax type, percentage)
-OTHER_TAX: dict[str, tuple[str, str, str]] = {"GB": ("VAT", "vat", "20"), "CA": ("GST", "gst", "5")}
+#: (Japan: the consumption tax's standard rate, Stripe's tax type ``jct``, on invoices in yen,
+#: which have no minor unit; Kuwait levies no VAT: its customers' invoices carry no tax rate)
+OTHER_TAX: dict[str, tuple[str, str, str]] = {"GB": ("VAT", "vat", "20"), "CA": ("GST", "gst", "5"),
+                                              "JP": ("JCT", "jct", "10")}
 #: US customers' city, state and the state sales tax on SaaS the demo company collects there
 #: (None: the state has no sales tax, no rate applies)
 US_STATES: tuple[tuple[str, str, str | None], ...] = (
@@ -70,7 +73,11 @@ COUPONS: tuple[tuple[str, str, str, str | None, int | None, str | None, int | No
     ("ANNUAL15", "Annual plan: 15 % off the first year", "once", "15", None, None, None),
     ("SAVE50USD", "50 USD off", "once", None, 5000, "usd", None),
     ("SAVE45EUR", "45 EUR off", "once", None, 4500, "eur", None),
-    ("SAVE40GBP", "40 GBP off", "once", None, 4000, "gbp", None))
+    ("SAVE40GBP", "40 GBP off", "once", None, 4000, "gbp", None),
+    ("SAVE5000JPY", "5,000 JPY off", "once", None, 5000, "jpy", None),
+    ("SAVE15KWD", "15 KWD off", "once", None, 15000, "kwd", None))
+#: the amount-off coupon of each currency
+AMOUNT_COUPONS: dict[str, str] = {cur: cid for cid, _, _, _, off, cur, _ in COUPONS if off is not None and cur}
 
 #: the billing events this module emits (their ids come from :func:`money_event_ids`)
 MONEY_EVENTS = frozenset({"credit_note.created", "charge.refunded", "invoice.updated"})
@@ -215,7 +222,7 @@ class _Money:
             if start <= self.g.A < end:  # still running: the subscription shows it
                 sub.extra["discount"] = {"id": d.id, "coupon": d.coupon.id, "start": start, "end": end}
         elif x < WELCOME_COUPON + AMOUNT_COUPON:
-            cid = {"usd": "SAVE50USD", "eur": "SAVE45EUR", "gbp": "SAVE40GBP"}.get(sub.currency)
+            cid = AMOUNT_COUPONS.get(sub.currency)
             item = sub.items[0]
             first = self.g.billing.prices[item.price].unit_amount * item.quantity
             # only where it leaves something to pay: an invoice keeps the sign of its lines' sum
@@ -416,4 +423,4 @@ def _allocate(coupon: BCoupon, lines: list[BInvoiceLine], positive: int) -> None
 def _tax_id_type(country: str) -> str:
     if country in EU_VAT:
         return "eu_vat"
-    return {"GB": "gb_vat", "US": "us_ein", "CA": "ca_bn"}.get(country, "unknown")
+    return {"GB": "gb_vat", "US": "us_ein", "CA": "ca_bn", "JP": "jp_cn"}.get(country, "unknown")

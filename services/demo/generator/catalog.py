@@ -8,7 +8,22 @@ from services.core.currency import exponent, from_minor
 from services.demo.generator.state import _Gen
 from services.demo.store import BPrice, BProduct
 
-_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
+#: the symbol written before an amount in a line's description (a currency without one is
+#: written after the amount by its code: "9.000 KWD")
+_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥"}
+#: the ERP's currency names (``currency.currency``), by lower-case code
+CURRENCY_NAMES = {"usd": "US Dollar", "eur": "Euro", "gbp": "Pound Sterling", "jpy": "Yen",
+                  "kwd": "Kuwaiti Dinar"}
+
+
+def currencies(g: _Gen) -> list[str]:
+    """The currencies the catalog prices in (lower case), in the seed file's order."""
+    out: list[str] = []
+    for plan in g.p.plans:
+        for cur, _ in (*plan.monthly, *plan.yearly):
+            if cur not in out:
+                out.append(cur)
+    return out
 
 
 def _build_catalog(g: _Gen) -> None:
@@ -38,7 +53,9 @@ def _desc(g: _Gen, price: BPrice, qty: int) -> str:
     if s is None:
         plan = g.p.plans[g.price_plan[price.id]]
         unit = from_minor(price.unit_amount, price.currency)  # exact, with the currency's exponent
-        amount = f"{_SYMBOLS.get(price.currency, '')}{unit:,.{exponent(price.currency)}f}"
+        value = f"{unit:,.{exponent(price.currency)}f}"
+        sym = _SYMBOLS.get(price.currency)
+        amount = f"{sym}{value}" if sym else f"{value} {price.currency.upper()}"
         s = g.line_desc[key] = f"{qty} × {plan.name} (at {amount} / {price.interval})"
     return s
 

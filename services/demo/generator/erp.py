@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.demo.generator.catalog import _SYMBOLS
+from services.core.currency import exponent
+from services.demo.generator.catalog import _SYMBOLS, CURRENCY_NAMES, currencies
 from services.demo.generator.erp_credits import _credit_note_specs
 from services.demo.generator.erp_invoices import _erp_invoice_specs, _insert_erp_invoices, _orphan_specs
 from services.demo.generator.erp_taxes import _assign_tax_rules, _build_erp_taxes
@@ -17,17 +18,16 @@ from services.demo.generator.state import _Cust, _erp_base, _Gen
 from services.demo.generator.truth import record_postings
 from services.demo.store import BSubscription, ManifestEntry
 
-_CURRENCY_NAMES = {"usd": "US Dollar", "eur": "Euro", "gbp": "Pound Sterling"}
-
 
 def _build_erp_setup(g: _Gen) -> int:
     erp = g.erp
     t = g.setup_ts
     co = g.p.company
-    for cur in ("usd", "eur", "gbp"):
+    for cur in currencies(g):  # each with its ISO 4217 exponent as its digits (JPY 0, KWD 3)
+        name = CURRENCY_NAMES.get(cur, cur.upper())
         g.erp_currency[cur] = erp.insert("currency.currency", _erp_base(g, {
-            "name": _CURRENCY_NAMES[cur], "code": cur.upper(), "symbol": _SYMBOLS[cur], "digits": 2,
-        }, t, None, _CURRENCY_NAMES[cur]))
+            "name": name, "code": cur.upper(), "symbol": _SYMBOLS.get(cur, cur.upper()), "digits": exponent(cur),
+        }, t, None, name))
     for c in g.p.countries:
         g.erp_country[c.code] = erp.insert("country.country", _erp_base(g, {"name": c.name, "code": c.code},
                                                                       t, None, c.name))
@@ -50,8 +50,8 @@ def _build_erp_setup(g: _Gen) -> int:
             products: list[int] = []
             tid = erp.insert("product.template", _erp_base(g, {
                 "name": tname, "type": "service",
-                "list_price": g.dec(usd.unit_amount if usd else 0), "products": products}, t, None, tname))
-            for cur in ("usd", "eur", "gbp"):
+                "list_price": g.dec(usd.unit_amount if usd else 0, "usd"), "products": products}, t, None, tname))
+            for cur in currencies(g):
                 price = g.price_by_key.get((pi, months, cur))
                 if price is None:
                     continue
@@ -150,9 +150,10 @@ def _build_erp_subscriptions(g: _Gen, company: int) -> None:
             "end_date": None if running else g.day(sub.ended_at or sub.current_period_end),
             "next_invoice_date": next_date, "lines": lines}, create, write, number))
         svc_rec = erp.tables["sale.subscription.service"][service]
+        svc_price = prices[g.service_price[service]]
         lines.append(erp.insert("sale.subscription.line", _erp_base(g, {
             "subscription": erp_sub, "service": service, "quantity": g.flt(qty),
-            "unit_price": g.dec(prices[g.service_price[service]].unit_amount),
+            "unit_price": g.dec(svc_price.unit_amount, svc_price.currency),
             "start_date": g.day(max(changed, sub.start_date)),
             "end_date": None if running else g.day(sub.ended_at or sub.current_period_end)},
             create, write, svc_rec["rec_name"])))

@@ -19,6 +19,10 @@ The plants, chosen after the money is settled and without the random stream (swi
 money off leaves every other plant as it is), each on a customer with no other plant:
 
 - ``credit_note.missing_in_erp``: a billing credit note the integration never booked;
+- ``credit_note.amount_mismatch``: a billing credit note (the only one of its invoice) the
+  integration booked for another amount — its first line credited a tenth more, the tax as
+  trytond computes it (``amount``) — or with another tax — part of the billed tax booked on the
+  first taxed line as revenue, the same total (``tax``);
 - ``invoice.refund_not_reflected``: a full refund without credit note the ERP never booked: its
   copy still ``paid``, no ERP credit note.
 
@@ -71,10 +75,11 @@ def _want(g: _Gen, rule: str) -> int:
     return max(2 if g.n >= 50 else 0, round(rate * g.n))
 
 
-def _choose_credit_plants(g: _Gen, copies: dict[str, _ErpInv],
-                          refunds: list[tuple[BRefund, BInvoice]]) -> tuple[set[str], set[str]]:
-    """The billing credit notes and the refunds the integration never booked (their ids), each
-    on a customer of its own with no other plant; picked in id order (the ids are random)."""
+def _choose_credit_plants(g: _Gen, copies: dict[str, _ErpInv], refunds: list[tuple[BRefund, BInvoice]]
+                          ) -> tuple[set[str], set[str], dict[str, str]]:
+    """The billing credit notes and the refunds the integration never booked (their ids), and the
+    billing credit notes it booked for another amount or tax (id -> variant), each on a customer
+    of its own with no other plant; picked in id order (the ids are random)."""
     limit = g.A - PLANT_AGE
     used = set(g.plants)
     notes: set[str] = set()
@@ -92,6 +97,7 @@ def _choose_credit_plants(g: _Gen, copies: dict[str, _ErpInv],
         g.manifest.append(ManifestEntry("credit_note.missing_in_erp", cn.customer, cn.id,
                                         f"billing credit note {cn.number} ({total}) on {copy.binv.number}"
                                         " was never booked in the ERP"))
+    mismatched = _choose_amount_plants(g, copies, used)
     kept: set[str] = set()
     want = _want(g, "invoice.refund_not_reflected")
     for r, inv in sorted(refunds, key=lambda x: x[0].id):
@@ -106,19 +112,75 @@ def _choose_credit_plants(g: _Gen, copies: dict[str, _ErpInv],
         total = f"{amount_text(from_minor(r.amount, r.currency), r.currency)} {r.currency.upper()}"
         g.manifest.append(ManifestEntry("invoice.refund_not_reflected", inv.customer, inv.id,
                                         f"billing {inv.number} refunded in full ({total}), the ERP copy still paid"))
-    return notes, kept
+    return notes, kept, mismatched
+
+
+def _choose_amount_plants(g: _Gen, copies: dict[str, _ErpInv], used: set[str]) -> dict[str, str]:
+    """``credit_note.amount_mismatch``: billing credit notes (the only one of their invoice, every
+    line crediting a line of it) the integration books for another amount or tax; variants
+    alternate (``tax`` only where the note is taxed, else ``amount``). Adds their customers to
+    ``used``."""
+    limit = g.A - PLANT_AGE
+    want = _want(g, "credit_note.amount_mismatch")
+    per_invoice: dict[str, int] = {}
+    for cn in g.billing.credit_notes.values():
+        if cn.status != "void":
+            per_invoice[cn.invoice] = per_invoice.get(cn.invoice, 0) + 1
+    out: dict[str, str] = {}
+    for cn in sorted(g.billing.credit_notes.values(), key=lambda c: c.id):
+        if len(out) >= want:
+            break
+        copy = copies.get(cn.invoice)
+        if (cn.customer in used or cn.created > limit or not _bookable(cn, copy) or per_invoice[cn.invoice] != 1
+                or not cn.lines):
+            continue
+        assert copy is not None and copy.binv is not None
+        index = {ln.id for ln in copy.binv.lines}
+        if any(ln.invoice_line_item not in index for ln in cn.lines):
+            continue
+        variant = ("amount", "tax")[len(out) % 2]
+        if variant == "tax" and (cn.tax < 2 or not any(ln.tax_rate for ln in cn.lines)):
+            variant = "amount"
+        used.add(cn.customer)
+        out[cn.id] = variant
+    return out
+
+
+def _mismatched_lines(cn: BCreditNote, variant: str, lines: list[tuple[int, str, int, int, str | None]]
+                      ) -> tuple[list[tuple[int, str, int, int, str | None]], int, str]:
+    """A planted booking of ``cn``: its lines, the tax it books (``-1``: as trytond computes it)
+    and the manifest's detail."""
+    cur = cn.currency
+
+    def text(minor: int) -> str:
+        return amount_text(from_minor(minor, cur), cur)
+
+    out = list(lines)
+    if variant == "tax":
+        shift = max(1, cn.tax // 10)
+        n = next(i for i, ln in enumerate(out) if ln[4] is not None)
+        idx, desc, qty, amount, rate = out[n]
+        out[n] = (idx, desc, qty, amount + shift, rate)
+        return out, cn.tax - shift, (f"ERP credit note tax {text(cn.tax - shift)}, billing {text(cn.tax)} "
+                                     f"{cur.upper()} (same total {text(cn.total)})")
+    idx, desc, qty, amount, rate = out[0]
+    more = max(1, amount // 10)
+    out[0] = (idx, desc, qty, amount + more, rate)
+    net = sum(ln[3] for ln in lines)
+    return out, -1, (f"ERP credit note net {text(net + more)}, billing {text(net)} {cur.upper()} "
+                     f"(billing total {text(cn.total)})")
 
 
 def _bookable(cn: BCreditNote, copy: _ErpInv | None) -> bool:
     return (copy is not None and cn.status == "issued" and cn.total > 0 and copy.currency == cn.currency
-            and copy.lines is None)
+            and copy.lines is None and not copy.dropped)
 
 
 def _credit_note_specs(g: _Gen, specs: list[_ErpInv]) -> list[_ErpInv]:
     """The ERP credit notes the integration booked (see the module docstring), the plants left out."""
     copies = _live_copies(specs)
     refunds = _full_refunds(g)
-    skip_notes, skip_refunds = _choose_credit_plants(g, copies, refunds)
+    skip_notes, skip_refunds, mismatched = _choose_credit_plants(g, copies, refunds)
     rng = random.Random(f"erp-credits-{g.seed}")
     out: list[_ErpInv] = []
 
@@ -130,7 +192,8 @@ def _credit_note_specs(g: _Gen, specs: list[_ErpInv]) -> list[_ErpInv]:
         spec = _ErpInv(create, None, binv, "posted", None)
         spec.ref = None  # Tryton's credit copies no reference
         spec.currency = copy.currency
-        spec.credits, spec.credit, spec.billed_tax = copy, lines, tax
+        spec.credits, spec.credit, spec.billed_tax = copy, lines, max(tax, 0)
+        spec.tax_as_computed = tax < 0
         out.append(spec)
 
     for cn in g.billing.credit_notes.values():
@@ -142,10 +205,16 @@ def _credit_note_specs(g: _Gen, specs: list[_ErpInv]) -> list[_ErpInv]:
         lines = [(index[ln.invoice_line_item], ln.description, ln.quantity, ln.amount - ln.discount_amount,
                   ln.tax_rate) for ln in cn.lines if ln.invoice_line_item in index]
         if len(lines) == len(cn.lines):
-            book(copy, copy.binv, cn.created, lines, cn.tax)
+            tax = cn.tax
+            if cn.id in mismatched:  # booked for another amount or tax (the plant)
+                lines, tax, detail = _mismatched_lines(cn, mismatched[cn.id], lines)
+                g.manifest.append(ManifestEntry("credit_note.amount_mismatch", cn.customer, cn.id,
+                                                f"billing credit note {cn.number} on {copy.binv.number}: {detail}"))
+            book(copy, copy.binv, cn.created, lines, tax)
     for r, inv in refunds:
         copy = copies.get(inv.id)
-        if r.id in skip_refunds or copy is None or copy.currency != inv.currency or copy.lines is not None:
+        if (r.id in skip_refunds or copy is None or copy.currency != inv.currency or copy.lines is not None
+                or copy.dropped):
             continue
         lines = [(i, ln.description, ln.quantity, ln.amount - ln.discount_amount, ln.tax_rate)
                  for i, ln in enumerate(inv.lines)]

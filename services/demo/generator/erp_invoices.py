@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from services.demo.generator.dates import _EPOCH, DAY, naive_utc
 from services.demo.generator.erp_taxes import ErpTaxMap, store_invoice_taxes
-from services.demo.generator.ground_truth import INVOICE_GRACE
+from services.demo.generator.ground_truth import INVOICE_GRACE, STREAM_NEUTRAL_PLANTS
 from services.demo.generator.plants import _planted_invoice_specs
 from services.demo.generator.state import _erp_base, _ErpInv, _Gen
 from services.demo.store import ManifestEntry
@@ -49,12 +49,12 @@ def _erp_invoice_specs(g: _Gen) -> list[_ErpInv]:
             state, write = "cancelled", g.clip(max(inv.voided_at or fin, create) + g.ri(60, 600))
         spec = _ErpInv(create, None, inv, state, write)
         spec.was_posted = state == "cancelled"
-        # a tax mismatch (possible only with the money) takes an ordinary copy and the random
-        # stream of one: switching the money off leaves every other record as it is
-        money_plant = cu_plant is not None and cu_plant.rule == "invoice.tax_mismatch"
+        # a tax or proration mismatch (chosen last, without the random stream) takes an ordinary
+        # copy and the random stream of one: every other record stays as it is
+        money_plant = cu_plant is not None and cu_plant.rule in STREAM_NEUTRAL_PLANTS
         if plant is None or money_plant:
             if plant is not None:
-                _planted_invoice_specs(g, plant, spec)  # the same copy, its tax partly booked as revenue
+                _planted_invoice_specs(g, plant, spec)  # the same copy, changed (tax as revenue, lines left out)
             if (fin >= recent and inv.status != "void" and inv.id not in g.inflight_pay
                     and rng.random() < r.erp_recent_draft):
                 spec.state, spec.write = "draft", None
@@ -76,7 +76,7 @@ def _orphan_specs(g: _Gen) -> list[_ErpInv]:
     for cu in g.custs:
         plant = g.plants.get(cu.c.id)
         orphan = plant is not None and plant.rule == "invoice.orphan_in_erp"
-        unplanted = plant is None or plant.rule == "invoice.tax_mismatch"  # the money's plant: as if none
+        unplanted = plant is None or plant.rule in STREAM_NEUTRAL_PLANTS  # chosen last: as if none
         manual = unplanted and cu.c.id in g.erp_party and rng.random() < g.r.erp_manual_invoice
         if not (orphan or manual):
             continue
@@ -121,7 +121,6 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
     prefix = g.p.company.erp_invoice_prefix
     for n, s in enumerate(numbered, 1):
         s.number = f"{prefix}{n:06d}"
-    zero = g.dec(0)
     legacy = g.legacy_party
     for s in specs:
         binv = s.binv
@@ -154,15 +153,20 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
             raw = [(price, ldesc, qty, amount, []) for price, ldesc, qty, amount in s.lines]
         else:
             assert binv is not None
+            # a planted copy may lack some of the lines (the proration lines of a mid-period change)
             raw = [(ln.price, ln.description, ln.quantity, ln.amount - ln.discount_amount,
-                    taxes.taxes_for(ln.tax_rate)) for ln in binv.lines]
+                    taxes.taxes_for(ln.tax_rate)) for i, ln in enumerate(binv.lines) if i not in s.dropped]
             if s.tax_shift:  # a planted copy that books part of the tax as revenue (same total)
                 head = raw[0]
                 raw[0] = (head[0], head[1], head[2], head[3] + s.tax_shift, head[4])
         total = 0
         for _, _, _, amount, _ in raw:
             total += amount
-        tot = g.dec(total)
+        # the amounts are billing's minor units: in major units with the billing currency's own
+        # exponent (a copy planted in another currency keeps the same numbers)
+        cur = binv.currency if binv is not None else s.currency
+        zero = g.dec(0, cur)
+        tot = g.dec(total, cur)
         lines: list[int] = []
         create_dt = naive_utc(s.create)
         write_dt = naive_utc(s.write) if s.write is not None else None
@@ -185,12 +189,12 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
             price = prices[price_id]
             sign = -1 if s.credits is not None else 1  # a credit line: negative quantity, positive price
             if qty and amount == price.unit_amount * qty:
-                q, unit = g.flt(qty), g.dec(price.unit_amount)
+                q, unit = g.flt(qty), g.dec(price.unit_amount, cur)
             else:
-                q, unit = g.flt(sign), g.dec(sign * amount)
+                q, unit = g.flt(sign), g.dec(sign * amount, cur)
             line = {
                 "invoice": iid, "type": "line", "product": g.erp_product[price_id], "description": ldesc,
-                "quantity": q, "unit_price": unit, "amount": g.dec(amount), "taxes": line_taxes,
+                "quantity": q, "unit_price": unit, "amount": g.dec(amount, cur), "taxes": line_taxes,
                 "create_date": create_dt, "write_date": None, "create_uid": 1, "write_uid": None,
                 "rec_name": ldesc,
             }
@@ -203,9 +207,9 @@ def _insert_erp_invoices(g: _Gen, company: int, specs: list[_ErpInv], taxes: Erp
         stored["taxes"] = tax_ids
         if any(line_taxes for *_, line_taxes in raw):
             if s.credits is not None:
-                billed: Decimal | None = g.dec(-s.billed_tax)
-            elif binv is not None and s.lines is None:
-                billed = g.dec(sum(ln.tax_amount for ln in binv.lines) - s.tax_shift)
+                billed: Decimal | None = None if s.tax_as_computed else g.dec(-s.billed_tax, cur)
+            elif binv is not None and s.lines is None and not s.dropped:
+                billed = g.dec(sum(ln.tax_amount for ln in binv.lines) - s.tax_shift, cur)
             else:
                 billed = None
             tax_ids.extend(store_invoice_taxes(erp, iid, billed))

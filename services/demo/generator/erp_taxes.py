@@ -1,11 +1,12 @@
 """Phase 4, the ERP's taxes and currency rates: one ``account.tax`` per billing tax rate (EU VAT
 at each country's standard rate, the EU reverse charge as a 0 % tax with its legal note, UK VAT,
-Canadian GST, US sales tax by state) with a customer tax rule giving it (each customer whose
-billing invoices all carry one tax rate has that rate's rule on its party, so the ERP proposes
-the customer's tax on its invoice lines, as a Tryton company sets it up), the company's tax
-groups (VAT, Sales Tax, GST), the rates of the currencies against the company currency, and the
-mapping billing tax rate -> ERP tax the invoice copies use (:class:`ErpTaxMap`). Each generated
-ERP invoice's ``account.invoice.tax`` records are computed as trytond computes them
+Canadian GST, US sales tax by state, Japanese consumption tax) with a customer tax rule giving
+it (each customer whose billing invoices all carry one tax rate has that rate's rule on its
+party, so the ERP proposes the customer's tax on its invoice lines, as a Tryton company sets it
+up), the company's tax groups (VAT, Sales Tax, GST, Consumption Tax), the rates of the
+currencies against the company currency (JPY and KWD among them, each with its own digits), and
+the mapping billing tax rate -> ERP tax the invoice copies use (:class:`ErpTaxMap`). Each
+generated ERP invoice's ``account.invoice.tax`` records are computed as trytond computes them
 (:mod:`services.demo.tryton.taxes`).
 
 The taxes carry no group: the products have no default taxes, so a party's tax comes from a rule
@@ -21,15 +22,17 @@ from decimal import Decimal
 from services.demo.generator.state import _erp_base, _Gen
 from services.demo.store import BTaxRate, ErpStore
 from services.demo.tryton.schema import TAX_ACCOUNT, TAX_ROUNDING
-from services.demo.tryton.taxes import TaxEngine
+from services.demo.tryton.taxes import TaxEngine, rounding_of
 
 #: currency rates against the company currency (USD), constant so that payments reconcile exactly
-RATES: dict[str, str] = {"USD": "1", "EUR": "0.92", "GBP": "0.79"}
+#: (Tryton's rate: units of the currency for one unit of the company currency; JPY has no minor
+#: unit and KWD three, each stored with its own ``digits``)
+RATES: dict[str, str] = {"USD": "1", "EUR": "0.92", "GBP": "0.79", "JPY": "149.5", "KWD": "0.307"}
 #: the date the rates hold from (before every dated record of the demo)
 RATES_FROM = date(2000, 1, 1)
 #: the tax groups (code -> name) by billing tax type
 TAX_GROUPS: dict[str, tuple[str, str]] = {"vat": ("VAT", "VAT"), "sales_tax": ("SALES_TAX", "Sales Tax"),
-                                          "gst": ("GST", "GST")}
+                                          "gst": ("GST", "GST"), "jct": ("JCT", "Consumption Tax")}
 #: the description suffix of a manual invoice tax that keeps the billed rounding
 ROUNDING_SUFFIX = " (rounding as billed)"
 REVERSE_CHARGE_NOTE = ("Reverse charge: VAT to be accounted for by the recipient "
@@ -137,5 +140,7 @@ def store_invoice_taxes(erp: ErpStore, invoice_id: int, billed: Decimal | None =
     difference = None if billed is None else billed - sum((line.amount for line in computed), Decimal(0))
     if computed and difference:
         first = computed[0]
-        add(first.tax, Decimal("0.00"), difference, first.account, True, ROUNDING_SUFFIX)
+        # base 0 in the currency's own digits (trytond refuses "0.00" as a yen base)
+        base = Decimal(0).quantize(rounding_of(erp, inv.get("currency")))
+        add(first.tax, base, difference, first.account, True, ROUNDING_SUFFIX)
     return ids

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.core.currency import amount_text, from_minor
+from services.core.currency import amount_text, exponent, format_money, from_minor
 from services.demo.generator.billing import _tax_id
 from services.demo.generator.dates import DAY
 from services.demo.generator.ground_truth import ACTIVE_STATUSES
@@ -34,6 +34,7 @@ _VARIANTS: dict[str, tuple[str, ...]] = {
     "invoice.amount_mismatch": ("draft_amount", "posted_amount"),
     "invoice.currency_mismatch": ("posted", "draft"),
     "invoice.tax_mismatch": ("same_total",),
+    "subscription.proration_mismatch": ("full_period", "no_credit"),
     "invoice.duplicate_in_erp": ("posted", "draft"),
     "invoice.payment_state": ("void_posted", "paid_not_recorded"),
     "invoice.orphan_in_erp": ("customer", "legacy"),
@@ -51,7 +52,9 @@ _PLANT_ORDER = ("entitlement.orphan", "invoice.payment_state", "invoice.amount_m
                 "customer.unmapped_erp", "customer.master_drift", "invoice.orphan_in_erp",
                 # last, and chosen without the random stream: only the money makes it possible (a
                 # taxed invoice), and switching the money off leaves every other plant as it is
-                "invoice.tax_mismatch")
+                "invoice.tax_mismatch",
+                # after it, without the random stream too: the plants before stay where they were
+                "subscription.proration_mismatch")
 
 
 def _erp_invoices(g: _Gen, cu: _Cust, status: str | None = None) -> list[BInvoice]:
@@ -91,6 +94,10 @@ def _eligible(g: _Gen, cu: _Cust, rule: str, variant: str) -> _Plant | None:
         # a taxed invoice (its ERP copy books part of the tax as revenue: the same total)
         invs = [inv for inv in _erp_invoices(g, cu) if sum(ln.tax_amount for ln in inv.lines) >= 2]
         return _Plant(rule, variant, invoice=invs[-1]) if invs else None
+    if rule == "subscription.proration_mismatch":
+        # the latest invoice of a mid-period change whose proration lines the copy can leave out
+        invs = [inv for inv in _erp_invoices(g, cu) if _proration_lines(inv, variant)]
+        return _Plant(rule, variant, invoice=invs[-1]) if invs else None
     if rule in ("invoice.missing_in_erp", "invoice.not_posted_in_erp", "invoice.amount_mismatch",
                 "invoice.currency_mismatch", "invoice.duplicate_in_erp"):
         invs = _erp_invoices(g, cu)
@@ -99,6 +106,18 @@ def _eligible(g: _Gen, cu: _Cust, rule: str, variant: str) -> _Plant | None:
         pick = invs[-1] if variant == "draft_amount" else rng.choice(invs)
         return _Plant(rule, variant, invoice=pick)
     return _Plant(rule, variant)  # unmapped_erp, master_drift, orphan_in_erp: any subscriber
+
+
+def _proration_lines(inv: BInvoice, variant: str) -> list[int]:
+    """The indexes of the lines of ``inv`` a ``subscription.proration_mismatch`` copy leaves out:
+    every proration line (``full_period``: the change booked as a full period) or the credits for
+    unused time only (``no_credit``); none when that would not change the net, or leave nothing."""
+    nets = [ln.amount - ln.discount_amount for ln in inv.lines]
+    drop = [i for i, ln in enumerate(inv.lines) if ln.proration and (variant == "full_period" or nets[i] < 0)]
+    kept = sum(n for i, n in enumerate(nets) if i not in drop)
+    if not drop or any(nets[i] == 0 for i in drop) or sum(nets[i] for i in drop) == 0 or kept <= 0:
+        return []
+    return drop
 
 
 def _choose_plants(g: _Gen) -> None:
@@ -120,9 +139,27 @@ def _choose_plants(g: _Gen) -> None:
             if rule == "invoice.orphan_in_erp" and first == "legacy":
                 g.legacy_orphans += 1
                 continue
+            if k == 0 and rule == "invoice.tax_mismatch" and _find_odd_currency(g, pool, used, rule, first):
+                continue  # the first in a currency without two decimals, when the dataset has one
             for variant in (first, *[v for v in variants if v != first]):
                 if variant == "legacy" or _find(g, pool, used, cursors, rule, variant):
                     break
+
+
+def _find_odd_currency(g: _Gen, pool: list[int], used: set[int], rule: str, variant: str) -> bool:
+    """Plant ``rule`` on the first eligible customer (in the pool's order) billed in a currency
+    whose minor unit is not a hundredth (JPY: none; KWD: a thousandth), so the rule is seen at
+    that precision too; no random draw and no cursor moves, so every other plant stays put."""
+    for i in pool:
+        cu = g.custs[i]
+        if i in used or exponent(cu.c.currency or "usd") == 2:
+            continue
+        plant = _eligible(g, cu, rule, variant)
+        if plant is not None:
+            used.add(i)
+            g.plants[cu.c.id] = plant
+            return True
+    return False
 
 
 def _find(g: _Gen, pool: list[int], used: set[int], cursors: dict[tuple[str, str], int], rule: str,
@@ -201,7 +238,7 @@ def _planted_invoice_specs(g: _Gen, plant: _Plant, spec: _ErpInv) -> list[_ErpIn
     inv = spec.binv
     assert inv is not None
     cid = inv.customer
-    total = f"{amount_text(from_minor(inv.total, inv.currency), inv.currency)} {inv.currency.upper()}"
+    total = format_money(from_minor(inv.total, inv.currency), inv.currency)  # "184,800 JPY", "1,234.50 EUR"
     v = plant.variant
     if plant.rule == "invoice.missing_in_erp":
         g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"billing {inv.number} ({total}) not in the ERP"
@@ -244,10 +281,24 @@ def _planted_invoice_specs(g: _Gen, plant: _Plant, spec: _ErpInv) -> list[_ErpIn
         # higher, its total billing's to the cent
         tax = sum(ln.tax_amount for ln in inv.lines)
         spec.tax_shift = max(1, tax // 10)
-        short = amount_text(from_minor(tax - spec.tax_shift, inv.currency), inv.currency)
-        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"ERP tax {short}, billing "
-                                        f"{amount_text(from_minor(tax, inv.currency), inv.currency)} "
-                                        f"{inv.currency.upper()} (same total {total})"))
+        short = format_money(from_minor(tax - spec.tax_shift, inv.currency), inv.currency)
+        billed = format_money(from_minor(tax, inv.currency), inv.currency)
+        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"ERP tax {short}, billing {billed} "
+                                        f"(same total {total})"))
+        return [spec]
+    if plant.rule == "subscription.proration_mismatch":
+        # the copy booked without (some of) the proration lines of a mid-period change: taxed as
+        # the lines it keeps are (trytond's own computation)
+        spec.dropped = frozenset(_proration_lines(inv, v))
+        nets = [ln.amount - ln.discount_amount for ln in inv.lines]
+        net = sum(nets)
+        erp_net = net - sum(nets[i] for i in spec.dropped)
+        cur = inv.currency
+        how = ("as a full period, without its proration lines" if v == "full_period"
+               else "without its credit for unused time")
+        g.manifest.append(ManifestEntry(plant.rule, cid, inv.id, f"ERP copy of {inv.number} booked {how}: ERP net "
+                                        f"{amount_text(from_minor(erp_net, cur), cur)}, billing "
+                                        f"{amount_text(from_minor(net, cur), cur)} {cur.upper()}"))
         return [spec]
     if plant.rule == "invoice.duplicate_in_erp":
         dup_t = g.clip(spec.create + g.ri(120, 1800))

@@ -16,6 +16,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from services.core.currency import exponent
 from services.demo.generator.dates import DAY, naive_utc, utc_date
 from services.demo.generator.seed import SeedParams
 from services.demo.store import (
@@ -95,8 +96,8 @@ class _Plant:
 class _ErpInv:
     """An ERP invoice to insert (sorted by create time first, numbered by date)."""
 
-    __slots__ = ("billed_tax", "binv", "create", "credit", "credits", "currency", "cust", "line_ids", "lines",
-                 "number", "ref", "state", "tax_shift", "was_posted", "write")
+    __slots__ = ("billed_tax", "binv", "create", "credit", "credits", "currency", "cust", "dropped", "line_ids",
+                 "lines", "number", "ref", "state", "tax_as_computed", "tax_shift", "was_posted", "write")
 
     def __init__(self, create: int, cust: _Cust | None, binv: BInvoice | None, state: str,
                  write: int | None) -> None:
@@ -120,6 +121,12 @@ class _ErpInv:
         #: credited net of discount (positive), the billing tax rate) and the tax billed (positive)
         self.credit: list[tuple[int, str, int, int, str | None]] = []
         self.billed_tax = 0
+        #: an ERP credit note whose tax trytond computes from its lines, the billed tax not kept
+        #: (credit_note.amount_mismatch: a credit note booked for another amount)
+        self.tax_as_computed = False
+        #: the indexes of the billing invoice's lines the copy lacks (subscription.proration_mismatch:
+        #: the proration lines of a mid-period change left out, its tax computed from the rest)
+        self.dropped: frozenset[int] = frozenset()
 
 
 class _Gen:
@@ -156,7 +163,7 @@ class _Gen:
         self.price_plan: dict[str, int] = {}  # price id -> plan idx
         self.price_months: dict[str, int] = {}
         self.line_desc: dict[tuple[str, int], str] = {}
-        self.dec_cache: dict[int, Decimal] = {}
+        self.dec_cache: dict[tuple[int, int], Decimal] = {}
         self.date_cache: dict[int, date] = {}
         self.float_cache: dict[int, float] = {}
         # ERP ids
@@ -177,10 +184,13 @@ class _Gen:
         if self.ev_from <= t <= self.A:
             self.events.append((t, kind, obj_kind, obj_id))
 
-    def dec(self, minor: int) -> Decimal:
-        d = self.dec_cache.get(minor)
+    def dec(self, minor: int, currency: str) -> Decimal:
+        """``minor`` units of ``currency`` in major units, with the currency's own exponent
+        (cents: 1234 -> 12.34 USD; yen: 1234 -> 1234 JPY; fils: 1234 -> 1.234 KWD)."""
+        exp = exponent(currency)
+        d = self.dec_cache.get((minor, exp))
         if d is None:
-            d = self.dec_cache[minor] = Decimal(minor).scaleb(-2)
+            d = self.dec_cache[(minor, exp)] = Decimal(minor).scaleb(-exp)
         return d
 
     def day(self, ts: int) -> date:

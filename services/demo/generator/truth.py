@@ -82,7 +82,7 @@ def _posting(g: _Gen, s: _ErpInv) -> PostingTruth | None:
     if binv is None or s.credits is not None or s.ref != binv.id:
         return None
     posted = s.state in ("posted", "paid") or s.was_posted
-    as_billed = s.currency == binv.currency and _booked_total(g, s) == g.dec(binv.total)
+    as_billed = s.currency == binv.currency and _booked_total(g, s) == g.dec(binv.total, binv.currency)
     return PostingTruth(binv.id, s.create, s.create if posted else None, s.state, as_billed)
 
 

@@ -150,7 +150,14 @@ class TrytonConnector(TrytonCredits):
                 quarantine(intake, self.system, Kind.CUSTOMER, pid, exc)
         return out
 
-    async def _credited(self, credit_notes: list[int], intake: Intake) -> dict[int, int | None]:
+    async def get_credit_note(self, invoice_id: int) -> tuple[Invoice, CreditNote]:
+        """ERP credit note ``invoice_id`` read back (an action's verification): its mapping as an
+        invoice and as the :class:`CreditNote` of the invoice its lines credit."""
+        inv = await self.get_invoice(invoice_id)
+        credited = await self._credited([invoice_id], None)
+        return inv, map_credit_note(inv, credited.get(invoice_id))
+
+    async def _credited(self, credit_notes: list[int], intake: Intake | None) -> dict[int, int | None]:
         """Credit note id -> the invoice it credits (its lines' ``origin`` lines' invoice; the
         first line that names one), ``None`` when no line does: two reads of invoice lines."""
         if not credit_notes:

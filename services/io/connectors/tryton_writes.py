@@ -353,22 +353,29 @@ class TrytonWrites(TrytonSession):
         else:
             invoice_id, state = existing
         if state not in ("posted", "paid"):
-            if expected is not None:
-                taxed = sum(1 for ids in line_taxes or () if ids)
-                await self._settle_totals(invoice_id, billing_invoice_id, expected, taxed)
-            try:
-                await self.post_invoice(invoice_id)
-            except RemoteWarning as warning:
-                # the lines carry billing's taxes, mapped and previewed: Tryton's warning that they
-                # are not the product's default taxes (a party without a tax rule) is that choice,
-                # acknowledged for this invoice only; any other warning stops the posting
-                if line_taxes is None or not warning.warning_name.endswith(TAXES_WARNING):
-                    raise
-                log.info("erp: invoice %s carries billing's taxes: acknowledging %s", invoice_id,
-                         warning.warning_name)
-                await self.acknowledge_warning(warning.warning_name)
-                await self.post_invoice(invoice_id)
+            await self._settle_and_post(invoice_id, billing_invoice_id, line_taxes, expected)
         return invoice_id
+
+    async def _settle_and_post(self, invoice_id: int, reference: str, line_taxes: LineTaxes,
+                               expected: InvoiceTotals | None) -> None:
+        """Post draft ``invoice_id`` (reference ``reference``): its totals checked against
+        ``expected`` first (:meth:`_settle_totals`), Tryton's warning that the lines carry other
+        taxes than their products' defaults acknowledged when ``line_taxes`` chose them."""
+        if expected is not None:
+            taxed = sum(1 for ids in line_taxes or () if ids)
+            await self._settle_totals(invoice_id, reference, expected, taxed)
+        try:
+            await self.post_invoice(invoice_id)
+        except RemoteWarning as warning:
+            # the lines carry billing's taxes, mapped and previewed: Tryton's warning that they
+            # are not the product's default taxes (a party without a tax rule) is that choice,
+            # acknowledged for this invoice only; any other warning stops the posting
+            if line_taxes is None or not warning.warning_name.endswith(TAXES_WARNING):
+                raise
+            log.info("erp: invoice %s carries billing's taxes: acknowledging %s", invoice_id,
+                     warning.warning_name)
+            await self.acknowledge_warning(warning.warning_name)
+            await self.post_invoice(invoice_id)
 
     async def _read_totals(self, invoice_id: int, operation: str) -> tuple[InvoiceTotals, list[int]]:
         """The draft's (untaxed, tax, total) as the ERP computes them, and its invoice tax ids."""
@@ -393,6 +400,19 @@ class TrytonWrites(TrytonSession):
         computed tax) means the mapping or the lines are wrong: the draft is deleted and the
         posting refused (:class:`RemoteValidationError`), so a wrong invoice is never posted.
         Idempotent: once settled, the difference is zero."""
+        untaxed, tax, total = await self._settle_rounding(invoice_id, expected, taxed_lines)
+        want_untaxed, want_tax, want_total = expected
+        if (untaxed, tax, total) != (want_untaxed, want_tax, want_total):
+            await self.delete_draft_invoice(invoice_id, billing_invoice_id)
+            raise RemoteValidationError(
+                self.system, "post invoice",
+                f"the ERP computes untaxed {untaxed}, tax {tax}, total {total}; billing says untaxed "
+                f"{want_untaxed}, tax {want_tax}, total {want_total}: the draft was deleted and nothing posted "
+                "(check the profile's tax_map and the ERP's taxes)")
+
+    async def _settle_rounding(self, invoice_id: int, expected: InvoiceTotals, taxed_lines: int) -> InvoiceTotals:
+        """The draft's (untaxed, tax, total) once a half-even rounding difference of at most one
+        minor unit per taxed line is kept as billed by a manual invoice tax (:meth:`_settle_totals`)."""
         operation = "check invoice totals"
         want_untaxed, want_tax, want_total = expected
         quantum = Decimal(1).scaleb(int(want_total.as_tuple().exponent))
@@ -411,13 +431,7 @@ class TrytonWrites(TrytonSession):
                     "base": Decimal(0).quantize(quantum), "amount": difference, "manual": True,
                     "tax": first["tax"], "account": first["account"]}, self._no_recovery)
                 (untaxed, tax, total), _ = await self._read_totals(invoice_id, operation)
-        if (untaxed, tax, total) != (want_untaxed, want_tax, want_total):
-            await self.delete_draft_invoice(invoice_id, billing_invoice_id)
-            raise RemoteValidationError(
-                self.system, "post invoice",
-                f"the ERP computes untaxed {untaxed}, tax {tax}, total {total}; billing says untaxed "
-                f"{want_untaxed}, tax {want_tax}, total {want_total}: the draft was deleted and nothing posted "
-                "(check the profile's tax_map and the ERP's taxes)")
+        return untaxed, tax, total
 
     async def acknowledge_warning(self, name: str) -> None:
         """Tell the ERP the current user accepts warning ``name`` once (``res.user.warning``)."""
@@ -548,11 +562,20 @@ class TrytonWrites(TrytonSession):
         return found
 
     async def replace_draft_invoice_lines(self, invoice_id: int, currency_code: str,
-                                          lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]]) -> None:
+                                          lines: Sequence[tuple[str, Decimal | int | float, Decimal, str]], *,
+                                          line_taxes: LineTaxes = None, expected: InvoiceTotals | None = None,
+                                          ) -> None:
         """Set a draft (or validated) invoice's currency and replace its lines with ``lines``
         (product code, quantity, unit price, description). A posted invoice is never edited
         in place: refused with :class:`RemoteValidationError`. Repeating the call gives the
-        same invoice (the lines are replaced, not added)."""
+        same invoice (the lines are replaced, not added).
+
+        ``line_taxes``: each line's ERP taxes (billing's rates, mapped) instead of those the ERP
+        proposes; ``expected``: billing's (untaxed, tax, total). With ``expected`` the draft's
+        manual invoice taxes are replaced too (billing owns the whole content), and its totals must
+        equal billing's to the minor unit before the correction is kept (a half-even rounding
+        difference is kept as billed, as for a posting: :meth:`_settle_totals`); anything else puts
+        the draft's previous currency, lines and manual taxes back and is refused."""
         operation = "correct invoice"
         rows = await self.search_read_all(INVOICE, [["id", "=", invoice_id]], fields=["state", "party"],
                                           schema=_StateParty, phase="invoice lookup")
@@ -567,15 +590,91 @@ class TrytonWrites(TrytonSession):
         company = self.company
         currency = await self._currency_id(currency_code)
         products = await self._product_ids((line[0] for line in lines), operation)
-        new_lines = await self._line_values(found.party, currency, company, lines, products)
+        new_lines = await self._line_values(found.party, currency, company, lines, products, line_taxes)
         old = await self._ids("account.invoice.line", [["invoice", "=", invoice_id]])
+        before = await self._draft_content(invoice_id, old, operation) if expected is not None else None
         actions: list[Any] = []
         if old:
             actions.append(["delete", old])
         if new_lines:
             actions.append(["create", new_lines])
-        await self.call(INVOICE, "write", [invoice_id], {"currency": currency, "lines": actions},
-                        operation=operation)
+        values: dict[str, Any] = {"currency": currency, "lines": actions}
+        if before is not None and before["manual"]:
+            values["taxes"] = [["delete", [int(t["id"]) for t in before["manual"]]]]
+        await self.call(INVOICE, "write", [invoice_id], values, operation=operation)
+        if expected is None or before is None:
+            return
+        taxed = sum(1 for ids in line_taxes or () if ids)
+        got = await self._settle_rounding(invoice_id, expected, taxed)
+        if got == expected:
+            return
+        await self._restore_draft(invoice_id, before, operation)
+        raise RemoteValidationError(
+            self.system, operation,
+            f"the ERP computes untaxed {got[0]}, tax {got[1]}, total {got[2]}; billing says untaxed {expected[0]}, "
+            f"tax {expected[1]}, total {expected[2]}: the draft's previous lines were put back and nothing was kept "
+            "(check the profile's tax_map and the ERP's taxes)")
+
+    async def _draft_content(self, invoice_id: int, line_ids: list[int], operation: str) -> dict[str, Any]:
+        """What a correction replaces on draft ``invoice_id``, to put back if it is not kept: its
+        currency, its lines' values (a credit note's with the line each credits, ``origin``) and
+        its manual invoice taxes."""
+        head = await self.call(INVOICE, "read", [invoice_id], ["currency", "taxes"], operation=operation, safe=True)
+        row = head[0] if isinstance(head, list) and len(head) == 1 and isinstance(head[0], dict) else None
+        if row is None or not isinstance(row.get("currency"), int):
+            raise ProtocolError(self.system, operation, f"invoice {invoice_id}: no currency")
+        fields = ["type", "product", "description", "quantity", "unit_price", "unit", "account", "taxes", "origin"]
+        lines = (await self.call("account.invoice.line", "read", line_ids, fields, operation=operation, safe=True)
+                 if line_ids else [])
+        tax_ids = _many2many_ids(row.get("taxes"))
+        taxes = (await self.call("account.invoice.tax", "read", tax_ids,
+                                 ["description", "base", "amount", "tax", "account", "manual"],
+                                 operation=operation, safe=True) if tax_ids else [])
+        if not isinstance(lines, list) or not isinstance(taxes, list):
+            raise ProtocolError(self.system, operation, f"invoice {invoice_id}: its lines or taxes were not read")
+        manual = [t for t in taxes if isinstance(t, dict) and t.get("manual")]
+        return {"currency": row["currency"], "lines": [ln for ln in lines if isinstance(ln, dict)], "manual": manual}
+
+    async def _restore_draft(self, invoice_id: int, before: dict[str, Any], operation: str) -> None:
+        """Put back the currency, lines and manual taxes :meth:`_draft_content` read."""
+        current = await self._ids("account.invoice.line", [["invoice", "=", invoice_id]])
+        company = self.company
+        restored: list[dict[str, Any]] = []
+        for ln in before["lines"]:
+            value: dict[str, Any] = {"currency": before["currency"], "company": company}
+            for key in ("type", "product", "description", "unit", "account", "origin"):
+                if ln.get(key) is not None:
+                    value[key] = ln[key]
+            if isinstance(ln.get("quantity"), int | float) and not isinstance(ln.get("quantity"), bool):
+                value["quantity"] = float(ln["quantity"])  # a float field, written back as read
+            if _amount(ln.get("unit_price")) is not None:
+                value["unit_price"] = _amount(ln["unit_price"])
+            taxes = _many2many_ids(ln.get("taxes"))
+            if taxes:
+                value["taxes"] = [["add", taxes]]
+            restored.append(value)
+        actions: list[Any] = []
+        if current:
+            actions.append(["delete", current])
+        if restored:
+            actions.append(["create", restored])
+        values: dict[str, Any] = {"currency": before["currency"], "lines": actions}
+        invoice_taxes = await self.call(INVOICE, "read", [invoice_id], ["taxes"], operation=operation, safe=True)
+        now_taxes = (_many2many_ids(invoice_taxes[0].get("taxes")) if isinstance(invoice_taxes, list)
+                     and len(invoice_taxes) == 1 and isinstance(invoice_taxes[0], dict) else [])
+        manual_now = ([int(t["id"]) for t in await self.call("account.invoice.tax", "read", now_taxes, ["manual"],
+                                                              operation=operation, safe=True)
+                       if isinstance(t, dict) and t.get("manual")] if now_taxes else [])
+        tax_actions: list[Any] = []
+        if manual_now:
+            tax_actions.append(["delete", manual_now])
+        if before["manual"]:
+            tax_actions.append(["create", [{k: t[k] for k in ("description", "base", "amount", "tax", "account")
+                                            if t.get(k) is not None} | {"manual": True}
+                                           for t in before["manual"]]])
+        if tax_actions:
+            values["taxes"] = tax_actions
+        await self.call(INVOICE, "write", [invoice_id], values, operation=operation)
 
     async def get_subscription(self, subscription_id: int) -> Subscription:
         subs = await self.read_ids(SUBSCRIPTION, [subscription_id])
