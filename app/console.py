@@ -18,7 +18,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -26,10 +26,10 @@ from types import TracebackType
 from typing import Any
 
 import qasync
-from PySide6.QtCore import QMessageLogContext, QtMsgType, qInstallMessageHandler
+from PySide6.QtCore import QMessageLogContext, QObject, QtMsgType, qInstallMessageHandler
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app.demo import DemoError, RunningDemo, start_demo
+from app.demo import DemoError, RunningDemo, ServedWorld, start_demo
 from app.runtime import collect_when_idle, tune_interpreter, tune_loop
 from app.sources import open_storage
 from services.actions.model import PENDING_STATUSES, ActionKind, ActionRequest, Operator, PermissionDenied, Role
@@ -49,8 +49,11 @@ from services.store.audit_keys import KEY_DIR_ENV, WITNESS_ENV
 from services.store.home import DEMO_AUDIT, audit_path, config_path, syncdesk_home
 from services.store.storage import Storage, StorageError
 from views.action_adapter import ActionAdapter
+from views.actions.permissions import ProfilePermissions
 from views.adapters import EngineAdapter, HealthAdapter
+from views.connections.opener import ConnectionsOpener
 from views.main_window import MainWindow
+from views.profile_chooser import ProfileChooser
 from views.settings import Appearance, ConsoleSettings
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,9 @@ async def _save_screenshots(window: MainWindow, health: HealthAdapter, out: Path
                                    ("Audit log", "audit-log"), ("Systems", "systems")):
                     window.nav.setCurrentRow(window.PAGES.index(page))
                     await shot(name, appearance, width, height)
+                if (width, height) == SHOT_SIZES[-1]:  # the money cases: a tax mismatch, a credit note
+                    from app.screenshot_money import money_shots
+                    await money_shots(window, shot, appearance, width, height)
     finally:
         window.set_appearance(Appearance.SYSTEM)
     return saved
@@ -165,7 +171,9 @@ def _wire_actions(window: MainWindow, adapter: EngineAdapter, actions: ActionAda
     actions.follow_replays()
 
 
-def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
+def _wire(window: MainWindow, adapter: EngineAdapter) -> list[tuple[Any, Callable[..., object]]]:
+    """Connect ``adapter`` to the window; returns the window's signals connected to this adapter
+    (signal, slot), which a profile switch disconnects (the adapter's own die with it)."""
     adapter.sort_keys = lambda: (window.customers_page.sort_key,)  # prepared off the UI thread
     adapter.state_changed.connect(window.set_state)
     adapter.refresh_started.connect(window.on_refresh_started)
@@ -176,8 +184,12 @@ def _wire(window: MainWindow, adapter: EngineAdapter) -> None:
     adapter.failed.connect(window.show_error)
     adapter.metrics_changed.connect(window.set_metrics)
     adapter.metrics_failed.connect(window.on_metrics_failed)
-    window.refresh_requested.connect(lambda mode: adapter.start_refresh(RefreshMode(mode)))
-    window.cancel_requested.connect(adapter.cancel_refresh)
+    links: list[tuple[Any, Callable[..., object]]] = [
+        (window.refresh_requested, lambda mode: adapter.start_refresh(RefreshMode(mode))),
+        (window.cancel_requested, adapter.cancel_refresh)]
+    for signal, slot in links:
+        signal.connect(slot)
+    return links
 
 
 def _service_loop() -> ServiceLoop:
@@ -200,13 +212,25 @@ class ConsoleSession:
     audit_storage: Storage | None = None
     #: the first refresh (auto), started once the local snapshot is shown
     refresh: asyncio.Task[Any] | None = None
+    #: the profile composed (its name is in every audit entry the service writes)
+    profile: Profile | None = None
+    #: the window's signals connected to this session's engine adapter (see :func:`_wire`)
+    links: list[tuple[Any, Callable[..., object]]] = field(default_factory=list)
+    #: the background connection test of the profile (``compose(test_connection=True)``)
+    test: asyncio.Task[Any] | None = None
+
+    def reset(self) -> None:
+        """Forget what was composed (once :func:`close_profile` closed it)."""
+        for name, value in vars(ConsoleSession()).items():
+            setattr(self, name, value)
 
 
 async def compose(session: ConsoleSession, window: MainWindow, health: HealthAdapter, runner: ServiceLoop,
                   profile: Profile, *, snapshot: Callable[[], Storage], audit_file: Path,
                   clock: Callable[[], datetime] = utc_now,
                   policies: dict[System, HttpPolicy] | None = None,
-                  identity: Identity | None = None, config: Path | None = None) -> ConsoleSession:
+                  identity: Identity | None = None, config: Path | None = None,
+                  permissions: ProfilePermissions | None = None, test_connection: bool = False) -> ConsoleSession:
     """The console's start-up once the profile is known: the engine on the local snapshot
     (``snapshot`` opens it, in a worker thread), the engine and action adapters wired to the
     window, the action service on the durable audit log at ``audit_file``, the health probes;
@@ -217,15 +241,19 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     the roles the policy grants (default: :func:`console_identity` of SYNCDESK_HOME/config.toml);
     the service acts only as that login, and a policy changed since the audit log last saw it
     is recorded there before anything else. ``config``: the file whose ``[sla]`` targets the
-    Overview holds the figures to (default: SYNCDESK_HOME/config.toml)."""
+    Overview holds the figures to (default: SYNCDESK_HOME/config.toml). ``permissions``: where
+    the fixes the profile cannot perform are applied (bound to this session's action service);
+    ``test_connection``: test the profile's connections in the background on the service thread
+    (a non-demo profile's) and grey out what it cannot do."""
     identity = identity or console_identity(None)
+    session.profile = profile
     for secret in profile.all_secrets():
         register_secret(secret)
     window.set_profile(profile)
     storage = await asyncio.to_thread(snapshot)
     session.engine = engine = Engine.from_profile(profile, storage, clock=clock, policies=policies)
     session.adapter = adapter = EngineAdapter(engine, window, runner=runner)
-    _wire(window, adapter)
+    session.links = _wire(window, adapter)
     session.audit_storage = audit_storage = await asyncio.to_thread(Storage.open_path, audit_file, durable=True)
     adapter.audit = audit_storage  # the Overview's resolutions, effort and retries come from the audit log
     try:
@@ -237,12 +265,15 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     changed = await asyncio.to_thread(record_policy_change, audit, identity, operator.role, clock())
     if changed is not None:
         log.warning("audit: %s", changed.reason)
-    session.service = service = ActionService(engine, audit, operator, clock=clock, identity=identity)
+    session.service = service = ActionService(engine, audit, operator, clock=clock, identity=identity,
+                                              profile=profile.name)
     # what an earlier session left queued or executing (read before anything can replay it):
     # once it is replayed, the window is shown the state that leaves
     left = await asyncio.to_thread(service.outbox, PENDING_STATUSES)
     session.actions = actions = ActionAdapter(service, service.audit, window, runner=runner)
     _wire_actions(window, adapter, actions)
+    if permissions is not None:
+        permissions.bind(actions, profile.name)
     from app.evidence_cli import write_pack  # the evidence pack's PDF is rendered by app/, not views/
 
     window.attach_evidence(write_pack, f"profile {profile.name!r}")
@@ -254,7 +285,26 @@ async def compose(session: ConsoleSession, window: MainWindow, health: HealthAda
     runner.spawn(service.start_auto_replay)
     adapter.tasks.start("replay", _replay_after(refresh, service, runner, adapter.republish if left else None))
     adapter.tasks.start("idle-gc", collect_when_idle(lambda: adapter.refreshing))
+    if test_connection and permissions is not None:
+        session.test = adapter.tasks.start("connection-test", _test_connection(profile, runner, permissions, window))
     return session
+
+
+async def _test_connection(profile: Profile, runner: ServiceLoop, permissions: ProfilePermissions,
+                           window: MainWindow) -> None:
+    """Test ``profile``'s connections on the service thread; grey out the fixes it cannot perform
+    (``permissions``) and say how many in the status bar."""
+    from services.io.permissions import check_profile
+
+    try:
+        report = await runner.call(check_profile(profile))
+    except Exception:
+        log.exception("the connection test of profile %r failed", profile.name)
+        return
+    if permissions.apply_report(report) and permissions.blocked:
+        window.statusBar().showMessage(
+            f"Profile “{profile.name}”: {len(permissions.blocked)} fixes cannot be performed with its credentials — "
+            "their buttons say why (File > Connections… tests it again)", 30_000)
 
 
 async def close_console(session: ConsoleSession, health: HealthAdapter, runner: ServiceLoop,
@@ -262,6 +312,18 @@ async def close_console(session: ConsoleSession, health: HealthAdapter, runner: 
     """Shut down what :func:`compose` opened (and the service thread, the demo servers).
     Each step runs even if one before it failed: a hang or a skipped close at exit would lose
     the demo servers' shutdown or the database's last writes."""
+    steps = _close_steps(session, health, runner, stop_thread=True)
+    if env is not None:
+        steps.append(("demo servers", partial(asyncio.to_thread, env.stop)))
+    await _run_steps(steps, "shutdown")
+
+
+def _close_steps(session: ConsoleSession, health: HealthAdapter, runner: ServiceLoop, *,
+                 stop_thread: bool) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
+    """What closes a session, in order: the adapters' tasks (the running refresh among them),
+    the health probes, the action service and the engine's HTTP clients on the service loop,
+    the service thread itself (``stop_thread``: at exit, not for a profile switch), the
+    snapshot and audit databases."""
     actions, adapter, service, engine = session.actions, session.adapter, session.service, session.engine
     steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
     if actions is not None:
@@ -274,18 +336,169 @@ async def close_console(session: ConsoleSession, health: HealthAdapter, runner: 
         steps.append(("action service", partial(runner.call_later, service.aclose)))
     if engine is not None:
         steps.append(("engine", partial(runner.call_later, engine.aclose)))
-    steps.append(("service thread", partial(asyncio.to_thread, runner.stop)))
+    if stop_thread:
+        steps.append(("service thread", partial(asyncio.to_thread, runner.stop)))
     if engine is not None:
         steps.append(("snapshot database", partial(asyncio.to_thread, engine.storage.close)))
     if session.audit_storage is not None:
         steps.append(("audit database", partial(asyncio.to_thread, session.audit_storage.close)))
-    if env is not None:
-        steps.append(("demo servers", partial(asyncio.to_thread, env.stop)))
+    return steps
+
+
+async def _run_steps(steps: list[tuple[str, Callable[[], Awaitable[object]]]], what: str) -> None:
+    """Each step runs even if one before it failed (logged)."""
     for label, step in steps:
         try:
             await step()
         except Exception:
-            log.exception("shutdown: closing the %s failed", label)
+            log.exception("%s: closing the %s failed", what, label)
+
+
+@dataclass(frozen=True)
+class ProfileSource:
+    """Where a profile's data is: the profile, its snapshot and audit log, its clock, and the line
+    the window shows as its source. ``demo``: the built-in demo's running world (not tested:
+    its servers are the demo company's own)."""
+
+    profile: Profile
+    snapshot: Callable[[], Storage]
+    audit_file: Path
+    source: str
+    clock: Callable[[], datetime] = utc_now
+    demo: bool = False
+
+
+def config_source(name: str, config: Path | None = None) -> ProfileSource:
+    """The config profile ``name`` (ConfigError when the file does not name it or is malformed):
+    its own snapshot and audit log in SYNCDESK_HOME (``services.store.home``)."""
+    profile = load_profile(config or config_path(), name)
+    return ProfileSource(profile, partial(open_storage, profile.name), audit_path(profile.name),
+                         f"Profile “{profile.name}”")
+
+
+def demo_source(world: ServedWorld) -> ProfileSource:
+    """The built-in demo being served: its world's own snapshot and audit log, its clock."""
+    return ProfileSource(world.profile(), partial(open_storage, None, demo_folder=world.folder),
+                         world.folder / DEMO_AUDIT, world.describe(), world.now, demo=True)
+
+
+async def close_profile(session: ConsoleSession, window: MainWindow, health: HealthAdapter,
+                        runner: ServiceLoop) -> None:
+    """Close what :func:`compose` opened for the active profile, in :func:`close_console`'s order
+    but keeping the service thread (and the demo servers): the running refresh is cancelled (the
+    window is told, ``refresh_cancelled``), the background connection test too, the action service
+    and the engine's clients are closed, both databases closed; the window's requests no longer
+    reach the old adapter."""
+    for signal, slot in session.links:
+        with contextlib.suppress(RuntimeError, TypeError):
+            signal.disconnect(slot)
+    old = (session.actions, session.adapter)
+    await _run_steps(_close_steps(session, health, runner, stop_thread=False), "profile switch")
+    for obj in old:
+        if obj is not None:
+            obj.deleteLater()
+    session.reset()
+
+
+async def switch_profile(session: ConsoleSession, window: MainWindow, health: HealthAdapter, runner: ServiceLoop,
+                         target: ProfileSource, *, identity: Identity | None = None, config: Path | None = None,
+                         permissions: ProfilePermissions | None = None) -> ConsoleSession:
+    """Switch the running console to ``target`` without a restart: the active profile is closed
+    (:func:`close_profile`: its refresh cancelled, its service and clients closed in order), then
+    ``target`` is composed (:func:`compose`): the views show its stored snapshot at once, its own
+    audit log and outbox take the actions (each entry naming it), its refresh catches up in the
+    background and, unless it is the built-in demo, its connections are tested in the background
+    (``permissions`` greys out what it cannot do). Every profile keeps its own snapshot,
+    exceptions and audit log (``services.store.home``)."""
+    window.show_customer_list()  # a customer of the old profile means nothing in the new one
+    await close_profile(session, window, health, runner)
+    window.set_source(target.source)
+    return await compose(session, window, health, runner, target.profile, snapshot=target.snapshot,
+                         audit_file=target.audit_file, clock=target.clock, identity=identity, config=config,
+                         permissions=permissions, test_connection=not target.demo)
+
+
+class ProfileSwitcher:
+    """The toolbar's profile chooser (``views.profile_chooser``) and the switches it asks for, one
+    at a time (:func:`switch_profile`). The built-in demo (``demo``: where its data is) is
+    started on first use when the console did not start on it, and kept serving until the
+    console closes (``env``; a config profile such as ``demo-readonly`` may point at its servers)."""
+
+    def __init__(self, session: ConsoleSession, window: MainWindow, health: HealthAdapter, runner: ServiceLoop, *,
+                 current: str | None, config: Path | None = None, identity: Identity | None = None,
+                 permissions: ProfilePermissions | None = None, demo: ProfileSource | None = None,
+                 customers: int | None = None, seed: int | None = None) -> None:
+        self.session, self.window, self.health, self.runner = session, window, health, runner
+        self.config, self.identity, self.permissions = config, identity, permissions
+        self.demo, self.customers, self.seed = demo, customers, seed
+        #: the built-in demo's servers when a switch started them (closed with the console)
+        self.env: ServedWorld | None = None
+        self.chooser = ProfileChooser(self.profile_names(), current)
+        window.toolbar.addWidget(self.chooser)
+        self.chooser.chosen.connect(self.choose)
+        self.task: asyncio.Task[bool] | None = None
+
+    def profile_names(self) -> list[str]:
+        from services.io.config_write import ConfigWriteError, profile_names
+
+        try:
+            return profile_names(self.config or config_path())
+        except ConfigWriteError as exc:
+            log.warning("the profile chooser cannot list the profiles: %s", exc)
+            return []
+
+    def reload(self) -> None:
+        """The profiles of the file again (after the Connections dialog saved one)."""
+        self.chooser.set_profiles(self.profile_names(), self.chooser.current)
+
+    def choose(self, name: str | None) -> asyncio.Task[bool] | None:
+        """Switch to ``name`` (None: the built-in demo) in the background; None while a switch runs."""
+        if self.task is not None and not self.task.done():
+            return None
+        self.task = asyncio.ensure_future(self.switch(name))
+        return self.task
+
+    async def switch(self, name: str | None) -> bool:
+        """False (said in the window) when ``name`` cannot be opened: the active profile stays
+        when its file or servers fail before it was closed."""
+        self.chooser.set_busy(True)
+        try:
+            if name is None:
+                if self.demo is None:
+                    self.window.set_source("Built-in demo environment (starting…)")
+                    self.env = await asyncio.to_thread(partial(start_demo, self.customers, self.seed))
+                    self.demo = demo_source(self.env)
+                target = self.demo
+            else:
+                target = await asyncio.to_thread(config_source, name, self.config)
+            await switch_profile(self.session, self.window, self.health, self.runner, target,
+                                 identity=self.identity, config=self.config, permissions=self.permissions)
+        except (ConfigError, StorageError, DemoError) as exc:
+            self.window.show_error(f"Could not switch to {'the built-in demo' if name is None else repr(name)}: {exc}")
+            self.chooser.set_current(self.chooser.current)
+            return False
+        finally:
+            self.chooser.set_busy(False)
+        self.chooser.set_current(name)
+        return True
+
+    def follow_connections(self, opener: ConnectionsOpener) -> None:
+        """Follow every Connections dialog the window opens (File > Connections…, the Systems
+        page's button): :meth:`follow_dialog`."""
+        self.window.connections_action.triggered.connect(lambda *_: self.follow_dialog(opener.dialog))
+
+    def follow_dialog(self, dialog: object) -> None:
+        """A Connections dialog's test of the active profile greys out its fixes too, and a
+        profile it saved joins the chooser (each dialog followed once)."""
+        tested = getattr(getattr(dialog, "adapter", None), "tested", None)
+        saved = getattr(dialog, "profile_saved", None)
+        if tested is None or not isinstance(dialog, QObject) or dialog.property("syncdeskSwitchFollowed"):
+            return
+        dialog.setProperty("syncdeskSwitchFollowed", True)
+        if self.permissions is not None:
+            tested.connect(self.permissions.apply_report)
+        if saved is not None:
+            saved.connect(lambda *_: self.reload())
 
 
 async def _main(app: QApplication, demo: bool, config: Path | None, profile_name: str | None,
@@ -294,8 +507,9 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     loop.set_exception_handler(_loop_exception_handler)
     tune_loop(loop)
     closed = asyncio.Event()
-    env: RunningDemo | None = None
+    env: ServedWorld | None = None
     session = ConsoleSession()
+    switcher: ProfileSwitcher | None = None
     runner = _service_loop().start()
     # the preferences and the memory of the window live in the home folder (a screenshot run uses
     # neither: the same pictures whoever runs it)
@@ -305,6 +519,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     window.closed.connect(closed.set)
     window.show()
     health = HealthAdapter(window, runner=runner)
+    connections = ConnectionsOpener(window, config or config_path(), runner)  # File > Connections…
     window.attach_health(health)
     # a screenshot run on the demo works in a throwaway home (world, snapshot, audit log made from
     # nothing): the user's demo world and audit log are never touched, and the action it takes
@@ -312,6 +527,13 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
     scratch: tempfile.TemporaryDirectory[str] | None = None
     throwaway_keys = contextlib.ExitStack()
     try:
+        # first run (no profile, not --demo): the welcome's choice, asked or remembered
+        start = await connections.first_run(demo=demo or screenshot_dir is not None, profile=profile_name,
+                                            explicit_config=config is not None)
+        if start is not None and start.quit:
+            return 0
+        if start is not None:
+            demo, profile_name = start.profile is None, start.profile
         profile = None if demo else _choose_profile(config, profile_name)
         clock = utc_now
         if profile is None:
@@ -331,8 +553,17 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             window.set_source(f"Profile “{profile.name}”")
             snapshot = partial(open_storage, profile.name)
             audit_file = audit_path(profile.name)
-        await compose(session, window, health, runner, profile, snapshot=snapshot,
-                      audit_file=audit_file, clock=clock, identity=console_identity(config), config=config)
+        identity = console_identity(config)
+        permissions = ProfilePermissions(window.apply_fix_policy, window)
+        await compose(session, window, health, runner, profile, snapshot=snapshot, audit_file=audit_file,
+                      clock=clock, identity=identity, config=config, permissions=permissions,
+                      test_connection=env is None and screenshot_dir is None)
+        if screenshot_dir is None:  # the toolbar's profile chooser: switch live
+            switcher = ProfileSwitcher(session, window, health, runner, current=None if env else profile.name,
+                                       config=config, identity=identity, permissions=permissions,
+                                       demo=demo_source(env) if env is not None else None,
+                                       customers=customers, seed=seed)
+            switcher.follow_connections(connections)
         if screenshot_dir is not None:
             if session.refresh is not None:
                 with contextlib.suppress(Exception):
@@ -359,7 +590,7 @@ async def _main(app: QApplication, demo: bool, config: Path | None, profile_name
             return 2
         await closed.wait()
     finally:
-        await close_console(session, health, runner, env)
+        await close_console(session, health, runner, env or (switcher.env if switcher is not None else None))
         if scratch is not None:
             throwaway_keys.close()
             scratch.cleanup()

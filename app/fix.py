@@ -231,7 +231,8 @@ async def _fix(args: argparse.Namespace) -> int:
     async with open_source(args) as source:
         engine = source.engine
         audit = _open_audit(args.audit_db or (audit_path(demo=True) if args.demo else audit_path(args.profile)))
-        service = ActionService(engine, audit, operator, clock=engine.clock, identity=identity)
+        service = ActionService(engine, audit, operator, clock=engine.clock, identity=identity,
+                                profile="demo" if args.demo else args.profile)  # named in each audit entry
         results: list[ActionResult] = []
         try:
             if not args.dry_run:  # a dry run writes nothing; the next real run records the change

@@ -74,7 +74,7 @@ from services.core.redaction import redact, redact_value, register_secret
 from services.core.sysdata import Progress
 from services.core.text_safety import BIDI_CONTROLS, SEPARATORS, csv_cell, terminal_safe
 from services.engine import Engine, RefreshMode, RefreshReport, SystemOutcome
-from services.io.config import SECRET_KEYS, ConfigError, Profile, load_profile
+from services.io.config import ConfigError, Profile, load_profile, missing_secrets
 from services.store.home import config_path
 from services.store.storage import StorageError
 
@@ -155,7 +155,7 @@ def _check_credentials(profile: Profile) -> None:
     """A credential neither in the file, the environment nor the keyring is a configuration
     error, told before any connection is made (the ERP's password is only read at login)."""
     for conn in profile.connections.values():
-        for key in SECRET_KEYS[conn.kind]:
+        for key in missing_secrets(conn.kind, conn.secrets):
             if key not in conn.secrets:
                 raise ConfigError(f"profile {profile.name!r}, {conn.system.value}: credential {key!r} is not "
                                   f"configured (set {key!r} or {key + '_env'!r}, or store it in the keyring)")

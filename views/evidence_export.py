@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QFileDialog, QStatusBar, QWidget
 
 from services.core.identity import current_login
 from services.core.redaction import redact
@@ -125,3 +125,12 @@ class EvidenceExporter(QObject):
 
 
 __all__ = ["EvidenceExporter", "PackWriter", "evidence_file_name"]
+
+
+def report_to(exporter: EvidenceExporter, status: QStatusBar) -> None:
+    """The exporter's progress, failure and result shown in the window's status bar."""
+    exporter.progress.connect(lambda text: status.showMessage(text))
+    exporter.failed.connect(lambda text: status.showMessage(text, 30_000))
+    exporter.done.connect(lambda path, sha, intact: status.showMessage(
+        f"Evidence pack written to {path} (pack SHA-256 {sha})"
+        + ("" if intact else " — the audit log is NOT intact: the pack says where"), 60_000))

@@ -42,7 +42,7 @@ from views.action_adapter import ActionAdapter
 from views.actions.launcher import FixLauncher
 from views.actions.operator import OperatorWidget
 from views.actions.pending import PendingActionsPage
-from views.actions.permissions import fix_policy
+from views.actions.permissions import apply_bulk_permissions, fix_policy
 from views.actions.wording import BULK_KINDS, bulk_text
 from views.adapters import ConsoleState, HealthAdapter
 from views.appearance import apply_appearance
@@ -52,21 +52,21 @@ from views.coverage import OPENING, Coverage, names
 from views.customer_view import CustomerPage
 from views.customers import CustomersPage
 from views.dialogs import AboutDialog, HelpDialog, SettingsDialog, open_folder
-from views.evidence_export import EvidenceExporter, PackWriter
+from views.evidence_export import EvidenceExporter, PackWriter, report_to
 from views.exceptions.page import ExceptionsPage
 from views.memory import restore_window, save_window
 from views.overview.alerts import Notifier, RefreshAlerts
 from views.overview.page import OverviewPage
 from views.replay_notice import ReplayNotice
 from views.settings import Appearance, ConsoleSettings
-from views.systems_page import HealthLight, RefreshStatus, SystemsPage, ago_text
+from views.systems_page import HealthLight, RefreshStatus, SystemsPage, snapshot_age_text
 from views.table_export import ViewExporter
 from views.widgets.focus import tab_chain
 from views.widgets.icons import arrow_icon
 from views.widgets.screen import fit_to_screen
 from views.widgets.table_menu import copy_focused
 from views.widgets.tables import EmptyState
-from views.widgets.text import SYSTEM_TITLES, ElidedLabel, set_muted
+from views.widgets.text import ElidedLabel, set_muted
 from views.window_menus import build_menus
 
 
@@ -133,14 +133,12 @@ class MainWindow(QMainWindow):
         self.nav.setIconSize(QSize(18, 18))
         self.stack = QStackedWidget()
         style = self.style()
-        icons = [QStyle.StandardPixmap.SP_ComputerIcon,
-                 QStyle.StandardPixmap.SP_FileDialogDetailedView, QStyle.StandardPixmap.SP_MessageBoxWarning,
-                 QStyle.StandardPixmap.SP_BrowserReload, QStyle.StandardPixmap.SP_FileDialogContentsView,
-                 QStyle.StandardPixmap.SP_DriveNetIcon]
-        for i, (title, page, icon) in enumerate(zip(self.PAGES, [self.overview_page, self.customers_stack,
-                                                                  self.exceptions_page,
-                                                                  self.pending_page, self.audit_page,
-                                                                  self.systems_page], icons, strict=True)):
+        sp = QStyle.StandardPixmap
+        icons = [sp.SP_ComputerIcon, sp.SP_FileDialogDetailedView, sp.SP_MessageBoxWarning, sp.SP_BrowserReload,
+                 sp.SP_FileDialogContentsView, sp.SP_DriveNetIcon]
+        pages = [self.overview_page, self.customers_stack, self.exceptions_page, self.pending_page, self.audit_page,
+                 self.systems_page]
+        for i, (title, page, icon) in enumerate(zip(self.PAGES, pages, icons, strict=True)):
             item = QListWidgetItem(style.standardIcon(icon), title, self.nav)
             item.setToolTip(f"{title} (Ctrl+{i + 1})")
             self.stack.addWidget(page)
@@ -371,13 +369,11 @@ class MainWindow(QMainWindow):
         actions = getattr(self, "action_adapter", None)
         if not isinstance(actions, ActionAdapter):
             return None
+        if self.evidence is not None:  # a profile switch: the previous profile's exporter goes
+            self.customer_page.evidence_requested.disconnect(self.evidence.choose_file)
+            self.evidence.deleteLater()
         self.evidence = exporter = EvidenceExporter(self, actions, write, source)
-        status = self.statusBar()
-        exporter.progress.connect(lambda text: status.showMessage(text))
-        exporter.failed.connect(lambda text: status.showMessage(text, 30_000))
-        exporter.done.connect(lambda path, sha, intact: status.showMessage(
-            f"Evidence pack written to {path} (pack SHA-256 {sha})"
-            + ("" if intact else " — the audit log is NOT intact: the pack says where"), 60_000))
+        report_to(exporter, self.statusBar())
         self.customer_page.evidence_requested.connect(exporter.choose_file)
         self.customer_page.set_evidence_enabled(True)
         self.evidence_action.setEnabled(True)
@@ -502,10 +498,30 @@ class MainWindow(QMainWindow):
 
     # -- fixing (actions, [F5]) -----------------------------------------------------------------
     def attach_actions(self, actions: ActionAdapter) -> None:
-        """Connect the action service: operator switch, fix buttons, bulk, pending, audit."""
+        """Connect the action service: operator switch, fix buttons, bulk, pending, audit. Again
+        after a profile switch: the new profile's service replaces the old one in place."""
+        again = self.launcher is not None
+        if self.launcher is not None:  # the previous profile's dialogs act through a closed service
+            self.launcher.close_all()
+            self.launcher.deleteLater()
         self.action_adapter = actions
         self.launcher = FixLauncher(actions, self, ownership=self.state.ownership if self.state is not None else None)
-        self.operator_widget = OperatorWidget(actions.operator)
+        if again:
+            self.operator_widget.set_operator(actions.operator)
+        else:
+            self._add_action_widgets()
+        actions.operator_changed.connect(self.operator_widget.set_operator)
+        actions.operator_changed.connect(lambda _op: self.apply_fix_policy())
+        actions.error.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        self.apply_fix_policy()
+        self._attach_action_pages(actions)
+        if self.settings is not None and not again:
+            restore_window(self, self.settings, pages_only=True)
+
+    def _add_action_widgets(self) -> None:
+        """The toolbar's bulk button and role switch, the fix requests (once: they follow
+        ``self.action_adapter`` and ``self.launcher``, whichever profile's they are)."""
+        self.operator_widget = OperatorWidget(self.action_adapter.operator)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.toolbar.addWidget(spacer)
@@ -517,6 +533,7 @@ class MainWindow(QMainWindow):
         menu = QMenu(self.bulk_button)
         for kind in BULK_KINDS:
             act = QAction(bulk_text(kind), self)
+            act.setData(kind.value)  # views.actions.permissions.apply_bulk_permissions
             act.triggered.connect(lambda _=False, k=kind: self.bulk_fix(k))
             menu.addAction(act)
             self.bulk_menu.addAction(act)
@@ -524,13 +541,12 @@ class MainWindow(QMainWindow):
         self.bulk_button.setMenu(menu)
         self.toolbar.addWidget(self.bulk_button)
         self.toolbar.addWidget(self.operator_widget)
-        self.operator_widget.role_changed.connect(actions.switch_role)  # checked and audited by the service
-        actions.operator_changed.connect(self.operator_widget.set_operator)
-        actions.operator_changed.connect(lambda _op: self._apply_fix_policy())
-        actions.error.connect(lambda text: self.statusBar().showMessage(text, 15_000))
+        # checked and audited by the service
+        self.operator_widget.role_changed.connect(lambda role: self.action_adapter.switch_role(role))
         self.exceptions_page.fix_requested.connect(self.request_fix)
         self.customer_page.fix_requested.connect(self.request_fix)
-        self._apply_fix_policy()
+
+    def _attach_action_pages(self, actions: ActionAdapter) -> None:
         pending = PendingActionsPage()
         pending.bind(actions)
         pending.open_customer.connect(self.open_customer)
@@ -550,13 +566,16 @@ class MainWindow(QMainWindow):
             a.setEnabled(True)
         self._offer_export()
         self._chain_focus()
-        if self.settings is not None:
-            restore_window(self, self.settings, pages_only=True)
 
-    def _apply_fix_policy(self) -> None:
+    def apply_fix_policy(self) -> None:
+        """Enable the fix buttons and bulk entries as the service allows them now (the role, the
+        profile: read-only, or fixes a connection test found it cannot perform)."""
         policy = fix_policy(self.action_adapter)
         self.exceptions_page.detail.set_fix_policy(policy)
         self.customer_page.set_fix_policy(policy)
+        apply_bulk_permissions(self.bulk_menu.actions(), self.action_adapter)
+        if self.launcher is not None:
+            self.launcher.refresh_permissions()
 
     def _exception(self, exc_id: str) -> SyncException | None:
         if self.state is None:
@@ -672,14 +691,7 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(self.PAGES.index("Systems"))
 
     def _update_age(self) -> None:
-        if self.state is None:
-            self.age_label.setText("No snapshot yet")
-            return
-        now = datetime.now(UTC)
-        parts = []
-        for system, at in self.state.ages.items():
-            parts.append(f"{SYSTEM_TITLES[system]} {ago_text((now - at).total_seconds()) if at else 'never'}")
-        self.age_label.setText("Snapshot: " + ", ".join(parts))
+        self.age_label.setText(snapshot_age_text(self.state.ages if self.state else None, datetime.now(UTC)))
 
     def set_source(self, text: str) -> None:
         self.source_label.setText(text)

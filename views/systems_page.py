@@ -3,6 +3,9 @@ bar's health light per system, and its refresh-progress block."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
+
 from PySide6.QtCore import QSize, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
@@ -47,6 +50,15 @@ def ago_text(seconds: float) -> str:
     if hours < 48:
         return f"{hours:.0f} h ago"
     return f"{hours / 24:.0f} d ago"
+
+
+def snapshot_age_text(ages: Mapping[System, datetime | None] | None, now: datetime) -> str:
+    """The status bar's snapshot age: each system's last read, or that there is no snapshot yet."""
+    if ages is None:
+        return "No snapshot yet"
+    return "Snapshot: " + ", ".join(
+        f"{SYSTEM_TITLES[system]} {ago_text((now - at).total_seconds()) if at else 'never'}"
+        for system, at in ages.items())
 
 
 class HealthLight(QWidget):

@@ -35,7 +35,7 @@ from services.core.errors import ConnectorError, RateLimitedError, RemoteWarning
 from services.core.redaction import redact
 from services.engine import Engine
 from services.io.http import BreakerState
-from services.store.audit import AuditEntry, AuditLog, GroupCommitter
+from services.store.audit import PROFILE_KEY, AuditEntry, AuditLog, GroupCommitter
 from services.store.exception_history import FAILED, FLAGGED
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class _Execution:
     committer: GroupCommitter
     clock: Clock
     retry_delays: tuple[float, ...]
+    #: the connection profile the service acts through, named in every audit entry's request
+    profile: str | None
     _running: set[str]  # action ids executing in this process
     _coalescer: _Coalescer
     _accepted: dict[str, _Accepted]
@@ -83,6 +85,8 @@ class _Execution:
         request: dict[str, Any] = {"calls": work.calls, "idempotency_key": work.key, "attempt": work.attempts}
         if work.replay_by:
             request["replayed_by"] = work.replay_by
+        if self.profile is not None:
+            request[PROFILE_KEY] = self.profile
         return AuditEntry(
             operator=work.operator, role=work.role, action_id=work.action_id, action_kind=work.kind.value,
             phase=phase, outcome=outcome, exception_id=work.exception_id, customer_id=work.customer_id,

@@ -117,7 +117,7 @@ from services.core.reconcile import _Run
 from services.engine import Engine
 from services.io.connectors.base import Connector, utc_now
 from services.io.http import BreakerState
-from services.store.audit import AuditEntry, AuditLog, GroupCommitter, redact_body
+from services.store.audit import PROFILE_KEY, AuditEntry, AuditLog, GroupCommitter, redact_body
 
 
 def _no_progress(_: BulkProgress) -> None:
@@ -154,16 +154,23 @@ class ActionService(_Replay):
 
     def __init__(self, engine: Engine, audit: AuditLog, operator: Operator, *, clock: Clock = utc_now,
                  retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
-                 bulk_concurrency: dict[System, int] | None = None, identity: Identity | None = None) -> None:
+                 bulk_concurrency: dict[System, int] | None = None, identity: Identity | None = None,
+                 profile: str | None = None) -> None:
         """``identity``: the logged-in login and the roles the role policy grants it
         (:func:`services.core.identity.resolve_identity`). Given one, the service only ever acts
         as that login in a granted role: ``operator`` must be one (else :class:`PermissionDenied`),
         and every later switch is checked and audited (:meth:`set_operator`, :meth:`switch_role`).
         ``None`` leaves the operator to the caller (embedding, tests); the command line and the
-        console always pass the login's identity."""
+        console always pass the login's identity. ``profile``: the connection profile this
+        service acts through, named in the request of every audit entry it writes
+        (:data:`services.store.audit.PROFILE_KEY`)."""
         if identity is not None:
             _require_granted(identity, operator)
         self.engine = engine
+        self.profile = profile
+        #: (rule, fix kind value) -> why this profile cannot perform that fix, from the last
+        #: connection test (:meth:`set_blocked_fixes`); the fix is then offered disabled
+        self.blocked_fixes: dict[tuple[str, str], str] = {}
         self.audit = audit
         self.identity = identity
         self._operator = operator
@@ -208,7 +215,7 @@ class ActionService(_Replay):
             self._operator = operator
             return
         _require_granted(self.identity, operator)
-        self.audit.append(role_change_entry(self.identity, self._operator, operator, self.clock()))
+        self.audit.append(self._stamp(role_change_entry(self.identity, self._operator, operator, self.clock())))
         self._operator = operator
 
     async def switch_role(self, role: Role) -> Operator:
@@ -221,19 +228,40 @@ class ActionService(_Replay):
             return new
         if self.identity is not None:
             _require_granted(self.identity, new)
-            await self.committer.append(role_change_entry(self.identity, self._operator, new, self.clock()))
+            await self.committer.append(self._stamp(role_change_entry(self.identity, self._operator, new,
+                                                                      self.clock())))
         self._operator = new
         return new
+
+    def _stamp(self, entry: AuditEntry) -> AuditEntry:
+        """``entry`` naming this service's profile in its request (when it has one)."""
+        if self.profile is not None:
+            entry.request[PROFILE_KEY] = self.profile
+        return entry
 
     def _role_check(self, exc: SyncException, operator: Operator | None = None) -> Check:
         return role_check(exc, operator or self.operator)
 
     def allowed_actions(self, exc: SyncException) -> list[tuple[ActionKind, bool, str]]:
+        """(kind, allowed, why not) per fix of ``exc``: the operator's role decides; a read-only
+        profile allows no fix that writes to a system; a fix the last connection test found
+        the profile cannot perform (:meth:`set_blocked_fixes`) is not allowed, with its reason."""
         verdicts = allowed_actions_for(exc, self.operator)
         why = self.engine.read_only  # a read-only profile: no fix that writes to a system
         if why:
             verdicts = [(k, False, why) if ok and k not in LOCAL_KINDS else (k, ok, d) for k, ok, d in verdicts]
+        blocked = self.blocked_fixes
+        if blocked:
+            verdicts = [(k, False, blocked[(exc.rule, k.value)]) if ok and (exc.rule, k.value) in blocked
+                        else (k, ok, d) for k, ok, d in verdicts]
         return verdicts
+
+    def set_blocked_fixes(self, blocked: dict[tuple[str, str], str]) -> None:
+        """The fixes this profile cannot perform and why (``(rule, kind value) -> reason``, as
+        :func:`services.io.permissions.blocked_fixes` reports a connection test): from now on
+        :meth:`allowed_actions` offers them disabled with that reason. Only what is offered
+        changes: a fix still runs through :meth:`plan` and the system itself decides."""
+        self.blocked_fixes = dict(blocked)
 
     # -- accepted differences -----------------------------------------------------------
     def accepted(self, exc: SyncException) -> bool:
@@ -338,7 +366,8 @@ class ActionService(_Replay):
             exception_id=exc.id, customer_id=exc.customer_id,
             target_system=plan.target_system.value if plan.target_system else None,
             request={"calls": [_call_dict(c) for c in plan.calls], "idempotency_key": plan.idempotency_key,
-                     "checks": [[c.name, c.ok, c.detail] for c in plan.checks]},
+                     "checks": [[c.name, c.ok, c.detail] for c in plan.checks],
+                     **({PROFILE_KEY: self.profile} if self.profile is not None else {})},
             before=plan.before, error=why, reason=plan.request.reason or None, at=self.clock()))
         return ActionResult(action_id, plan.request.kind, exc.id, ActionStatus.REFUSED, f"refused: {why}")
 
@@ -363,9 +392,14 @@ class ActionService(_Replay):
             work.operator, work.role = self.operator.name, self.operator.role.value
             work.reason = plan.request.reason or work.reason
             work.attempts = existing.attempts
+            # running here from before its row says executing: a replay pass never takes it as left over
+            self._running.add(work.action_id)
             try:
                 await self._claim(work, {st}, status, f"re-run of a {st.value} action")
-            except ActionConflict:
+            except BaseException as failed:
+                self._running.discard(work.action_id)
+                if not isinstance(failed, ActionConflict):
+                    raise
                 fresh = await asyncio.to_thread(self._row_by_key, key)
                 assert fresh is not None
                 return _result_from_row(fresh)
@@ -382,15 +416,20 @@ class ActionService(_Replay):
 
             from sqlalchemy.exc import IntegrityError
 
+            self._running.add(work.action_id)  # as above: the write-ahead row is this process's own
             try:
                 await self.committer.append(self._entry(work, "intent", "queued" if queue else "pending",
                                                         after=plan.expected_after), insert_row)
-            except IntegrityError:  # another process wrote the same action first
+            except BaseException as failed:
+                self._running.discard(work.action_id)
+                if not isinstance(failed, IntegrityError):  # another process wrote the same action first
+                    raise
                 fresh = await asyncio.to_thread(self._row_by_key, key)
                 if fresh is None:
                     raise
                 return _result_from_row(fresh)
         if queue:
+            self._running.discard(work.action_id)  # queued: the replay's to run
             systems = ", ".join(s.value for s in plan.systems if self._breaker_open(s))
             return ActionResult(work.action_id, work.kind, work.exception_id, ActionStatus.QUEUED,
                                 f"queued: {systems} unreachable; replays automatically when it returns")

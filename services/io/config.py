@@ -19,9 +19,9 @@
     kind = "zendesk"
     url = "http://127.0.0.1:8003"
     email = "agent@example.com"
-    api_token = "..."
+    api_token = "..."                 # or: oauth_token = "..." (an OAuth access token, no e-mail)
 
-Any credential (``api_key``, ``password``, ``api_token``) may instead be given as
+Any credential (``api_key``, ``password``, ``api_token``, ``oauth_token``) may instead be given as
 ``<key>_env = "VAR"`` (read from the environment at load time), or left out to be read from
 the OS keyring (service ``SyncDesk``, user ``<profile>/<system>/<key>``). Secrets are held in
 :class:`Secret`, whose ``repr``/``str`` never show the value.
@@ -59,7 +59,14 @@ from services.core.identity import ALL_ROLES, Role, RolePolicy
 
 KINDS: dict[System, str] = {System.BILLING: "stripe", System.ERP: "tryton", System.SUPPORT: "zendesk"}
 SECRET_KEYS: dict[str, tuple[str, ...]] = {"stripe": ("api_key",), "tryton": ("password",),
-                                           "zendesk": ("api_token",)}
+                                           "zendesk": ("api_token", "oauth_token")}
+#: kinds whose credentials are alternatives, one of which suffices: Zendesk takes an API token
+#: (Basic ``{email}/token:{api_token}``) or an OAuth access token (``Authorization: Bearer``);
+#: the first is the one a form or a message names. Every other kind needs each of its SECRET_KEYS.
+ALTERNATIVE_SECRETS: dict[str, tuple[str, ...]] = {"zendesk": ("api_token", "oauth_token")}
+#: a setting a kind needs only with some credential: Zendesk's ``email`` goes with the API token,
+#: an OAuth token names its user by itself
+SETTING_FOR_SECRET: dict[str, dict[str, str]] = {"zendesk": {"email": "api_token"}}
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "stripe": ("url",),
     "tryton": ("url", "database", "login"),
@@ -129,7 +136,10 @@ def _parse_connection(profile: str, system: System, table: dict[str, Any],
     kind = table.get("kind")
     if kind != KINDS[system]:
         raise ConfigError(f"{where}: kind must be {KINDS[system]!r}, got {kind!r}")
+    conditional = SETTING_FOR_SECRET.get(kind, {})
     for key in REQUIRED_KEYS[kind]:
+        if key in conditional:
+            continue  # checked once the credentials are known (below)
         if not isinstance(table.get(key), str) or not table[key].strip():
             raise ConfigError(f"{where}: missing {key!r}")
     url = str(table["url"]).rstrip("/")
@@ -162,7 +172,22 @@ def _parse_connection(profile: str, system: System, table: dict[str, Any],
             stored = _keyring_secret(profile, system, key)
             if stored is not None:
                 secrets[key] = Secret(stored)
+    for key, secret_key in conditional.items():
+        given = isinstance(table.get(key), str) and bool(table[key].strip())
+        others = [k for k in ALTERNATIVE_SECRETS.get(kind, ()) if k != secret_key]
+        if not given and not any(k in secrets for k in others):  # the setting goes with that credential
+            raise ConfigError(f"{where}: missing {key!r}")
     return SystemConnection(system, kind, url, settings, secrets, tax_map)
+
+
+def missing_secrets(kind: str, secrets: dict[str, Secret] | dict[str, str]) -> list[str]:
+    """The credentials a connection of ``kind`` still lacks given ``secrets``: of alternatives
+    (:data:`ALTERNATIVE_SECRETS`), none when one is there, else the first; otherwise each
+    missing key of :data:`SECRET_KEYS`."""
+    alternatives = ALTERNATIVE_SECRETS.get(kind)
+    if alternatives:
+        return [] if any(k in secrets for k in alternatives) else [alternatives[0]]
+    return [k for k in SECRET_KEYS[kind] if k not in secrets]
 
 
 def _parse_tax_map(where: str, kind: str, value: Any) -> dict[str, int]:

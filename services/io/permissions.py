@@ -36,7 +36,7 @@ import httpx
 
 from services.core.domain import System
 from services.core.redaction import redact, register_secret
-from services.io.config import SECRET_KEYS, Profile, SystemConnection
+from services.io.config import Profile, SystemConnection, missing_secrets
 
 #: default deadline of one system's whole test (connect, log in, every probe)
 DEFAULT_TIMEOUT = 20.0
@@ -179,7 +179,7 @@ async def check_system(conn: SystemConnection, *, deadline: float = DEFAULT_TIME
     timeout = deadline
     for secret in conn.secrets.values():
         register_secret(secret.reveal())
-    missing = [k for k in SECRET_KEYS[conn.kind] if k not in conn.secrets]
+    missing = missing_secrets(conn.kind, conn.secrets)
     if missing:
         return SystemReport(conn.system, conn.kind, conn.url, False, False,
                             f"its {missing[0]} is configured nowhere: not in the file, not as <key>_env, not in the "

@@ -265,6 +265,8 @@ ROLE_TYPES = {0: "custom role", 1: "light agent", 2: "chat-only agent", 3: "chat
 
 
 def _zendesk_auth(conn: SystemConnection) -> str:
+    if "oauth_token" in conn.secrets:  # an OAuth access token: Bearer, as the connector sends it
+        return f"Bearer {conn.secret('oauth_token')}"
     raw = f"{conn.settings.get('email', '')}/token:{conn.secret('api_token')}".encode()
     return "Basic " + base64.b64encode(raw).decode()
 
@@ -273,6 +275,9 @@ async def probe_zendesk(client: httpx.AsyncClient, conn: SystemConnection) -> tu
     headers = {"Authorization": _zendesk_auth(conn)}
     me = await _send(client, "GET", f"{API}/users/me.json", headers=headers)
     if me.status_code == 401:
+        if "oauth_token" in conn.secrets:
+            raise ProbeFailed("the OAuth token was refused (401): it is expired, revoked or for another Zendesk "
+                              "account", reachable=True)
         raise ProbeFailed("the e-mail and API token were refused (401): check both, and that token access is "
                           "enabled in Zendesk's admin centre", reachable=True)
     if me.status_code != 200:
@@ -307,7 +312,7 @@ async def probe_zendesk(client: httpx.AsyncClient, conn: SystemConnection) -> tu
     org, ticket, why = await _zendesk_writes(client, headers, role, role_type, custom_role)
     checks.append(_check(System.SUPPORT, "organizations", "write", org, detail=why))
     checks.append(_check(System.SUPPORT, "tickets", "write", ticket, needed=False, detail=why))
-    return f"{conn.settings.get('email', '')} ({who})", checks
+    return f"{conn.settings.get('email') or user.get('email') or ''} ({who})", checks
 
 
 def _zendesk_role(role: str, role_type: Any, custom_role: Any) -> str:

@@ -49,6 +49,16 @@ SECRET_KEY = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authori[sz]ation
                         re.IGNORECASE)
 FIELDS = ("seq", "at", "operator", "role", "action_id", "action_kind", "phase", "exception_id", "customer_id",
           "target_system", "request", "before", "after", "outcome", "error", "reason", "prev_hash")
+#: the key of an entry's ``request`` naming the connection profile the action went through (set by
+#: the action service). It lives inside ``request``, which the hash already covers: an entry written
+#: before profiles were named simply has none, and its hash is what it always was.
+PROFILE_KEY = "profile"
+
+
+def entry_profile(entry: AuditEntry) -> str | None:
+    """The profile an entry names (None for entries written before the profile was recorded)."""
+    value = entry.request.get(PROFILE_KEY) if isinstance(entry.request, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def redact_body(value: Any) -> Any:

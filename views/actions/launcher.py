@@ -43,6 +43,20 @@ class FixLauncher(QObject):
         """The configured ownership the next dialogs show (from the engine, via the console state)."""
         self.ownership = dict(ownership)
 
+    def refresh_permissions(self) -> None:
+        """What the profile may do changed (a connection test): the open dialogs say it again."""
+        self._operator_changed(self.adapter.operator)
+
+    def close_all(self) -> None:
+        """Close every fix dialog and the bulk run (the profile they act through is going away:
+        a profile switch). Their tasks are the adapter's, cancelled when it closes."""
+        for dialog in list(self.dialogs.values()):
+            dialog.close()
+        self.dialogs.clear()
+        if self.bulk_dialog is not None:
+            self.bulk_dialog.close()
+            self.bulk_dialog = None
+
     def _operator_changed(self, operator: Operator) -> None:
         for dialog in list(self.dialogs.values()):
             allowed = {text_of(k): (ok, why) for k, ok, why in self.adapter.allowed_actions(dialog.exception)}

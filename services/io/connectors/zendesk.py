@@ -24,7 +24,9 @@ and ``entitlement_end``; a ticket is a :class:`SupportCase` whose ``customer_id`
 keyed ``org-created:<id>``, ``tier-changed:<id>:<unix>``, ``ticket-opened:<id>`` and
 ``ticket-solved:<id>``.
 
-Authentication is HTTP Basic ``{email}/token:{api_token}``, held by the httpx client only.
+Authentication is HTTP Basic ``{email}/token:{api_token}``, or ``Authorization: Bearer
+{oauth_token}`` when the profile gives an OAuth access token (:func:`zendesk_auth`); either is
+held by the httpx client only.
 """
 
 from __future__ import annotations
@@ -186,16 +188,35 @@ class _OrgFacts:
             self.max_updated = updated
 
 
+class BearerAuth(httpx.Auth):
+    """``Authorization: Bearer <token>`` on every request (an OAuth access token)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+def zendesk_auth(conn: SystemConnection) -> httpx.Auth:
+    """The Zendesk credentials of ``conn`` as an httpx auth: Bearer with an ``oauth_token``, else
+    Basic ``{email}/token:{api_token}`` (ConfigError when neither is usable)."""
+    if "oauth_token" in conn.secrets:
+        return BearerAuth(conn.secret("oauth_token"))
+    email = conn.settings.get("email")
+    if not email:
+        raise ConfigError("support: 'email' is not configured")
+    return httpx.BasicAuth(f"{email}/token", conn.secret("api_token"))
+
+
 class ZendeskConnector(Connector):
     system = System.SUPPORT
 
     @classmethod
     def create(cls, conn: SystemConnection, *, policy: HttpPolicy | None = None,
                transport: Any = None, clock: Clock = utc_now) -> ZendeskConnector:
-        email = conn.settings.get("email")
-        if not email:
-            raise ConfigError("support: 'email' is not configured")
-        auth = httpx.BasicAuth(f"{email}/token", conn.secret("api_token"))
+        auth = zendesk_auth(conn)
         client = ResilientClient(System.SUPPORT, conn.url, policy=policy or DEFAULT_POLICIES[System.SUPPORT],
                                  headers={"Accept": "application/json", "User-Agent": "SyncDesk"},
                                  auth=auth, error_parser=zendesk_error_parser, transport=transport)
