@@ -4,7 +4,8 @@
     syncdesk connect add NAME [--stripe-url URL] [--tryton-url URL --tryton-database DB --tryton-login LOGIN]
                          [--zendesk-url URL --zendesk-email EMAIL] [--set SYSTEM.KEY=VALUE ...] [--read-only]
                          [--stripe-key-env VAR | --stripe-key-from-env VAR] (likewise --tryton-password-…,
-                         --zendesk-token-…) [--test] [--config FILE]
+                         --zendesk-token-…; or --zendesk-oauth-token-… without --zendesk-email)
+                         [--test] [--config FILE]
     syncdesk connect test [NAME] [--system SYS ...] [--timeout S] [--format table|json] [--config FILE]
     syncdesk connect remove NAME [--yes] [--config FILE]
 
@@ -97,6 +98,12 @@ def add_connect_parser(sub: Any) -> argparse.ArgumentParser:
                                 f"(written as {key}_env)")
         group.add_argument(f"--{flag}-from-env", metavar="VAR",
                            help=f"{system.value}: read the {what} from VAR now and store it in the OS keyring")
+        if system is System.SUPPORT:  # or an OAuth token (Bearer), which needs no e-mail
+            group.add_argument("--zendesk-oauth-token-env", metavar="VAR",
+                               help="support: the profile reads a Zendesk OAuth token from VAR at each start "
+                                    "(written as oauth_token_env)")
+            group.add_argument("--zendesk-oauth-token-from-env", metavar="VAR",
+                               help="support: read a Zendesk OAuth token from VAR now and store it in the OS keyring")
     add.add_argument("--set", action="append", default=[], metavar="SYSTEM.KEY=VALUE",
                      help="another setting of a system's table, e.g. billing.total_timeout=20 (repeatable)")
     add.add_argument("--read-only", action="store_true", help="SyncDesk never writes through this profile")
@@ -243,6 +250,9 @@ def _system_inputs(args: argparse.Namespace) -> list[SystemInput]:
         flag, key, what = _CREDENTIALS[system]
         env_ref = getattr(args, f"{flag.replace('-', '_')}_env")
         from_env = getattr(args, f"{flag.replace('-', '_')}_from_env")
+        if system is System.SUPPORT and (args.zendesk_oauth_token_env or args.zendesk_oauth_token_from_env):
+            key, what = "oauth_token", "Zendesk OAuth token"
+            env_ref, from_env = args.zendesk_oauth_token_env, args.zendesk_oauth_token_from_env
         secrets: dict[str, str] = {}
         secret_env: dict[str, str] = {}
         if env_ref:

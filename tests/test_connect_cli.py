@@ -140,3 +140,23 @@ def test_env_reference_and_bad_usage(env: DemoEnvironment, memory_keyring: Memor
     assert "give --tryton-url" in capsys.readouterr().err
     assert main(["connect", "add", "x", "--stripe-url", "ftp://nope", "--stripe-key-env", "V"]) == 2
     assert "url must start with http" in capsys.readouterr().err
+
+
+def test_a_zendesk_oauth_token_needs_no_email_and_goes_to_the_keyring(
+        env: DemoEnvironment, memory_keyring: MemoryKeyring, syncdesk_home: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    token = env.dataset.credentials.zendesk_token  # the demo takes an agent's token as a Bearer token
+    monkeypatch.setenv("SYNCDESK_TEST_OAUTH", token)
+    assert main(["connect", "add", "oauth", "--zendesk-url", env.urls[System.SUPPORT],
+                 "--zendesk-oauth-token-from-env", "SYNCDESK_TEST_OAUTH"]) == 0
+    assert memory_keyring.entries == {(KEYRING_SERVICE, "oauth/support/oauth_token"): token}
+    text = (syncdesk_home / "config.toml").read_text(encoding="utf-8")
+    assert token not in text and "email" not in text and "api_token" not in text
+    capsys.readouterr()
+    assert main(["connect", "test", "oauth"]) == 0
+    assert token not in capsys.readouterr().out
+    # both credentials at once is a usage error
+    with pytest.raises(SystemExit) as usage:
+        main(["connect", "add", "both", "--zendesk-url", env.urls[System.SUPPORT], "--zendesk-token-env", "A",
+              "--zendesk-oauth-token-env", "B"])
+    assert usage.value.code == 2 and "not allowed with" in capsys.readouterr().err

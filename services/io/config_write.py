@@ -218,13 +218,35 @@ def _profile_table(profiles: Table | None, name: str, path: Path) -> Table:
     return table
 
 
-def _validate(doc: TOMLDocument, name: str, path: Path) -> None:
+def _in_keyring(user: str, keys: _KeyringChanges | None) -> bool:
+    """Whether the credential ``user`` will be in the keyring once this change is applied."""
+    if keys is not None and user in keys.sets:
+        return True
+    if keys is not None and user in keys.deletes:
+        return False
+    try:
+        keyring, _ = _keyring()
+        return keyring.get_password(KEYRING_SERVICE, user) is not None
+    except Exception:  # no keyring backend: nothing is stored there
+        return False
+
+
+def _validate(doc: TOMLDocument, name: str, path: Path, keys: _KeyringChanges | None = None) -> None:
     """Parse the edited profile as the commands will (required keys, kinds, URLs, tax map); an
-    ``<key>_env`` variable need not be set while the file is written."""
+    ``<key>_env`` variable need not be set while the file is written. A credential kept in the
+    keyring (or stored there by ``keys``) counts as given, so the settings that go with it are
+    checked (Zendesk's e-mail with an API token, none with an OAuth token)."""
     data = tomllib.loads(tomlkit.dumps(doc))
     tables = data.get("profiles", {}).get(name)
     if tables is None:
         return
+    default_kinds = {s.value: k for s, k in KINDS.items()}
+    for system_name, table in tables.items():
+        if not isinstance(table, dict):
+            continue
+        for key in SECRET_KEYS.get(str(table.get("kind", default_kinds.get(system_name))), ()):
+            if key not in table and f"{key}_env" not in table and _in_keyring(f"{name}/{system_name}/{key}", keys):
+                table[key] = "(in the keyring)"
     env = {str(v): "set" for t in tables.values() if isinstance(t, dict)
            for k, v in t.items() if k.endswith("_env")}
     try:
@@ -389,7 +411,7 @@ def add_profile(path: Path, name: str, systems: Sequence[SystemInput], *, read_o
             stored += _apply_input(name, sys_table, spec, keys, plain_secrets)
             table[spec.system.value] = sys_table
         profiles[name] = table
-        _validate(doc, name, path)
+        _validate(doc, name, path, keys)
         backup = _commit(path, doc, old, keys)
         return WriteResult(path, backup, name, tuple(stored))
 
@@ -431,7 +453,7 @@ def edit_profile(path: Path, name: str, systems: Sequence[SystemInput] = (), *, 
             _set_read_only(table, read_only)
         if not any(isinstance(v, Table) for v in table.values()):
             raise ConfigWriteError(f"profile {name!r} would have no system left; delete the profile instead")
-        _validate(doc, name, path)
+        _validate(doc, name, path, keys)
         backup = _commit(path, doc, old, keys)
         return WriteResult(path, backup, name, tuple(stored), tuple(removed))
 
@@ -470,7 +492,7 @@ def duplicate_profile(path: Path, source: str, new_name: str) -> WriteResult:
                 stored.append(target)
             else:
                 keys.delete(target)
-        _validate(doc, new_name, path)
+        _validate(doc, new_name, path, keys)
         backup = _commit(path, doc, old, keys)
         return WriteResult(path, backup, new_name, tuple(stored))
 
@@ -598,7 +620,7 @@ def put_profiles(path: Path, profiles: Sequence[Profile], *, plain_secrets: bool
         stored: list[str] = []
         for profile in profiles:
             stored += _put(doc, profile, keys, plain_secrets)
-            _validate(doc, profile.name, path)
+            _validate(doc, profile.name, path, keys)
         backup = _commit(path, doc, old, keys)
         return WriteResult(path, backup, ", ".join(p.name for p in profiles), tuple(stored))
 
