@@ -89,6 +89,8 @@ class _Writer:
         self.scale = scale
         base = QFont("DejaVu Sans")
         base.setStyleHint(QFont.StyleHint.SansSerif)
+        # no ligatures: "fi" stays two letters, so the PDF's text is found by search and pdftotext
+        base.setStyleStrategy(QFont.StyleStrategy.PreferNoShaping)
         base.setPointSizeF(8.5)
         doc.setDefaultFont(base)
         self.body = QTextCharFormat()
@@ -294,6 +296,7 @@ def render_pdf(pack: EvidencePack, path: Path, *, progress: Callable[[int, int],
     doc.setPageSize(QSizeF(width, body))
     pages = doc.pageCount()
     small = QFont("DejaVu Sans")
+    small.setStyleStrategy(QFont.StyleStrategy.PreferNoShaping)
     small.setPointSizeF(7)
     mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
     mono.setPointSizeF(6.5)

@@ -180,6 +180,8 @@ def test_pdf_holds_identities_timeline_and_both_sides_of_each_exception(world: W
     assert customer["identities"]["billing"] == [world.hostile]
     assert customer["timeline"], "the customer's lifecycle timeline"
     assert any(e["kind"] == "invoice.finalized" for e in customer["timeline"])
+    # plain letters, no ligature glyphs: what an auditor searches for ("finalized") is found
+    assert "invoice.finalized" in flat and not any(lig in text for lig in "\ufb00\ufb01\ufb02\ufb03\ufb04")
     excs = customer["exceptions"]
     statuses = {x["status"] for x in excs}
     assert statuses == {"open", "closed"}, "the fixed exception is there, closed, with the open ones"
