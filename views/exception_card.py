@@ -42,6 +42,7 @@ from views.widgets.text import (
     SYSTEM_TITLES,
     ElidedLabel,
     mnemonic_safe,
+    money_value_text,
     plain_label,
     plain_tooltip,
     set_muted,
@@ -139,11 +140,12 @@ class SideBySideTable(QTableWidget):
         self.setVerticalHeaderLabels(labels)
         bold = QFont()
         bold.setBold(True)
+        currency = next((str(s.values["currency"]) for s in exc.sides if s.values.get("currency")), None)
         for row, key in enumerate(fields, start=1):
             present = [side.values[key] for side in exc.sides if key in side.values]
             differs = len({format_value(v) for v in present}) > 1
             for col, side in enumerate(exc.sides):
-                text = format_value(side.values[key]) if key in side.values else ""
+                text = money_value_text(key, side.values[key], currency) if key in side.values else ""
                 item = QTableWidgetItem(shown(text, 500))
                 item.setToolTip(plain_tooltip(text))
                 if differs and key in side.values:

@@ -1,6 +1,7 @@
 """The console shows each amount with its currency's own exponent (G1 item 4, "Display"): on the
 Customer page, an exception card's summary and side-by-side values and the timeline's entries
-read "12.345 KWD" against "12.340 KWD" (never "12.34 KWD" twice) and "1,500 JPY" (never ".00")."""
+read "12.345 KWD" against "12.340 KWD" (never "12.34 KWD" twice) and "1,500 JPY" (never ".00");
+the side-by-side values too, grouped and with their code."""
 
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def test_a_kwd_mismatch_reads_as_two_amounts_on_the_customer_page(qtbot: QtBot) 
     assert card.exception.rule == "invoice.amount_mismatch"
     summary = card.summary_label.text()
     assert "12.345 KWD" in summary and "12.340 KWD" in summary and "12.34 KWD" not in summary, summary
-    assert total_cells(cp) == ("12.345", "12.340")
+    assert total_cells(cp) == ("12.345 KWD", "12.340 KWD")  # grouped, with the code, never rounded
     assert any(t.endswith("finalized: 12.345 KWD") for t in texts), texts
     assert any(t.endswith(": 12.340 KWD") and "ERP invoice" in t for t in texts), texts
 
@@ -69,6 +70,6 @@ def test_jpy_amounts_show_no_decimals_on_the_customer_page(qtbot: QtBot) -> None
     cp, texts = page_texts(qtbot, currency_world(), "cus_1")
     summary = cp.cards[0].summary_label.text()
     assert "billing 1,500 JPY" in summary and "ERP 1,499 JPY" in summary, summary
-    assert total_cells(cp) == ("1500", "1499")
+    assert total_cells(cp) == ("1,500 JPY", "1,499 JPY")
     assert any(t.endswith("finalized: 1,500 JPY") for t in texts), texts
     assert not any(".00 JPY" in t for t in texts)

@@ -325,10 +325,10 @@ def test_customer_page_exceptions_side_by_side(customer_page: CustomerPage) -> N
     labels = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
     assert labels == ["record", "status", "total", "currency", "number", "invoice"]
     assert table.item(0, 1).text() == "not present"
-    assert table.item(2, 0).text() == "1234.00"
+    assert table.item(2, 0).text() == "1,234.00 EUR"
     mismatch = second.table
     total_row = [mismatch.verticalHeaderItem(r).text() for r in range(mismatch.rowCount())].index("total")
-    assert (mismatch.item(total_row, 0).text(), mismatch.item(total_row, 1).text()) == ("500.00", "450.00")
+    assert (mismatch.item(total_row, 0).text(), mismatch.item(total_row, 1).text()) == ("500.00 EUR", "450.00 EUR")
     assert mismatch.item(total_row, 0).font().bold()  # the differing values stand out
     # the same names as the exception detail's buttons (views.actions.wording), never "Accept"
     assert [b.text() for b in second.fix_buttons] == ["Correct…", "Accept difference…"]
@@ -353,7 +353,8 @@ def test_customer_page_with_reconciled_exceptions(qtbot: QtBot) -> None:
     names = card.table.fields.index("name") + 1
     assert (card.table.item(names, 0).text(), card.table.item(names, 1).text()) == ("Delta Aktiengesellschaft",
                                                                                     "Delta AG")
-    assert [b.text() for b in card.fix_buttons] == ["Push owner value…"]
+    # the fixes the action service offers for the rule (services.actions.model.RULE_ACTIONS)
+    assert [b.text() for b in card.fix_buttons] == ["Push owner value…", "Correct…", "Accept difference…"]
     assert not card.fix_buttons[0].isEnabled()
 
 

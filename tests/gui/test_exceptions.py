@@ -276,7 +276,7 @@ def test_detail_shows_both_sides_and_owner(page: ExceptionsPage, qtbot: QtBot) -
     keys = [t.verticalHeaderItem(r).text().removeprefix("≠ ") for r in range(t.rowCount())]
     assert keys == ["status", "total", "currency", "number", "state"]
     cells = {keys[r]: [t.item(r, c).text() for c in range(2)] for r in range(t.rowCount())}
-    assert cells["total"] == ["100.00", "90.00"]
+    assert cells["total"] == ["100.00 EUR", "90.00 EUR"]
     assert cells["status"] == ["paid", "—"]  # not reported by the ERP side
     assert d.differing == ["total"]  # currency agrees; each system numbers invoices on its own
     assert d.owner_line.text() == "Owner system: Billing — corrections flow from the owner to the copies"

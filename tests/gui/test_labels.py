@@ -118,8 +118,8 @@ async def test_after_a_successful_fix_the_dialog_shows_the_new_values(qtbot: QtB
         assert table.columnCount() == columns_before + 1
         assert table.horizontalHeaderItem(columns_before).text() == "ERP now (re-read)"
         rows = {table.verticalHeaderItem(r).text().removeprefix("≠ "): r for r in range(table.rowCount())}
-        assert table.item(rows["total"], columns_before).text() == "100.00"  # was 90.00 in the ERP
-        assert table.item(rows["total"], 1).text() == "90.00"  # the value before, still beside it
+        assert table.item(rows["total"], columns_before).text() == "100.00 EUR"  # was 90.00 EUR in the ERP
+        assert table.item(rows["total"], 1).text() == "90.00 EUR"  # the value before, still beside it
         assert "Read back after the write" in dialog.body.toPlainText()
     finally:
         await adapter.aclose()

@@ -16,7 +16,7 @@ from views.widgets.icons import system_icon
 from views.widgets.sides import differing_keys, side_keys
 from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import WholeRows
-from views.widgets.text import SYSTEM_TITLES, format_value, plain_tooltip, shown
+from views.widgets.text import SYSTEM_TITLES, money_value_text, plain_tooltip, shown
 
 
 class SidesTable(QTableWidget):
@@ -40,10 +40,14 @@ class SidesTable(QTableWidget):
             self.setHorizontalHeaderItem(col, head)
         bold = QFont(self.font())
         bold.setBold(True)
+        #: the exception's currency: its amounts are shown with it ("1,234.50 EUR")
+        self.currency = currency = next((str(s.values["currency"]) for s in exc.sides if s.values.get("currency")),
+                                        None)
         for row, key in enumerate(keys):
             self.setVerticalHeaderItem(row, QTableWidgetItem(f"≠ {key}" if key in differ else key))
             for col, side in enumerate(exc.sides):
-                item = QTableWidgetItem(shown(format_value(side.values[key]), 500) if key in side.values else "—")
+                item = QTableWidgetItem(shown(money_value_text(key, side.values[key], currency), 500)
+                                        if key in side.values else "—")
                 item.setToolTip(plain_tooltip(item.text()))
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 if key in differ:
@@ -88,7 +92,9 @@ class SidesTable(QTableWidget):
             bold = QFont(self.font())
             bold.setBold(True)
             for row, key in enumerate(self.keys):
-                item = QTableWidgetItem(shown(format_value(values[key]), 500) if key in values else "—")
+                currency = values.get("currency") or self.currency
+                item = QTableWidgetItem(shown(money_value_text(key, values[key], currency), 500)
+                                        if key in values else "—")
                 item.setToolTip(plain_tooltip(item.text()))
                 item.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 if key in values:

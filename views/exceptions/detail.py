@@ -49,6 +49,7 @@ from views.widgets.text import (
     format_value,
     human_age,
     mnemonic_safe,
+    money_value_text,
     muted_brush,
     plain_label,
     plain_tooltip,
@@ -328,6 +329,7 @@ class ExceptionDetail(QWidget):
         accent.setAlpha(70)
         muted = muted_brush(table)
         self.differing: list[str] = []
+        currency = next((str(s.values["currency"]) for s in sides if s.values.get("currency")), None)
         for row, key in enumerate(keys):
             held = [format_value(s.values[key]) for s in sides if key in s.values]
             differs = key not in NOT_COMPARED and len(held) >= 2 and len(set(held)) > 1
@@ -340,7 +342,7 @@ class ExceptionDetail(QWidget):
             table.setVerticalHeaderItem(row, vheader)
             for col, side in enumerate(sides):
                 if key in side.values:
-                    text = format_value(side.values[key])
+                    text = money_value_text(key, side.values[key], currency)
                     item = QTableWidgetItem(shown(text, 500))
                     item.setToolTip(plain_tooltip(text))
                     if side.values[key] is None:

@@ -12,6 +12,7 @@ import html
 import json
 import re
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 from PySide6 import QtGui
 from PySide6.QtCore import QSize, Qt
@@ -28,6 +29,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
+from services.core.currency import format_money
 from services.core.domain import System
 from services.core.redaction import redact
 from services.core.text_safety import FSI, PDI, bidi_isolated
@@ -153,6 +155,22 @@ def format_value(value: object) -> str:
     if isinstance(value, enum.Enum):
         return str(value.value)
     return str(value)
+
+
+#: the side values that are amounts of the exception's currency (written without grouping by
+#: services.core.reconcile: "184800", "1234.50"); a value already formatted is left as it is
+_MONEY_KEY = re.compile(r"^(total|tax|tax at .+|untaxed|refunded)$")
+
+
+def money_value_text(key: str, value: object, currency: str | None) -> str:
+    """A side's value as :func:`format_value` writes it, except an amount of ``currency``, which
+    is shown with its exponent, grouping and code ("184,800 JPY", "1,234.50 EUR")."""
+    if currency and isinstance(value, str) and _MONEY_KEY.match(key):
+        try:
+            return format_money(Decimal(value), currency)
+        except (InvalidOperation, ValueError):
+            pass
+    return format_value(value)
 
 
 def text_of(value: object) -> str:
