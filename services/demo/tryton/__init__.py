@@ -23,7 +23,9 @@ Behaviour follows ``shared/specs/tryton/README.md`` (verified against a real try
   ``untaxed_amount`` / ``tax_amount`` / ``total_amount``, rounding per line (the demo company's
   ``tax_rounding``) or per document, the taxes a line's product proposes (``on_change``: the
   party's customer tax rule, ``account.tax.rule``; the demo's products have no default taxes),
-  the ``invoice_taxes`` posting warning for lines whose taxes differ from those, credit notes on
+  the ``invoice_taxes`` posting warning for lines whose taxes differ from those (named as
+  ``res.user.warning.format`` names it: a record created in the same call, as the credit note the
+  Credit wizard posts, by its rank in the call, so an acknowledgement applies), credit notes on
   the credit-note account; ``currency.currency.rate`` and the currency's ``rate``.
 
 Each call runs as one transaction under ``store.lock``: every mutation is journalled and

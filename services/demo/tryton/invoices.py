@@ -1,5 +1,6 @@
 """The invoice workflow: the strict invoice sequence, the buttons (validate, draft, cancel,
-post with its payment-term warning) and ``Invoice.credit``."""
+post with its warnings: taxes other than the products', a payment date in the past) and
+``Invoice.credit``."""
 
 from __future__ import annotations
 
@@ -61,9 +62,15 @@ class InvoiceSequence:
         return restore
 
 
-def _warning_name(model: str, rid: int, name: str) -> str:
-    """As trytond's ``res.user.warning.format(name, records)``: md5 of the records, then name."""
-    return f"{hashlib.md5(f'{model},{rid}'.encode()).hexdigest()}.{name}"
+def _warning_name(call: ModelCall, name: str, model: str, ids: list[int]) -> str:
+    """As trytond's ``res.user.warning.format(name, records)``: the md5 of the records
+    (``model,id`` joined by ``|``), then ``.name``. A record created in the same call is
+    ``model,-rank`` (its rank among the call's created records of ``model``, from 1), as trytond
+    names it: the name of a warning about a record that the call creates (the credit note the
+    Credit wizard posts) is the same on every attempt, so an acknowledgement applies to the next."""
+    created = call.tx.created.get(model, [])
+    key = "|".join(f"{model},{-(created.index(rid) + 1) if rid in created else rid}" for rid in ids)
+    return f"{hashlib.md5(key.encode()).hexdigest()}.{name}"
 
 
 def invoice_records(call: ModelCall, ids: Any) -> list[Record]:
@@ -101,7 +108,7 @@ def _check_taxes(call: ModelCall, invoices: list[Record]) -> None:
                      and lines[lid].get("product") is not None and set(lines[lid].get("taxes") or []) != expected]
         if not different:
             continue
-        warning = _warning_name("account.invoice", rec["id"], "invoice_taxes")
+        warning = _warning_name(call, "invoice_taxes", "account.invoice", [rec["id"]])
         if _check_warning(call, warning):
             invoice_name = call.values.rec_name("account.invoice", rec["id"])
             names = ", ".join(_line_name(call, line, invoice_name) for line in different[:5])
@@ -136,7 +143,8 @@ def invoice_cancel(call: ModelCall, ids: Any) -> None:
 
 def _check_warning(call: ModelCall, name: str) -> bool:
     """trytond's ``res.user.warning.check``: True when the warning must be raised; an
-    acknowledgement that is not ``always`` is consumed."""
+    acknowledgement that is not ``always`` is consumed (when the call commits: a failing call
+    rolls the deletion back)."""
     table = call.store.tables["res.user.warning"]
     found = [rid for rid, w in table.items() if w.get("user") == call.tx.user and w.get("name") == name]
     if not found:
@@ -171,7 +179,7 @@ def invoice_post(call: ModelCall, ids: Any) -> None:
         due = invoice_date + timedelta(days=PAYMENT_TERM_DAYS)
         if type_ == "out" and due < today:
             # raised by the invoice's move (after numbering, in the same transaction: rolled back)
-            warning = _warning_name("account.invoice", rid, "invoice_payment_term")
+            warning = _warning_name(call, "invoice_payment_term", "account.invoice", [rid])
             if _check_warning(call, warning):
                 raise TrytonUserWarning(warning, f'The invoice "{name}" generates a payment date '
                                                  f'"{due:%m/%d/%Y}" in the past.')

@@ -3,6 +3,7 @@ as trytond rolls back its database transaction."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,9 @@ class Transaction:
         self.now = now
         self._undo: dict[tuple[str, int], Record | None] = {}
         self._on_rollback: list[Callable[[], None]] = []
+        #: the ids created in this call, per model, in order (trytond's ``Transaction.create_records``:
+        #: ``res.user.warning.format`` names such a record by its rank, not its id)
+        self.created: defaultdict[str, list[int]] = defaultdict(list)
 
     @property
     def wrote(self) -> bool:
@@ -46,6 +50,7 @@ class Transaction:
 
     def insert(self, model: str, values: Record) -> int:
         rid = self.store.insert(model, values)
+        self.created[model].append(rid)
         self._undo.setdefault((model, rid), None)
         rec = self.store.tables[model][rid]
         self._link(model, rid, {}, rec)
