@@ -76,7 +76,9 @@ class SystemInput:
     ``settings``: the non-secret keys (``database``, ``login``, ``email``, ``total_timeout``…;
     ``None`` removes a key on an edit). ``secrets``: credential -> value, stored in the keyring.
     ``secret_env``: credential -> the environment variable holding it (``<key>_env``).
-    ``tax_map``: the ERP's billing tax rate -> ERP tax id (``None``: left as it is)."""
+    ``tax_map``: the ERP's billing tax rate -> ERP tax id (``None``: left as it is).
+    ``drop_secrets``: credentials removed on an edit, from the file and the keyring (Zendesk's
+    API token when the profile moves to an OAuth token, or the other way round)."""
 
     system: System
     url: str | None = None
@@ -84,6 +86,7 @@ class SystemInput:
     secrets: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, str] = field(default_factory=dict)
     tax_map: Mapping[str, int] | None = None
+    drop_secrets: Sequence[str] = ()
 
     @property
     def kind(self) -> str:
@@ -310,7 +313,7 @@ def _check_name(name: str) -> None:
 def _check_input(profile: str, spec: SystemInput) -> None:
     where = f"profile {profile!r}, {spec.system.value}"
     allowed = SECRET_KEYS[spec.kind]
-    for key in (*spec.secrets, *spec.secret_env):
+    for key in (*spec.secrets, *spec.secret_env, *spec.drop_secrets):
         if key not in allowed:
             raise ConfigWriteError(f"{where}: {key!r} is not a credential of {spec.kind} (credentials: "
                                    f"{', '.join(allowed)})")
@@ -351,6 +354,11 @@ def _apply_input(profile: str, table: Table, spec: SystemInput, keys: _KeyringCh
         else:
             keys.set(user, value)
             stored.append(user)
+    for key in spec.drop_secrets:
+        for stale in (key, f"{key}_env"):
+            if stale in table:
+                del table[stale]
+        keys.delete(keyring_username(profile, spec.system, key))
     for key, var in spec.secret_env.items():
         if key in table:
             del table[key]

@@ -318,3 +318,90 @@ def test_duplicate_and_delete_with_confirmation(qtbot: QtBot, qloop: asyncio.Abs
     text = path.read_text(encoding="utf-8")
     assert text.startswith(COMMENTED) and "acme-test" not in text and "[profiles.acme.billing]" in text
     assert not any(user.startswith("acme-test/") for _, user in memory_keyring.entries)
+
+
+def test_a_zendesk_oauth_token_is_kept_in_the_keyring_without_an_email_and_reopens_as_oauth(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, env: DemoEnvironment, runner: ServiceLoop,
+        memory_keyring: MemoryKeyring, syncdesk_home: Path) -> None:
+    path = syncdesk_home / "config.toml"
+    path.write_text(COMMENTED, encoding="utf-8")
+    demo = env.profile("demo")
+    support = demo.connections[System.SUPPORT]
+    token = support.secret("api_token")  # the demo Zendesk takes the agent's API token as a Bearer token
+
+    async def scenario() -> None:
+        dialog = open_dialog(qtbot, path, runner)
+        await until(lambda: not dialog.adapter.tasks.running("load"), "the profiles read")
+        fill(dialog, "oauth", demo)
+        box = dialog.boxes[System.SUPPORT]
+        assert box.credential is not None and box.credential.currentData() == "api_token"
+        assert box.rows["email"].isVisibleTo(dialog)
+        box.settings["email"].clear()
+        box.credential.setCurrentIndex(box.credential.findData("oauth_token"))
+        # with an OAuth token the e-mail is neither shown nor asked for; the field says what to type
+        assert not box.rows["email"].isVisibleTo(dialog)
+        assert box.labels["secret"].text() == "OAuth token"
+        assert "support.email" not in dialog.errors()
+        box.secret.setText(token)
+        dialog.save()
+        await loaded(dialog, "oauth")
+        assert box.credential.currentData() == "oauth_token"  # reopened as stored: an OAuth token
+        assert box.secret.text() == "" and box.secret.placeholderText() == IN_KEYRING
+        assert not box.rows["email"].isVisibleTo(dialog)
+        dialog.test_all_button.click()
+        await report_in(dialog)
+        report = dialog.checklist.report
+        assert report is not None and report.ok, [r.lines() for r in report.systems.values()]
+        # choosing the API token again asks for the token and the e-mail (the OAuth token is not one)
+        box.credential.setCurrentIndex(box.credential.findData("api_token"))
+        assert box.rows["email"].isVisibleTo(dialog) and box.secret.placeholderText() == "required"
+        errors = dialog.errors()
+        assert "support.email" in errors and "support.secret" in errors, errors
+        dialog.close()
+
+    run_qasync(qloop, scenario())
+    assert memory_keyring.entries[(KEYRING_SERVICE, "oauth/support/oauth_token")] == token
+    assert (KEYRING_SERVICE, "oauth/support/api_token") not in memory_keyring.entries
+    text = path.read_text(encoding="utf-8")
+    section = text[text.index("[profiles.oauth.support]"):]
+    assert "email" not in section and "token" not in section.replace("[profiles.oauth.support]", ""), section
+    loaded_profile = load_profile(path, "oauth")
+    assert set(loaded_profile.connections[System.SUPPORT].secrets) == {"oauth_token"}
+    assert "email" not in loaded_profile.connections[System.SUPPORT].settings
+    assert files_holding([syncdesk_home], demo.all_secrets()) == []
+
+
+def test_moving_a_profile_from_an_oauth_token_to_an_api_token_drops_the_oauth_token(
+        qtbot: QtBot, qloop: asyncio.AbstractEventLoop, env: DemoEnvironment, runner: ServiceLoop,
+        memory_keyring: MemoryKeyring, syncdesk_home: Path) -> None:
+    path = syncdesk_home / "config.toml"
+    demo = env.profile("demo")
+    support = demo.connections[System.SUPPORT]
+    token = support.secret("api_token")
+
+    async def scenario() -> None:
+        dialog = open_dialog(qtbot, path, runner)
+        await until(lambda: not dialog.adapter.tasks.running("load"), "the profiles read")
+        fill(dialog, "swap", demo)
+        box = dialog.boxes[System.SUPPORT]
+        assert box.credential is not None
+        box.credential.setCurrentIndex(box.credential.findData("oauth_token"))
+        box.secret.setText(token)
+        dialog.save()
+        await loaded(dialog, "swap")
+        assert memory_keyring.entries[(KEYRING_SERVICE, "swap/support/oauth_token")] == token
+        box.credential.setCurrentIndex(box.credential.findData("api_token"))
+        box.settings["email"].setText(support.settings["email"])
+        box.secret.setText(token)
+        dialog.save()
+        await until(lambda: "profile swap saved" in dialog.status.text().lower(), "the save")
+        await until(lambda: dialog.current is not None and dialog.current.name == "swap"
+                    and dialog.current.systems[System.SUPPORT].credential == "", "the profile read back")
+        assert box.credential.currentData() == "api_token" and box.secret.placeholderText() == IN_KEYRING
+        dialog.close()
+
+    run_qasync(qloop, scenario())
+    assert (KEYRING_SERVICE, "swap/support/oauth_token") not in memory_keyring.entries
+    assert memory_keyring.entries[(KEYRING_SERVICE, "swap/support/api_token")] == token
+    conn = load_profile(path, "swap").connections[System.SUPPORT]
+    assert set(conn.secrets) == {"api_token"} and conn.settings["email"] == support.settings["email"]

@@ -1,6 +1,8 @@
 """Where the Connections dialog meets the services: each call runs on the service thread
 (``runner.call``) as a named task (latest wins), and comes back as a signal. A failure is one
 ``failed(what, text)`` with the service's plain, redacted message; nothing raises into a slot.
+A call that ends after its dialog was closed (and deleted, with this adapter) emits nothing: a
+write still finishes, its news has nobody left to tell.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 
 from services.core.domain import System
@@ -41,6 +44,10 @@ class ConnectionsAdapter(QObject):
         self.deadline = deadline
         self.tasks = TaskRegistry()
 
+    def alive(self) -> bool:
+        """The Qt side still exists (a closed dialog deletes its adapter while a call may run)."""
+        return bool(shiboken6.isValid(self))
+
     def _start(self, what: str, coro: Coroutine[Any, Any, None]) -> asyncio.Task[Any]:
         return self.tasks.start(what, coro)
 
@@ -50,16 +57,18 @@ class ConnectionsAdapter(QObject):
         except asyncio.CancelledError:
             raise
         except ConfigError as exc:
-            self.failed.emit(what, redact(str(exc)))
+            if self.alive():
+                self.failed.emit(what, redact(str(exc)))
         except Exception as exc:
             log.exception("connections: %s failed", what)
-            self.failed.emit(what, redact(f"{type(exc).__name__}: {exc}"))
+            if self.alive():
+                self.failed.emit(what, redact(f"{type(exc).__name__}: {exc}"))
         return None
 
     def load(self) -> asyncio.Task[Any]:
         async def run() -> None:
             profiles = await self._guard("load", calls.load(self.path))
-            if profiles is not None:
+            if profiles is not None and self.alive():
                 self.loaded.emit(profiles)
 
         return self._start("load", run())
@@ -67,10 +76,10 @@ class ConnectionsAdapter(QObject):
     def _write(self, name: str, done: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         async def run() -> None:
             result = await self._guard("save", coro)
-            if result is not None:
+            if result is not None and self.alive():
                 self.saved.emit(name, done)
                 profiles = await self._guard("load", calls.load(self.path))
-                if profiles is not None:
+                if profiles is not None and self.alive():
                     self.loaded.emit(profiles)
 
         return self._start("write", run())
@@ -93,13 +102,15 @@ class ConnectionsAdapter(QObject):
             self.test_running.emit(True)
             try:
                 report = await self._guard("test", calls.test(self.path, form, stored_name, systems, self.deadline))
-                if report is not None:
+                if report is not None and self.alive():
                     self.tested.emit(report)
             except asyncio.CancelledError:
-                self.test_cancelled.emit()
+                if self.alive():
+                    self.test_cancelled.emit()
                 raise
             finally:
-                self.test_running.emit(False)
+                if self.alive():
+                    self.test_running.emit(False)
 
         return self._start("test", run())
 

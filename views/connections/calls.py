@@ -15,7 +15,16 @@ from typing import Any
 
 from services.core.domain import System
 from services.io import config as config_io
-from services.io.config import KINDS, SECRET_KEYS, ConfigError, Profile, Secret, SystemConnection, load_profiles
+from services.io.config import (
+    ALTERNATIVE_SECRETS,
+    KINDS,
+    SECRET_KEYS,
+    ConfigError,
+    Profile,
+    Secret,
+    SystemConnection,
+    load_profiles,
+)
 from services.io.config_write import (
     WriteResult,
     add_profile_async,
@@ -44,6 +53,17 @@ def _source(profile: str, system: System, table: dict[str, Any], key: str) -> st
     return IN_KEYRING if found is not None else "missing"
 
 
+def _stored_credential(profile: str, system: System, table: dict[str, Any]) -> tuple[str, str]:
+    """The credential the profile uses for ``system`` and its :class:`StoredSystem` ``credential``
+    (``""``: the kind's first). Of alternatives, the connector signs in with the last one given
+    (Zendesk: an OAuth token before an API token)."""
+    kind = KINDS[system]
+    for key in reversed(ALTERNATIVE_SECRETS.get(kind, ())[1:]):
+        if _source(profile, system, table, key) != "missing":
+            return key, key
+    return SECRET_KEYS[kind][0], ""
+
+
 def read_stored(path: Path) -> list[StoredProfile]:
     """The profiles of ``path`` in file order (none when it does not exist); each credential by
     its source only."""
@@ -65,12 +85,12 @@ def read_stored(path: Path) -> list[StoredProfile]:
             table = tables.get(system.value)
             if not isinstance(table, dict):
                 continue
-            key = SECRET_KEYS[KINDS[system]][0]
+            key, credential = _stored_credential(name, system, table)
             settings = {k: str(v) for k, v in table.items()
                         if k not in ("kind", "url", "tax_map") and k not in SECRET_KEYS[KINDS[system]]
                         and not k.endswith("_env")}
             systems[system] = StoredSystem(system, str(table.get("url", "")), settings,
-                                           _source(name, system, table, key))
+                                           _source(name, system, table, key), credential)
         out.append(StoredProfile(name, bool(tables.get("read_only", False)), systems))
     return out
 
@@ -115,8 +135,14 @@ def testable(form: ProfileForm, saved: Profile | None) -> Profile:
         settings = dict(before.settings) if before else {}
         settings.update({k: v.strip() for k, v in sys_form.settings.items() if v.strip()})
         secrets = dict(before.secrets) if before else {}
+        for other in ALTERNATIVE_SECRETS.get(sys_form.kind, ()):
+            if other != sys_form.secret_key:  # the credential not chosen is not the one tested
+                secrets.pop(other, None)
+        for setting in list(settings):
+            if not sys_form.needs(setting):
+                del settings[setting]
         if sys_form.secret.strip():
-            secrets[SECRET_KEYS[sys_form.kind][0]] = Secret(sys_form.secret.strip())
+            secrets[sys_form.secret_key] = Secret(sys_form.secret.strip())
         conns[sys_form.system] = SystemConnection(sys_form.system, sys_form.kind, form_url(sys_form), settings,
                                                   secrets, dict(before.tax_map) if before else {})
     return Profile(form.name.strip() or "(unsaved)", conns, form.read_only)

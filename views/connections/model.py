@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from services.core.domain import System
-from services.io.config import KINDS, REQUIRED_KEYS, SECRET_KEYS
+from services.io.config import ALTERNATIVE_SECRETS, KINDS, REQUIRED_KEYS, SECRET_KEYS, SETTING_FOR_SECRET
 from services.io.config_write import PROFILE_NAME, Setting, SystemInput
 
 #: what a person calls each system's credential
@@ -40,6 +40,13 @@ URL_HINTS: dict[System, str] = {
     System.ERP: "https://erp.example.com:8000",
     System.SUPPORT: "yourcompany  or  https://yourcompany.zendesk.com",
 }
+#: a system whose kind takes one of several credentials: credential -> what the choice says
+#: (Zendesk: an API token, which goes with the agent's e-mail, or an OAuth access token)
+CREDENTIAL_CHOICES: dict[System, dict[str, str]] = {
+    System.SUPPORT: {"api_token": "API token (with the agent's e-mail)", "oauth_token": "OAuth token"},
+}
+#: the credential field's label for a chosen credential other than the kind's first
+CREDENTIAL_LABELS: dict[str, str] = {"oauth_token": "OAuth token"}
 KIND_TITLES: dict[str, str] = {"stripe": "Stripe", "tryton": "Tryton", "zendesk": "Zendesk"}
 #: the shown source of a credential kept in the OS keyring
 IN_KEYRING = "stored in the keyring"
@@ -56,10 +63,22 @@ class SystemForm:
     url: str = ""
     settings: dict[str, str] = field(default_factory=dict)
     secret: str = ""
+    #: which credential ``secret`` is (``""``: the kind's first, see :data:`CREDENTIAL_CHOICES`)
+    credential: str = ""
 
     @property
     def kind(self) -> str:
         return KINDS[self.system]
+
+    @property
+    def secret_key(self) -> str:
+        return self.credential or SECRET_KEYS[self.kind][0]
+
+    def needs(self, setting: str) -> bool:
+        """Whether this form's credential needs ``setting`` (Zendesk's e-mail goes with an API
+        token only)."""
+        tied = SETTING_FOR_SECRET.get(self.kind, {}).get(setting)
+        return tied is None or tied == self.secret_key
 
     def __repr__(self) -> str:  # a typed secret never shows
         return (f"SystemForm({self.system.value}, enabled={self.enabled}, url={self.url!r}, "
@@ -83,6 +102,8 @@ class StoredSystem:
     settings: dict[str, str]
     #: credential -> where it comes from (:data:`IN_KEYRING`, "environment variable X", …)
     secret_source: str
+    #: which credential is stored (``""``: the kind's first; Zendesk: ``oauth_token`` when present)
+    credential: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,8 @@ class StoredProfile:
         """The dialog's fields for this profile (secrets left empty: kept unless retyped)."""
         return ProfileForm(self.name, self.read_only, {
             s: SystemForm(s, s in self.systems, self.systems[s].url if s in self.systems else "",
-                          dict(self.systems[s].settings) if s in self.systems else {})
+                          dict(self.systems[s].settings) if s in self.systems else {},
+                          credential=self.systems[s].credential if s in self.systems else "")
             for s in System})
 
 
@@ -139,16 +161,18 @@ def validate(form: ProfileForm, *, new: bool, stored: StoredProfile | None = Non
         elif parts.scheme not in ("http", "https") or not parts.hostname:
             errors[f"{key}.url"] = "The address must start with https:// (or http://) and name a server."
         for setting in REQUIRED_KEYS[sys_form.kind]:
-            if setting != "url" and not sys_form.settings.get(setting, "").strip():
+            if setting != "url" and sys_form.needs(setting) and not sys_form.settings.get(setting, "").strip():
                 errors[f"{key}.{setting}"] = f"Give the {SETTING_LABELS[sys_form.system][setting].lower()}."
         email = sys_form.settings.get("email", "").strip()
-        if sys_form.system is System.SUPPORT and email and not re.match(r"^[^@\s]+@[^@\s]+$", email):
+        if sys_form.system is System.SUPPORT and sys_form.needs("email") and email \
+                and not re.match(r"^[^@\s]+@[^@\s]+$", email):
             errors[f"{key}.email"] = "That is not an e-mail address."
         secret = sys_form.secret.strip()
         has_stored = stored is not None and sys_form.system in stored.systems \
-            and stored.systems[sys_form.system].secret_source != "missing"
+            and stored.systems[sys_form.system].secret_source != "missing" \
+            and (stored.systems[sys_form.system].credential or SECRET_KEYS[sys_form.kind][0]) == sys_form.secret_key
         if not secret and not has_stored:
-            errors[f"{key}.secret"] = f"Give the {SECRET_LABELS[sys_form.system].lower()}."
+            errors[f"{key}.secret"] = f"Give the {secret_label(sys_form).lower()}."
         if secret and sys_form.system is System.BILLING and not secret.startswith(("sk_", "rk_")):
             errors[f"{key}.secret"] = ("A Stripe secret key starts with sk_ and a restricted key with rk_: "
                                        "a publishable key (pk_) cannot read billing data.")
@@ -160,10 +184,19 @@ def system_inputs(form: ProfileForm) -> list[SystemInput]:
     out: list[SystemInput] = []
     for sys_form in form.enabled():
         settings: dict[str, Setting | None] = {
-            k: v.strip() for k, v in sys_form.settings.items() if k in SETTING_LABELS[sys_form.system] and v.strip()}
-        secrets = {SECRET_KEYS[sys_form.kind][0]: sys_form.secret.strip()} if sys_form.secret.strip() else {}
-        out.append(SystemInput(sys_form.system, form_url(sys_form), settings, secrets))
+            k: v.strip() for k, v in sys_form.settings.items()
+            if k in SETTING_LABELS[sys_form.system] and v.strip() and sys_form.needs(k)}
+        settings.update({k: None for k in SETTING_LABELS[sys_form.system] if not sys_form.needs(k)})
+        secrets = {sys_form.secret_key: sys_form.secret.strip()} if sys_form.secret.strip() else {}
+        # the other credentials of a choice go (an OAuth token replaces the API token, and back)
+        dropped = [k for k in ALTERNATIVE_SECRETS.get(sys_form.kind, ()) if k != sys_form.secret_key]
+        out.append(SystemInput(sys_form.system, form_url(sys_form), settings, secrets, drop_secrets=dropped))
     return out
+
+
+def secret_label(form: SystemForm) -> str:
+    """What the credential field of ``form`` is called (its chosen credential)."""
+    return CREDENTIAL_LABELS.get(form.secret_key, SECRET_LABELS[form.system])
 
 
 def removed_systems(form: ProfileForm, stored: StoredProfile | None) -> list[System]:
