@@ -37,6 +37,7 @@ from views.widgets.icons import (
     system_icon,
     unlinked_icon,
 )
+from views.widgets.sides import NOT_COMPARED
 from views.widgets.table_menu import install_table_menu
 from views.widgets.text import (
     SYSTEM_TITLES,
@@ -143,7 +144,7 @@ class SideBySideTable(QTableWidget):
         currency = next((str(s.values["currency"]) for s in exc.sides if s.values.get("currency")), None)
         for row, key in enumerate(fields, start=1):
             present = [side.values[key] for side in exc.sides if key in side.values]
-            differs = len({format_value(v) for v in present}) > 1
+            differs = key not in NOT_COMPARED and len({format_value(v) for v in present}) > 1
             for col, side in enumerate(exc.sides):
                 text = money_value_text(key, side.values[key], currency) if key in side.values else ""
                 item = QTableWidgetItem(shown(text, 500))

@@ -83,3 +83,18 @@ def test_the_customer_page_card_shows_the_same_sides(qtbot: QtBot) -> None:
         total = next(v for k, v in shown.items() if k.endswith("total"))
         assert all(t.endswith(" EUR") for t in total), (exc.rule, total)
         assert len(total) == 2  # billing and the ERP, side by side
+
+
+def test_each_systems_own_numbers_are_never_marked_as_differing_on_the_card(qtbot: QtBot) -> None:
+    exc = next(x for x in exceptions() if x.rule == "credit_note.amount_mismatch")
+    table = SideBySideTable(exc)
+    qtbot.addWidget(table)
+    rows = {table.verticalHeaderItem(r).text(): r for r in range(table.rowCount()) if table.verticalHeaderItem(r)}
+
+    def marked(key: str) -> bool:
+        return any(table.item(rows[key], c) is not None and table.item(rows[key], c).font().bold()
+                   for c in range(table.columnCount()))
+
+    # billing ACME-CN-1 against ERP INV-000042, each crediting its own number of the invoice: not a mismatch
+    assert not marked("number") and not marked("invoice")
+    assert marked("net") and not marked("total")

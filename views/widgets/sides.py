@@ -12,8 +12,9 @@ from views.widgets.text import format_value
 
 #: value keys that carry data about the sides, not values of the record: never listed as values
 HIDDEN_KEYS = frozenset({"owner", "candidates"})
-#: value keys each system numbers on its own (billing INV-12 vs ERP E-12): shown, never marked as differing
-NOT_COMPARED = frozenset({"number"})
+#: value keys each system numbers on its own (billing INV-12 vs ERP E-12; a credit note's credited
+#: invoice by each system's number): shown, never marked as differing
+NOT_COMPARED = frozenset({"number", "invoice"})
 
 
 def side_keys(exc: SyncException) -> list[str]:
