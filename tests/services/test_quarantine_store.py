@@ -98,6 +98,8 @@ def test_a_database_of_the_previous_schema_gains_the_table_and_keeps_its_records
     with sqlite3.connect(db) as conn:  # back to 0003: before the quarantine table (and the later ones)
         conn.execute("DROP TABLE quarantined_record")
         conn.execute("DROP TABLE exception_mark")
+        conn.execute("DROP INDEX ix_audit_entry_exception_id")  # 0006's
+        conn.execute("DROP INDEX ix_audit_entry_at")
         conn.execute("UPDATE alembic_version SET version_num = '0003'")
     migrated = Storage.open_path(db)
     assert set(migrated.load_system(B).invoices) == {"in_1"} and migrated.quarantined(B) == {}
