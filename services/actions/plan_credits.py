@@ -47,7 +47,7 @@ from decimal import Decimal, InvalidOperation
 
 from services.actions.model import Role
 from services.actions.plan_builder import _Refuse
-from services.actions.plan_invoices import _InvoicePlans, money_text, percent_text
+from services.actions.plan_invoices import _InvoicePlans, mapped_taxes, money_text, percent_text
 from services.actions.roles import _credit_note_posted
 from services.actions.steps import ExpectedTotals, PostCreditNote, ReplaceCreditLines, StepCreditLine
 from services.core.currency import format_money
@@ -93,20 +93,7 @@ class _CreditPlans(_InvoicePlans):
         quantum = Decimal(1).scaleb(-exp)
         net = line.net.amount if line.net is not None else line.amount.amount
         tax = line.tax.amount if line.tax is not None else Decimal(0)
-        ids: list[int] = []
-        for t in line.taxes:
-            rate = t.rate_id or "(a rate billing did not name)"
-            if t.rate_id is None or t.rate_id not in mapping:
-                pct = f" {percent_text(t.percentage)} %" if t.percentage is not None else ""
-                rc = " reverse charge" if t.reverse_charge else ""
-                raise _Refuse("tax", f"billing tax rate {rate} ({t.name or 'tax'}{pct}{rc}) of line "
-                                     f"{line.description!r} has no ERP tax: map it in the profile "
-                                     f"([profiles.NAME.erp.tax_map] \"{rate}\" = <ERP tax id>); nothing is "
-                                     "posted with a guessed tax")
-            ids.append(mapping[t.rate_id])
-        if tax and not line.taxes:
-            raise _Refuse("tax", f"line {line.description!r} is taxed {format_money(tax, currency)} at no named "
-                                 "rate: post the credit note by hand")
+        ids = mapped_taxes(line, mapping, currency, "post the credit note by hand")
         qty = line.quantity
         try:
             unit = (net / qty).quantize(quantum) if qty > 0 else None

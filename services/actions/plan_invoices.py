@@ -12,8 +12,11 @@
   CREDIT_REPOST post the same way. The preview notes list each line, its tax and the totals.
   The invoice date is the billing finalization date, unless the ERP's strict invoice
   sequence already holds a later posted invoice (Tryton refuses to number an invoice dated
-  before the latest one): then the late posting is dated today and the preview says so. The
-  operator may choose the date (``value={"invoice_date": "YYYY-MM-DD"}``). A Tryton warning
+  before the latest one): then the late posting is dated today and the preview says so. Today
+  is the ERP's today (``ir.date.today``, its company's timezone) when it is before the engine's
+  UTC date, and no date a fix picks is after it: Tryton stops a customer invoice dated after
+  its today on its ``invoice_date_future`` warning. The operator may choose the date
+  (``value={"invoice_date": "YYYY-MM-DD"}``; refused when after the ERP's today). A Tryton warning
   (e.g. due date in the past) is never acknowledged silently (the one exception, previewed: the
   warning that a line's taxes are not its product's defaults, which billing's mapped taxes are):
   the action fails with the warning's text and name; re-running with ``value={"acknowledge_warning": name}``
@@ -85,7 +88,7 @@ from services.actions.steps import (
     StepLineTaxes,
 )
 from services.core.currency import format_money
-from services.core.domain import Invoice, InvoiceStatus, System
+from services.core.domain import Invoice, InvoiceLine, InvoiceStatus, System
 from services.io.connectors.stripe_payloads import currency_exponent
 from services.io.connectors.tryton import TrytonConnector
 from services.io.connectors.tryton_writes import ROUNDING_AS_BILLED, credited_reference_prefix
@@ -93,6 +96,28 @@ from services.io.connectors.tryton_writes import ROUNDING_AS_BILLED, credited_re
 
 def money_text(inv: Invoice) -> str:
     return format_money(inv.total.amount, inv.total.currency)
+
+
+def mapped_taxes(line: InvoiceLine, mapping: dict[str, int], currency: str, by_hand: str) -> list[int]:
+    """The ERP taxes of a billing line, each billing tax rate mapped by the profile's tax map; a
+    rate with no mapping, or tax at no named rate, is refused (``by_hand``: what the operator
+    does then) — never a tax guessed by its percentage."""
+    ids: list[int] = []
+    for t in line.taxes:
+        rate = t.rate_id or "(a rate billing did not name)"
+        if t.rate_id is None or t.rate_id not in mapping:
+            pct = f" {percent_text(t.percentage)} %" if t.percentage is not None else ""
+            rc = " reverse charge" if t.reverse_charge else ""
+            raise _Refuse("tax", f"billing tax rate {rate} ({t.name or 'tax'}{pct}{rc}) of line "
+                                 f"{line.description!r} has no ERP tax: map it in the profile "
+                                 f"([profiles.NAME.erp.tax_map] \"{rate}\" = <ERP tax id>); nothing is "
+                                 "posted with a guessed tax")
+        ids.append(mapping[t.rate_id])
+    tax = line.tax.amount if line.tax is not None else Decimal(0)
+    if tax and not line.taxes:
+        raise _Refuse("tax", f"line {line.description!r} is taxed {format_money(tax, currency)} at no named "
+                             f"rate: {by_hand}")
+    return ids
 
 
 def percent_text(pct: Decimal | None) -> str:
@@ -145,20 +170,25 @@ class _InvoicePlans(_PlanBuilderCore):
         """The date an invoice is posted with: the operator's (``value={"invoice_date": …}``), else
         ``wanted`` (``why``: where it comes from), unless the ERP's strict invoice sequence already
         holds a later posted invoice — then the late posting is dated today (the preview says so).
+        "Today" is the engine's UTC date or the ERP's today when that is earlier, and a date the
+        fix picks is never after the ERP's today (nor before the latest posted invoice date); an
+        operator's date after the ERP's today is refused (:meth:`refuse_after_erp_today`).
         A passed ``date`` check."""
         latest = self.latest_posted_date()
         chosen = self.chosen_invoice_date()
         if chosen is not None:
+            self.refuse_after_erp_today(chosen)
             inv_date = chosen
             self.notes.append(f"invoice date chosen by the operator: {inv_date}")
         else:
             inv_date = wanted
             if latest is not None and inv_date < latest:
-                today = self.engine.clock().astimezone(UTC).date()
-                inv_date = max(today, latest)
+                inv_date = max(self.fix_today(), latest)
                 self.notes.append(f"{why} {wanted}, but the ERP's strict invoice sequence already has a posted "
                                   f"invoice dated {latest}: the late posting is dated {inv_date}")
-        self.ok("date", f"invoice date {inv_date}")
+            inv_date = self.not_after_erp_today(inv_date, latest)
+        self.ok("date", f"invoice date {inv_date}" + (f" (the ERP's today: {self.erp_today})"
+                                                       if self.erp_today is not None else ""))
         return inv_date
 
     def billing_lines(self, inv: Any) -> list[StepLine]:
@@ -220,20 +250,7 @@ class _InvoicePlans(_PlanBuilderCore):
                 raise _Refuse("product", f"plan {line.plan_key!r} has no ERP product with that code")
             net = line.net.amount if line.net is not None else line.amount.amount
             line_tax = line.tax.amount if line.tax is not None else Decimal(0)
-            ids: list[int] = []
-            for t in line.taxes:
-                rate = t.rate_id or "(a rate billing did not name)"
-                if t.rate_id is None or t.rate_id not in mapping:
-                    pct = f" {percent_text(t.percentage)} %" if t.percentage is not None else ""
-                    rc = " reverse charge" if t.reverse_charge else ""
-                    raise _Refuse("tax", f"billing tax rate {rate} ({t.name or 'tax'}{pct}{rc}) of line "
-                                         f"{line.description!r} has no ERP tax: map it in the profile "
-                                         f"([profiles.NAME.erp.tax_map] \"{rate}\" = <ERP tax id>); nothing is "
-                                         "posted with a guessed tax")
-                ids.append(mapping[t.rate_id])
-            if line_tax and not line.taxes:
-                raise _Refuse("tax", f"line {line.description!r} is taxed {format_money(line_tax, cur)} at no "
-                                     "named rate: post it by hand")
+            ids = mapped_taxes(line, mapping, cur, "post it by hand")
             qty = line.quantity
             try:
                 unit = (net / qty).quantize(quantum) if qty else None
@@ -514,10 +531,11 @@ class _InvoicePlans(_PlanBuilderCore):
         currency = binv.total.currency
         self.check_currency(currency)
         post = self.posting(binv)
-        today = self.engine.clock().astimezone(UTC).date()
+        today = self.fix_today()
         latest = self.latest_posted_date()
         chosen = self.chosen_invoice_date()
         if chosen is not None:
+            self.refuse_after_erp_today(chosen)
             inv_date = chosen
             if latest is not None and inv_date < latest:
                 raise _Refuse("date", f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
@@ -528,7 +546,8 @@ class _InvoicePlans(_PlanBuilderCore):
             if inv_date != today:
                 self.notes.append(f"the ERP's strict invoice sequence already has a posted invoice dated {latest}: "
                                   f"dated {inv_date}, not today")
-        self.ok("date", f"the credit note and the corrected copy are dated {inv_date}")
+        self.ok("date", f"the credit note and the corrected copy are dated {inv_date}"
+                + (f" (the ERP's today: {self.erp_today})" if self.erp_today is not None else ""))
         invoice_id, party_id = int(erp_inv.ref.id), int(party.ref.id)
         ack = self.acknowledge_warning()
         self.steps = [CreditRepost(invoice_id, iid, party_id, currency, inv_date.isoformat(), post.lines, ack,

@@ -98,7 +98,7 @@ from services.actions.outbox import (
     _work_from_row,
 )
 from services.actions.plan import _PlanBuilder
-from services.actions.plan_builder import _Refuse
+from services.actions.plan_builder import _Refuse, read_erp_today
 from services.actions.replay import _Replay
 from services.actions.role_audit import role_change_entry
 from services.actions.roles import _role_team, allowed_actions_for, require_actor, role_check
@@ -285,6 +285,7 @@ class ActionService(_Replay):
     async def plan(self, req: ActionRequest) -> Plan:
         """Preflight and dry run; writes nothing. A refusal is a failed check."""
         exc = await self.engine.exception(req.exception_id)
+        await read_erp_today(self.engine)  # postings are never dated after the ERP's today
         return self._plan(req, exc)
 
     def _plan(self, req: ActionRequest, exc: SyncException | None) -> Plan:
@@ -450,6 +451,7 @@ class ActionService(_Replay):
             found = await self.engine.exception(exc_id)
             if found is not None:
                 opened[exc_id] = found
+        await read_erp_today(self.engine)  # postings are never dated after the ERP's today
         plans = [self._plan(r, opened.get(r.exception_id)) for r in reqs]
         total = len(plans)
         results: list[ActionResult | None] = [None] * total

@@ -1,13 +1,15 @@
 """The invoice workflow: the strict invoice sequence, the buttons (validate, draft, cancel,
-post with its warnings: taxes other than the products', a payment date in the past) and
-``Invoice.credit``."""
+post with its warnings: taxes other than the products', a customer invoice dated after the
+ERP's today, a payment date in the past) and ``Invoice.credit``; ``ir.date.today`` (the ERP's
+today: the demo's clock in the company's timezone)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import zoneinfo
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from typing import Any
 
 from services.demo.store import ErpStore
@@ -155,16 +157,57 @@ def _check_warning(call: ModelCall, name: str) -> bool:
     return False
 
 
+def erp_today(call: ModelCall, company: Any) -> date:
+    """trytond's ``ir.date.today`` with the company module: the date now (the demo's clock) in
+    the timezone of ``company`` (``company.company`` ``timezone``), else the server's (UTC)."""
+    now = call.tx.now if call.tx.now.tzinfo is not None else call.tx.now.replace(tzinfo=UTC)
+    rec = call.store.tables["company.company"].get(company) if isinstance(company, int) else None
+    name = (rec or {}).get("timezone")
+    if isinstance(name, str) and name:
+        try:
+            return now.astimezone(zoneinfo.ZoneInfo(name)).date()
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    return now.astimezone(UTC).date()
+
+
+def date_today(call: ModelCall, timezone: Any = None) -> date:
+    """``model.ir.date.today``: the ERP's today for the context's company."""
+    return erp_today(call, call.tx.context.get("company"))
+
+
+def _check_future(call: ModelCall, invoices: list[Record]) -> None:
+    """trytond's ``Invoice.post``: a warning (``invoice_date_future``) for the customer invoices
+    dated after the ERP's today (per company, in its timezone), named after all of them."""
+    by_company: dict[Any, list[Record]] = {}
+    for rec in invoices:
+        by_company.setdefault(rec.get("company"), []).append(rec)
+    for company, recs in by_company.items():
+        today = erp_today(call, company)
+        future = [r for r in recs if (r.get("type") or "out") == "out"
+                  and isinstance(r.get("invoice_date"), date) and r["invoice_date"] > today]
+        if not future:
+            continue
+        names = ", ".join(call.values.rec_name("account.invoice", r["id"]) for r in future[:5])
+        if len(future) > 5:
+            names += "..."
+        warning = _warning_name(call, "invoice_date_future", "account.invoice", [r["id"] for r in future])
+        if _check_warning(call, warning):
+            raise TrytonUserWarning(warning, f'The invoices "{names}" have an invoice date in the future.')
+
+
 def invoice_post(call: ModelCall, ids: Any) -> None:
     sequence = call.service.sequence
     sequence.refresh()
     call.tx.on_rollback(sequence.snapshot())
-    today = call.tx.now.date()
+    # the workflow transition posts the draft and validated ones only
+    _check_future(call, [r for r in invoice_records(call, ids) if r.get("state") in ("draft", "validated")])
     _check_taxes(call, [r for r in invoice_records(call, ids) if r.get("state") == "draft"])
     for rec in invoice_records(call, ids):
         if rec.get("state") not in ("draft", "validated"):
             continue
         rid = rec["id"]
+        today = erp_today(call, rec.get("company"))
         name = call.values.rec_name("account.invoice", rid)
         type_ = rec.get("type") or "out"
         invoice_date = rec.get("invoice_date") or today

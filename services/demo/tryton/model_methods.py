@@ -1,12 +1,14 @@
-"""The model-specific RPC methods: the invoice buttons and the user's preferences."""
+"""The model-specific RPC methods: the invoice buttons, the user's preferences and the ERP's
+today (``ir.date.today``: ``ir.date`` is a plain trytond ``Model`` serving only that)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from services.demo.tryton.invoices import invoice_cancel, invoice_draft, invoice_post, invoice_validate
-from services.demo.tryton.model_call import ModelCall
+from services.demo.tryton.errors import HTTPAbort
+from services.demo.tryton.invoices import date_today, invoice_cancel, invoice_draft, invoice_post, invoice_validate
+from services.demo.tryton.model_call import GENERIC_METHODS, ModelCall
 
 
 def user_get_preferences(call: ModelCall, context_only: Any = False) -> dict[str, Any]:
@@ -36,7 +38,16 @@ def user_get_preferences(call: ModelCall, context_only: Any = False) -> dict[str
     return prefs
 
 
+def not_served(call: ModelCall, *args: Any) -> None:
+    """A method the model does not serve over RPC: trytond's dispatcher answers 403."""
+    raise HTTPAbort(403)
+
+
+#: the generic methods (search, read, ...) ``ir.date`` does not serve (it stores nothing)
+NOT_STORED: dict[str, Callable[..., Any]] = dict.fromkeys(GENERIC_METHODS, not_served)
+
 MODEL_METHODS: dict[str, dict[str, Callable[..., Any]]] = {
+    "ir.date": {**NOT_STORED, "today": date_today},
     "account.invoice": {"post": invoice_post, "validate_invoice": invoice_validate,
                         "cancel": invoice_cancel, "draft": invoice_draft},
     "res.user": {"get_preferences": user_get_preferences},

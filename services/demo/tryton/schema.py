@@ -163,6 +163,8 @@ class Schema:
             for name, x in TRYTOND_FIELDS.get(model, {}).items():
                 fields.setdefault(name, self._trytond(name, x))
             self.models[model] = fields
+        # trytond's ``ir.date``: a plain Model (no table, no field) serving only ``today`` over RPC
+        self.models["ir.date"] = {}
         for model, fields in self.models.items():
             for fd in fields.values():
                 # trytond's other one2many fields are read-only views here: no cascades

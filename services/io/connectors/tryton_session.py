@@ -39,7 +39,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import quote
 
@@ -167,6 +167,8 @@ class TrytonSession(Connector):
         self._generation = 0  # bumped by every login
         self.uid: int | None = None
         self.context: dict[str, Any] | None = None
+        #: the ERP's today at the last :meth:`read_today`, and when (by :attr:`clock`) it was read
+        self.today_read: tuple[date, datetime] | None = None
 
     # -- JSON-RPC -----------------------------------------------------------------------
     async def _post(self, method: str, params: list[Any], operation: str, safe: bool,
@@ -287,6 +289,23 @@ class TrytonSession(Connector):
                 log.info("erp: session refused (%s); logging in again", operation)
                 await self._ensure_session(stale=generation)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def read_today(self, max_age: timedelta = timedelta(seconds=60)) -> date:
+        """The ERP's today: ``model.ir.date.today`` (served over RPC by trytond's ``ir.date``;
+        with the session's context, whose ``company`` makes trytond answer the date in the
+        company's timezone: the date ``account.invoice.post`` compares an invoice date with
+        before its ``invoice_date_future`` warning). A read less than ``max_age`` old (by
+        :attr:`clock`) is reused: a date read a minute before the ERP's midnight is a day early
+        at worst, and an earlier date never raises that warning."""
+        now = self.clock()
+        if self.today_read is not None and timedelta(0) <= now - self.today_read[1] < max_age:
+            return self.today_read[0]
+        operation = "read the ERP's today"
+        result = await self.call("ir.date", "today", operation=operation, safe=True)
+        if not isinstance(result, date) or isinstance(result, datetime):
+            raise ProtocolError(self.system, operation, f"ir.date.today answered {type(result).__name__}, not a date")
+        self.today_read = (result, now)
+        return result
 
     @property
     def company(self) -> int:
