@@ -267,9 +267,12 @@ class _Calc:
         for key, label, pct in ((m.POSTING_P50, "Posting latency p50", 50), (m.POSTING_P95, "Posting latency p95", 95),
                                 (m.POSTING_MAX, "Posting latency max", 100)):
             value = percentile(lags, pct)
-            slow = tuple(x[3] for x in cur if x[2] is not None and value is not None and x[2] >= value)
+            slow = [x for x in cur if x[2] is not None and value is not None and x[2] >= value]
+            # the invoices at or above the figure, and their customers (the console opens those)
             headline.append(self._figure(key, label, value, percentile(prev_lags, pct), Unit.SECONDS,
-                                         Records(invoices=slow), basis=len(lags), note=posting_note))
+                                         Records(customers=_uniq(x[4] for x in slow),
+                                                 invoices=tuple(x[3] for x in slow)),
+                                         basis=len(lags), note=posting_note))
         # activation latency
         act_apply = self._applies(f, Team.SUPPORT, "entitlement.", (System.BILLING, System.SUPPORT))
         act, act_ids, late = self._activation(self.period) if act_apply else ([], [], 0)

@@ -95,6 +95,9 @@ async def test_success_rate_and_posting_latency_equal_the_generators_truth(rig: 
                 assert fig.value is None, (key, fig.value)
             else:
                 assert fig.value is not None and abs(fig.value - want) < 1.0, (key, fig.value, want)
+            # the records: the invoices at or above the figure, and exactly their customers
+            owner = {i.id: i.customer for i in truth.invoices}
+            assert set(fig.records.customers) == {owner[i] for i in fig.records.invoices}, key
         assert sum(report.latency_histogram.counts) == len(lags)
     # one currency: only its invoices count
     by_currency = {i.id: i.currency for i in truth.invoices}

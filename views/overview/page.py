@@ -214,7 +214,9 @@ class OverviewPage(QWidget):
         label = f"{figure.label} ({value_text(figure.value, figure.unit)})"
         if figure.records.exceptions:
             self.open_exceptions.emit(frozenset(figure.records.exceptions), label)
-        elif figure.records.customers:
+        elif figure.records.customers:  # e.g. the customers of the invoices a latency figure rests on
+            if figure.records.invoices:
+                label += f": customers of {len(figure.records.invoices):,} invoice(s)"
             self.open_customers.emit(frozenset(figure.records.customers), label)
 
     def figure(self, key: str) -> Figure | None:
