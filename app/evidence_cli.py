@@ -38,7 +38,7 @@ from services.core.text_safety import terminal_safe
 from services.core.timeline import build_timeline
 from services.evidence.collect import collect_pack
 from services.evidence.pack import EvidencePack
-from services.io.config import ConfigError
+from services.io.config import ConfigError, write_private
 
 EXIT_NOT_INTACT = 1
 
@@ -70,17 +70,6 @@ def customer_ids(index: CustomerIndex, snapshot: Any, queries: list[str], except
     return list(dict.fromkeys(out))
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_pack(pack: EvidencePack, pdf: Path, json_path: Path) -> int:
     """The JSON twin, then the PDF (rendered to a temporary file beside it, then renamed); pages."""
     from app.evidence_pdf import render_pdf
@@ -89,7 +78,7 @@ def write_pack(pack: EvidencePack, pdf: Path, json_path: Path) -> int:
         if not target.parent.is_dir():
             raise CommandError(f"cannot write {target}: no folder {target.parent}")
     try:
-        write_atomically(json_path, pack.json_bytes)
+        write_private(json_path, pack.json_bytes)  # atomic, 0600 from the first byte, flushed
         fd, tmp = tempfile.mkstemp(prefix=f".{pdf.name}.", suffix=".tmp", dir=pdf.parent)
         os.close(fd)
         try:

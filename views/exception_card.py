@@ -37,7 +37,7 @@ from views.widgets.icons import (
     system_icon,
     unlinked_icon,
 )
-from views.widgets.sides import NOT_COMPARED
+from views.widgets.sides import NOT_COMPARED, sides_currency
 from views.widgets.table_menu import install_table_menu
 from views.widgets.text import (
     SYSTEM_TITLES,
@@ -141,7 +141,7 @@ class SideBySideTable(QTableWidget):
         self.setVerticalHeaderLabels(labels)
         bold = QFont()
         bold.setBold(True)
-        currency = next((str(s.values["currency"]) for s in exc.sides if s.values.get("currency")), None)
+        currency = sides_currency(exc.sides)
         for row, key in enumerate(fields, start=1):
             present = [side.values[key] for side in exc.sides if key in side.values]
             differs = key not in NOT_COMPARED and len({format_value(v) for v in present}) > 1

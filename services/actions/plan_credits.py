@@ -213,9 +213,7 @@ class _CreditPlans(_InvoicePlans):
                                    f"net, {format_money(tax_total, cur)} tax, total "
                                    f"{format_money(cn.total.amount, cur)}: post it by hand")
         self.ok("lines", f"{len(lines)} credit line(s) crediting lines of ERP invoice {copy.number or copy.ref.id}")
-        used = sorted({t.rate_id for ln in cn.lines for t in ln.taxes if t.rate_id is not None})
-        self.ok("tax", f"every tax rate maps to one ERP tax ({', '.join(f'{r} -> {mapping[r]}' for r in used)})"
-                if used else "untaxed: no line carries a tax rate")
+        self.rates_mapped(cn.lines, mapping)
         expected = self.expected_credit(net_total, tax_total, cn.total.amount, cur)
         self.totals_note(expected, cur)
         return lines, taxes, expected

@@ -140,6 +140,14 @@ class Posting:
 class _InvoicePlans(_PlanBuilderCore):
     """RETRY, CORRECT, CREDIT_REPOST and CANCEL of invoices."""
 
+    def rates_mapped(self, lines: list[InvoiceLine], mapping: dict[str, int]) -> list[str]:
+        """The "tax" check: which billing tax rates the lines use, each with its ERP tax (the
+        lines' taxes were mapped by :func:`mapped_taxes`); the rates, sorted."""
+        used = sorted({t.rate_id for ln in lines for t in ln.taxes if t.rate_id is not None})
+        self.ok("tax", f"every tax rate maps to one ERP tax ({', '.join(f'{r} -> {mapping[r]}' for r in used)})"
+                if used else "untaxed: no line carries a tax rate")
+        return used
+
     def acknowledge_warning(self) -> str | None:
         """``value={"acknowledge_warning": name}``: the step acknowledges that ERP warning once
         (audited, previewed as its own call); the name for the step's ``acknowledge``."""
@@ -279,10 +287,7 @@ class _InvoicePlans(_PlanBuilderCore):
                                    f"{format_money(net_total, cur)} net, {format_money(tax_total, cur)} tax, total "
                                    f"{money_text(inv)}: post it by hand")
         self.ok("product", f"{len(lines)} line(s); every plan maps to an ERP product")
-        used = sorted({t.rate_id for ln in inv.lines for t in ln.taxes if t.rate_id is not None})
-        self.ok("tax", f"every tax rate maps to one ERP tax ({', '.join(f'{r} -> {mapping[r]}' for r in used)})"
-                if used else "untaxed: no line carries a tax rate")
-        if used:
+        if self.rates_mapped(inv.lines, mapping):
             self.notes.append("each line carries its billing rate's ERP tax: the ERP's warning that these are not "
                               "the product's default taxes (a customer without a tax rule) is acknowledged for this "
                               "invoice; any other warning stops the posting")

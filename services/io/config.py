@@ -296,10 +296,10 @@ def profile_to_toml(profile: Profile) -> dict[str, Any]:
     return {"profiles": {profile.name: tables}}
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` readable and writable by the owner only (0600) from the first
-    byte: a new temporary file is created with that mode (never a default-mode file chmod-ed
-    afterwards), written, flushed to disk, then atomically renamed over ``path``."""
+def write_private(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or exact bytes) to ``path`` readable and writable by the owner only (0600)
+    from the first byte: a new temporary file is created with that mode (never a default-mode
+    file chmod-ed afterwards), written, flushed to disk, then atomically renamed over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
@@ -311,7 +311,7 @@ def write_private(path: Path, text: str) -> None:
             fd = -1
             if os.name == "posix":
                 os.fchmod(out.fileno(), 0o600)  # the umask can only remove bits; make it exact
-            out.write(text.encode("utf-8"))
+            out.write(text.encode("utf-8") if isinstance(text, str) else text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

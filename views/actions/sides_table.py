@@ -13,7 +13,7 @@ from services.core.domain import SyncException, System
 from services.core.ownership import owner_system
 from views.exception_card import record_text
 from views.widgets.icons import system_icon
-from views.widgets.sides import differing_keys, side_keys
+from views.widgets.sides import differing_keys, side_keys, sides_currency
 from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import WholeRows
 from views.widgets.text import SYSTEM_TITLES, money_value_text, plain_tooltip, shown
@@ -41,8 +41,7 @@ class SidesTable(QTableWidget):
         bold = QFont(self.font())
         bold.setBold(True)
         #: the exception's currency: its amounts are shown with it ("1,234.50 EUR")
-        self.currency = currency = next((str(s.values["currency"]) for s in exc.sides if s.values.get("currency")),
-                                        None)
+        self.currency = currency = sides_currency(exc.sides)
         for row, key in enumerate(keys):
             self.setVerticalHeaderItem(row, QTableWidgetItem(f"≠ {key}" if key in differ else key))
             for col, side in enumerate(exc.sides):

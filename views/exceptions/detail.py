@@ -39,7 +39,7 @@ from views.actions.wording import fix_button_text
 from views.exceptions.model import mark_lines
 from views.widgets.focus import tab_chain
 from views.widgets.icons import SEVERITY_COLORS, severity_icon, system_icon
-from views.widgets.sides import NOT_COMPARED, side_keys
+from views.widgets.sides import NOT_COMPARED, side_keys, sides_currency
 from views.widgets.table_menu import install_table_menu
 from views.widgets.tables import EmptyState
 from views.widgets.text import (
@@ -329,7 +329,7 @@ class ExceptionDetail(QWidget):
         accent.setAlpha(70)
         muted = muted_brush(table)
         self.differing: list[str] = []
-        currency = next((str(s.values["currency"]) for s in sides if s.values.get("currency")), None)
+        currency = sides_currency(sides)
         for row, key in enumerate(keys):
             held = [format_value(s.values[key]) for s in sides if key in s.values]
             differs = key not in NOT_COMPARED and len(held) >= 2 and len(set(held)) > 1

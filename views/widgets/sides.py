@@ -3,7 +3,7 @@ owner's side, and the link candidates a side carries."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.core.domain import Side, SyncException, System
@@ -25,6 +25,12 @@ def side_keys(exc: SyncException) -> list[str]:
             if key not in HIDDEN_KEYS and key not in keys:
                 keys.append(key)
     return keys
+
+
+def sides_currency(sides: Sequence[Side]) -> str | None:
+    """The exception's currency, as the first side that names one says: its amounts are shown
+    with it (:func:`views.widgets.text.money_value_text`)."""
+    return next((str(s.values["currency"]) for s in sides if s.values.get("currency")), None)
 
 
 def differing_keys(exc: SyncException) -> list[str]:
